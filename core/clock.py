@@ -1,0 +1,114 @@
+"""The two clocks: the real one, and a controllable one for tests.
+
+Core never calls ``time.time()`` or a bare ``asyncio.sleep``: it asks its Clock, so a test
+can drive the worker, the scheduler and the store through hours of time in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+
+__all__ = ["ManualClock", "SystemClock"]
+
+
+class SystemClock:
+    """Wall-clock time and real sleeps."""
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(max(seconds, 0.0), callback)
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        try:
+            await asyncio.wait_for(event.wait(), max(timeout, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+
+class ManualClock:
+    """A clock that moves only when a test calls ``advance``.
+
+    Sleepers wake in deadline order; ``advance`` stops at each deadline and lets the
+    event loop run the woken tasks before it moves on, so periodic loops tick as often
+    as they would in real time.
+    """
+
+    def __init__(self, start: float = 1_750_000_000.0, settle_rounds: int = 20) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._settle_rounds = settle_rounds
+
+    def now(self) -> float:
+        return self._now
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> _ManualTimer:
+        timer = _ManualTimer(callback)
+        future = timer.future
+        heapq.heappush(self._sleepers, (self._now + max(seconds, 0.0), next(self._seq), future))
+        return timer
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
+        await future
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        sleeper = asyncio.ensure_future(self.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+        return event.is_set()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking every sleeper on the way."""
+        target = self._now + seconds
+        await self.settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            self._now = max(self._now, self._sleepers[0][0])
+            self._wake_due()
+            await self.settle()
+        self._now = target
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Let the event loop run everything that is ready, without moving time."""
+        for _ in range(self._settle_rounds):
+            await asyncio.sleep(0)
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+
+
+class _ManualTimer:
+    """A ManualClock ``call_later``: a future that fires the callback when woken."""
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.future.add_done_callback(lambda f: None if f.cancelled() else callback())
+
+    def cancel(self) -> None:
+        self.future.cancel()

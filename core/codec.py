@@ -1,0 +1,191 @@
+"""JSON encoding of tasks and records: the wire format every language reads. No pickle, ever.
+
+Times are seconds since the Unix epoch as JSON numbers; absent optional fields are omitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from atp.core.errors import InvalidInput
+from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.subjects import validate_subject
+
+__all__ = [
+    "decode_record",
+    "decode_task",
+    "dumps",
+    "encode_record",
+    "encode_task",
+    "loads",
+    "record_from_dict",
+    "record_to_dict",
+    "task_from_dict",
+    "task_to_dict",
+]
+
+_OPTIONAL = ("idempotency_key", "timeout", "schedule", "tick", "workflow_run", "step")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as compact JSON; raise InvalidInput if it is not JSON-serialisable."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise InvalidInput(f"value is not JSON-serialisable: {exc}") from exc
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON; raise InvalidInput for malformed input."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """Return the JSON object of ``task``."""
+    data: dict[str, Any] = {
+        "id": task.id,
+        "subject": task.subject,
+        "payload": task.payload,
+        "headers": dict(task.headers),
+        "run_at": task.run_at,
+        "created_at": task.created_at,
+        "attempt": task.attempt,
+        "priority": task.priority,
+    }
+    if task.max_attempts is not None:
+        data["max_attempts"] = task.max_attempts
+    if task.retry is not None:
+        data["retry"] = _retry_to_dict(task.retry)
+    for name in _OPTIONAL:
+        value = getattr(task, name)
+        if value is not None:
+            data[name] = value
+    return data
+
+
+def task_from_dict(data: Mapping[str, Any]) -> Task:
+    """Build a Task from its JSON object, checking every field; raise InvalidInput."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"a task envelope must be a JSON object, got {type(data).__name__}")
+    try:
+        return Task(
+            id=_string(data, "id"),
+            subject=validate_subject(data.get("subject")),
+            payload=data.get("payload"),
+            headers=_headers(data.get("headers") or {}),
+            idempotency_key=data.get("idempotency_key"),
+            run_at=float(data.get("run_at", 0.0)),
+            created_at=float(data.get("created_at", 0.0)),
+            attempt=int(data.get("attempt", 0)),
+            max_attempts=_optional_int(data.get("max_attempts")),
+            retry=_retry_from_dict(data["retry"]) if data.get("retry") else None,
+            timeout=_optional_float(data.get("timeout")),
+            priority=int(data.get("priority", 0)),
+            schedule=data.get("schedule"),
+            tick=_optional_float(data.get("tick")),
+            workflow_run=data.get("workflow_run"),
+            step=data.get("step"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed task envelope: {exc}") from exc
+
+
+def encode_task(task: Task) -> bytes:
+    """Return the JSON bytes of ``task``."""
+    return dumps(task_to_dict(task))
+
+
+def decode_task(data: bytes | str) -> Task:
+    """Return the Task in ``data``; raise InvalidInput for anything malformed."""
+    return task_from_dict(loads(data))
+
+
+def record_to_dict(record: TaskRecord) -> dict[str, Any]:
+    """Return the JSON object of ``record``: the task under ``task``, the rest beside it."""
+    return {
+        "task": task_to_dict(record.task),
+        "state": record.state.value,
+        "updated_at": record.updated_at,
+        "lease_owner": record.lease_owner,
+        "lease_until": record.lease_until,
+        "result": record.result,
+        "errors": [_error_to_dict(error) for error in record.errors],
+        "cancel_requested": record.cancel_requested,
+        "finished_at": record.finished_at,
+    }
+
+
+def record_from_dict(data: Mapping[str, Any]) -> TaskRecord:
+    """Build a TaskRecord from its JSON object."""
+    return TaskRecord(
+        task=task_from_dict(data["task"]),
+        state=State(data["state"]),
+        updated_at=float(data["updated_at"]),
+        lease_owner=data.get("lease_owner"),
+        lease_until=_optional_float(data.get("lease_until")),
+        result=data.get("result"),
+        errors=tuple(AttemptError(**error) for error in data.get("errors") or ()),
+        cancel_requested=bool(data.get("cancel_requested", False)),
+        finished_at=_optional_float(data.get("finished_at")),
+    )
+
+
+def encode_record(record: TaskRecord) -> bytes:
+    """Return the JSON bytes of ``record``."""
+    return dumps(record_to_dict(record))
+
+
+def decode_record(data: bytes | str) -> TaskRecord:
+    """Return the TaskRecord in ``data``."""
+    return record_from_dict(loads(data))
+
+
+def _error_to_dict(error: AttemptError) -> dict[str, Any]:
+    return {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
+
+
+def _retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
+    return {
+        "base": policy.base,
+        "factor": policy.factor,
+        "cap": policy.cap,
+        "jitter": policy.jitter,
+    }
+
+
+def _retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
+    return RetryPolicy(
+        base=float(data.get("base", 1.0)),
+        factor=float(data.get("factor", 2.0)),
+        cap=float(data.get("cap", 300.0)),
+        jitter=bool(data.get("jitter", True)),
+    )
+
+
+def _string(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"task envelope: {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _headers(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidInput(f"headers must map strings to strings, got {value!r}")
+    return dict(value)
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

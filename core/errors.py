@@ -1,0 +1,168 @@
+"""One error tree for atp; every port translates its client library's errors into it.
+
+    AtpError
+    ├── InvalidInput          bad subject, payload, delay, URL, setting      HTTP 400 / INVALID_ARGUMENT
+    │   └── PayloadTooLarge   payload over the configured limit              HTTP 413 / INVALID_ARGUMENT
+    ├── NotFound              unknown task id, schedule, run                 HTTP 404 / NOT_FOUND
+    ├── AlreadyExists         a unique name is taken                         HTTP 409 / ALREADY_EXISTS
+    ├── StateConflict         a transition the task's state forbids          HTTP 409 / FAILED_PRECONDITION
+    │   └── FencedOut         a write from a leader whose lease was lost     HTTP 409 / FAILED_PRECONDITION
+    ├── BackendUnavailable    a server cannot be reached or did not confirm  HTTP 503 / UNAVAILABLE
+    ├── ConfigError           a configuration atp cannot honour              HTTP 500 / FAILED_PRECONDITION
+    └── PluginError           a plugin is missing, broken or misbehaves      HTTP 500 / INTERNAL
+
+Handlers steer their own retries with two signals that are not errors of atp:
+``Retry(delay=...)`` asks for another attempt after ``delay`` seconds, ``Fail(reason)``
+sends the task to the dead-letter state at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+__all__ = [
+    "AlreadyExists",
+    "AtpError",
+    "BackendUnavailable",
+    "ConfigError",
+    "Fail",
+    "FencedOut",
+    "InvalidInput",
+    "NotFound",
+    "PayloadTooLarge",
+    "PluginError",
+    "Retry",
+    "StateConflict",
+    "translate_errors",
+]
+
+
+class AtpError(Exception):
+    """Base of every error atp raises on purpose."""
+
+    http_status = 500
+    grpc_code = "INTERNAL"
+    type_slug = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(AtpError):
+    """The caller sent something atp cannot accept; nothing was changed."""
+
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
+    type_slug = "invalid-input"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A payload, header set or result is over its size limit; nothing was changed."""
+
+    http_status = 413
+    type_slug = "payload-too-large"
+
+
+class NotFound(AtpError):
+    """No object with that id or name exists."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+    type_slug = "not-found"
+
+
+class AlreadyExists(AtpError):
+    """An object with that unique name exists already; nothing was changed."""
+
+    http_status = 409
+    grpc_code = "ALREADY_EXISTS"
+    type_slug = "already-exists"
+
+
+class StateConflict(AtpError):
+    """The object's current state forbids the requested transition; nothing was changed."""
+
+    http_status = 409
+    grpc_code = "FAILED_PRECONDITION"
+    type_slug = "state-conflict"
+
+
+class FencedOut(StateConflict):
+    """A leader-only write carried a fencing token older than one the store has seen.
+
+    The writer lost its lease (a pause, a partition) and another leader took over; the
+    write was refused and nothing was changed.
+    """
+
+    type_slug = "fenced-out"
+
+
+class BackendUnavailable(AtpError):
+    """A backend could not be reached or did not confirm the operation.
+
+    For a write this means the outcome is unknown to the caller: a producer that gets it
+    may publish again with the same idempotency key.
+    """
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+    type_slug = "backend-unavailable"
+
+
+class ConfigError(AtpError):
+    """A setting or a combination of plugins atp cannot honour; raised at start-up."""
+
+    http_status = 500
+    grpc_code = "FAILED_PRECONDITION"
+    type_slug = "config-error"
+
+
+class PluginError(AtpError):
+    """A plugin is missing, failed to load, or broke its contract."""
+
+    http_status = 500
+    grpc_code = "INTERNAL"
+    type_slug = "plugin-error"
+
+
+class Retry(Exception):
+    """Raised by a handler to ask for another attempt after ``delay`` seconds.
+
+    The attempt still counts towards ``max_attempts``; ``delay=None`` uses the task's
+    backoff policy.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+class Fail(Exception):
+    """Raised by a handler to send the task straight to the dead-letter state."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def translate_errors(
+    mapping: dict[type[BaseException], Callable[[BaseException], AtpError]],
+) -> Iterator[None]:
+    """Re-raise a client library's exception as the atp error ``mapping`` builds for it.
+
+    Plugins wrap every client call at the port, so nothing outside a plugin ever sees a
+    client library's exception type. ``AtpError`` passes through unchanged.
+    """
+    try:
+        yield
+    except AtpError:
+        raise
+    except tuple(mapping) as exc:
+        for kind, build in mapping.items():
+            if isinstance(exc, kind):
+                raise build(exc) from exc
+        raise

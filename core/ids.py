@@ -1,0 +1,46 @@
+"""Time-sortable unique ids: 48 bits of milliseconds and 80 random bits, Crockford base32.
+
+Ids sort by creation time across processes (to the millisecond) and, within one process,
+strictly by creation order, so a listing by id is a listing by age.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["id_time", "new_id"]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DECODE = {char: value for value, char in enumerate(_ALPHABET)}
+_lock = threading.Lock()
+_last = [0, 0]  # last millisecond, last random part
+
+
+def new_id(now: float) -> str:
+    """Return a new 26-character id stamped with ``now`` (seconds since the epoch)."""
+    millis = int(now * 1000)
+    with _lock:
+        if millis <= _last[0]:
+            millis = _last[0]
+            rand = _last[1] + 1  # same millisecond: keep the order strictly increasing
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1
+        _last[0], _last[1] = millis, rand
+    return _encode((millis << 80) | (rand & ((1 << 80) - 1)))
+
+
+def id_time(task_id: str) -> float:
+    """Return the creation time (seconds) stamped into ``task_id``."""
+    value = 0
+    for char in task_id[:10]:
+        value = value * 32 + _DECODE[char]
+    return value / 1000
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

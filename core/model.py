@@ -1,0 +1,148 @@
+"""The task envelope, its states, and the record a TaskStore keeps for it.
+
+A ``Task`` is what travels: it is serialised as JSON (``atp.core.codec``) so any language
+can produce or consume it. A ``TaskRecord`` is what the store knows on top: the state,
+the lease, the result and the history of errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "JSON",
+    "AttemptError",
+    "RetryPolicy",
+    "State",
+    "Task",
+    "TaskRecord",
+]
+
+JSON: TypeAlias = Any
+"""A value that ``json`` can encode: dict, list, str, int, float, bool or None."""
+
+
+class State(enum.StrEnum):
+    """Where a task is in its life. Transitions are compare-and-set in the store.
+
+    SCHEDULED -> READY -> RUNNING -> SUCCEEDED | SCHEDULED (retry) | DEAD;
+    SCHEDULED | READY -> CANCELLED; RUNNING -> CANCELLED when the worker honours a
+    cancel request; DEAD -> SCHEDULED on requeue.
+    """
+
+    SCHEDULED = "SCHEDULED"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    DEAD = "DEAD"
+    CANCELLED = "CANCELLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATES = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELLED})
+ACTIVE_STATES = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: ``uniform(0, min(cap, base * factor**(n-1)))``."""
+
+    base: float = 1.0
+    """Seconds of the first backoff ceiling. Default 1."""
+    factor: float = 2.0
+    """Growth of the ceiling per attempt. Default 2."""
+    cap: float = 300.0
+    """Largest backoff in seconds. Default 300."""
+    jitter: bool = True
+    """Full jitter when true; the ceiling itself when false. Default true."""
+
+    def ceiling(self, attempt: int) -> float:
+        """Return the backoff ceiling after failed attempt number ``attempt`` (1-based)."""
+        exponent = max(attempt - 1, 0)
+        if exponent > 64:  # the cap is reached long before; avoid float overflow
+            return self.cap
+        return float(min(self.cap, self.base * self.factor**exponent))
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """The envelope of one task. Immutable; change it with ``dataclasses.replace``."""
+
+    id: str
+    subject: str
+    payload: JSON = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    run_at: float = 0.0
+    """When the task may run, seconds since the epoch."""
+    created_at: float = 0.0
+    attempt: int = 0
+    """Attempts started so far; 1 while the first attempt runs."""
+    max_attempts: int | None = None
+    """Attempts before the task is dead; None: the handler's setting, else the worker's."""
+    retry: RetryPolicy | None = None
+    """Backoff between attempts; None: the handler's policy, else the worker's."""
+    timeout: float | None = None
+    """Seconds one attempt may run; None: the handler's setting, else the worker's."""
+    priority: int = 0
+    """Higher runs first where the transport can order by priority."""
+    schedule: str | None = None
+    tick: float | None = None
+    workflow_run: str | None = None
+    step: str | None = None
+
+    def replace(self, **changes: Any) -> Task:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """Why one attempt did not succeed."""
+
+    attempt: int
+    at: float
+    message: str
+    kind: str = "error"
+    """``error`` (the handler raised), ``timeout``, ``lease`` (lease expired), ``fail``
+    (the handler raised Fail), ``shutdown``, ``unserialisable``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """What the TaskStore knows about one task."""
+
+    task: Task
+    state: State
+    updated_at: float
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    """RUNNING: when the lease expires. READY: when an undelivered task is dispatched again."""
+    result: JSON = None
+    errors: tuple[AttemptError, ...] = ()
+    cancel_requested: bool = False
+    finished_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    @property
+    def subject(self) -> str:
+        return self.task.subject
+
+    @property
+    def last_error(self) -> AttemptError | None:
+        return self.errors[-1] if self.errors else None
+
+    def replace(self, **changes: Any) -> TaskRecord:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)

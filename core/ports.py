@@ -1,0 +1,444 @@
+"""The ports: what the core needs from the world, as batch-first Protocols.
+
+Every method that can touch many tasks takes and returns a batch, because a round trip
+per task is the main enemy of speed. Each docstring states its guarantee: what is atomic,
+what duplicates do, and what a failure means. Implementations translate their client
+library's errors into ``atp.core.errors`` and never return a client-library type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
+
+__all__ = [
+    "Capabilities",
+    "Claim",
+    "Clock",
+    "Consumer",
+    "Coordinator",
+    "Created",
+    "Delivery",
+    "Fence",
+    "Lease",
+    "LeaseStatus",
+    "Outcome",
+    "Page",
+    "Requeue",
+    "TaskQuery",
+    "TaskStore",
+    "Timer",
+    "Transport",
+]
+
+
+# -- Clock ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The only source of time in core."""
+
+    def now(self) -> float:
+        """Return the current time in seconds since the Unix epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return after ``seconds`` of this clock's time."""
+        ...
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        """Wait until ``event`` is set or ``timeout`` seconds pass; return whether it is set."""
+        ...
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> Timer:
+        """Call ``callback`` once after ``seconds`` on the running loop, unless cancelled."""
+        ...
+
+
+class Timer(Protocol):
+    """A pending ``call_later``; ``asyncio.TimerHandle`` is one."""
+
+    def cancel(self) -> None: ...
+
+
+# -- Transport -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a transport does natively; the core emulates the rest or refuses at start-up."""
+
+    delay: bool = False
+    """Holds a message until a later time (``nack(delay=)``). Emulated by the store's
+    due-index and the scheduler's forwarder."""
+    deduplication: bool = False
+    """Drops a second publish of the same task id inside its window. Emulated by the
+    store's compare-and-set at claim: a duplicate delivery is acked, never run."""
+    lease_extension: bool = False
+    """``keep_alive`` extends a delivery's lease. Without it, a task whose timeout is longer
+    than the transport's lease is refused at start-up."""
+    dead_letters: bool = False
+    """Keeps terminated messages aside. The store's DEAD state is the dead-letter queue
+    on every transport; this only tells whether the transport keeps a copy too."""
+    durable: bool = False
+    """A published message survives a crash of the publishing process and of the server.
+    Without it the scheduler republishes READY tasks from the store after a restart."""
+    lease_recovery: bool = False
+    """Redelivers what a dead consumer held once its lease expires. Without it the
+    scheduler's reaper recovers expired leases from the store."""
+    shared: bool = True
+    """Other processes reach the same queues. A process-local transport serves only the
+    workers of the process that created it (``atp dev``, tests)."""
+    lease: float | None = None
+    """The transport's own lease (ack wait) in seconds, or None if it has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One task handed to one consumer. ``token`` is opaque and only its consumer reads it."""
+
+    task: Task
+    token: str
+    deliveries: int = 1
+    """How many times the transport has delivered this message, this one included."""
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """A subscription of one group to one subject pattern; verbs follow JetStream's."""
+
+    async def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
+        """Return up to ``max_items`` deliveries, waiting up to ``timeout`` for the first.
+
+        Returns an empty list on timeout. A message that is not a valid task envelope is
+        terminated by the transport and logged, never returned. Cancelling a fetch loses
+        nothing: whatever it had taken is redelivered after its lease. Each returned delivery is
+        leased to this consumer until acked, nacked, terminated or its lease runs out.
+        """
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove the deliveries from the queue for good. Acking twice is harmless."""
+        ...
+
+    async def nack(self, deliveries: Sequence[Delivery], delay: float = 0.0) -> None:
+        """Give the deliveries back, to be delivered again after ``delay`` seconds."""
+        ...
+
+    async def keep_alive(self, deliveries: Sequence[Delivery]) -> None:
+        """Restart the lease of each delivery (JetStream's in_progress)."""
+        ...
+
+    async def terminate(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        """Stop delivering these messages, ever; a dead-letter copy is kept if supported."""
+        ...
+
+    async def close(self) -> None:
+        """Stop fetching. Deliveries still held are redelivered after their lease."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves READY task envelopes from producers to the workers subscribed to a subject."""
+
+    capabilities: Capabilities
+
+    async def publish(self, tasks: Sequence[Task]) -> None:
+        """Publish each task to its subject; return once every one is confirmed.
+
+        Raises BackendUnavailable if any publish was not confirmed: some of the batch may
+        then have been published. Publishing the same task id again is always safe (the
+        transport or the store's claim drops the duplicate), so the caller retries the
+        whole batch.
+        """
+        ...
+
+    async def consume(self, pattern: str, group: str) -> Consumer:
+        """Subscribe ``group`` to every subject matching ``pattern`` (``*``, ``>``).
+
+        Consumers of one group share the messages (each goes to one of them); every group
+        receives every message. Subjects created after the subscription are included.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections; unacked deliveries are redelivered after their lease."""
+        ...
+
+
+# -- TaskStore -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What ``create`` did for one task."""
+
+    id: str
+    created: bool
+    """False when a task with the same idempotency key existed inside its window: ``id``
+    is then that task's id and nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``claim`` did for one task id."""
+
+    record: TaskRecord | None
+    """The record after the claim, or as it stands when not claimed; None: unknown id."""
+    claimed: bool
+
+
+class LeaseStatus(enum.StrEnum):
+    """What ``heartbeat`` found for one running task."""
+
+    HELD = "HELD"
+    LOST = "LOST"
+    """The lease is no longer this owner's: it expired and was taken, or the task moved on."""
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    """Still held and extended, and a cancel was requested: the worker should stop it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the worker reports it to ``finish``."""
+
+    task_id: str
+    owner: str
+    state: State
+    """SUCCEEDED, SCHEDULED (another attempt at ``run_at``), DEAD or CANCELLED."""
+    at: float
+    result: JSON = None
+    error: AttemptError | None = None
+    run_at: float | None = None
+    refund: bool = False
+    """With SCHEDULED: the attempt does not count (the worker shut down under it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """A request to give a DEAD task a new life."""
+
+    task_id: str
+    run_at: float
+    payload: JSON = None
+    replace_payload: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """A filter for listing tasks, newest first, with cursor paging."""
+
+    subject: str | None = None
+    """A subject pattern (``orders.*``), or None for all."""
+    states: frozenset[State] | None = None
+    cursor: str | None = None
+    """The ``next_cursor`` of the previous page."""
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; ``next_cursor`` is None on the last page."""
+
+    items: list[TaskRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A leader's fencing token, carried by leader-only writes."""
+
+    name: str
+    token: int
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """The source of truth for task state. Every transition is a compare-and-set.
+
+    Batch calls are atomic per batch unless a method says otherwise: on an error nothing
+    of the batch was applied. Results are in the order of the input.
+    """
+
+    async def create(
+        self,
+        tasks: Sequence[Task],
+        *,
+        now: float,
+        idempotency_window: float,
+        ready_until: float | None = None,
+    ) -> list[Created]:
+        """Create tasks, honouring idempotency keys, in one atomic step.
+
+        A task whose ``idempotency_key`` was used by a task created less than
+        ``idempotency_window`` seconds ago is not created: its Created carries the
+        existing id. Inside one batch the first task with a key wins. A created task is
+        READY with ``lease_until=ready_until`` if ``ready_until`` is given and its
+        ``run_at <= now`` (the caller then publishes it); otherwise SCHEDULED.
+        """
+        ...
+
+    async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
+        """Return the record of each id, or None for an unknown id."""
+        ...
+
+    async def take_due(
+        self, *, now: float, limit: int, ready_until: float, fence: Fence | None = None
+    ) -> list[Task]:
+        """Move up to ``limit`` SCHEDULED tasks with ``run_at <= now`` to READY, oldest first.
+
+        Each gets ``lease_until=ready_until``. Atomic: no task is taken by two callers.
+        Raises FencedOut, changing nothing, if ``fence`` is older than one seen before.
+        """
+        ...
+
+    async def release(self, ids: Sequence[str], *, now: float) -> None:
+        """Move READY tasks back to SCHEDULED (their publish failed); others are untouched."""
+        ...
+
+    async def claim(
+        self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
+    ) -> list[Claim]:
+        """Lease tasks to ``owner`` for running: READY -> RUNNING, attempt + 1.
+
+        A RUNNING task whose lease expired (``lease_until <= now``) is taken over the same
+        way. Anything else is not claimed and comes back as it stands, so the caller can
+        tell a duplicate delivery (RUNNING elsewhere, finished, cancelled) from an
+        unknown id. Per item: each id is claimed or not on its own.
+        """
+        ...
+
+    async def heartbeat(
+        self, ids: Sequence[str], *, owner: str, lease_until: float
+    ) -> list[LeaseStatus]:
+        """Extend the leases ``owner`` holds on RUNNING tasks to ``lease_until``."""
+        ...
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record how attempts ended: a compare-and-set on RUNNING and the lease owner.
+
+        Returns per outcome whether it was applied; False means the lease was lost (the
+        task was taken over or cancelled) and nothing was changed for that task. An
+        outcome's error is appended to the task's error history.
+        """
+        ...
+
+    async def cancel(self, ids: Sequence[str], *, now: float) -> list[TaskRecord | None]:
+        """Cancel tasks: SCHEDULED or READY -> CANCELLED; RUNNING gets a cancel request.
+
+        Finished tasks are left as they are. Returns each record after the call, or None
+        for an unknown id. Per item.
+        """
+        ...
+
+    async def recover(
+        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+    ) -> list[TaskRecord]:
+        """Take back up to ``limit`` RUNNING tasks whose lease expired (their worker died).
+
+        Each gets a ``lease`` error appended and goes to SCHEDULED with ``run_at=now``, or
+        to DEAD (``finished_at=now``) when ``attempt`` has reached ``max_attempts`` (or
+        ``default_max_attempts`` where the task has none). Returns the changed records.
+        Raises FencedOut as ``take_due`` does.
+        """
+        ...
+
+    async def redispatch(
+        self,
+        *,
+        now: float,
+        limit: int,
+        ready_until: float,
+        fence: Fence | None = None,
+        everything: bool = False,
+    ) -> list[Task]:
+        """Return up to ``limit`` READY tasks to publish again, stamping ``ready_until``.
+
+        Takes those whose ``lease_until <= now`` (published but never claimed in time),
+        or every READY task when ``everything`` (the transport lost its queues).
+        Raises FencedOut as ``take_due`` does.
+        """
+        ...
+
+    async def query(self, query: TaskQuery) -> Page:
+        """List records matching ``query``, newest first."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, State], int]:
+        """Return how many tasks each (subject, state) holds; zero counts are left out."""
+        ...
+
+    async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
+        """Move DEAD tasks back to SCHEDULED with their attempts reset. Per item.
+
+        Tasks in any other state are returned unchanged; None for an unknown id. The
+        error history is kept.
+        """
+        ...
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete DEAD tasks (the given ones, or all); return how many were deleted."""
+        ...
+
+    async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
+        """Delete up to ``limit`` SUCCEEDED or CANCELLED tasks finished before the time,
+        and idempotency keys whose window closed before ``now``; return tasks deleted."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# -- Coordinator ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease held by ``owner`` until ``expires_at``."""
+
+    name: str
+    owner: str
+    token: int
+    """Fencing token: strictly greater after every change of holder."""
+    expires_at: float
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(self.name, self.token)
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """Leases for leader election and named locks."""
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
+        """Take the lease ``name`` for ``ttl`` seconds if it is free, expired or ours.
+
+        Returns None if another owner holds it. The token grows when the holder changes
+        and stays the same when the holder re-acquires its own lease.
+        """
+        ...
+
+    async def renew(self, lease: Lease, ttl: float) -> Lease | None:
+        """Extend our lease by ``ttl`` from now; None if it was lost meanwhile."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up; a no-op if it is no longer ours."""
+        ...
+
+    async def holder(self, name: str) -> Lease | None:
+        """Return the current unexpired holder of ``name``, or None."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (leases held run out on their own)."""
+        ...

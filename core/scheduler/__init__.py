@@ -1,0 +1,1 @@
+"""The scheduler runtime: small components run by the leader."""

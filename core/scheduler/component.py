@@ -1,0 +1,60 @@
+"""The shape every scheduler component shares: a ``tick()`` run on an interval by the leader."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from atp.core.errors import AtpError, FencedOut
+from atp.core.ports import Clock, Fence
+
+__all__ = ["Component"]
+
+log = logging.getLogger("atp.scheduler")
+
+
+class Component:
+    """Runs ``tick()`` every ``interval`` while its leader holds the lease.
+
+    ``tick`` returns True when it did a full batch, so the next one follows at once. An
+    error is logged and the loop carries on; FencedOut tells the elector to step down.
+    """
+
+    name = "component"
+
+    def __init__(
+        self,
+        clock: Clock,
+        interval: float,
+        fence: Callable[[], Fence],
+        on_fenced: Callable[[], None],
+    ) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._fence = fence
+        self._on_fenced = on_fenced
+
+    async def tick(self) -> bool:
+        """Do one round of work; return True when more is waiting."""
+        raise NotImplementedError  # pragma: no cover - every component defines it
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop`` is set."""
+        while not stop.is_set():
+            if await self._safe_tick():
+                await asyncio.sleep(0)  # a full batch: go again, but let others run
+                continue
+            await self._clock.wait(stop, self._interval)
+
+    async def _safe_tick(self) -> bool:
+        try:
+            return await self.tick()
+        except FencedOut as exc:
+            log.error("%s: fenced out, stepping down: %s", self.name, exc)
+            self._on_fenced()
+        except AtpError as exc:
+            log.warning("%s: tick failed, will retry: %s", self.name, exc)
+        except Exception:
+            log.exception("%s: tick crashed, will retry", self.name)
+        return False

@@ -1,0 +1,86 @@
+"""The reaper: recovers work whose holder vanished, where the transport does not."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from atp.core.errors import AtpError
+from atp.core.model import State
+from atp.core.platform import Platform
+from atp.core.ports import Fence
+from atp.core.scheduler.component import Component
+
+__all__ = ["Reaper"]
+
+log = logging.getLogger("atp.scheduler.reaper")
+
+RECOVER_ALL_LIMIT = 1_000_000
+
+
+class Reaper(Component):
+    """Each tick recovers expired leases and republishes READY tasks nobody claimed.
+
+    - RUNNING past its lease (the worker died): back to SCHEDULED, or DEAD without
+      attempts left. Skipped when the transport is durable and redelivers by itself.
+    - READY past ``ready_timeout`` (published, never claimed): published again. On the
+      first tick after this process became leader, a non-durable transport has lost
+      its queues with the previous process, so every READY task is published again.
+    """
+
+    name = "reaper"
+
+    def __init__(
+        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+    ) -> None:
+        settings = platform.settings
+        super().__init__(platform.clock, settings.reap_interval, fence, on_fenced)
+        self._platform = platform
+        self._batch = settings.forward_batch
+        caps = platform.transport.capabilities
+        self._recover_leases = not (caps.durable and caps.lease_recovery)
+        self._republish_all = not caps.durable
+
+    async def tick(self) -> bool:
+        recovered = await self._recover() if self._recover_leases else 0
+        republished = await self._redispatch()
+        return max(recovered, republished) >= self._batch
+
+    async def _recover(self) -> int:
+        settings = self._platform.settings
+        records = await self._platform.store.recover(
+            now=self._clock.now(),
+            limit=self._batch,
+            default_max_attempts=settings.max_attempts,
+            fence=self._fence(),
+        )
+        if records:
+            log.warning("recovered %d tasks whose worker's lease expired", len(records))
+            self._platform.emit("atp_task_recovered", records=records)
+            for record in records:
+                if record.state is State.DEAD and record.last_error is not None:
+                    self._platform.emit("atp_task_dead", record=record,
+                                        reason=record.last_error.message)  # fmt: skip
+        return len(records)
+
+    async def _redispatch(self) -> int:
+        now = self._clock.now()
+        everything, self._republish_all = self._republish_all, False
+        tasks = await self._platform.store.redispatch(
+            now=now,
+            # a non-durable transport holds every READY task in memory anyway
+            limit=RECOVER_ALL_LIMIT if everything else self._batch,
+            ready_until=now + self._platform.settings.ready_timeout,
+            fence=self._fence(),
+            everything=everything,
+        )
+        if not tasks:
+            return 0
+        try:
+            await self._platform.transport.publish(tasks)
+        except AtpError:
+            await self._platform.store.release([t.id for t in tasks], now=self._clock.now())
+            raise
+        log.info("published %d READY tasks again", len(tasks))
+        self._platform.emit("atp_task_dispatched", tasks=tasks)
+        return len(tasks) if not everything else 0

@@ -1,0 +1,90 @@
+"""The scheduler: many replicas, one leader; the leader runs the components."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from atp.core.ids import new_id
+from atp.core.platform import Platform
+from atp.core.ports import Fence
+from atp.core.scheduler.component import Component
+from atp.core.scheduler.elector import Elector
+from atp.core.scheduler.forwarder import Forwarder
+from atp.core.scheduler.pruner import Pruner
+from atp.core.scheduler.reaper import Reaper
+
+__all__ = ["COMPONENTS", "Scheduler"]
+
+log = logging.getLogger("atp.scheduler")
+
+ComponentFactory = Callable[[Platform, Callable[[], Fence], Callable[[], None]], Component]
+COMPONENTS: tuple[ComponentFactory, ...] = (Forwarder, Reaper, Pruner)
+"""Started in this order when leadership is won, stopped in reverse when it is lost."""
+
+
+class Scheduler:
+    """Competes for the leader lease; while it leads, runs the components."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        owner: str | None = None,
+        components: tuple[ComponentFactory, ...] = COMPONENTS,
+    ) -> None:
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id(0)[-6:]}"
+        self.elector = Elector(platform, owner)
+        self._platform = platform
+        self._factories = components
+        self._fenced = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.lease is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Compete and lead until ``stop`` is set; then stop leading and release the lease."""
+        clock = self._platform.clock
+        while not stop.is_set():
+            if await self.elector.step():
+                await self._lead(stop)
+            else:
+                await clock.wait(stop, self.elector.interval)
+        await self.elector.release()
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        lease = self.elector.lease
+        assert lease is not None
+        self._announce("atp_leader_acquired", token=lease.token)
+        stop_components = asyncio.Event()
+        components = [
+            f(self._platform, self.elector.fence, self._fenced.set) for f in self._factories
+        ]
+        tasks = [asyncio.create_task(c.run(stop_components)) for c in components]
+        try:
+            await self._hold(stop)
+        finally:
+            stop_components.set()
+            for task in reversed(tasks):
+                await asyncio.gather(task, return_exceptions=True)
+            self._announce("atp_leader_lost")
+
+    async def _hold(self, stop: asyncio.Event) -> None:
+        """Renew the lease until it is lost, fenced out, or ``stop`` is set."""
+        clock = self._platform.clock
+        self._fenced.clear()
+        while not stop.is_set():
+            await clock.wait(stop, self.elector.interval)
+            if self._fenced.is_set():
+                self.elector.drop()
+                return
+            if stop.is_set() or not await self.elector.step():
+                return
+
+    def _announce(self, hook: str, **extra: object) -> None:
+        log.info("scheduler %s: %s", self.elector.owner, hook.removeprefix("atp_"))
+        self._platform.emit(hook, role=self.elector.role, owner=self.elector.owner, **extra)

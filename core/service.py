@@ -1,0 +1,278 @@
+"""Producer and operator operations: publish, get, cancel, list, dead letters.
+
+Every way in (the SDK Client, the CLI, the REST and gRPC adapters) calls these, so input
+is validated once, here, before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from atp.core import codec
+from atp.core.errors import AtpError, InvalidInput, NotFound, PayloadTooLarge, StateConflict
+from atp.core.ids import new_id
+from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
+from atp.core.platform import Platform
+from atp.core.ports import Page, Requeue, TaskQuery
+from atp.core.subjects import validate_pattern, validate_subject
+
+__all__ = ["PublishRequest", "Published", "TaskService"]
+
+log = logging.getLogger("atp.service")
+
+MAX_KEY_LENGTH = 255
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16_384
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_PRIORITY = 2**31 - 1
+MAX_PAGE = 1000
+MAX_BATCH = 10_000
+_EARLIEST = 946_684_800.0  # 2000-01-01: a run_at before this is a unit mistake
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """What a producer asks for. ``delay`` and ``run_at`` are exclusive; both None: now."""
+
+    subject: str
+    payload: JSON = None
+    delay: float | None = None
+    run_at: float | None = None
+    idempotency_key: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_attempts: int | None = None
+    timeout: float | None = None
+    priority: int = 0
+    retry: RetryPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The answer to one publish: the task's id, and False if an idempotency key matched."""
+
+    id: str
+    created: bool
+    run_at: float
+
+
+class TaskService:
+    """The operations on tasks, over one Platform."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._store = platform.store
+        self._clock = platform.clock
+        self._settings = platform.settings
+
+    async def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
+        """Accept tasks: validate all, create all in one store call, then dispatch.
+
+        Bad input raises InvalidInput and writes nothing. Once the store has created a
+        task it is accepted: a failed publish to the transport is left to the scheduler's
+        forwarder, never reported as a failure to the producer.
+        """
+        if len(requests) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
+        now = self._clock.now()
+        tasks = [self._build(request, now) for request in requests]
+        direct = self._platform.direct_publish
+        created = await self._store.create(
+            tasks,
+            now=now,
+            idempotency_window=self._settings.idempotency_window,
+            ready_until=now + self._settings.ready_timeout if direct else None,
+        )
+        new = [task for task, result in zip(tasks, created, strict=True) if result.created]
+        if new:
+            self._platform.emit("atp_task_enqueued", tasks=new)
+        if direct:
+            await self._dispatch([task for task in new if task.run_at <= now])
+        return [
+            Published(result.id, result.created, task.run_at)
+            for task, result in zip(tasks, created, strict=True)
+        ]
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """Return the task's record; NotFound for an unknown id."""
+        (record,) = await self._store.get([task_id])
+        if record is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        return record
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a task that has not finished; a running one is asked to stop.
+
+        NotFound for an unknown id; StateConflict, changing nothing, for a finished task.
+        """
+        (record,) = await self._store.cancel([task_id], now=self._clock.now())
+        if record is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        if record.state is State.CANCELLED:
+            self._platform.emit("atp_task_cancelled", record=record)
+        elif record.state in FINAL_STATES:
+            raise StateConflict(
+                f"task {task_id!r} is {record.state}, it can no longer be cancelled"
+            )
+        return record
+
+    async def query(
+        self,
+        *,
+        subject: str | None = None,
+        states: Sequence[State] | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """List tasks, newest first, filtered by subject pattern and states."""
+        if subject is not None:
+            validate_pattern(subject)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        query = TaskQuery(subject, frozenset(states) if states else None, cursor, limit)
+        return await self._store.query(query)
+
+    async def counts(self) -> dict[tuple[str, State], int]:
+        """Return how many tasks each (subject, state) holds."""
+        return await self._store.counts()
+
+    async def dead_letters(
+        self, *, subject: str | None = None, cursor: str | None = None, limit: int = 100
+    ) -> Page:
+        """List dead tasks, newest first."""
+        return await self.query(subject=subject, states=[State.DEAD], cursor=cursor, limit=limit)
+
+    async def requeue(
+        self,
+        task_id: str,
+        *,
+        delay: float | None = None,
+        payload: JSON = None,
+        replace_payload: bool = False,
+    ) -> TaskRecord:
+        """Give a dead task a new life, optionally later or with a new payload.
+
+        NotFound for an unknown id; StateConflict, changing nothing, unless it is DEAD.
+        """
+        now = self._clock.now()
+        run_at = now + self._delay(delay) if delay is not None else now
+        if replace_payload:
+            self._check_payload(payload)
+        request = Requeue(task_id, run_at, payload, replace_payload)
+        (record,) = await self._store.requeue([request], now=now)
+        if record is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        if record.state is not State.SCHEDULED or record.task.attempt != 0:
+            raise StateConflict(f"task {task_id!r} is {record.state}, only DEAD tasks are requeued")
+        return record
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete dead tasks (these ids, or all); return how many were deleted."""
+        return await self._store.purge(ids)
+
+    async def _dispatch(self, tasks: list[Task]) -> None:
+        if not tasks:
+            return
+        try:
+            await self._platform.transport.publish(tasks)
+        except AtpError as exc:
+            log.warning("publish of %d tasks failed, the forwarder takes them: %s", len(tasks), exc)
+            await self._release(tasks)
+            return
+        self._platform.emit("atp_task_dispatched", tasks=tasks)
+
+    async def _release(self, tasks: list[Task]) -> None:
+        try:
+            await self._store.release([task.id for task in tasks], now=self._clock.now())
+        except AtpError as exc:  # the reaper republishes them after ready_timeout
+            log.warning("release of %d tasks failed: %s", len(tasks), exc)
+
+    def _build(self, request: PublishRequest, now: float) -> Task:
+        validate_subject(request.subject)
+        self._check_payload(request.payload)
+        return Task(
+            id=new_id(now),
+            subject=request.subject,
+            payload=request.payload,
+            headers=_headers(request.headers),
+            idempotency_key=_key(request.idempotency_key),
+            run_at=self._run_at(request, now),
+            created_at=now,
+            max_attempts=_attempts(request.max_attempts),
+            retry=request.retry,
+            timeout=_timeout(request.timeout),
+            priority=_priority(request.priority),
+        )
+
+    def _check_payload(self, payload: JSON) -> None:
+        size = len(codec.dumps(payload))
+        if size > self._settings.max_payload:
+            raise PayloadTooLarge(
+                f"payload is {size} bytes of JSON, the limit is {self._settings.max_payload}"
+            )
+
+    def _run_at(self, request: PublishRequest, now: float) -> float:
+        if request.delay is not None and request.run_at is not None:
+            raise InvalidInput("give either a delay or a run_at time, not both")
+        if request.run_at is not None:
+            return self._absolute(request.run_at, now)
+        return now + self._delay(request.delay) if request.delay is not None else now
+
+    def _delay(self, delay: float) -> float:
+        if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
+            raise InvalidInput(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+        if delay > self._settings.max_delay:
+            raise InvalidInput(
+                f"delay of {delay:g}s is over the limit of {self._settings.max_delay:g}s"
+            )
+        return float(delay)
+
+    def _absolute(self, run_at: float, now: float) -> float:
+        if not isinstance(run_at, int | float) or not math.isfinite(run_at) or run_at < _EARLIEST:
+            raise InvalidInput(f"run_at must be seconds since the Unix epoch, got {run_at!r}")
+        if run_at - now > self._settings.max_delay:
+            raise InvalidInput(f"run_at {run_at!r} is further ahead than max_delay allows")
+        return float(run_at)
+
+
+def _headers(headers: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(headers, Mapping):
+        raise InvalidInput(f"headers must be an object of strings, got {headers!r}")
+    if len(headers) > MAX_HEADERS:
+        raise InvalidInput(f"at most {MAX_HEADERS} headers, got {len(headers)}")
+    if not all(isinstance(k, str) and isinstance(v, str) and k for k, v in headers.items()):
+        raise InvalidInput("header names and values must be strings (names non-empty)")
+    if sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
+        raise PayloadTooLarge(f"headers are over {MAX_HEADER_BYTES} characters in all")
+    return dict(headers)
+
+
+def _key(key: str | None) -> str | None:
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
+        raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters, got {key!r}")
+    return key
+
+
+def _attempts(value: int | None) -> int | None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int)
+        or not 1 <= value <= MAX_ATTEMPTS_LIMIT
+    ):  # fmt: skip
+        raise InvalidInput(f"max_attempts must be 1 to {MAX_ATTEMPTS_LIMIT}, got {value!r}")
+    return value
+
+
+def _timeout(value: float | None) -> float | None:
+    if value is not None and (
+        not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
+    ):
+        raise InvalidInput(f"timeout must be a number of seconds > 0, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _priority(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_PRIORITY:
+        raise InvalidInput(f"priority must be an integer within ±{MAX_PRIORITY}, got {value!r}")
+    return value

@@ -1,0 +1,219 @@
+"""Settings: defaults, then an optional ``atp.toml``, then ``ATP_*`` environment variables.
+
+There is no global settings object: ``Settings.load()`` returns a frozen value that is
+passed to whatever needs it. Errors name the key and the value; an unknown key in the file
+is refused with the closest known name as a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atp.core.durations import parse_duration
+from atp.core.errors import ConfigError, InvalidInput
+
+__all__ = ["Settings"]
+
+log = logging.getLogger("atp.settings")
+
+_DURATIONS = frozenset(
+    {"lease", "heartbeat", "timeout", "retry_base", "retry_cap", "max_delay",
+     "idempotency_window", "retention", "forward_interval", "ready_timeout",
+     "leader_ttl", "drain_timeout", "reap_interval"}
+)  # fmt: skip
+_META_ENV = frozenset({"ATP_CONFIG"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything an atp process can be told. Each field: what it is, then its default."""
+
+    store: str = "sqlite:///atp.db"
+    """TaskStore URL. Default ``sqlite:///atp.db`` (a file in the working directory)."""
+    transport: str = "memory://"
+    """Transport URL. Default ``memory://`` (in-process; only for ``atp dev`` and tests)."""
+    coordinator: str = ""
+    """Coordinator URL. Default: ``local://`` on the SQLite store's file when the store is
+    SQLite (leases shared by every process on this machine), else required."""
+    app: str = ""
+    """``module:attribute`` of the App whose handlers a worker runs. Default none."""
+    subjects: tuple[str, ...] = (">",)
+    """Subject patterns a worker consumes. Default ``>`` (everything)."""
+    group: str = "default"
+    """Consumer group of a worker: groups each get every task. Default ``default``."""
+    concurrency: int = 32
+    """Handler calls a worker runs at once. Default 32."""
+    lease: float = 30.0
+    """Seconds a running task stays leased without a heartbeat. Default 30."""
+    heartbeat: float = 5.0
+    """Seconds between a worker's lease extensions (and cancel checks). Default 5."""
+    timeout: float = 300.0
+    """Default seconds one attempt may run. Default 300."""
+    max_attempts: int = 3
+    """Default attempts before a task is dead. Default 3."""
+    retry_base: float = 1.0
+    """First backoff ceiling in seconds (doubles per attempt, full jitter). Default 1."""
+    retry_cap: float = 300.0
+    """Largest backoff in seconds. Default 300."""
+    max_payload: int = 1_048_576
+    """Largest payload, in bytes of JSON. Default 1 MiB."""
+    max_delay: float = 366 * 86400.0
+    """Largest delay a producer may ask for, in seconds. Default 366 days."""
+    idempotency_window: float = 86400.0
+    """Seconds an idempotency key keeps returning its task. Default 24 h."""
+    retention: float = 7 * 86400.0
+    """Seconds finished (succeeded, cancelled) tasks are kept. Default 7 days."""
+    forward_interval: float = 0.05
+    """Seconds between the scheduler's looks for due tasks. Default 0.05."""
+    forward_batch: int = 1000
+    """Due tasks moved per look. Default 1000."""
+    ready_timeout: float = 300.0
+    """Seconds a published task may wait unclaimed before it is published again. Default 300."""
+    reap_interval: float = 1.0
+    """Seconds between the reaper's looks for expired leases. Default 1."""
+    leader_ttl: float = 10.0
+    """Seconds the scheduler's leader lease lasts without renewal. Default 10."""
+    drain_timeout: float = 30.0
+    """Seconds a stopping worker waits for running handlers. Default 30."""
+    plugins: tuple[str, ...] = ()
+    """Extra plugin modules to load, beside built-ins and entry points. Default none."""
+    log_level: str = "INFO"
+    """Logging level. Default INFO."""
+    log_format: str = "text"
+    """``text`` or ``json``. Default text."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Plugin-specific tables of ``atp.toml`` (``[atp.redis]`` and so on). Default none."""
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        path: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from ``atp.toml`` (or ``path`` / ``$ATP_CONFIG``), the environment
+        and ``overrides``, later ones winning."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        values.update(_from_file(path or env.get("ATP_CONFIG") or "atp.toml", bool(path)))
+        values.update(_from_env(env))
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from raw values (strings are converted); raise ConfigError."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown setting {key!r}{_hint(key, known)}")
+            converted[key] = _convert(key, known[key].type, value)
+        return cls(**converted)
+
+    @property
+    def coordinator_url(self) -> str:
+        """The coordinator URL, with the SQLite default filled in."""
+        if self.coordinator:
+            return self.coordinator
+        if self.store.startswith("sqlite://"):
+            return "local://" + self.store.removeprefix("sqlite://")
+        raise ConfigError("setting 'coordinator' is required when the store is not SQLite")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _from_file(path: str | os.PathLike[str], required: bool) -> dict[str, Any]:
+    file = Path(path)
+    if not file.exists():
+        if required:
+            raise ConfigError(f"config file {str(file)!r} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"config file {str(file)!r}: {exc}") from exc
+    table = data.get("atp", data)
+    values = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    extra = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if extra:
+        values["extra"] = extra
+    return values
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(Settings)} - {"extra"}
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("ATP_") or name in _META_ENV:
+            continue
+        key = name[4:].lower()
+        if key in known:
+            values[key] = value
+        else:
+            log.warning("ignoring unknown environment variable %s%s", name, _hint(key, known))
+    return values
+
+
+def _convert(key: str, kind: object, value: Any) -> Any:
+    try:
+        if key in _DURATIONS:
+            return parse_duration(value, key)
+        if kind in ("int", int):
+            return _integer(value)
+        if kind in ("tuple[str, ...]",) and isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if kind in ("tuple[str, ...]",):
+            return tuple(str(part) for part in value)
+        if kind in ("str", str):
+            return str(value)
+        return value
+    except (InvalidInput, TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {key!r}: bad value {value!r}: {exc}") from exc
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _check(settings: Settings) -> None:
+    positive = ("concurrency", "lease", "heartbeat", "timeout", "max_attempts", "retry_cap",
+                "max_payload", "idempotency_window", "forward_interval", "forward_batch",
+                "ready_timeout", "reap_interval", "leader_ttl")  # fmt: skip
+    for name in positive:
+        value = getattr(settings, name)
+        if not value > 0:
+            raise ConfigError(f"setting {name!r} must be greater than 0, got {value!r}")
+    if settings.heartbeat >= settings.lease:
+        raise ConfigError(
+            f"setting 'heartbeat' ({settings.heartbeat}) must be shorter than 'lease' "
+            f"({settings.lease}), or leases run out between heartbeats"
+        )
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(
+            f"setting 'log_format' must be 'text' or 'json', got {settings.log_format!r}"
+        )
+    for name in ("store", "transport"):
+        if "://" not in getattr(settings, name):
+            raise ConfigError(f"setting {name!r} must be a URL, got {getattr(settings, name)!r}")
+
+
+def _hint(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,107 @@
+"""How an attempt's ending becomes an Outcome: success, retry with backoff, or dead."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from atp.core import codec
+from atp.core.errors import AtpError, Fail, InvalidInput, Retry
+from atp.core.handlers import Handler
+from atp.core.model import JSON, AttemptError, RetryPolicy, State, Task
+from atp.core.ports import Outcome
+from atp.core.settings import Settings
+
+__all__ = ["Policy", "backoff"]
+
+
+def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Seconds to wait after failed attempt ``attempt``: full jitter under the ceiling."""
+    ceiling = policy.ceiling(attempt)
+    return rng.uniform(0.0, ceiling) if policy.jitter else ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Turns the end of one attempt into the Outcome the store records."""
+
+    settings: Settings
+    owner: str
+    rng: random.Random
+
+    def max_attempts(self, task: Task, handler: Handler | None) -> int:
+        if task.max_attempts is not None:
+            return task.max_attempts
+        if handler is not None and handler.max_attempts is not None:
+            return handler.max_attempts
+        return self.settings.max_attempts
+
+    def retry_policy(self, task: Task, handler: Handler | None) -> RetryPolicy:
+        if task.retry is not None:
+            return task.retry
+        if handler is not None and handler.retry is not None:
+            return handler.retry
+        return RetryPolicy(base=self.settings.retry_base, cap=self.settings.retry_cap)
+
+    def timeout(self, task: Task, handler: Handler | None) -> float:
+        if task.timeout is not None:
+            return task.timeout
+        if handler is not None and handler.timeout is not None:
+            return handler.timeout
+        return self.settings.timeout
+
+    def success(self, task: Task, result: JSON, now: float) -> Outcome:
+        """SUCCEEDED, unless the result cannot be stored: then DEAD, since a retry would
+        run the side effects again only to fail the same way."""
+        try:
+            size = len(codec.dumps(result))
+        except InvalidInput as exc:
+            return self._dead(task, now, f"handler returned an unserialisable result: {exc}",
+                              "unserialisable")  # fmt: skip
+        if size > self.settings.max_payload:
+            message = f"result is {size} bytes of JSON, the limit is {self.settings.max_payload}"
+            return self._dead(task, now, message, "unserialisable")
+        return Outcome(task.id, self.owner, State.SUCCEEDED, now, result=result)
+
+    def failure(
+        self, task: Task, handler: Handler | None, exc: BaseException, kind: str, now: float
+    ) -> Outcome:
+        """Another attempt after a backoff if any are left, else DEAD."""
+        if isinstance(exc, Fail):
+            return self._dead(task, now, exc.reason, "fail")
+        message = _describe(exc)
+        if task.attempt >= self.max_attempts(task, handler):
+            return self._dead(task, now, message, kind)
+        delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
+        if delay is None:
+            delay = backoff(self.retry_policy(task, handler), task.attempt, self.rng)
+        error = AttemptError(task.attempt, now, message, kind)
+        return Outcome(task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay)
+
+    def invalid(self, task: Task, exc: AtpError, now: float) -> Outcome:
+        """DEAD at once: the task itself is malformed, no attempt can succeed."""
+        return self._dead(task, now, exc.message, "invalid")
+
+    def cancelled(self, task: Task, now: float) -> Outcome:
+        error = AttemptError(task.attempt, now, "cancelled while running", "cancelled")
+        return Outcome(task.id, self.owner, State.CANCELLED, now, error=error)
+
+    def interrupted(
+        self, task: Task, now: float, message: str, kind: str, delay: float = 0.0
+    ) -> Outcome:
+        """Back to SCHEDULED without counting the attempt (shutdown, no handler here)."""
+        error = AttemptError(task.attempt, now, message, kind)
+        return Outcome(
+            task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay, refund=True
+        )
+
+    def _dead(self, task: Task, now: float, message: str, kind: str) -> Outcome:
+        error = AttemptError(task.attempt, now, message, kind)
+        return Outcome(task.id, self.owner, State.DEAD, now, error=error)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Retry):
+        return exc.reason
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,372 @@
+"""The worker: consumes subjects, claims tasks in the store, runs handlers, records outcomes.
+
+One fetch loop per subscribed pattern, one heartbeat loop for every running task, and a
+batcher that records outcomes in one store call per batch. Async handlers run on the loop,
+sync handlers in a thread pool; both are bounded by ``concurrency``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import random
+import socket
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from atp.core.batching import Batcher
+from atp.core.context import set_current_task
+from atp.core.errors import AtpError, InvalidInput
+from atp.core.handlers import Handler, HandlerRegistry
+from atp.core.ids import new_id
+from atp.core.model import JSON, State, Task, TaskRecord
+from atp.core.platform import Platform
+from atp.core.ports import Consumer, Delivery, LeaseStatus, Outcome, Timer
+from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
+from atp.core.worker.outcomes import Policy
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("atp.worker")
+
+FETCH_WAIT = 1.0
+"""Seconds a fetch waits for the first task before the loop looks around again."""
+NO_HANDLER_DELAY = 60.0
+"""Seconds before a task with no handler in this worker is offered again."""
+
+
+@dataclass(eq=False)
+class _Running:
+    """One attempt in flight."""
+
+    delivery: Delivery
+    consumer: Consumer
+    task: Task
+    handler: Handler | None
+    job: asyncio.Task[None] | None = None
+    timer: Timer | None = None
+    stop_reason: str | None = None
+    started: float = 0.0
+
+    def stop(self, reason: str) -> None:
+        """Cancel the attempt for ``reason`` (timeout, cancel, lost, shutdown), once."""
+        if self.stop_reason is None and self.job is not None:
+            self.stop_reason = reason
+            self.job.cancel()
+
+
+class Worker:
+    """Runs the handlers of ``registry`` for the tasks of its subject patterns."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        registry: HandlerRegistry,
+        *,
+        name: str | None = None,
+        patterns: Sequence[str] | None = None,
+        group: str | None = None,
+        concurrency: int | None = None,
+        interceptors: Sequence[Interceptor] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        settings = platform.settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{new_id(0)[-6:]}"
+        self.patterns = list(patterns or _default_patterns(registry, settings.subjects))
+        self.group = group or settings.group
+        self.concurrency = concurrency or settings.concurrency
+        self._platform = platform
+        self._registry = registry
+        self._clock = platform.clock
+        self._settings = settings
+        self._policy = Policy(settings, self.name, rng or random.Random())
+        self._call = chain(list(interceptors or _plugin_interceptors(platform)), self._invoke)
+        self._running: dict[str, _Running] = {}
+        self._free = self.concurrency
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._finisher: Batcher[tuple[_Running, Outcome], bool] = Batcher(self._record)
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
+
+    @property
+    def idle(self) -> bool:
+        """True when no attempt runs and no outcome waits to be recorded."""
+        return not self._running and self._finisher.idle
+
+    @property
+    def running(self) -> list[Task]:
+        """The tasks whose attempts are in flight."""
+        return [running.task for running in self._running.values()]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain: wait for running handlers up to
+        ``drain_timeout``, put the rest back without counting their attempt, and close."""
+        self._platform.check_worker(self._registry)
+        consumers = [
+            await self._platform.transport.consume(pattern, self.group) for pattern in self.patterns
+        ]
+        self._platform.emit(
+            "atp_worker_started", worker=self.name, patterns=self.patterns, group=self.group
+        )
+        fetchers = [asyncio.create_task(self._fetch_loop(consumer)) for consumer in consumers]
+        heart = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await stop.wait()
+        finally:
+            self._stopping.set()
+            await _cancel(fetchers)
+            await self._drain()
+            await _cancel([heart])
+            await _close(consumers)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._platform.emit("atp_worker_stopped", worker=self.name)
+
+    # -- fetching and claiming ---------------------------------------------------------
+
+    async def _fetch_loop(self, consumer: Consumer) -> None:
+        while not self._stopping.is_set():
+            if self._free <= 0:
+                self._slot_freed.clear()
+                await self._clock.wait(self._slot_freed, FETCH_WAIT)
+                continue
+            reserved, self._free = self._free, 0
+            try:
+                deliveries = await consumer.fetch(reserved, FETCH_WAIT)
+                started = await self._admit(consumer, deliveries) if deliveries else 0
+            except AtpError as exc:
+                log.warning("worker %s: fetching failed, retrying: %s", self.name, exc)
+                started = 0
+                await self._clock.sleep(1.0)
+            finally:
+                self._free += reserved
+            self._free -= started
+
+    async def _admit(self, consumer: Consumer, deliveries: list[Delivery]) -> int:
+        now = self._clock.now()
+        ids = [delivery.task.id for delivery in deliveries]
+        try:
+            claims = await self._platform.store.claim(
+                ids, owner=self.name, now=now, lease_until=now + self._settings.lease
+            )
+        except AtpError as exc:
+            log.warning("worker %s: claiming %d tasks failed: %s", self.name, len(ids), exc)
+            await consumer.nack(deliveries, delay=1.0)
+            return 0
+        started, skipped, unknown = 0, [], []
+        for delivery, claim in zip(deliveries, claims, strict=True):
+            if claim.claimed and claim.record is not None and delivery.task.id not in self._running:
+                self._start(consumer, delivery, claim.record)
+                started += 1
+            elif claim.record is None:
+                unknown.append(delivery)
+            else:
+                skipped.append(delivery)  # a duplicate, or finished or cancelled meanwhile
+        await self._settle(consumer, skipped, unknown)
+        return started
+
+    async def _settle(
+        self, consumer: Consumer, skipped: list[Delivery], unknown: list[Delivery]
+    ) -> None:
+        if skipped:
+            await consumer.ack(skipped)
+        if unknown:
+            log.error("worker %s: %d deliveries name no stored task", self.name, len(unknown))
+            await consumer.terminate(unknown, "unknown task id: not in the task store")
+
+    def _start(self, consumer: Consumer, delivery: Delivery, record: TaskRecord) -> None:
+        task = record.task
+        running = _Running(delivery, consumer, task, self._registry.resolve(task.subject))
+        self._running[task.id] = running
+        running.job = asyncio.create_task(self._execute(running), name=f"atp-task-{task.id}")
+
+    # -- running one attempt -----------------------------------------------------------
+
+    async def _execute(self, running: _Running) -> None:
+        try:
+            outcome = await self._attempt(running)
+            if outcome is not None:
+                await self._report(running, outcome)
+        finally:
+            del self._running[running.task.id]
+            self._free += 1
+            self._slot_freed.set()
+
+    async def _attempt(self, running: _Running) -> Outcome | None:
+        task, handler = running.task, running.handler
+        now = self._clock.now()
+        if handler is None:
+            message = f"no handler for subject {task.subject!r} in worker {self.name}"
+            return self._policy.interrupted(task, now, message, "no-handler", NO_HANDLER_DELAY)
+        try:
+            args, kwargs = handler.arguments(task)
+        except InvalidInput as exc:
+            return self._policy.invalid(task, exc, now)
+        timeout = self._policy.timeout(task, handler)
+        call = HandlerCall(task, handler, self.name, timeout, args, kwargs)
+        running.timer = self._clock.call_later(timeout, lambda: running.stop("timeout"))
+        set_current_task(task)
+        running.started = self._clock.now()
+        self._platform.emit("atp_task_started", task=task, worker=self.name)
+        try:
+            result = await self._call(call)
+        except asyncio.CancelledError:
+            if running.stop_reason is None:
+                raise  # the worker itself is being torn down
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return self._stopped(running, timeout)
+        except Exception as exc:
+            return self._policy.failure(task, handler, exc, "error", self._clock.now())
+        finally:
+            running.timer.cancel()
+        return self._policy.success(task, result, self._clock.now())
+
+    def _stopped(self, running: _Running, timeout: float) -> Outcome | None:
+        task, now = running.task, self._clock.now()
+        if running.stop_reason == "timeout":
+            error = TimeoutError(f"attempt timed out after {timeout:g}s")
+            return self._policy.failure(task, running.handler, error, "timeout", now)
+        if running.stop_reason == "cancel":
+            return self._policy.cancelled(task, now)
+        if running.stop_reason == "shutdown":
+            return self._policy.interrupted(task, now, "worker shut down", "shutdown")
+        log.warning("worker %s: lease of task %s was lost; not recording", self.name, task.id)
+        return None
+
+    async def _invoke(self, call: HandlerCall) -> JSON:
+        fn = call.handler.fn
+        if call.handler.is_async:
+            return await fn(*call.args, **call.kwargs)
+        context = contextvars.copy_context()
+        bound = functools.partial(context.run, fn, *call.args, **call.kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, bound)
+
+    # -- recording outcomes ------------------------------------------------------------
+
+    async def _report(self, running: _Running, outcome: Outcome) -> None:
+        try:
+            applied = await self._finisher.submit((running, outcome))
+        except AtpError as exc:
+            log.error("worker %s: outcome of %s not recorded, it runs again after its lease: %s",
+                      self.name, running.task.id, exc)  # fmt: skip
+            return
+        if applied:
+            self._announce(running, outcome)
+        else:
+            log.warning("worker %s: task %s was taken over; outcome dropped", self.name,
+                        running.task.id)  # fmt: skip
+
+    async def _record(self, items: list[tuple[_Running, Outcome]]) -> list[bool]:
+        applied = await self._platform.store.finish([outcome for _, outcome in items])
+        by_consumer: dict[Consumer, list[Delivery]] = defaultdict(list)
+        for (running, _), ok in zip(items, applied, strict=True):
+            if ok:
+                by_consumer[running.consumer].append(running.delivery)
+        for consumer, deliveries in by_consumer.items():
+            try:
+                await consumer.ack(deliveries)
+            except AtpError as exc:  # recorded in the store; a redelivery is dropped at claim
+                log.warning("worker %s: ack of %d deliveries failed: %s", self.name,
+                            len(deliveries), exc)  # fmt: skip
+        return applied
+
+    def _announce(self, running: _Running, outcome: Outcome) -> None:
+        record = _seen(running.task, outcome)
+        duration = max(outcome.at - running.started, 0.0) if running.started else 0.0
+        emit = self._platform.emit
+        if outcome.state is State.SUCCEEDED:
+            emit("atp_task_succeeded", record=record, duration=duration)
+        elif outcome.state is State.CANCELLED:
+            emit("atp_task_cancelled", record=record)
+        elif outcome.error is not None and outcome.error.kind not in ("shutdown", "no-handler"):
+            will_retry = outcome.state is State.SCHEDULED
+            emit("atp_task_failed", record=record, error=outcome.error.message,
+                 will_retry=will_retry, duration=duration)  # fmt: skip
+            if not will_retry:
+                emit("atp_task_dead", record=record, reason=outcome.error.message)
+
+    # -- leases and shutdown -----------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self._settings.heartbeat)
+            try:
+                await self._beat()
+            except AtpError as exc:
+                log.warning("worker %s: heartbeat failed: %s", self.name, exc)
+
+    async def _beat(self) -> None:
+        running = list(self._running.values())
+        if not running:
+            return
+        until = self._clock.now() + self._settings.lease
+        statuses = await self._platform.store.heartbeat(
+            [r.task.id for r in running], owner=self.name, lease_until=until
+        )
+        for attempt, status in zip(running, statuses, strict=True):
+            if status is LeaseStatus.LOST:
+                attempt.stop("lost")
+            elif status is LeaseStatus.CANCEL_REQUESTED:
+                attempt.stop("cancel")
+        if self._platform.transport.capabilities.lease_extension:
+            await _keep_alive(running)
+
+    async def _drain(self) -> None:
+        deadline = self._clock.now() + self._settings.drain_timeout
+        while self._running and (left := deadline - self._clock.now()) > 0:
+            self._slot_freed.clear()
+            await self._clock.wait(self._slot_freed, left)
+        leftover = list(self._running.values())
+        for running in leftover:
+            running.stop("shutdown")
+        await asyncio.gather(*(r.job for r in leftover if r.job), return_exceptions=True)
+
+
+def _seen(task: Task, outcome: Outcome) -> TaskRecord:
+    """The record as the worker knows it after ``outcome``: this attempt's error only."""
+    final = outcome.state in (State.SUCCEEDED, State.DEAD, State.CANCELLED)
+    return TaskRecord(
+        task=task.replace(run_at=outcome.run_at) if outcome.run_at is not None else task,
+        state=outcome.state,
+        updated_at=outcome.at,
+        result=outcome.result,
+        errors=(outcome.error,) if outcome.error else (),
+        finished_at=outcome.at if final else None,
+    )
+
+
+async def _keep_alive(running: list[_Running]) -> None:
+    by_consumer: dict[Consumer, list[Delivery]] = defaultdict(list)
+    for attempt in running:
+        by_consumer[attempt.consumer].append(attempt.delivery)
+    for consumer, deliveries in by_consumer.items():
+        await consumer.keep_alive(deliveries)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close(consumers: list[Consumer]) -> None:
+    for consumer in consumers:
+        try:
+            await consumer.close()
+        except AtpError as exc:
+            log.warning("closing a consumer failed: %s", exc)
+
+
+def _default_patterns(registry: HandlerRegistry, configured: Sequence[str]) -> list[str]:
+    if tuple(configured) != (">",) or not len(registry):
+        return list(configured)
+    return registry.patterns()
+
+
+def _plugin_interceptors(platform: Platform) -> list[Interceptor]:
+    contributed = platform.plugins.hook.atp_interceptors(settings=platform.settings)
+    return [interceptor for batch in contributed for interceptor in batch]
