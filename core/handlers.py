@@ -37,28 +37,40 @@ class Handler:
     def arguments(self, task: Task) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Return how ``task.payload`` is passed to the function.
 
-        An object whose keys fit the parameters is passed as keywords
-        (``{"order_id": 42}`` -> ``fn(order_id=42)``); anything else, or an object that
-        does not fit, as the one positional argument; ``None`` to a function without
-        required parameters as nothing. Raises InvalidInput when nothing fits, so a
-        malformed task goes to the dead-letter state instead of being retried.
+        An object is passed as keyword arguments (``{"order_id": 42}`` ->
+        ``fn(order_id=42)``), unless the function's only parameter is called ``payload``:
+        then it gets the whole object. Any other value is the one positional argument;
+        ``None`` to a function without required parameters is passed as nothing. Raises
+        InvalidInput when the payload does not fit, so a malformed task goes to the
+        dead-letter state instead of being retried.
         """
         payload: JSON = task.payload
-        tries: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        if isinstance(payload, Mapping):
-            tries.append(((), dict(payload)))
-        if payload is None:
-            tries.append(((), {}))
-        tries.append(((payload,), {}))
-        error: TypeError | None = None
-        for args, kwargs in tries:
-            try:
-                self.signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                error = error or exc
-                continue
-            return args, kwargs
-        raise InvalidInput(f"payload does not fit handler {_name(self.fn)}: {error}")
+        if self._wants_whole_payload:
+            args, kwargs = (payload,), {}
+        elif isinstance(payload, Mapping):
+            args, kwargs = (), dict(payload)
+        elif payload is None and not self._requires_argument:
+            args, kwargs = (), {}
+        else:
+            args, kwargs = (payload,), {}
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidInput(f"payload does not fit handler {_name(self.fn)}: {exc}") from exc
+        return args, kwargs
+
+    @functools.cached_property
+    def _wants_whole_payload(self) -> bool:
+        params = list(self.signature.parameters.values())
+        return len(params) == 1 and params[0].name == "payload"
+
+    @functools.cached_property
+    def _requires_argument(self) -> bool:
+        return any(
+            p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            for p in self.signature.parameters.values()
+        )
 
 
 class HandlerRegistry:

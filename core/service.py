@@ -107,10 +107,11 @@ class TaskService:
 
         NotFound for an unknown id; StateConflict, changing nothing, for a finished task.
         """
-        (record,) = await self._store.cancel([task_id], now=self._clock.now())
+        now = self._clock.now()
+        (record,) = await self._store.cancel([task_id], now=now)
         if record is None:
             raise NotFound(f"no task with id {task_id!r}")
-        if record.state is State.CANCELLED:
+        if record.state is State.CANCELLED and record.finished_at == now:
             self._platform.emit("atp_task_cancelled", record=record)
         elif record.state in FINAL_STATES:
             raise StateConflict(
@@ -225,7 +226,7 @@ class TaskService:
             raise InvalidInput(f"delay must be a finite number of seconds >= 0, got {delay!r}")
         if delay > self._settings.max_delay:
             raise InvalidInput(
-                f"delay of {delay:g}s is over the limit of {self._settings.max_delay:g}s"
+                f"delay of {delay:,.0f}s is over the limit of {self._settings.max_delay:,.0f}s"
             )
         return float(delay)
 

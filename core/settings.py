@@ -106,7 +106,8 @@ class Settings:
         and ``overrides``, later ones winning."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        values.update(_from_file(path or env.get("ATP_CONFIG") or "atp.toml", bool(path)))
+        named = path or env.get("ATP_CONFIG")
+        values.update(_from_file(named or "atp.toml", required=bool(named)))
         values.update(_from_env(env))
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.from_mapping(values)

@@ -21,8 +21,10 @@ RECOVER_ALL_LIMIT = 1_000_000
 class Reaper(Component):
     """Each tick recovers expired leases and republishes READY tasks nobody claimed.
 
-    - RUNNING past its lease (the worker died): back to SCHEDULED, or DEAD without
-      attempts left. Skipped when the transport is durable and redelivers by itself.
+    - RUNNING past its store lease (the worker died): back to SCHEDULED, or DEAD without
+      attempts left. Done on every transport, also those that redeliver by themselves:
+      a transport's redelivery may already have been dropped as a duplicate while the
+      old holder lived, and the store's lease is the one the worker's heartbeat keeps.
     - READY past ``ready_timeout`` (published, never claimed): published again. On the
       first tick after this process became leader, a non-durable transport has lost
       its queues with the previous process, so every READY task is published again.
@@ -37,12 +39,10 @@ class Reaper(Component):
         super().__init__(platform.clock, settings.reap_interval, fence, on_fenced)
         self._platform = platform
         self._batch = settings.forward_batch
-        caps = platform.transport.capabilities
-        self._recover_leases = not (caps.durable and caps.lease_recovery)
-        self._republish_all = not caps.durable
+        self._republish_all = not platform.transport.capabilities.durable
 
     async def tick(self) -> bool:
-        recovered = await self._recover() if self._recover_leases else 0
+        recovered = await self._recover()
         republished = await self._redispatch()
         return max(recovered, republished) >= self._batch
 

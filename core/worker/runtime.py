@@ -52,10 +52,14 @@ class _Running:
     timer: Timer | None = None
     stop_reason: str | None = None
     started: float = 0.0
+    in_handler: bool = False
 
     def stop(self, reason: str) -> None:
-        """Cancel the attempt for ``reason`` (timeout, cancel, lost, shutdown), once."""
-        if self.stop_reason is None and self.job is not None:
+        """Cancel the handler for ``reason`` (timeout, cancel, lost, shutdown), once.
+
+        Only while the handler runs: an outcome being recorded is never interrupted.
+        """
+        if self.stop_reason is None and self.job is not None and self.in_handler:
             self.stop_reason = reason
             self.job.cancel()
 
@@ -129,22 +133,37 @@ class Worker:
     # -- fetching and claiming ---------------------------------------------------------
 
     async def _fetch_loop(self, consumer: Consumer) -> None:
+        """Fetch for one pattern, reserving slots first so concurrency stays bounded.
+
+        A loop whose last fetch came back empty reserves one slot while it waits, and a
+        busy loop leaves one slot for each other pattern, so no pattern starves another.
+        """
+        hungry = True
         while not self._stopping.is_set():
-            if self._free <= 0:
+            await asyncio.sleep(0)  # let loops woken by a freed slot reserve first
+            reserved = self._reserve(hungry)
+            if reserved <= 0:
                 self._slot_freed.clear()
                 await self._clock.wait(self._slot_freed, FETCH_WAIT)
                 continue
-            reserved, self._free = self._free, 0
+            self._free -= reserved
+            started = 0
             try:
                 deliveries = await consumer.fetch(reserved, FETCH_WAIT)
+                hungry = bool(deliveries)
                 started = await self._admit(consumer, deliveries) if deliveries else 0
             except AtpError as exc:
                 log.warning("worker %s: fetching failed, retrying: %s", self.name, exc)
-                started = 0
                 await self._clock.sleep(1.0)
             finally:
-                self._free += reserved
-            self._free -= started
+                self._free += reserved - started
+                if reserved > started:
+                    self._slot_freed.set()
+
+    def _reserve(self, hungry: bool) -> int:
+        if not hungry:
+            return min(1, self._free)
+        return min(self._free, max(1, self._free - (len(self.patterns) - 1)))
 
     async def _admit(self, consumer: Consumer, deliveries: list[Delivery]) -> int:
         now = self._clock.now()
@@ -166,7 +185,10 @@ class Worker:
                 unknown.append(delivery)
             else:
                 skipped.append(delivery)  # a duplicate, or finished or cancelled meanwhile
-        await self._settle(consumer, skipped, unknown)
+        try:
+            await self._settle(consumer, skipped, unknown)
+        except AtpError as exc:  # they come back after their lease and are dropped again
+            log.warning("worker %s: acking duplicates failed: %s", self.name, exc)
         return started
 
     async def _settle(
@@ -212,6 +234,7 @@ class Worker:
         set_current_task(task)
         running.started = self._clock.now()
         self._platform.emit("atp_task_started", task=task, worker=self.name)
+        running.in_handler = True
         try:
             result = await self._call(call)
         except asyncio.CancelledError:
@@ -222,6 +245,7 @@ class Worker:
         except Exception as exc:
             return self._policy.failure(task, handler, exc, "error", self._clock.now())
         finally:
+            running.in_handler = False
             running.timer.cancel()
         return self._policy.success(task, result, self._clock.now())
 

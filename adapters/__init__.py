@@ -1,0 +1,1 @@
+"""atp.adapters: see the sub-packages."""

@@ -1,0 +1,100 @@
+"""Click parameter types for what atp reads from a command line: durations, times, headers."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from atp.core import codec
+from atp.core.durations import parse_duration
+from atp.core.errors import InvalidInput
+from atp.core.model import JSON, State
+
+__all__ = ["DURATION", "HEADER", "STATE", "TIMESTAMP", "read_ids", "read_json"]
+
+
+class Duration(click.ParamType[float]):
+    """``90``, ``1.5``, ``250ms``, ``30s``, ``5m``, ``2h``, ``1d`` -> seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value, "duration")
+        except InvalidInput as exc:
+            self.fail(exc.message.removeprefix("duration: "), param, ctx)
+
+
+class Timestamp(click.ParamType[float]):
+    """An ISO 8601 time (``2030-01-02T03:04:05Z``) -> seconds since the epoch; naive is UTC."""
+
+    name = "iso8601"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2030-01-02T03:04:05Z)", param, ctx)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+
+
+class Header(click.ParamType[tuple[str, str]]):
+    """``name=value`` -> ``(name, value)``."""
+
+    name = "name=value"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, text = str(value).partition("=")
+        if not sep or not name:
+            self.fail(f"{value!r} is not a header: write name=value", param, ctx)
+        return name, text
+
+
+DURATION = Duration()
+TIMESTAMP = Timestamp()
+HEADER = Header()
+STATE = click.Choice([state.value for state in State], case_sensitive=False)
+
+
+def read_json(text: str | None, what: str) -> JSON:
+    """Return the JSON value in ``text`` (``-``: read stdin); None when ``text`` is None."""
+    if text is None:
+        return None
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return codec.loads(text)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"{what} is not valid JSON: {exc.message.removeprefix('malformed JSON: ')}"
+        ) from exc
+
+
+def read_ids(ids: tuple[str, ...]) -> list[str]:
+    """Return the task ids given, where ``-`` stands for those read from stdin (one a line)."""
+    found: list[str] = []
+    for item in ids:
+        if item == "-":
+            found.extend(sys.stdin.read().split())
+        else:
+            found.append(item)
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise InvalidInput("no task ids given" + (" on stdin" if "-" in ids else ""))
+    return unique

@@ -1,0 +1,1 @@
+"""atp.plugins: see the sub-packages."""

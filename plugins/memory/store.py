@@ -1,0 +1,531 @@
+"""The in-process TaskStore: immutable records in a dict, with heaps for the time indexes.
+
+Everything runs in one event loop and no method awaits in the middle of a change, so each
+call is atomic. Payloads and results are copied through JSON on the way in, as a real
+store would, so a caller mutating its objects afterwards changes nothing here.
+
+Indexes are heaps with lazy invalidation: a transition pushes the record's new key and
+leaves the old entry behind; a popped entry counts only while its record still has that
+state and key. A heap is rebuilt when its dead entries outnumber the live ones.
+
+The whole store is one file on purpose: every method shares these indexes, and splitting
+them from the transitions that keep them true would hide the invariants.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from atp.core.codec import dumps, loads
+from atp.core.errors import FencedOut, InvalidInput
+from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
+from atp.core.ports import (
+    Claim,
+    Created,
+    Fence,
+    LeaseStatus,
+    Outcome,
+    Page,
+    Requeue,
+    TaskQuery,
+    TaskStore,
+)
+from atp.core.subjects import compile_pattern, validate_subject
+
+__all__ = ["MemoryStore"]
+
+_Entry = tuple[Any, ...]
+"""A heap entry: the record's index key, then its id."""
+
+_OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+_SLACK = 1024
+
+
+class _Index:
+    """A min-heap over the records in ``states``, ordered by ``key`` then id."""
+
+    __slots__ = ("_heap", "_threshold", "key", "states")
+
+    def __init__(self, states: frozenset[State], key: Callable[[TaskRecord], _Entry]) -> None:
+        self.states = states
+        self.key = key
+        self._heap: list[_Entry] = []
+        self._threshold = _SLACK
+
+    def add(self, record: TaskRecord) -> None:
+        heapq.heappush(self._heap, (*self.key(record), record.id))
+
+    def pop(
+        self, records: dict[str, TaskRecord], due: Callable[[_Entry], bool]
+    ) -> TaskRecord | None:
+        """Remove and return the first live record whose entry is ``due``, if any."""
+        heap = self._heap
+        while heap and due(heap[0]):
+            entry = heapq.heappop(heap)
+            record = records.get(entry[-1])
+            if self._live(entry, record):
+                return record
+        return None
+
+    def compact(self, records: dict[str, TaskRecord], totals: Counter[State]) -> None:
+        """Drop dead and repeated entries once they outnumber the live records."""
+        if len(self._heap) <= self._threshold:
+            return
+        live = sum(totals[state] for state in self.states)
+        if len(self._heap) > 2 * live + _SLACK:
+            kept = dict.fromkeys(e for e in self._heap if self._live(e, records.get(e[-1])))
+            self._heap = list(kept)
+            heapq.heapify(self._heap)
+        self._threshold = 2 * live + _SLACK
+
+    def _live(self, entry: _Entry, record: TaskRecord | None) -> bool:
+        return record is not None and record.state in self.states and self.key(record) == entry[:-1]
+
+
+def _due_key(record: TaskRecord) -> _Entry:
+    return (record.task.run_at, -record.task.priority)
+
+
+def _lease_key(record: TaskRecord) -> _Entry:
+    return (record.lease_until or 0.0,)
+
+
+def _finished_key(record: TaskRecord) -> _Entry:
+    return (record.finished_at or 0.0,)
+
+
+def _detach(value: JSON) -> JSON:
+    """Return a private copy of a JSON value (InvalidInput if it is not JSON)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return loads(dumps(value))
+
+
+def _stored(task: Task) -> Task:
+    return task.replace(payload=_detach(task.payload), headers=dict(task.headers))
+
+
+class MemoryStore:
+    """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        self._counts: Counter[tuple[str, State]] = Counter()
+        self._totals: Counter[State] = Counter()
+        self._dead: dict[str, None] = {}
+        self._due = _Index(frozenset({State.SCHEDULED}), _due_key)
+        self._ready = _Index(frozenset({State.READY}), _lease_key)
+        self._running = _Index(frozenset({State.RUNNING}), _lease_key)
+        self._finished = _Index(frozenset({State.SUCCEEDED, State.CANCELLED}), _finished_key)
+        self._index_of = {
+            State.SCHEDULED: self._due,
+            State.READY: self._ready,
+            State.RUNNING: self._running,
+            State.SUCCEEDED: self._finished,
+            State.CANCELLED: self._finished,
+        }
+        self._keys: dict[str, tuple[str, float, float]] = {}  # key -> (id, created, expires)
+        self._key_expiry: list[tuple[float, str]] = []
+        self._order: list[str] = []  # ids, ascending once sorted; deleted ids linger
+        self._order_sorted = True
+        self._fences: dict[str, int] = {}
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        tasks: Sequence[Task],
+        *,
+        now: float,
+        idempotency_window: float,
+        ready_until: float | None = None,
+    ) -> list[Created]:
+        """Create tasks, honouring idempotency keys; an existing id is not created again.
+
+        Raises InvalidInput, creating none of the batch, for a bad subject or a payload
+        that is not JSON.
+        """
+        for task in tasks:
+            validate_subject(task.subject)
+        stored = [_stored(task) for task in tasks]
+        batch_keys: dict[str, str] = {}
+        results = []
+        for task in stored:
+            existing = self._existing(task, now, idempotency_window, batch_keys)
+            if existing is not None:
+                results.append(Created(existing, False))
+                continue
+            if task.idempotency_key is not None:
+                batch_keys[task.idempotency_key] = task.id
+                self._remember_key(task.idempotency_key, task.id, now, idempotency_window)
+            self._insert(self._new_record(task, now, ready_until))
+            results.append(Created(task.id, True))
+        return results
+
+    async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
+        """Return the record of each id, or None for an unknown id."""
+        return [self._records.get(task_id) for task_id in ids]
+
+    async def take_due(
+        self, *, now: float, limit: int, ready_until: float, fence: Fence | None = None
+    ) -> list[Task]:
+        """Move due SCHEDULED tasks to READY: by run_at, then priority (high first), then id."""
+        self._check_fence(fence)
+        taken: list[Task] = []
+        while len(taken) < limit:
+            record = self._due.pop(self._records, lambda entry: entry[0] <= now)
+            if record is None:
+                break
+            record = record.replace(state=State.READY, lease_until=ready_until, updated_at=now)
+            self._write(record)
+            taken.append(record.task)
+        return taken
+
+    async def release(self, ids: Sequence[str], *, now: float) -> None:
+        """Move READY tasks back to SCHEDULED; others are untouched."""
+        for task_id in ids:
+            record = self._records.get(task_id)
+            if record is not None and record.state is State.READY:
+                self._write(record.replace(state=State.SCHEDULED, lease_until=None, updated_at=now))
+
+    async def claim(
+        self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
+    ) -> list[Claim]:
+        """Lease READY tasks (or RUNNING ones whose lease expired) to ``owner``, attempt + 1."""
+        claims = []
+        for task_id in ids:
+            record = self._records.get(task_id)
+            if record is None or not self._claimable(record, now):
+                claims.append(Claim(record, False))
+                continue
+            task = record.task.replace(attempt=record.task.attempt + 1)
+            record = record.replace(
+                task=task,
+                state=State.RUNNING,
+                lease_owner=owner,
+                lease_until=lease_until,
+                updated_at=now,
+            )
+            self._write(record)
+            claims.append(Claim(record, True))
+        return claims
+
+    async def heartbeat(
+        self, ids: Sequence[str], *, owner: str, lease_until: float
+    ) -> list[LeaseStatus]:
+        """Extend ``owner``'s RUNNING leases; LOST where the task is no longer its."""
+        statuses = []
+        for task_id in ids:
+            record = self._records.get(task_id)
+            if record is None or record.state is not State.RUNNING or record.lease_owner != owner:
+                statuses.append(LeaseStatus.LOST)
+                continue
+            self._write(record.replace(lease_until=lease_until))
+            cancel = record.cancel_requested
+            statuses.append(LeaseStatus.CANCEL_REQUESTED if cancel else LeaseStatus.HELD)
+        return statuses
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply outcomes to tasks still RUNNING under their owner; False changed nothing.
+
+        Raises InvalidInput, applying none, for an outcome state other than SUCCEEDED,
+        SCHEDULED, DEAD or CANCELLED, or a result that is not JSON.
+        """
+        for outcome in outcomes:
+            if outcome.state not in _OUTCOME_STATES:
+                raise InvalidInput(f"task {outcome.task_id}: cannot finish as {outcome.state}")
+        results = [_detach(outcome.result) for outcome in outcomes]
+        applied = []
+        for outcome, result in zip(outcomes, results, strict=True):
+            record = self._records.get(outcome.task_id)
+            if (
+                record is None
+                or record.state is not State.RUNNING
+                or record.lease_owner != outcome.owner
+            ):
+                applied.append(False)
+                continue
+            self._write(_finished(record, outcome, result))
+            applied.append(True)
+        return applied
+
+    async def cancel(self, ids: Sequence[str], *, now: float) -> list[TaskRecord | None]:
+        """Cancel SCHEDULED and READY tasks; flag RUNNING ones; leave finished ones."""
+        records = []
+        for task_id in ids:
+            record = self._records.get(task_id)
+            if record is not None and record.state in (State.SCHEDULED, State.READY):
+                record = record.replace(
+                    state=State.CANCELLED,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+                self._write(record)
+            elif (
+                record is not None and record.state is State.RUNNING and not record.cancel_requested
+            ):
+                record = record.replace(cancel_requested=True, updated_at=now)
+                self._write(record)
+            records.append(record)
+        return records
+
+    async def recover(
+        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+    ) -> list[TaskRecord]:
+        """Take back RUNNING tasks whose lease expired: SCHEDULED again, or DEAD if spent.
+
+        The cancel request of a recovered task is kept, so its next claim sees it.
+        """
+        self._check_fence(fence)
+        changed: list[TaskRecord] = []
+        while len(changed) < limit:
+            record = self._running.pop(self._records, lambda entry: entry[0] <= now)
+            if record is None:
+                break
+            record = _recovered(record, now, default_max_attempts)
+            self._write(record)
+            changed.append(record)
+        return changed
+
+    async def redispatch(
+        self,
+        *,
+        now: float,
+        limit: int,
+        ready_until: float,
+        fence: Fence | None = None,
+        everything: bool = False,
+    ) -> list[Task]:
+        """Restamp READY tasks never claimed in time (or all of them), oldest stamp first.
+
+        A restamped task moves behind the others, so repeated calls with ``everything``
+        page through every READY task.
+        """
+        self._check_fence(fence)
+        picked: dict[str, TaskRecord] = {}
+        while len(picked) < limit:
+            record = self._ready.pop(self._records, lambda e: everything or e[0] <= now)
+            if record is None:
+                break
+            picked[record.id] = record
+        for record in picked.values():
+            self._write(record.replace(lease_until=ready_until, updated_at=now))
+        return [record.task for record in picked.values()]
+
+    async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
+        """Give DEAD tasks a new life at ``run_at`` with attempt 0; errors are kept."""
+        payloads = [_detach(r.payload) if r.replace_payload else None for r in requests]
+        records = []
+        for request, payload in zip(requests, payloads, strict=True):
+            record = self._records.get(request.task_id)
+            if record is not None and record.state is State.DEAD:
+                record = _requeued(record, request, payload, now)
+                self._write(record)
+            records.append(record)
+        return records
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete DEAD tasks (the given ones, or all); return how many were deleted."""
+        if ids is None:
+            doomed = list(self._dead)
+        else:
+            doomed = [task_id for task_id in dict.fromkeys(ids) if task_id in self._dead]
+        for task_id in doomed:
+            self._delete(task_id)
+        return len(doomed)
+
+    async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
+        """Delete up to ``limit`` SUCCEEDED or CANCELLED tasks finished before the time,
+        oldest first, and every idempotency key whose window has closed."""
+        deleted = 0
+        while deleted < limit:
+            record = self._finished.pop(self._records, lambda e: e[0] < finished_before)
+            if record is None:
+                break
+            self._delete(record.id)
+            deleted += 1
+        self._forget_keys(now)
+        return deleted
+
+    async def close(self) -> None:
+        """Nothing to release: the tasks stay with this object, which remains usable."""
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def query(self, query: TaskQuery) -> Page:
+        """List records newest first (by id); the cursor is the last id of the page."""
+        if query.limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {query.limit!r}")
+        wanted = compile_pattern(query.subject) if query.subject is not None else None
+        order = self._sorted_ids()
+        stop = len(order) if query.cursor is None else bisect.bisect_left(order, query.cursor)
+        items: list[TaskRecord] = []
+        for index in range(stop - 1, -1, -1):
+            record = self._records.get(order[index])
+            if record is None or (index + 1 < stop and order[index + 1] == order[index]):
+                continue
+            if query.states is not None and record.state not in query.states:
+                continue
+            if wanted is None or wanted(record.subject):
+                items.append(record)
+                if len(items) > query.limit:
+                    return Page(items[: query.limit], items[query.limit - 1].id)
+        return Page(items, None)
+
+    async def counts(self) -> dict[tuple[str, State], int]:
+        """Return how many tasks each (subject, state) holds; zero counts are left out."""
+        return dict(self._counts)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _existing(
+        self, task: Task, now: float, window: float, batch_keys: dict[str, str]
+    ) -> str | None:
+        """The id ``task`` duplicates through its idempotency key or its own id, if any."""
+        key = task.idempotency_key
+        if key is not None:
+            if key in batch_keys:
+                return batch_keys[key]
+            found = self._keys.get(key)
+            if found is not None and now - found[1] < window:
+                return found[0]
+        return task.id if task.id in self._records else None
+
+    def _remember_key(self, key: str, task_id: str, now: float, window: float) -> None:
+        self._keys[key] = (task_id, now, now + window)
+        heapq.heappush(self._key_expiry, (now + window, key))
+
+    def _forget_keys(self, now: float) -> None:
+        expiry = self._key_expiry
+        while expiry and expiry[0][0] <= now:
+            expires, key = heapq.heappop(expiry)
+            found = self._keys.get(key)
+            if found is not None and found[2] == expires:
+                del self._keys[key]
+
+    def _new_record(self, task: Task, now: float, ready_until: float | None) -> TaskRecord:
+        if ready_until is not None and task.run_at <= now:
+            return TaskRecord(task, State.READY, updated_at=now, lease_until=ready_until)
+        return TaskRecord(task, State.SCHEDULED, updated_at=now)
+
+    def _insert(self, record: TaskRecord) -> None:
+        order = self._order
+        if order and record.id < order[-1]:
+            self._order_sorted = False
+        order.append(record.id)
+        self._write(record)
+
+    def _write(self, record: TaskRecord) -> None:
+        """Store ``record`` over its previous version, keeping counts and indexes true."""
+        old = self._records.get(record.id)
+        if old is not None:
+            self._uncount(old)
+        self._records[record.id] = record
+        self._counts[record.subject, record.state] += 1
+        self._totals[record.state] += 1
+        if record.state is State.DEAD:
+            self._dead[record.id] = None
+        index = self._index_of.get(record.state)
+        if index is not None:
+            index.add(record)
+            index.compact(self._records, self._totals)
+
+    def _delete(self, task_id: str) -> None:
+        record = self._records.pop(task_id)
+        self._uncount(record)
+        if len(self._order) > 2 * len(self._records) + _SLACK:
+            self._order = sorted(self._records)
+            self._order_sorted = True
+
+    def _uncount(self, record: TaskRecord) -> None:
+        key = (record.subject, record.state)
+        self._counts[key] -= 1
+        if not self._counts[key]:
+            del self._counts[key]
+        self._totals[record.state] -= 1
+        if record.state is State.DEAD:
+            del self._dead[record.id]
+
+    def _sorted_ids(self) -> list[str]:
+        if not self._order_sorted:
+            self._order.sort()
+            self._order_sorted = True
+        return self._order
+
+    def _claimable(self, record: TaskRecord, now: float) -> bool:
+        if record.state is State.READY:
+            return True
+        return record.state is State.RUNNING and (record.lease_until or 0.0) <= now
+
+    def _check_fence(self, fence: Fence | None) -> None:
+        """Raise FencedOut for a token older than the newest seen under its name."""
+        if fence is None:
+            return
+        newest = self._fences.get(fence.name)
+        if newest is not None and fence.token < newest:
+            raise FencedOut(
+                f"fence {fence.name!r}: token {fence.token} is older than {newest}; "
+                "another leader has taken over"
+            )
+        self._fences[fence.name] = fence.token
+
+
+def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
+    """The record after ``outcome`` ended the attempt it holds."""
+    changes: dict[str, Any] = {"state": outcome.state, "updated_at": outcome.at,
+                               "lease_owner": None, "lease_until": None}  # fmt: skip
+    if outcome.error is not None:
+        changes["errors"] = (*record.errors, outcome.error)
+    if outcome.state is State.SCHEDULED:
+        attempt = record.task.attempt - 1 if outcome.refund else record.task.attempt
+        run_at = outcome.at if outcome.run_at is None else outcome.run_at
+        changes["task"] = record.task.replace(run_at=run_at, attempt=max(attempt, 0))
+    else:
+        changes["finished_at"] = outcome.at
+    if outcome.state is State.SUCCEEDED:
+        changes["result"] = result
+    return record.replace(**changes)
+
+
+def _recovered(record: TaskRecord, now: float, default_max_attempts: int) -> TaskRecord:
+    """The record of a RUNNING task whose worker stopped renewing its lease."""
+    task = record.task
+    error = AttemptError(
+        task.attempt, now, "lease expired: the worker stopped renewing it", "lease"
+    )
+    limit = default_max_attempts if task.max_attempts is None else task.max_attempts
+    changes: dict[str, Any] = {
+        "errors": (*record.errors, error),
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if task.attempt >= limit:
+        return record.replace(state=State.DEAD, finished_at=now, **changes)
+    return record.replace(state=State.SCHEDULED, task=task.replace(run_at=now), **changes)
+
+
+def _requeued(record: TaskRecord, request: Requeue, payload: JSON, now: float) -> TaskRecord:
+    """The record of a DEAD task given a new life by ``request``."""
+    task = record.task.replace(attempt=0, run_at=request.run_at)
+    if request.replace_payload:
+        task = task.replace(payload=payload)
+    return record.replace(
+        task=task,
+        state=State.SCHEDULED,
+        updated_at=now,
+        finished_at=None,
+        result=None,
+        lease_owner=None,
+        lease_until=None,
+        cancel_requested=False,
+    )
+
+
+_STORE: type[TaskStore] = MemoryStore

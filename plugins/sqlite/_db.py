@@ -1,0 +1,153 @@
+"""One SQLite connection owned by one thread; every call is one whole transaction.
+
+The event loop never blocks on SQLite: a call hops once to the connection's thread, runs
+its transaction there from ``BEGIN`` to ``COMMIT``, and hops back with plain Python
+values. WAL and a busy timeout let other processes share the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from atp.core.errors import (
+    AtpError,
+    BackendUnavailable,
+    ConfigError,
+    InvalidInput,
+    translate_errors,
+)
+from atp.core.subjects import matches
+from atp.plugins.sqlite._schema import ensure_schema
+from atp.plugins.sqlite._url import SqliteTarget
+
+__all__ = ["Database"]
+
+log = logging.getLogger("atp.sqlite")
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
+
+# Errors about the file itself rather than a passing condition: retrying will not help.
+_CONFIG_ERRORS = frozenset(
+    {"SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"}
+)
+
+
+class Database:
+    """A lazily opened SQLite connection behind a one-thread executor.
+
+    Calls run in submission order, one at a time; ``write`` holds the file's write lock
+    (``BEGIN IMMEDIATE``) for its whole transaction, so a read-then-write inside one call
+    is atomic against every other connection, in this process or another.
+    """
+
+    def __init__(self, target: SqliteTarget, thread_name: str = "atp-sqlite") -> None:
+        self.target = target
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._pid = os.getpid()
+
+    async def write(self, work: Work[T]) -> T:
+        """Run ``work`` in one write transaction; on any error nothing of it is kept."""
+        return await self._hop(partial(self._transaction, work, "BEGIN IMMEDIATE"))
+
+    async def read(self, work: Work[T]) -> T:
+        """Run ``work`` in one read transaction: it sees one consistent snapshot."""
+        return await self._hop(partial(self._transaction, work, "BEGIN"))
+
+    async def close(self) -> None:
+        """Finish the calls already submitted, then close the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if os.getpid() != self._pid:
+            return  # the connection and its thread belong to the parent process
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def _hop(self, job: Callable[[], T]) -> T:
+        if self._closed:
+            raise BackendUnavailable(f"SQLite database {self.target.path!r} is closed")
+        if os.getpid() != self._pid:
+            # A forked child has no executor thread and must not share the connection.
+            raise BackendUnavailable(
+                f"SQLite database {self.target.path!r} was opened by process {self._pid}; "
+                "build a new store or coordinator in this process"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self._translated, job))
+
+    def _translated(self, job: Callable[[], T]) -> T:
+        with translate_errors({sqlite3.Error: self._error, OverflowError: _overflow}):
+            return job()
+
+    def _transaction(self, work: Work[T], begin: str) -> T:
+        conn = self._connect()
+        conn.execute(begin)
+        try:
+            result = work(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.target.path
+        if not self.target.memory and not os.path.isdir(os.path.dirname(path)):
+            raise ConfigError(
+                f"SQLite database {path!r} (from {self.target.url!r}): directory "
+                f"{os.path.dirname(path)!r} does not exist; create it first"
+            )
+        conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {self.target.busy_timeout}")
+        if not self.target.memory:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning(
+                    "SQLite database %r: WAL unavailable, journal mode %s", self.target.path, mode
+                )
+        conn.execute(f"PRAGMA synchronous = {self.target.synchronous.upper()}")
+        conn.create_function("atp_match", 2, matches, deterministic=True)
+        ensure_schema(conn, self.target.path)
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _error(self, exc: BaseException) -> AtpError:
+        name = getattr(exc, "sqlite_errorname", "")
+        message = f"SQLite database {self.target.path!r}: {exc}"
+        if name in _CONFIG_ERRORS or name.startswith("SQLITE_READONLY"):
+            return ConfigError(message)
+        return BackendUnavailable(message)
+
+
+def _overflow(exc: BaseException) -> AtpError:
+    return InvalidInput(f"a number is out of SQLite's 64-bit range: {exc}")

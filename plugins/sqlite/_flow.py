@@ -1,0 +1,306 @@
+"""The TaskStore's transitions of a task's life, each the body of one transaction.
+
+Each function runs on the connection's thread; ``Database`` wraps it in ``BEGIN`` and
+``COMMIT``. Writes are batched per statement (``executemany`` or ``IN (...)``).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from atp.core.errors import FencedOut, InvalidInput
+from atp.core.model import FINAL_STATES, AttemptError, State, Task, TaskRecord
+from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
+from atp.core.subjects import validate_subject
+from atp.plugins.sqlite._rows import (
+    INSERT,
+    TASK_COLUMNS,
+    chunked,
+    encode,
+    error_json,
+    insert_row,
+    marks,
+    select_records,
+    task_from_row,
+    unique,
+)
+
+_OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+
+_UPSERT_KEY = (
+    "INSERT INTO idempotency (key, task_id, created_at, expires_at) VALUES (?,?,?,?) "
+    "ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, "
+    "created_at = excluded.created_at, expires_at = excluded.expires_at"
+)
+_FINISH = (
+    "UPDATE tasks SET state = :state, updated_at = :at, result = :result, "
+    "finished_at = :finished_at, run_at = COALESCE(:run_at, run_at), "
+    "attempt = MAX(attempt - :refund, 0), lease_owner = NULL, lease_until = NULL, "
+    "errors = CASE WHEN :error IS NULL THEN errors "
+    "ELSE json_insert(errors, '$[#]', json(:error)) END WHERE id = :id"
+)
+_RECOVER = (
+    "UPDATE tasks SET state = :state, run_at = COALESCE(:run_at, run_at), "
+    "finished_at = :finished_at, updated_at = :now, lease_owner = NULL, lease_until = NULL, "
+    "errors = json_insert(errors, '$[#]', json(:error)) WHERE id = :id"
+)
+
+
+# -- create ----------------------------------------------------------------------------------
+
+
+def create(
+    conn: sqlite3.Connection,
+    tasks: Sequence[Task],
+    now: float,
+    window: float,
+    ready_until: float | None,
+) -> list[Created]:
+    """Insert the tasks no live idempotency key or existing id already accounts for."""
+    for task in tasks:
+        validate_subject(task.subject)  # a row that cannot be decoded would poison reads
+    keys = _live_keys(conn, [t.idempotency_key for t in tasks if t.idempotency_key], now - window)
+    taken_ids = _existing_ids(conn, [task.id for task in tasks])
+    created, rows, new_keys = [], [], []
+    for task in tasks:
+        key = task.idempotency_key
+        known = keys.get(key) if key else None
+        if known is None and task.id in taken_ids:
+            known = task.id
+        if known is not None:
+            created.append(Created(known, False))
+            continue
+        ready = ready_until is not None and task.run_at <= now
+        state = State.READY if ready else State.SCHEDULED
+        rows.append(insert_row(task, state, ready_until if ready else None, now))
+        taken_ids.add(task.id)
+        if key:
+            keys[key] = task.id
+            new_keys.append((key, task.id, now, now + window))
+        created.append(Created(task.id, True))
+    conn.executemany(INSERT, rows)
+    conn.executemany(_UPSERT_KEY, new_keys)
+    return created
+
+
+def _live_keys(conn: sqlite3.Connection, keys: list[str], since: float) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in chunked(unique(keys)):
+        sql = (
+            "SELECT key, task_id FROM idempotency "
+            f"WHERE key IN ({marks(len(chunk))}) AND created_at > ?"
+        )
+        found.update(conn.execute(sql, (*chunk, since)).fetchall())
+    return found
+
+
+def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunked(unique(ids)):
+        sql = f"SELECT id FROM tasks WHERE id IN ({marks(len(chunk))})"
+        found.update(row[0] for row in conn.execute(sql, chunk))
+    return found
+
+
+# -- dispatch: take_due, release, redispatch -------------------------------------------------
+
+
+def take_due(
+    conn: sqlite3.Connection, now: float, limit: int, ready_until: float, fence: Fence | None
+) -> list[Task]:
+    """Move the oldest due SCHEDULED tasks to READY and return them, oldest first."""
+    check_fence(conn, fence)
+    sql = (
+        "UPDATE tasks SET state = 'READY', lease_until = ?, updated_at = ? WHERE id IN "
+        "(SELECT id FROM tasks INDEXED BY tasks_due WHERE state = 'SCHEDULED' AND run_at <= ? "
+        f"ORDER BY run_at, priority DESC, id LIMIT ?) RETURNING priority, id, {TASK_COLUMNS}"
+    )
+    return _due_order(conn.execute(sql, (ready_until, now, now, max(limit, 0))).fetchall())
+
+
+def release(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
+    """Move those of ``ids`` that are READY back to SCHEDULED."""
+    for chunk in chunked(unique(ids)):
+        sql = (
+            "UPDATE tasks SET state = 'SCHEDULED', lease_until = NULL, updated_at = ? "
+            f"WHERE state = 'READY' AND id IN ({marks(len(chunk))})"
+        )
+        conn.execute(sql, (now, *chunk))
+
+
+def redispatch(
+    conn: sqlite3.Connection,
+    now: float,
+    limit: int,
+    ready_until: float,
+    fence: Fence | None,
+    everything: bool,
+) -> list[Task]:
+    """Restamp READY tasks unclaimed past their lease (or all of them) and return them."""
+    check_fence(conn, fence)
+    sql = (
+        "UPDATE tasks SET lease_until = ?, updated_at = ? WHERE id IN "
+        "(SELECT id FROM tasks INDEXED BY tasks_lease WHERE state = 'READY' "
+        "AND lease_until <= ? ORDER BY lease_until, id LIMIT ?) "
+        f"RETURNING priority, id, {TASK_COLUMNS}"
+    )
+    cutoff = math.inf if everything else now
+    return _due_order(conn.execute(sql, (ready_until, now, cutoff, max(limit, 0))).fetchall())
+
+
+def _due_order(rows: list[Any]) -> list[Task]:
+    # RETURNING gives no order; put the batch back in due order.
+    rows.sort(key=lambda row: (row[3], -row[0], row[1]))
+    return [task_from_row(envelope, run_at, attempt) for _, _, envelope, run_at, attempt in rows]
+
+
+def check_fence(conn: sqlite3.Connection, fence: Fence | None) -> None:
+    """Refuse ``fence`` if a higher token was seen for its name; else remember it."""
+    if fence is None:
+        return
+    row = conn.execute("SELECT token FROM fences WHERE name = ?", (fence.name,)).fetchone()
+    if row is not None and row[0] > fence.token:
+        raise FencedOut(
+            f"fencing token {fence.token} of {fence.name!r} is older than token {row[0]}: "
+            "another leader took over, nothing was changed"
+        )
+    if row is None or row[0] < fence.token:
+        conn.execute(
+            "INSERT INTO fences (name, token) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET token = excluded.token",
+            (fence.name, fence.token),
+        )
+
+
+# -- running: claim, heartbeat, finish, cancel, recover ---------------------------------------
+
+
+def claim(
+    conn: sqlite3.Connection, ids: Sequence[str], owner: str, now: float, lease_until: float
+) -> list[Claim]:
+    """Lease the READY (or expired RUNNING) tasks of ``ids`` to ``owner``."""
+    taken: set[str] = set()
+    for chunk in chunked(unique(ids)):
+        sql = (
+            "UPDATE tasks SET state = 'RUNNING', lease_owner = ?, lease_until = ?, "
+            f"attempt = attempt + 1, updated_at = ? WHERE id IN ({marks(len(chunk))}) "
+            "AND (state = 'READY' OR (state = 'RUNNING' AND lease_until <= ?)) RETURNING id"
+        )
+        taken.update(row[0] for row in conn.execute(sql, (owner, lease_until, now, *chunk, now)))
+    records = select_records(conn, ids)
+    claims = []
+    for task_id in ids:
+        claims.append(Claim(records.get(task_id), task_id in taken))
+        taken.discard(task_id)  # a repeated id was claimed once, by its first occurrence
+    return claims
+
+
+def heartbeat(
+    conn: sqlite3.Connection, ids: Sequence[str], owner: str, lease_until: float
+) -> list[LeaseStatus]:
+    """Extend ``owner``'s leases on RUNNING tasks; report each lease's status."""
+    held: dict[str, LeaseStatus] = {}
+    for chunk in chunked(unique(ids)):
+        sql = (
+            f"UPDATE tasks SET lease_until = ? WHERE id IN ({marks(len(chunk))}) "
+            "AND state = 'RUNNING' AND lease_owner = ? RETURNING id, cancel_requested"
+        )
+        for task_id, cancel in conn.execute(sql, (lease_until, *chunk, owner)):
+            held[task_id] = LeaseStatus.CANCEL_REQUESTED if cancel else LeaseStatus.HELD
+    return [held.get(task_id, LeaseStatus.LOST) for task_id in ids]
+
+
+def finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> list[bool]:
+    """Apply each outcome whose task is RUNNING under its owner; report which applied."""
+    for outcome in outcomes:
+        if outcome.state not in _OUTCOME_STATES:
+            raise InvalidInput(
+                f"outcome of task {outcome.task_id!r}: state {outcome.state.value} is not "
+                "SUCCEEDED, SCHEDULED, DEAD or CANCELLED"
+            )
+    holders = _holders(conn, [outcome.task_id for outcome in outcomes])
+    applied, params = [], []
+    for outcome in outcomes:
+        ok = holders.get(outcome.task_id) == outcome.owner
+        if ok:
+            del holders[outcome.task_id]  # the task left RUNNING: a repeat cannot apply
+            params.append(_finish_params(outcome))
+        applied.append(ok)
+    conn.executemany(_FINISH, params)
+    return applied
+
+
+def _holders(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in chunked(unique(ids)):
+        sql = (
+            "SELECT id, lease_owner FROM tasks "
+            f"WHERE state = 'RUNNING' AND id IN ({marks(len(chunk))})"
+        )
+        found.update(conn.execute(sql, chunk).fetchall())
+    return found
+
+
+def _finish_params(outcome: Outcome) -> dict[str, Any]:
+    retry = outcome.state is State.SCHEDULED
+    return {
+        "id": outcome.task_id,
+        "state": outcome.state.value,
+        "at": outcome.at,
+        "result": None if outcome.result is None else encode(outcome.result),
+        "finished_at": outcome.at if outcome.state in FINAL_STATES else None,
+        "run_at": (outcome.at if outcome.run_at is None else outcome.run_at) if retry else None,
+        "refund": 1 if retry and outcome.refund else 0,
+        "error": None if outcome.error is None else error_json(outcome.error),
+    }
+
+
+def cancel(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> list[TaskRecord | None]:
+    """Cancel waiting tasks, flag running ones, and return every record after."""
+    for chunk in chunked(unique(ids)):
+        in_chunk = f"id IN ({marks(len(chunk))})"
+        conn.execute(
+            "UPDATE tasks SET state = 'CANCELLED', finished_at = ?, updated_at = ?, "
+            f"lease_owner = NULL, lease_until = NULL WHERE {in_chunk} "
+            "AND state IN ('SCHEDULED', 'READY')",
+            (now, now, *chunk),
+        )
+        conn.execute(
+            "UPDATE tasks SET cancel_requested = 1, updated_at = ? "
+            f"WHERE {in_chunk} AND state = 'RUNNING' AND cancel_requested = 0",
+            (now, *chunk),
+        )
+    records = select_records(conn, ids)
+    return [records.get(task_id) for task_id in ids]
+
+
+def recover(
+    conn: sqlite3.Connection, now: float, limit: int, default_max: int, fence: Fence | None
+) -> list[TaskRecord]:
+    """Send RUNNING tasks with an expired lease back to SCHEDULED, or to DEAD."""
+    check_fence(conn, fence)
+    rows = conn.execute(
+        "SELECT id, attempt, max_attempts, lease_owner FROM tasks INDEXED BY tasks_lease "
+        "WHERE state = 'RUNNING' AND lease_until <= ? ORDER BY lease_until, id LIMIT ?",
+        (now, max(limit, 0)),
+    ).fetchall()
+    conn.executemany(_RECOVER, [_recover_params(row, now, default_max) for row in rows])
+    records = select_records(conn, [row[0] for row in rows])
+    return [records[row[0]] for row in rows]
+
+
+def _recover_params(row: Sequence[Any], now: float, default_max: int) -> dict[str, Any]:
+    task_id, attempt, max_attempts, owner = row
+    dead = attempt >= (default_max if max_attempts is None else max_attempts)
+    error = AttemptError(attempt, now, f"lease of worker {owner!r} expired", kind="lease")
+    return {
+        "id": task_id,
+        "state": State.DEAD.value if dead else State.SCHEDULED.value,
+        "run_at": None if dead else now,
+        "finished_at": now if dead else None,
+        "now": now,
+        "error": error_json(error),
+    }

@@ -1,0 +1,116 @@
+"""Between rows of the ``tasks`` table and atp's Task and TaskRecord.
+
+The envelope is kept as JSON; ``run_at`` and ``attempt`` change with the task's life, so
+their columns are the truth and overlay the envelope's copy when a row is read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from atp.core.codec import dumps, loads, task_from_dict, task_to_dict
+from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "TASK_COLUMNS",
+    "chunked",
+    "encode",
+    "error_json",
+    "insert_row",
+    "marks",
+    "record_from_row",
+    "select_records",
+    "task_from_row",
+    "unique",
+]
+
+T = TypeVar("T")
+
+# Far below SQLite's limit on bound variables (32766), and short enough to keep the
+# statement cache hot: every full chunk has the same text.
+CHUNK = 500
+
+RECORD_COLUMNS = (
+    "id, state, run_at, attempt, lease_owner, lease_until, cancel_requested, "
+    "updated_at, finished_at, envelope, result, errors"
+)
+TASK_COLUMNS = "envelope, run_at, attempt"
+
+INSERT = (
+    "INSERT INTO tasks (id, subject, state, run_at, priority, attempt, max_attempts, "
+    "lease_until, created_at, updated_at, envelope) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def encode(value: JSON) -> str:
+    """Return ``value`` as JSON text."""
+    return dumps(value).decode()
+
+
+def error_json(error: AttemptError) -> str:
+    """Return one entry of a task's error history as JSON text."""
+    return encode(
+        {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
+    )
+
+
+def insert_row(task: Task, state: State, lease_until: float | None, now: float) -> tuple[Any, ...]:
+    """Return the parameters of ``INSERT`` for a new task."""
+    return (
+        task.id, task.subject, state.value, task.run_at, task.priority, task.attempt,
+        task.max_attempts, lease_until, task.created_at, now, encode(task_to_dict(task)),
+    )  # fmt: skip
+
+
+def task_from_row(envelope: str, run_at: float, attempt: int) -> Task:
+    """Return the Task of a row from its ``TASK_COLUMNS``."""
+    data = loads(envelope)
+    data["run_at"] = run_at
+    data["attempt"] = attempt
+    return task_from_dict(data)
+
+
+def record_from_row(row: Sequence[Any]) -> TaskRecord:
+    """Return the TaskRecord of a row from its ``RECORD_COLUMNS``."""
+    (_, state, run_at, attempt, owner, lease_until, cancel, updated, finished,
+     envelope, result, errors) = row  # fmt: skip
+    return TaskRecord(
+        task=task_from_row(envelope, run_at, attempt),
+        state=State(state),
+        updated_at=updated,
+        lease_owner=owner,
+        lease_until=lease_until,
+        result=None if result is None else loads(result),
+        errors=tuple(AttemptError(**error) for error in loads(errors)),
+        cancel_requested=bool(cancel),
+        finished_at=finished,
+    )
+
+
+def select_records(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, TaskRecord]:
+    """Return the records of those ``ids`` that exist, by id."""
+    found: dict[str, TaskRecord] = {}
+    for chunk in chunked(unique(ids)):
+        sql = f"SELECT {RECORD_COLUMNS} FROM tasks WHERE id IN ({marks(len(chunk))})"
+        for row in conn.execute(sql, chunk):
+            found[row[0]] = record_from_row(row)
+    return found
+
+
+def unique(items: Iterable[T]) -> list[T]:
+    """Return ``items`` without repeats, in first-seen order."""
+    return list(dict.fromkeys(items))
+
+
+def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """Yield slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(count: int) -> str:
+    """Return ``count`` comma-separated SQL placeholders."""
+    return ",".join("?" * count)

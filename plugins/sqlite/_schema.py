@@ -1,0 +1,93 @@
+"""The SQLite file format of atp: the store's tables and the local coordinator's leases.
+
+One file may hold both, so one schema and one ``PRAGMA user_version`` cover them. Every
+statement is idempotent; a future version migrates from the version it finds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from atp.core.errors import ConfigError
+
+__all__ = ["VERSION", "ensure_schema"]
+
+VERSION = 1
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id               TEXT PRIMARY KEY,
+        subject          TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        run_at           REAL NOT NULL,
+        priority         INTEGER NOT NULL,
+        attempt          INTEGER NOT NULL,
+        max_attempts     INTEGER,
+        lease_owner      TEXT,
+        lease_until      REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        finished_at      REAL,
+        envelope         TEXT NOT NULL,
+        result           TEXT,
+        errors           TEXT NOT NULL DEFAULT '[]'
+    )""",
+    # Partial indexes hold only the rows their query looks for, so a transition updates
+    # few of them; the queries pin them with INDEXED BY, since without statistics the
+    # planner would prefer tasks_state and sort. lease_until is NULL outside READY/RUNNING.
+    """CREATE INDEX IF NOT EXISTS tasks_due ON tasks (run_at, priority DESC, id)
+        WHERE state = 'SCHEDULED'""",
+    """CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (state, lease_until, id)
+        WHERE lease_until IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at)
+        WHERE state IN ('SUCCEEDED', 'CANCELLED')""",
+    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state, id)",
+    "CREATE INDEX IF NOT EXISTS tasks_subject_state ON tasks (subject, state)",
+    # subject and id never change: this index costs a write only on insert and delete.
+    "CREATE INDEX IF NOT EXISTS tasks_subject ON tasks (subject, id)",
+    """CREATE TABLE IF NOT EXISTS idempotency (
+        key        TEXT PRIMARY KEY,
+        task_id    TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
+    """CREATE TABLE IF NOT EXISTS fences (
+        name  TEXT PRIMARY KEY,
+        token INTEGER NOT NULL
+    )""",
+    # A released lease keeps its row (owner NULL) so its token keeps growing.
+    """CREATE TABLE IF NOT EXISTS leases (
+        name       TEXT PRIMARY KEY,
+        owner      TEXT,
+        token      INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+)
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the tables if they are missing; refuse a file written by a newer atp."""
+    if _version(conn, path) == VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _version(conn, path) < VERSION:
+            for statement in _DDL:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _version(conn: sqlite3.Connection, path: str) -> int:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > VERSION:
+        raise ConfigError(
+            f"SQLite database {path!r} has schema version {version}, written by a newer atp; "
+            f"this atp reads version {VERSION}: upgrade atp"
+        )
+    return version

@@ -1,0 +1,111 @@
+"""Parse ``sqlite://`` and ``local://`` URLs the way SQLAlchemy spells SQLite URLs.
+
+``sqlite:///relative/path.db`` (three slashes: relative to the working directory),
+``sqlite:////absolute/path.db`` (four: absolute) and ``sqlite://:memory:`` (one private
+connection). Query options: ``synchronous=full|normal`` and ``busy_timeout=<ms>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from atp.core.errors import InvalidInput
+
+__all__ = ["MEMORY", "SqliteTarget", "parse_url"]
+
+MEMORY = ":memory:"
+_SYNCHRONOUS = ("full", "normal")
+_OPTIONS = ("busy_timeout", "synchronous")
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteTarget:
+    """Where a SQLite database lives and how its connection is tuned."""
+
+    url: str
+    path: str
+    """An absolute file path, or ``:memory:``."""
+    synchronous: str = "full"
+    """``full``: every commit is fsynced (an accepted task survives power loss); ``normal``:
+    faster, the last commits may be lost on power loss (never on a process crash)."""
+    busy_timeout: int = 5000
+    """Milliseconds a writer waits for another process's lock before giving up."""
+
+    @property
+    def memory(self) -> bool:
+        return self.path == MEMORY
+
+
+def parse_url(url: str, scheme: str) -> SqliteTarget:
+    """Return the target of ``url``; raise InvalidInput naming the URL if it is malformed.
+
+    Does no I/O: a relative path is made absolute against the current directory now,
+    so a later ``chdir`` does not move the database.
+    """
+    prefix = scheme + "://"
+    if not url.lower().startswith(prefix):
+        raise InvalidInput(f"{scheme} URL {url!r} must start with {prefix!r}")
+    rest, _, query = url[len(prefix) :].partition("?")
+    if "#" in rest or "#" in query:
+        raise InvalidInput(f"{scheme} URL {url!r}: a fragment ('#') is not allowed")
+    options = _options(url, query)
+    return SqliteTarget(
+        url=url,
+        path=_path(url, scheme, rest),
+        synchronous=_sync(url, options.get("synchronous", "full")),
+        busy_timeout=_busy_timeout(url, options.get("busy_timeout", "5000")),
+    )
+
+
+def _path(url: str, scheme: str, rest: str) -> str:
+    if rest in (MEMORY, "/" + MEMORY):
+        return MEMORY
+    if not rest.startswith("/"):
+        raise InvalidInput(
+            f"{scheme} URL {url!r} has no database path: use {scheme}:///relative/path.db, "
+            f"{scheme}:////absolute/path.db or {scheme}://:memory:"
+        )
+    path = unquote(rest[1:])
+    if not path or path.endswith("/"):
+        raise InvalidInput(f"{scheme} URL {url!r}: the database path must name a file")
+    return os.path.abspath(path)
+
+
+def _options(url: str, query: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise InvalidInput(f"URL {url!r}: malformed query string: {exc}") from exc
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in _OPTIONS:
+            raise InvalidInput(f"URL {url!r}: unknown option {key!r}{_hint(key)}")
+        if key in options:
+            raise InvalidInput(f"URL {url!r}: option {key!r} is given twice")
+        options[key] = value
+    return options
+
+
+def _sync(url: str, value: str) -> str:
+    if value.lower() not in _SYNCHRONOUS:
+        raise InvalidInput(f"URL {url!r}: synchronous must be 'full' or 'normal', got {value!r}")
+    return value.lower()
+
+
+def _busy_timeout(url: str, value: str) -> int:
+    if not value.isdigit():
+        raise InvalidInput(
+            f"URL {url!r}: busy_timeout must be a whole number of milliseconds, got {value!r}"
+        )
+    return int(value)
+
+
+def _hint(key: str) -> str:
+    close = difflib.get_close_matches(key, _OPTIONS, n=1)
+    known = ", ".join(_OPTIONS)
+    return (
+        f" (did you mean {close[0]!r}? known options: {known})" if close else f" (known: {known})"
+    )

@@ -1,0 +1,57 @@
+"""What users import: ``App`` to declare handlers, ``Client`` to publish and inspect tasks.
+
+    from atp.sdk import App, Client, Retry
+
+Test helpers live in ``atp.sdk.testing``; port conformance suites for plugin authors in
+``atp.sdk.conformance``. Neither is imported here.
+"""
+
+from atp.core.context import current_task
+from atp.core.errors import (
+    AlreadyExists,
+    AtpError,
+    BackendUnavailable,
+    ConfigError,
+    Fail,
+    FencedOut,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PluginError,
+    Retry,
+    StateConflict,
+)
+from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.ports import Page
+from atp.core.settings import Settings
+from atp.sdk.app import App
+from atp.sdk.client import Client, Published, PublishRequest
+from atp.sdk.sync import SyncClient
+
+__all__ = [
+    "AlreadyExists",
+    "App",
+    "AtpError",
+    "AttemptError",
+    "BackendUnavailable",
+    "Client",
+    "ConfigError",
+    "Fail",
+    "FencedOut",
+    "InvalidInput",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PluginError",
+    "PublishRequest",
+    "Published",
+    "Retry",
+    "RetryPolicy",
+    "Settings",
+    "State",
+    "StateConflict",
+    "SyncClient",
+    "Task",
+    "TaskRecord",
+    "current_task",
+]

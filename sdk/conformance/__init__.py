@@ -1,0 +1,33 @@
+"""Port conformance suites: pytest classes a plugin author subclasses to test a backend.
+
+Each suite checks every guarantee its port states in ``atp.core.ports``. Subclass it
+under a ``Test`` name (the suites themselves are not named ``Test*``, so pytest collects
+only your subclass) and provide the backend as a fixture::
+
+    from atp.sdk.conformance import TaskStoreConformance
+
+    class TestMyStore(TaskStoreConformance):
+        @pytest.fixture
+        async def store(self, clock):
+            store = MyStore(url, clock=clock)
+            yield store
+            await store.close()
+
+The suites need pytest and pytest-asyncio; their tests are marked ``asyncio`` so they run
+in strict mode too (a strict-mode fixture must then use ``pytest_asyncio.fixture``).
+``unique(prefix)`` makes names (subjects, groups, leases) no other test or run uses, so a
+suite can run against a shared server. Each suite's docstring says how it uses time.
+"""
+
+import pytest
+
+pytest.register_assert_rewrite(
+    "atp.sdk.conformance.coordinator", "atp.sdk.conformance.store", "atp.sdk.conformance.transport"
+)
+
+from atp.sdk.conformance._support import unique  # noqa: E402
+from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402
+from atp.sdk.conformance.store import TaskStoreConformance  # noqa: E402
+from atp.sdk.conformance.transport import TransportConformance  # noqa: E402
+
+__all__ = ["CoordinatorConformance", "TaskStoreConformance", "TransportConformance", "unique"]

@@ -1,0 +1,644 @@
+"""Real servers for the integration tests: given, started here, or in a container.
+
+A service's URL comes, in this order, from:
+
+1. its environment variable (``ATP_TEST_REDIS_URL`` and so on), taken as it is;
+2. for MariaDB and PostgreSQL, the machine's own server on 127.0.0.1:3306 / 5432,
+   if it answers;
+3. a server binary on the PATH (``redis-server``, ``nats-server``, ``etcd``, ``mariadbd``,
+   ``postgres``), started on a free port in a temporary folder and stopped at the end;
+4. a container, through testcontainers, when a Docker engine answers.
+
+When none works the test is skipped, except under ``CI=true``, where it fails: a CI run
+must not pass by skipping its integration tests.
+
+Fault tests start a private server of their own (``start_redis(folder)`` and friends) that
+they may ``kill``, ``pause`` (SIGSTOP), ``resume`` and ``restart`` on the same port. The
+methods block; an async test that needs its loop to keep running during a restart calls
+them through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+__all__ = [
+    "SERVICES",
+    "ServerMissing",
+    "ServerProcess",
+    "ServerStartError",
+    "Service",
+    "ServiceUnavailable",
+    "Services",
+    "docker_answers",
+    "free_port",
+    "give_up",
+    "must_fail",
+    "start_etcd",
+    "start_mariadb",
+    "start_nats",
+    "start_postgres",
+    "start_redis",
+    "start_server",
+]
+
+HOST = "127.0.0.1"
+URLS = {
+    "redis": "redis://{host}:{port}/0",
+    "nats": "nats://{host}:{port}",
+    "etcd": "etcd://{host}:{port}",
+    "mysql": "mysql+asyncmy://root@{host}:{port}/test",
+    "postgres": "postgresql+asyncpg://postgres@{host}:{port}/test",
+}
+"""The URL of each service, as the atp plugins for it read it."""
+Probe = Callable[[str, int], bool]
+
+
+class ServiceUnavailable(Exception):
+    """No way to get a service worked; ``reasons`` says what was tried."""
+
+    def __init__(self, service: str, reasons: Sequence[str]) -> None:
+        super().__init__(f"{service} is not available: " + "; ".join(reasons))
+        self.service = service
+        self.reasons = list(reasons)
+
+
+class ServerMissing(ServiceUnavailable):
+    """The server's binary is not installed."""
+
+
+class ServerStartError(Exception):
+    """A server was started but did not become ready; the message ends with its log."""
+
+    def __init__(self, message: str, exited: bool) -> None:
+        super().__init__(message)
+        self.exited = exited
+
+
+# -- skip or fail --------------------------------------------------------------------------
+
+
+def must_fail(env: Mapping[str, str]) -> bool:
+    """Tell whether a missing service fails the test (under CI) instead of skipping it."""
+    return env.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def give_up(reason: str, env: Mapping[str, str]) -> NoReturn:
+    """Skip the test, or fail it under ``CI=true``."""
+    if must_fail(env):
+        pytest.fail(f"{reason} (CI=true: a missing service fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
+# -- probes: is the server ready? ----------------------------------------------------------
+
+
+def _exchange(host: str, port: int, send: bytes, until: bytes, limit: int = 4096) -> bytes:
+    """Send ``send`` (if any), read until ``until`` shows up; b"" when that fails."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            if send:
+                sock.sendall(send)
+            data = b""
+            while until not in data and len(data) < limit:
+                chunk = sock.recv(limit)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+    except OSError:
+        return b""
+
+
+def redis_ready(host: str, port: int) -> bool:
+    """PING answers PONG (not LOADING)."""
+    return _exchange(host, port, b"PING\r\n", b"\r\n").startswith(b"+PONG")
+
+
+def nats_ready(host: str, port: int) -> bool:
+    """The INFO line announces JetStream and a PING after CONNECT gets its PONG."""
+    hello = b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n'
+    data = _exchange(host, port, hello, b"PONG\r\n")
+    return data.startswith(b"INFO ") and b'"jetstream":true' in data and b"PONG\r\n" in data
+
+
+def etcd_ready(host: str, port: int) -> bool:
+    """GET /health reports healthy."""
+    request = f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    data = _exchange(host, port, request.encode(), b"}")
+    return data.startswith(b"HTTP/1.1 200") and b'"health":"true"' in data
+
+
+def mysql_ready(host: str, port: int) -> bool:
+    """The server greets with a protocol-10 handshake (an error packet is 0xff)."""
+    data = _exchange(host, port, b"", b"\x00", limit=5)
+    return len(data) >= 5 and data[4] == 10
+
+
+def postgres_ready(host: str, port: int, user: str = "postgres") -> bool:
+    """A startup message is answered by an authentication request, not an error."""
+    body = struct.pack("!i", 196608) + b"user\x00" + user.encode() + b"\x00\x00"
+    data = _exchange(host, port, struct.pack("!i", len(body) + 4) + body, b"", limit=1)
+    return data[:1] == b"R"
+
+
+# -- private server processes --------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A server this test session started, on a fixed port, with its log in ``workdir``."""
+
+    name: str
+    argv: list[str]
+    port: int
+    url: str
+    workdir: Path
+    probe: Probe
+    ready_timeout: float = 20.0
+    stop_signal: int = signal.SIGTERM
+    user: str | None = None
+    after_start: Callable[[ServerProcess], None] | None = None
+    owned: list[Path] = field(default_factory=list)
+    """Folders deleted by ``close``."""
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _paused: bool = False
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> ServerProcess:
+        """Start the server and wait until it answers; raise ServerStartError otherwise."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+                user=self.user,
+            )
+        self._paused = False
+        self._wait_ready()
+        if self.after_start:
+            self.after_start(self)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Shut the server down cleanly; kill it if it does not stop within ``timeout``."""
+        if not self.running:
+            return
+        self.resume()
+        assert self._process is not None
+        self._process.send_signal(self.stop_signal)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the server and everything it forked, like a power cut of the process."""
+        if self.running:
+            self._signal_group(signal.SIGKILL)
+            assert self._process is not None
+            self._process.wait()
+        self._paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open but nothing answers."""
+        self._signal_group(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._paused:
+            self._signal_group(signal.SIGCONT)
+            self._paused = False
+
+    def restart(self) -> ServerProcess:
+        """Stop the server if it runs, then start it again on the same port and data."""
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        """Stop the server and delete the folders it owns."""
+        self.stop()
+        for folder in self.owned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _signal_group(self, signum: int) -> None:
+        if self.running:
+            assert self._process is not None
+            os.killpg(self._process.pid, signum)  # its own session: only what it forked
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise self._failure(f"exited with status {self._process.returncode}", True)
+            if self.probe(HOST, self.port):
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise self._failure(f"did not answer within {self.ready_timeout:.0f} s", False)
+
+    def _failure(self, what: str, exited: bool) -> ServerStartError:
+        command = " ".join(self.argv)
+        message = f"{self.name} on port {self.port} {what}\n$ {command}\n{self.log_tail()}"
+        return ServerStartError(message, exited)
+
+
+def _binary(name: str, *alternatives: str) -> str:
+    for candidate in (name, *alternatives):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise ServerMissing(name, [f"{name} is not on the PATH"])
+
+
+def _launch(build: Callable[[], ServerProcess], attempts: int = 3) -> ServerProcess:
+    """Start what ``build`` makes; on an early exit (a port taken meanwhile) try new ports."""
+    for attempt in range(attempts):
+        server = build()
+        try:
+            return server.start()
+        except ServerStartError as exc:
+            if not exc.exited or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _folder(parent: Path, name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=parent))
+
+
+def start_redis(folder: Path, *args: str) -> ServerProcess:
+    """Start a private redis-server without persistence (add ``--appendonly yes`` for it)."""
+    binary = _binary("redis-server")
+
+    def build() -> ServerProcess:
+        workdir, port = _folder(folder, "redis"), free_port()
+        config = workdir / "redis.conf"
+        config.write_text(_REDIS_CONFIG.format(port=port, host=HOST, dir=workdir))
+        url = URLS["redis"].format(host=HOST, port=port)
+        return ServerProcess("redis", [binary, str(config), *args], port, url, workdir, redis_ready)
+
+    return _launch(build)
+
+
+_REDIS_CONFIG = """\
+port {port}
+bind {host}
+dir {dir}
+save ""
+appendonly no
+protected-mode no
+"""
+
+
+def start_nats(folder: Path, *args: str) -> ServerProcess:
+    """Start a private nats-server with JetStream, storing in its folder."""
+    binary = _binary("nats-server")
+
+    def build() -> ServerProcess:
+        workdir, port = _folder(folder, "nats"), free_port()
+        argv = [binary, "-a", HOST, "-p", str(port), "-js", "-sd", str(workdir / "js"), *args]
+        url = URLS["nats"].format(host=HOST, port=port)
+        return ServerProcess("nats", argv, port, url, workdir, nats_ready)
+
+    return _launch(build)
+
+
+def start_etcd(folder: Path, *args: str) -> ServerProcess:
+    """Start a private single-member etcd (Debian package ``etcd-server``)."""
+    binary = _binary("etcd")
+
+    def build() -> ServerProcess:
+        workdir, port, peer = _folder(folder, "etcd"), free_port(), free_port()
+        client, peers = f"http://{HOST}:{port}", f"http://{HOST}:{peer}"
+        flags = {"name": "atp-test", "data-dir": workdir / "data", "log-level": "warn",
+                 "listen-client-urls": client, "advertise-client-urls": client,
+                 "listen-peer-urls": peers, "initial-advertise-peer-urls": peers,
+                 "initial-cluster": f"atp-test={peers}"}  # fmt: skip
+        argv = [binary, *_flags(flags), *args]
+        url = URLS["etcd"].format(host=HOST, port=port)
+        return ServerProcess("etcd", argv, port, url, workdir, etcd_ready, ready_timeout=30)
+
+    return _launch(build)
+
+
+_MARIADB_INIT = """\
+CREATE DATABASE IF NOT EXISTS test;
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+"""
+
+
+def start_mariadb(folder: Path, *args: str) -> ServerProcess:
+    """Start a private MariaDB with a passwordless root and a ``test`` database."""
+    binary = _binary("mariadbd", "mysqld")
+    installer = _binary("mariadb-install-db", "mysql_install_db")
+    as_root = ["--user=root"] if os.geteuid() == 0 else []
+
+    def build() -> ServerProcess:
+        workdir, port = _folder(folder, "mariadb"), free_port()
+        data, init = workdir / "data", workdir / "init.sql"
+        init.write_text(_MARIADB_INIT)
+        install = {"datadir": data, "auth-root-authentication-method": "normal"}
+        _run_setup("mariadb", workdir, [installer, "--no-defaults", *_flags(install), *as_root])
+        flags = {"datadir": data, "port": port, "bind-address": HOST, "init-file": init,
+                 "socket": workdir / "mysqld.sock", "pid-file": workdir / "mysqld.pid",
+                 "innodb-buffer-pool-size": "32M"}  # fmt: skip
+        argv = [binary, "--no-defaults", *_flags(flags), "--skip-name-resolve", *as_root, *args]
+        url = URLS["mysql"].format(host=HOST, port=port)
+        return ServerProcess("mariadb", argv, port, url, workdir, mysql_ready, ready_timeout=60)
+
+    return _launch(build)
+
+
+def start_postgres(folder: Path, *args: str) -> ServerProcess:
+    """Start a private PostgreSQL (trust auth, user ``postgres``) with a ``test`` database.
+
+    PostgreSQL refuses to run as root: as root it runs as the ``postgres`` user, in a
+    folder under the system temp dir that this user can reach.
+    """
+    bindir = Path(_binary("postgres")).resolve().parent
+    user = "postgres" if os.geteuid() == 0 else None
+
+    def build() -> ServerProcess:
+        port = free_port()
+        workdir = _folder(Path(tempfile.gettempdir()) if user else folder, "postgres")
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(workdir, entry.pw_uid, entry.pw_gid)
+        data = workdir / "data"
+        init = {"pgdata": data, "username": "postgres", "auth": "trust", "encoding": "UTF8"}
+        _run_setup("postgres", workdir, [str(bindir / "initdb"), *_flags(init), "--no-sync"], user)
+        settings = ["-c", f"listen_addresses={HOST}", "-c", "fsync=off"]
+        argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(workdir)]
+        createdb = [str(bindir / "createdb"), "-h", HOST, "-p", str(port), "-U", "postgres"]
+        return ServerProcess(
+            "postgres", [*argv, *settings, *args], port,
+            URLS["postgres"].format(host=HOST, port=port), workdir, postgres_ready,
+            ready_timeout=30, stop_signal=signal.SIGINT, user=user,
+            after_start=lambda server: _create_test_db(createdb),
+            owned=[workdir] if user else [],
+        )  # fmt: skip
+
+    return _launch(build)
+
+
+def _flags(flags: Mapping[str, object]) -> list[str]:
+    """``{"data-dir": path}`` -> ``["--data-dir=path"]``."""
+    return [f"--{name}={value}" for name, value in flags.items()]
+
+
+def _create_test_db(createdb: list[str]) -> None:
+    done = subprocess.run([*createdb, "test"], capture_output=True, text=True, check=False)
+    if done.returncode != 0 and "already exists" not in done.stderr:
+        raise ServerStartError(f"createdb failed: {done.stderr.strip()}", False)
+
+
+def _run_setup(name: str, workdir: Path, argv: list[str], user: str | None = None) -> None:
+    """Run a one-off setup command (initdb and the like), raising with its output."""
+    done = subprocess.run(
+        argv, cwd=workdir, capture_output=True, text=True, timeout=120, user=user, check=False
+    )
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).strip().splitlines()[-20:]
+        raise ServerStartError(
+            f"{name} setup failed: {' '.join(argv)}\n" + "\n".join(output), False
+        )
+
+
+# -- containers ----------------------------------------------------------------------------
+
+
+def docker_answers(env: Mapping[str, str]) -> bool:
+    """Tell whether a Docker engine answers ``GET /_ping`` at ``$DOCKER_HOST`` or the socket."""
+    address = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n"
+    try:
+        if address.startswith("unix://"):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2.0)
+                sock.connect(address.removeprefix("unix://"))
+                sock.sendall(request)
+                status = sock.recv(64)
+        else:
+            host, _, port = address.removeprefix("tcp://").partition(":")
+            status = _exchange(host, int(port or 2375), request, b"\r\n")
+    except (OSError, ValueError):
+        return False
+    return status.startswith(b"HTTP/1.") and b" 200 " in status.split(b"\r\n", 1)[0]
+
+
+@dataclass(frozen=True)
+class Container:
+    """How to run a service in a container."""
+
+    image: str
+    port: int
+    command: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def start_container(
+    spec: Container, probe: Probe, url: str, timeout: float = 90.0
+) -> tuple[str, Callable[[], None]]:
+    """Run ``spec`` with testcontainers; return its URL and how to stop it."""
+    try:
+        from testcontainers.core.container import DockerContainer  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ServerStartError(f"testcontainers is not installed ({exc})", False) from exc
+    container = DockerContainer(spec.image).with_exposed_ports(spec.port)
+    for key, value in spec.env.items():
+        container = container.with_env(key, value)
+    if spec.command:
+        container = container.with_command(spec.command)
+    container.start()
+    host, port = container.get_container_host_ip(), int(container.get_exposed_port(spec.port))
+    deadline = time.monotonic() + timeout
+    while not probe(host, port):
+        if time.monotonic() > deadline:
+            container.stop()
+            raise ServerStartError(f"container {spec.image} did not answer in {timeout} s", False)
+        time.sleep(0.2)
+    return url.format(host=host, port=port), container.stop
+
+
+# -- the services --------------------------------------------------------------------------
+
+
+_ETCD_COMMAND = (
+    "etcd --listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://127.0.0.1:2379"
+)
+_MARIADB_ENV = {"MARIADB_ALLOW_EMPTY_ROOT_PASSWORD": "1", "MARIADB_DATABASE": "test",
+                "MARIADB_ROOT_HOST": "%"}  # fmt: skip
+_POSTGRES_ENV = {"POSTGRES_HOST_AUTH_METHOD": "trust", "POSTGRES_DB": "test"}
+
+
+@dataclass(frozen=True)
+class Service:
+    """One kind of server the integration tests use."""
+
+    name: str
+    start: Callable[..., ServerProcess]
+    """``start(folder, *extra_args)``: a private server."""
+    probe: Probe
+    container: Container
+    shared_port: int | None = None
+    """A port on 127.0.0.1 where the machine's own server may already answer."""
+
+    @property
+    def env_var(self) -> str:
+        return f"ATP_TEST_{self.name.upper()}_URL"
+
+    def url(self, host: str, port: int) -> str:
+        return URLS[self.name].format(host=host, port=port)
+
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service("redis", start_redis, redis_ready, Container("redis:7-alpine", 6379)),
+        Service("nats", start_nats, nats_ready, Container("nats:2.10-alpine", 4222, "-js")),
+        Service("etcd", start_etcd, etcd_ready,
+                Container("quay.io/coreos/etcd:v3.5.17", 2379, _ETCD_COMMAND)),
+        Service("mysql", start_mariadb, mysql_ready, Container("mariadb:11", 3306, None,
+                _MARIADB_ENV), shared_port=3306),
+        Service("postgres", start_postgres, postgres_ready, Container("postgres:16-alpine",
+                5432, None, _POSTGRES_ENV), shared_port=5432),
+    )
+}  # fmt: skip
+
+
+def start_server(name: str, folder: Path, *args: str) -> ServerProcess:
+    """Start a private server of service ``name``; ServerMissing if it is not installed."""
+    return SERVICES[name].start(folder, *args)
+
+
+class Services:
+    """Hands out one URL per service for a whole session and stops what it started."""
+
+    def __init__(
+        self,
+        folder: Path,
+        env: Mapping[str, str] | None = None,
+        docker: Callable[[Mapping[str, str]], bool] = docker_answers,
+        services: Mapping[str, Service] = SERVICES,
+    ) -> None:
+        self._folder = folder
+        self._env = os.environ if env is None else env
+        self._docker = docker
+        self._services = services
+        self._found: dict[str, str | ServiceUnavailable] = {}
+        self._cleanup = contextlib.ExitStack()
+
+    def require(self, name: str) -> str:
+        """Return the URL of service ``name``, or skip (fail under CI) the test."""
+        try:
+            return self.url(name)
+        except ServiceUnavailable as exc:
+            give_up(str(exc), self._env)
+
+    def url(self, name: str) -> str:
+        """Return the URL of service ``name``; ServiceUnavailable says what was tried."""
+        if name not in self._found:
+            try:
+                self._found[name] = self._find(self._services[name])
+            except ServiceUnavailable as exc:
+                self._found[name] = exc
+        found = self._found[name]
+        if isinstance(found, ServiceUnavailable):
+            raise found
+        return found
+
+    def close(self) -> None:
+        """Stop every server and container started for the session."""
+        self._cleanup.close()
+
+    def _find(self, service: Service) -> str:
+        given = self._env.get(service.env_var, "").strip()
+        if given:
+            return given
+        if service.shared_port and service.probe(HOST, service.shared_port):
+            return service.url(HOST, service.shared_port)
+        reasons: list[str] = []
+        for attempt in (self._start_process, self._start_container):
+            with _reason_on_failure(reasons):
+                return attempt(service)
+        raise ServiceUnavailable(service.name, [f"{service.env_var} is not set", *reasons])
+
+    def _start_process(self, service: Service) -> str:
+        server = service.start(self._folder)
+        self._cleanup.callback(server.close)
+        return server.url
+
+    def _start_container(self, service: Service) -> str:
+        if not self._docker(self._env):
+            raise ServiceUnavailable(service.name, ["no Docker engine answers"])
+        url, stop = start_container(service.container, service.probe, URLS[service.name])
+        self._cleanup.callback(stop)
+        return url
+
+
+@contextlib.contextmanager
+def _reason_on_failure(reasons: list[str]) -> Iterator[None]:
+    try:
+        yield
+    except ServiceUnavailable as exc:
+        reasons.extend(exc.reasons)
+    except ServerStartError as exc:
+        reasons.append(str(exc))
+    except Exception as exc:  # a container runtime's own error: report it, try the next way
+        reasons.append(f"{type(exc).__name__}: {exc}")
