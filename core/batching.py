@@ -60,6 +60,12 @@ class Batcher(Generic[T, R]):
                 if not future.done():
                     future.set_exception(exc)
             return
+        if len(results) != len(batch):
+            broken = RuntimeError(f"a batch of {len(batch)} got {len(results)} results")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(broken)
+            return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)

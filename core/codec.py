@@ -79,18 +79,18 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
             subject=validate_subject(data.get("subject")),
             payload=data.get("payload"),
             headers=_headers(data.get("headers") or {}),
-            idempotency_key=data.get("idempotency_key"),
+            idempotency_key=_optional_string(data, "idempotency_key"),
             run_at=float(data.get("run_at", 0.0)),
             created_at=float(data.get("created_at", 0.0)),
-            attempt=int(data.get("attempt", 0)),
+            attempt=_integer(data.get("attempt", 0), "attempt"),
             max_attempts=_optional_int(data.get("max_attempts")),
             retry=_retry_from_dict(data["retry"]) if data.get("retry") else None,
             timeout=_optional_float(data.get("timeout")),
-            priority=int(data.get("priority", 0)),
-            schedule=data.get("schedule"),
+            priority=_integer(data.get("priority", 0), "priority"),
+            schedule=_optional_string(data, "schedule"),
             tick=_optional_float(data.get("tick")),
-            workflow_run=data.get("workflow_run"),
-            step=data.get("step"),
+            workflow_run=_optional_string(data, "workflow_run"),
+            step=_optional_string(data, "step"),
         )
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed task envelope: {exc}") from exc
@@ -122,7 +122,16 @@ def record_to_dict(record: TaskRecord) -> dict[str, Any]:
 
 
 def record_from_dict(data: Mapping[str, Any]) -> TaskRecord:
-    """Build a TaskRecord from its JSON object."""
+    """Build a TaskRecord from its JSON object; raise InvalidInput for anything malformed."""
+    try:
+        return _record(data)
+    except InvalidInput:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"malformed task record: {exc!r}") from exc
+
+
+def _record(data: Mapping[str, Any]) -> TaskRecord:
     return TaskRecord(
         task=task_from_dict(data["task"]),
         state=State(data["state"]),
@@ -184,7 +193,20 @@ def _headers(value: object) -> dict[str, str]:
 
 
 def _optional_int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
+    return None if value is None else _integer(value, "max_attempts")
+
+
+def _integer(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise InvalidInput(f"task envelope: {key!r} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _optional_string(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"task envelope: {key!r} must be a string, got {value!r}")
+    return value
 
 
 def _optional_float(value: object) -> float | None:

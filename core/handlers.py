@@ -45,6 +45,8 @@ class Handler:
         dead-letter state instead of being retried.
         """
         payload: JSON = task.payload
+        args: tuple[Any, ...]
+        kwargs: dict[str, Any]
         if self._wants_whole_payload:
             args, kwargs = (payload,), {}
         elif isinstance(payload, Mapping):
@@ -53,11 +55,20 @@ class Handler:
             args, kwargs = (), {}
         else:
             args, kwargs = (payload,), {}
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidInput(f"payload does not fit handler {_name(self.fn)}: {exc}") from exc
+        shape = (len(args), *kwargs)
+        if shape not in self._fitting:
+            try:
+                self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise InvalidInput(f"payload does not fit handler {_name(self.fn)}: {exc}") from exc
+            self._fitting.add(shape)
         return args, kwargs
+
+    @functools.cached_property
+    def _fitting(self) -> set[tuple[object, ...]]:
+        """Argument shapes (positional count, keyword names) known to bind: binding is
+        slow, and a subject's payloads nearly always share one shape."""
+        return set()
 
     @functools.cached_property
     def _wants_whole_payload(self) -> bool:

@@ -109,7 +109,12 @@ def atp_task_started(task: Task, worker: str) -> None:
 
 @hookspec
 def atp_task_succeeded(record: TaskRecord, duration: float) -> None:
-    """An attempt succeeded; ``duration`` is the handler's run time in seconds."""
+    """An attempt succeeded; ``duration`` is the handler's run time in seconds.
+
+    Fired by the worker once the store recorded it. Here and in ``failed``, ``dead``
+    and ``cancelled`` from a worker, ``record`` is as the worker saw it: ``errors``
+    holds this attempt's error only; ``atp task get`` shows the whole history.
+    """
 
 
 @hookspec

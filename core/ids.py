@@ -38,9 +38,9 @@ def id_time(task_id: str) -> float:
     return value / 1000
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> two characters
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """26 characters, most significant first: 13 lookups of 10 bits each."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])

@@ -161,6 +161,10 @@ class HookEmitter:
         self._manager = manager
         self.failures: Counter[str] = Counter()
 
+    def wants(self, hook: str) -> bool:
+        """Whether any plugin listens to ``hook``: callers skip building its arguments."""
+        return bool(getattr(self._manager.hook, hook).get_hookimpls())
+
     def __call__(self, hook: str, **kwargs: Any) -> None:
         caller = getattr(self._manager.hook, hook)
         impls = caller.get_hookimpls()

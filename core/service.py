@@ -105,15 +105,22 @@ class TaskService:
     async def cancel(self, task_id: str) -> TaskRecord:
         """Cancel a task that has not finished; a running one is asked to stop.
 
-        NotFound for an unknown id; StateConflict, changing nothing, for a finished task.
+        Cancelling a cancelled task again is a no-op. NotFound for an unknown id;
+        StateConflict, changing nothing, for a task that succeeded or is dead.
         """
-        now = self._clock.now()
-        (record,) = await self._store.cancel([task_id], now=now)
+        before = await self.get(task_id)
+        if before.state is State.CANCELLED:
+            return before
+        if before.state in FINAL_STATES:
+            raise StateConflict(
+                f"task {task_id!r} is {before.state}, it can no longer be cancelled"
+            )
+        (record,) = await self._store.cancel([task_id], now=self._clock.now())
         if record is None:
             raise NotFound(f"no task with id {task_id!r}")
-        if record.state is State.CANCELLED and record.finished_at == now:
+        if record.state is State.CANCELLED:
             self._platform.emit("atp_task_cancelled", record=record)
-        elif record.state in FINAL_STATES:
+        elif record.state in FINAL_STATES:  # it finished between the two calls
             raise StateConflict(
                 f"task {task_id!r} is {record.state}, it can no longer be cancelled"
             )
@@ -161,12 +168,13 @@ class TaskService:
         run_at = now + self._delay(delay) if delay is not None else now
         if replace_payload:
             self._check_payload(payload)
+        before = await self.get(task_id)
+        if before.state is not State.DEAD:
+            raise StateConflict(f"task {task_id!r} is {before.state}, only DEAD tasks are requeued")
         request = Requeue(task_id, run_at, payload, replace_payload)
         (record,) = await self._store.requeue([request], now=now)
-        if record is None:
+        if record is None:  # purged between the two calls
             raise NotFound(f"no task with id {task_id!r}")
-        if record.state is not State.SCHEDULED or record.task.attempt != 0:
-            raise StateConflict(f"task {task_id!r} is {record.state}, only DEAD tasks are requeued")
         return record
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
@@ -236,6 +244,10 @@ class TaskService:
         if run_at - now > self._settings.max_delay:
             raise InvalidInput(f"run_at {run_at!r} is further ahead than max_delay allows")
         return float(run_at)
+
+
+def _too_late(record: TaskRecord) -> StateConflict:
+    return StateConflict(f"task {record.id!r} is {record.state}, it can no longer be cancelled")
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -42,7 +42,8 @@ class Settings:
     """Transport URL. Default ``memory://`` (in-process; only for ``atp dev`` and tests)."""
     coordinator: str = ""
     """Coordinator URL. Default: ``local://`` on the SQLite store's file when the store is
-    SQLite (leases shared by every process on this machine), else required."""
+    SQLite (leases shared by every process on this machine), else the store's own URL
+    (its server then holds the leases too, where its plugin serves a coordinator)."""
     app: str = ""
     """``module:attribute`` of the App whose handlers a worker runs. Default none."""
     subjects: tuple[str, ...] = (">",)
@@ -130,7 +131,7 @@ class Settings:
             return self.coordinator
         if self.store.startswith("sqlite://"):
             return "local://" + self.store.removeprefix("sqlite://")
-        raise ConfigError("setting 'coordinator' is required when the store is not SQLite")
+        return self.store
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -201,6 +202,10 @@ def _check(settings: Settings) -> None:
         value = getattr(settings, name)
         if not value > 0:
             raise ConfigError(f"setting {name!r} must be greater than 0, got {value!r}")
+    for name in ("retention", "max_delay", "drain_timeout", "retry_base"):
+        value = getattr(settings, name)
+        if value < 0:
+            raise ConfigError(f"setting {name!r} must not be negative, got {value!r}")
     if settings.heartbeat >= settings.lease:
         raise ConfigError(
             f"setting 'heartbeat' ({settings.heartbeat}) must be shorter than 'lease' "

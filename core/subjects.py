@@ -18,10 +18,14 @@ __all__ = ["compile_pattern", "matches", "validate_pattern", "validate_subject"]
 MAX_SUBJECT_LENGTH = 255
 MAX_TOKENS = 16
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\Z")
+_VALID: set[str] = set()
+_VALID_CACHE_SIZE = 10_000
 
 
 def validate_subject(subject: object) -> str:
     """Return ``subject`` if it is a valid concrete subject, else raise InvalidInput."""
+    if isinstance(subject, str) and subject in _VALID:
+        return subject
     tokens = _split(subject, "subject")
     for token in tokens:
         if not _TOKEN.match(token):
@@ -29,6 +33,8 @@ def validate_subject(subject: object) -> str:
                 f"subject {subject!r}: token {token!r} must match [A-Za-z0-9_-]+ "
                 "(wildcards are only allowed in subscription patterns)"
             )
+    if len(_VALID) < _VALID_CACHE_SIZE:  # a bounded memo: subjects repeat, tasks don't
+        _VALID.add(str(subject))
     return str(subject)
 
 

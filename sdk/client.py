@@ -29,7 +29,7 @@ from atp.core.ports import Clock, Page
 from atp.core.service import Published, PublishRequest, TaskService
 from atp.core.settings import Settings
 
-__all__ = ["Client", "Duration", "Instant", "Published", "PublishRequest"]
+__all__ = ["Client", "Duration", "Instant", "PublishRequest", "Published"]
 
 Duration: TypeAlias = timedelta | float | str
 """A length of time: a ``timedelta``, seconds as a number, or text such as ``"30s"``."""

@@ -7,6 +7,7 @@ The service logic (environment variable, local binary, container, skip or fail u
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import pytest
 from atp.core.clock import ManualClock
 from atp.core.plugins import PluginManager, make_plugin_manager
 from atp.core.settings import Settings
-from tests import services
+
+# `python -m pytest` puts the repository on sys.path, a bare `pytest` does not; test modules
+# import `tests.services` either way.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests import services  # noqa: E402
 
 
 @pytest.fixture

@@ -109,17 +109,16 @@ def give_up(reason: str, env: Mapping[str, str]) -> NoReturn:
 
 
 def _exchange(host: str, port: int, send: bytes, until: bytes, limit: int = 4096) -> bytes:
-    """Send ``send`` (if any), read until ``until`` shows up; b"" when that fails."""
+    """Send ``send`` (if any), read until ``until`` shows up or ``limit`` bytes came."""
     try:
         with socket.create_connection((host, port), timeout=1.0) as sock:
             if send:
                 sock.sendall(send)
             data = b""
-            while until not in data and len(data) < limit:
-                chunk = sock.recv(limit)
-                if not chunk:
-                    break
+            while chunk := sock.recv(limit):
                 data += chunk
+                if until in data or len(data) >= limit:
+                    break
             return data
     except OSError:
         return b""
@@ -289,7 +288,7 @@ class ServerProcess:
                 return
             time.sleep(0.05)
         self.kill()
-        raise self._failure(f"did not answer within {self.ready_timeout:.0f} s", False)
+        raise self._failure(f"did not answer within {self.ready_timeout:g} s", False)
 
     def _failure(self, what: str, exited: bool) -> ServerStartError:
         command = " ".join(self.argv)
@@ -312,6 +311,7 @@ def _launch(build: Callable[[], ServerProcess], attempts: int = 3) -> ServerProc
         try:
             return server.start()
         except ServerStartError as exc:
+            server.close()
             if not exc.exited or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")

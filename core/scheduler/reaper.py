@@ -15,7 +15,8 @@ __all__ = ["Reaper"]
 
 log = logging.getLogger("atp.scheduler.reaper")
 
-RECOVER_ALL_LIMIT = 1_000_000
+HORIZON_MARGIN = 0.001
+"""Seconds under the horizon, so a stamp made as this leadership began is not taken."""
 
 
 class Reaper(Component):
@@ -25,9 +26,10 @@ class Reaper(Component):
       attempts left. Done on every transport, also those that redeliver by themselves:
       a transport's redelivery may already have been dropped as a duplicate while the
       old holder lived, and the store's lease is the one the worker's heartbeat keeps.
-    - READY past ``ready_timeout`` (published, never claimed): published again. On the
-      first tick after this process became leader, a non-durable transport has lost
-      its queues with the previous process, so every READY task is published again.
+    - READY past ``ready_timeout`` (published, never claimed): published again. When
+      this process becomes leader over a non-durable transport, the queues of the
+      previous leader's process are gone: every READY task stamped before this
+      leadership began is published again at once, batch by batch.
     """
 
     name = "reaper"
@@ -39,7 +41,9 @@ class Reaper(Component):
         super().__init__(platform.clock, settings.reap_interval, fence, on_fenced)
         self._platform = platform
         self._batch = settings.forward_batch
-        self._republish_all = not platform.transport.capabilities.durable
+        self._catching_up = not platform.transport.capabilities.durable
+        # Stamps are now + ready_timeout: older ones were made before this leadership.
+        self._horizon = platform.clock.now() + settings.ready_timeout
 
     async def tick(self) -> bool:
         recovered = await self._recover()
@@ -65,15 +69,15 @@ class Reaper(Component):
 
     async def _redispatch(self) -> int:
         now = self._clock.now()
-        everything, self._republish_all = self._republish_all, False
+        catching_up = self._catching_up
         tasks = await self._platform.store.redispatch(
-            now=now,
-            # a non-durable transport holds every READY task in memory anyway
-            limit=RECOVER_ALL_LIMIT if everything else self._batch,
+            now=self._horizon - HORIZON_MARGIN if catching_up else now,
+            limit=self._batch,
             ready_until=now + self._platform.settings.ready_timeout,
             fence=self._fence(),
-            everything=everything,
         )
+        if len(tasks) < self._batch:
+            self._catching_up = False
         if not tasks:
             return 0
         try:
@@ -83,4 +87,4 @@ class Reaper(Component):
             raise
         log.info("published %d READY tasks again", len(tasks))
         self._platform.emit("atp_task_dispatched", tasks=tasks)
-        return len(tasks) if not everything else 0
+        return len(tasks)

@@ -299,9 +299,12 @@ class Worker:
         return applied
 
     def _announce(self, running: _Running, outcome: Outcome) -> None:
+        emit = self._platform.emit
+        if not (emit.wants("atp_task_succeeded") or emit.wants("atp_task_failed")
+                or emit.wants("atp_task_cancelled") or emit.wants("atp_task_dead")):  # fmt: skip
+            return
         record = _seen(running.task, outcome)
         duration = max(outcome.at - running.started, 0.0) if running.started else 0.0
-        emit = self._platform.emit
         if outcome.state is State.SUCCEEDED:
             emit("atp_task_succeeded", record=record, duration=duration)
         elif outcome.state is State.CANCELLED:

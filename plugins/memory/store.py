@@ -109,6 +109,23 @@ def _stored(task: Task) -> Task:
     return task.replace(payload=_detach(task.payload), headers=dict(task.headers))
 
 
+def _out(record: TaskRecord | None) -> TaskRecord | None:
+    """A copy safe to hand out: a caller mutating it must not change the stored record."""
+    if record is None:
+        return None
+    if _is_plain(record.task.payload) and _is_plain(record.result) and not record.task.headers:
+        return record
+    return record.replace(task=_stored(record.task), result=_detach(record.result))
+
+
+def _out_all(records: Sequence[TaskRecord]) -> list[TaskRecord]:
+    return [_out(record) for record in records]  # type: ignore[misc]
+
+
+def _is_plain(value: JSON) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 class MemoryStore:
     """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit."""
 
@@ -168,7 +185,7 @@ class MemoryStore:
 
     async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
         """Return the record of each id, or None for an unknown id."""
-        return [self._records.get(task_id) for task_id in ids]
+        return [_out(self._records.get(task_id)) for task_id in ids]
 
     async def take_due(
         self, *, now: float, limit: int, ready_until: float, fence: Fence | None = None
@@ -182,7 +199,7 @@ class MemoryStore:
                 break
             record = record.replace(state=State.READY, lease_until=ready_until, updated_at=now)
             self._write(record)
-            taken.append(record.task)
+            taken.append(_stored(record.task))
         return taken
 
     async def release(self, ids: Sequence[str], *, now: float) -> None:
@@ -200,7 +217,7 @@ class MemoryStore:
         for task_id in ids:
             record = self._records.get(task_id)
             if record is None or not self._claimable(record, now):
-                claims.append(Claim(record, False))
+                claims.append(Claim(_out(record), False))
                 continue
             task = record.task.replace(attempt=record.task.attempt + 1)
             record = record.replace(
@@ -211,7 +228,7 @@ class MemoryStore:
                 updated_at=now,
             )
             self._write(record)
-            claims.append(Claim(record, True))
+            claims.append(Claim(_out(record), True))
         return claims
 
     async def heartbeat(
@@ -272,7 +289,7 @@ class MemoryStore:
             ):
                 record = record.replace(cancel_requested=True, updated_at=now)
                 self._write(record)
-            records.append(record)
+            records.append(_out(record))
         return records
 
     async def recover(
@@ -291,7 +308,7 @@ class MemoryStore:
             record = _recovered(record, now, default_max_attempts)
             self._write(record)
             changed.append(record)
-        return changed
+        return _out_all(changed)
 
     async def redispatch(
         self,
@@ -316,7 +333,7 @@ class MemoryStore:
             picked[record.id] = record
         for record in picked.values():
             self._write(record.replace(lease_until=ready_until, updated_at=now))
-        return [record.task for record in picked.values()]
+        return [_stored(record.task) for record in picked.values()]
 
     async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
         """Give DEAD tasks a new life at ``run_at`` with attempt 0; errors are kept."""
@@ -327,7 +344,7 @@ class MemoryStore:
             if record is not None and record.state is State.DEAD:
                 record = _requeued(record, request, payload, now)
                 self._write(record)
-            records.append(record)
+            records.append(_out(record))
         return records
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
@@ -375,8 +392,8 @@ class MemoryStore:
             if wanted is None or wanted(record.subject):
                 items.append(record)
                 if len(items) > query.limit:
-                    return Page(items[: query.limit], items[query.limit - 1].id)
-        return Page(items, None)
+                    return Page(_out_all(items[: query.limit]), items[query.limit - 1].id)
+        return Page(_out_all(items), None)
 
     async def counts(self) -> dict[tuple[str, State], int]:
         """Return how many tasks each (subject, state) holds; zero counts are left out."""

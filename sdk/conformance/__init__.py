@@ -21,9 +21,9 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 
 import pytest
 
-pytest.register_assert_rewrite(
-    "atp.sdk.conformance.coordinator", "atp.sdk.conformance.store", "atp.sdk.conformance.transport"
-)
+_CHECKS = ("_store_intake", "_store_listing", "_store_running", "_store_support", "_support",
+           "coordinator", "store", "transport")  # fmt: skip
+pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402
 from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +12,13 @@ import pytest
 from atp.core.plugins import PluginManager
 from atp.core.ports import Clock, Coordinator, TaskStore, Transport
 from atp.core.settings import Settings
-from atp.sdk.conformance import CoordinatorConformance, TaskStoreConformance, TransportConformance
+from atp.core.subjects import validate_subject
+from atp.sdk.conformance import (
+    CoordinatorConformance,
+    TaskStoreConformance,
+    TransportConformance,
+    unique,
+)
 
 
 class TestMemoryStore(TaskStoreConformance):
@@ -62,3 +70,35 @@ class TestLocalCoordinator(CoordinatorConformance):
         coordinator = plugin_manager.make_coordinator(url, settings, clock)
         yield coordinator
         await coordinator.close()
+
+
+PLUGIN_AUTHORS_MODULE = """
+import pytest
+from atp.plugins.memory import MemoryCoordinator
+from atp.sdk.conformance import CoordinatorConformance, TaskStoreConformance, TransportConformance
+
+class TestTheirCoordinator(CoordinatorConformance):
+    @pytest.fixture
+    def coordinator(self, clock):
+        return MemoryCoordinator(clock)
+"""
+
+
+def test_only_subclasses_are_collected_and_they_run_in_strict_mode(tmp_path: Path) -> None:
+    (tmp_path / "test_theirs.py").write_text(PLUGIN_AUTHORS_MODULE)
+    command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+               "-o", "asyncio_mode=strict", "test_theirs.py"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    suite = [name for name in dir(CoordinatorConformance) if name.startswith("test_")]
+    passed = [line for line in done.stdout.splitlines() if line.startswith("PASSED")]
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert len(passed) == len(suite), done.stdout[-3000:]
+    assert all("TestTheirCoordinator::" in line for line in passed)
+
+
+def test_unique_names_are_single_tokens_and_never_repeat() -> None:
+    names = {unique("conf") for _ in range(1000)}
+    assert len(names) == 1000
+    assert all(validate_subject(name) == name and "." not in name for name in names)
+    with pytest.raises(ValueError, match="single token"):
+        unique("a.b")

@@ -95,11 +95,6 @@ async def test_a_cancelled_submitter_does_not_break_the_batch():
         await doomed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Batcher._run zips results with strict=True inside the drainer; a flush "
-    "returning the wrong number of results leaves every unresolved submitter waiting for ever",
-)
 async def test_a_flush_returning_the_wrong_number_of_results_fails_its_submitters():
     async def short(items: list[int]) -> list[int]:
         return items[:1]

@@ -128,7 +128,8 @@ async def test_wait_returns_false_once_the_timeout_passes():
     await clock.advance(9.9)
     assert not waiter.done()
     await clock.advance(0.1)
-    assert waiter.done() and waiter.result() is False
+    assert waiter.done()
+    assert waiter.result() is False
 
 
 async def test_call_later_fires_on_advance_and_not_after_cancel():
@@ -150,7 +151,8 @@ async def test_a_cancelled_sleeper_does_not_disturb_the_others():
     await clock.settle()
     doomed.cancel()
     await clock.advance(2)
-    assert doomed.cancelled() and survivor.done()
+    assert doomed.cancelled()
+    assert survivor.done()
 
 
 async def test_settle_lets_ready_work_finish_without_moving_time():
@@ -164,7 +166,8 @@ async def test_settle_lets_ready_work_finish_without_moving_time():
 
     task = asyncio.create_task(chain())
     await clock.settle()
-    assert steps == [0, 1, 2] and task.done()
+    assert steps == [0, 1, 2]
+    assert task.done()
     assert clock.now() == START
 
 

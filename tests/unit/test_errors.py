@@ -52,7 +52,8 @@ def test_errors_keep_their_message():
 
 
 def test_handler_signals_are_not_atp_errors():
-    assert not issubclass(Retry, AtpError) and not issubclass(Fail, AtpError)
+    assert not issubclass(Retry, AtpError)
+    assert not issubclass(Fail, AtpError)
 
 
 def test_retry_carries_a_delay_and_a_reason():

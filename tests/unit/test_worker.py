@@ -89,9 +89,11 @@ async def test_a_sync_handler_runs_in_a_thread_and_sees_its_task():
     async with TestPlatform(app) as tp:
         published = await tp.client.publish("reports.build", {"day": "monday"})
         record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED and record.result == "report monday"
+    assert record.state is State.SUCCEEDED
+    assert record.result == "report monday"
     ((thread, subject),) = seen
-    assert thread.startswith("atp-handler") and thread != threading.current_thread().name
+    assert thread.startswith("atp-handler")
+    assert thread != threading.current_thread().name
     assert subject == "reports.build"
 
 
@@ -134,7 +136,8 @@ async def test_failures_back_off_exponentially_with_jitter_until_dead():
         record = await tp.get(published.id)
 
     assert record.state is State.DEAD
-    assert record.task.attempt == 4 and len(starts) == 4
+    assert record.task.attempt == 4
+    assert len(starts) == 4
     assert [(e.attempt, e.kind, e.message) for e in record.errors] == [
         (n, "error", f"ValueError: boom {n}") for n in (1, 2, 3, 4)
     ]
@@ -200,7 +203,8 @@ async def test_retry_with_a_delay_is_honoured_and_counts_as_an_attempt():
         await tp.advance(28)
         assert len(starts) == 1
         record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED and record.task.attempt == 2
+    assert record.state is State.SUCCEEDED
+    assert record.task.attempt == 2
     assert starts[0] + 30 <= starts[1] <= starts[0] + 30 + FORWARD + 1e-6
     assert [(e.kind, e.message) for e in record.errors] == [("error", "rate limited")]
 
@@ -214,7 +218,8 @@ async def test_retry_requests_stop_at_max_attempts():
 
     async with TestPlatform(app) as tp:
         record = await tp.wait((await tp.client.publish("again")).id)
-    assert record.state is State.DEAD and record.task.attempt == 2
+    assert record.state is State.DEAD
+    assert record.task.attempt == 2
     assert [e.message for e in record.errors] == ["retry requested", "retry requested"]
 
 
@@ -229,7 +234,8 @@ async def test_retry_without_a_delay_uses_the_backoff_policy():
     async with TestPlatform(app, plugins=[failures]) as tp:
         await tp.wait((await tp.client.publish("again")).id)
     first, will_retry = failures.records[0]
-    assert will_retry and first.task.run_at - first.errors[-1].at == 4.0
+    assert will_retry
+    assert first.task.run_at - first.errors[-1].at == 4.0
 
 
 async def test_fail_sends_the_task_to_the_dead_letters_at_once():
@@ -245,7 +251,8 @@ async def test_fail_sends_the_task_to_the_dead_letters_at_once():
         published = await tp.client.publish("payments.charge")
         await tp.run_until_idle()
         (dead,) = await tp.dead_letters()
-    assert dead.id == published.id and len(calls) == 1
+    assert dead.id == published.id
+    assert len(calls) == 1
     assert (dead.state, dead.task.attempt) == (State.DEAD, 1)
     assert [(e.kind, e.message) for e in dead.errors] == [("fail", "card declined")]
 
@@ -268,7 +275,8 @@ async def test_a_hanging_handler_times_out_then_goes_dead():
 
     async with TestPlatform(app) as tp:
         record = await tp.wait((await tp.client.publish("hangs")).id)
-    assert record.state is State.DEAD and record.task.attempt == 2
+    assert record.state is State.DEAD
+    assert record.task.attempt == 2
     assert [(e.kind, e.message) for e in record.errors] == [
         ("timeout", "TimeoutError: attempt timed out after 2s")
     ] * 2
@@ -303,7 +311,8 @@ async def test_a_payload_that_does_not_fit_goes_dead_without_retry():
     assert calls == []
     assert (record.state, record.task.attempt) == (State.DEAD, 1)
     ((kind, message),) = [(e.kind, e.message) for e in record.errors]
-    assert kind == "invalid" and "payload does not fit handler" in message
+    assert kind == "invalid"
+    assert "payload does not fit handler" in message
 
 
 async def test_an_unserialisable_result_goes_dead_without_retry():
@@ -331,10 +340,10 @@ async def test_a_result_over_the_size_limit_goes_dead():
 
     async with TestPlatform(app, Settings(max_payload=100)) as tp:
         record = await tp.wait((await tp.client.publish("big")).id)
-    assert record.state is State.DEAD and record.result is None
-    assert record.errors[-1].kind == "unserialisable" and "the limit is 100" in str(
-        record.errors[-1].message
-    )
+    assert record.state is State.DEAD
+    assert record.result is None
+    assert record.errors[-1].kind == "unserialisable"
+    assert "the limit is 100" in str(record.errors[-1].message)
 
 
 async def test_a_task_without_a_handler_here_is_put_back_without_counting():
@@ -348,7 +357,8 @@ async def test_a_task_without_a_handler_here_is_put_back_without_counting():
         published = await tp.client.publish("unknown.subject")
         await tp.advance(1)
         record = await tp.get(published.id)
-    assert record.state is State.SCHEDULED and record.task.attempt == 0
+    assert record.state is State.SCHEDULED
+    assert record.task.attempt == 0
     assert record.task.run_at == record.errors[-1].at + 60
     assert record.errors[-1].kind == "no-handler"
 
@@ -375,9 +385,11 @@ async def test_a_running_task_is_cancelled_cooperatively_at_the_next_heartbeat()
         assert (asked.state, asked.cancel_requested) == (State.RUNNING, True)
         await tp.advance(tp.settings.heartbeat)
         record = await tp.get(published.id)
-        again = await tp.client.cancel(published.id)  # idempotent once cancelled
-    assert record.state is State.CANCELLED and seen == ["cancelled"]
-    assert again.state is State.CANCELLED
+        await tp.advance(1)
+        again = await tp.client.cancel(published.id)  # cancelling again changes nothing
+    assert again == record
+    assert record.state is State.CANCELLED
+    assert seen == ["cancelled"]
     assert record.errors[-1].kind == "cancelled"
 
 
@@ -394,7 +406,8 @@ async def test_a_scheduled_task_is_cancelled_and_never_runs():
         record = await tp.client.cancel(published.id)
         await tp.advance(120)
         assert (await tp.get(published.id)).state is State.CANCELLED
-    assert record.state is State.CANCELLED and calls == []
+    assert record.state is State.CANCELLED
+    assert calls == []
 
 
 async def test_a_ready_task_cancelled_before_a_worker_takes_it_never_runs():
@@ -434,7 +447,8 @@ async def test_concurrency_is_bounded():
         start = tp.clock.now()
         await tp.run_until_idle()
         elapsed = tp.clock.now() - start
-    assert peak[0] == 3 and sorted(done) == list(range(10))
+    assert peak[0] == 3
+    assert sorted(done) == list(range(10))
     assert 4 <= elapsed < 5
 
 
@@ -460,7 +474,8 @@ async def test_a_task_longer_than_its_lease_keeps_it_by_heartbeats():
         (),
         [1],
     )
-    assert leases == sorted(leases) and leases[-1] > record.task.created_at + 30
+    assert leases == sorted(leases)
+    assert leases[-1] > record.task.created_at + 30
 
 
 async def test_the_tasks_of_a_dead_worker_are_recovered_within_one_lease():
@@ -482,7 +497,8 @@ async def test_the_tasks_of_a_dead_worker_are_recovered_within_one_lease():
         assert (await tp.get(published.id)).state is State.RUNNING
         await tp.start_worker()
         record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED and record.task.attempt == 2
+    assert record.state is State.SUCCEEDED
+    assert record.task.attempt == 2
     assert [e.kind for e in record.errors] == ["lease"]
     assert len(starts) == 2
     limit = settings.lease + settings.reap_interval + settings.forward_interval
@@ -513,9 +529,12 @@ async def test_a_worker_that_lost_its_lease_stops_and_records_nothing():
         await tp.advance(2)
         assert not first.worker.running
         record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED and record.task.attempt == 2
-    assert record.result == "done" and [e.kind for e in record.errors] == ["lease"]
-    assert silenced.lost and calls == [1, 2]
+    assert record.state is State.SUCCEEDED
+    assert record.task.attempt == 2
+    assert record.result == "done"
+    assert [e.kind for e in record.errors] == ["lease"]
+    assert silenced.lost
+    assert calls == [1, 2]
 
 
 class SilencedHeartbeats:
@@ -573,7 +592,8 @@ async def test_a_handler_past_the_drain_timeout_goes_back_without_counting():
         await tp.workers[0].stop()
         back = await tp.get(published.id)
         # back to SCHEDULED and due at once: the scheduler may have made it READY already
-        assert back.state in (State.SCHEDULED, State.READY) and back.task.attempt == 0
+        assert back.state in (State.SCHEDULED, State.READY)
+        assert back.task.attempt == 0
         assert [e.kind for e in back.errors] == ["shutdown"]
         await tp.start_worker()
         record = await tp.wait(published.id)
@@ -607,7 +627,8 @@ async def test_a_delivery_naming_no_stored_task_is_terminated():
         await tp.platform.transport.publish([Task(id="NOT-STORED", subject="ghost")])
         await tp.advance(1)
         (dead,) = tp.platform.transport.dead_letters()
-    assert dead.task.id == "NOT-STORED" and "unknown task id" in dead.reason
+    assert dead.task.id == "NOT-STORED"
+    assert "unknown task id" in dead.reason
 
 
 async def test_fetch_and_claim_failures_are_retried():
@@ -624,7 +645,8 @@ async def test_fetch_and_claim_failures_are_retried():
         await tp.start_worker()
         published = await tp.client.publish("work")
         record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED and calls == [1]
+    assert record.state is State.SUCCEEDED
+    assert calls == [1]
     assert tp.platform.store.failures == 0  # type: ignore[attr-defined]
 
 
@@ -761,7 +783,7 @@ async def test_a_worker_refuses_a_timeout_the_transport_lease_cannot_cover():
     settings = Settings(store="memory://", transport="memory://", coordinator="memory://")
     async with Platform.build(settings, local=True) as platform:
         platform.transport.capabilities = Capabilities(lease=60.0, shared=False)
-        with pytest.raises(ConfigError, match="'slow' may run 120s .* cannot extend its 60s"):
+        with pytest.raises(ConfigError, match=r"'slow' may run 120s .* cannot extend its 60s"):
             platform.check_worker(app.registry)
         platform.transport.capabilities = Capabilities(lease=600.0, shared=False)
         platform.check_worker(app.registry)
@@ -780,7 +802,8 @@ async def test_worker_defaults_follow_settings_and_the_app():
     async with Platform.build(settings.replace(concurrency=4, group="g"), local=True) as platform:
         worker = Worker(platform, app.registry)
         assert (worker.patterns, worker.group, worker.concurrency) == (["a.*", "b"], "g", 4)
-        assert worker.idle and worker.running == []
+        assert worker.idle
+        assert worker.running == []
         explicit = Worker(platform, app.registry, patterns=["x.>"], name="w")
         assert (explicit.patterns, explicit.name) == (["x.>"], "w")
     async with Platform.build(settings.replace(subjects=("c.*",)), local=True) as platform:
@@ -914,7 +937,8 @@ async def test_a_failing_listener_changes_nothing_and_others_still_hear(caplog):
     assert (record.state, record.result, record.errors) == (State.SUCCEEDED, "fine", ())
     assert [name for name, _ in hooks.named("started", "succeeded")] == ["started", "succeeded"]
     ((plugin, count),) = failures.items()
-    assert count == 2 and "Exploding" in plugin
+    assert count == 2
+    assert "Exploding" in plugin
     assert "failed in hook atp_task_started" in caplog.text
 
 
@@ -932,6 +956,95 @@ def test_an_async_hook_implementation_is_refused_naming_plugin_hook_and_signatur
     with pytest.raises(PluginError) as caught:
         manager.register(plugin, name="slow-listener")
     message = str(caught.value)
-    assert "'slow-listener'" in message and "atp_task_started" in message
-    assert "async def atp_task_started(task: " in message and "worker: str" in message
+    assert "'slow-listener'" in message
+    assert "atp_task_started" in message
+    assert "async def atp_task_started(task: " in message
+    assert "worker: str" in message
     assert not manager.is_registered(plugin)
+
+
+async def test_cancelling_twice_announces_the_cancel_once():
+    hooks = Lifecycle()
+    async with TestPlatform(App(), plugins=[hooks]) as tp:
+        published = await tp.client.publish("later", delay=60)
+        await tp.client.cancel(published.id)
+        await tp.client.cancel(published.id)
+    assert hooks.named("cancelled") == [("cancelled", "later")]
+
+
+async def test_an_outcome_reported_after_the_lease_was_taken_over_is_dropped(caplog):
+    app = App()
+    results: list[str] = []
+
+    @app.task("long", timeout=100)
+    async def long() -> str:
+        attempt = current_task().attempt
+        await tp.clock.sleep(15 if attempt == 1 else 30)
+        results.append(f"attempt {attempt}")
+        return f"attempt {attempt}"
+
+    async with TestPlatform(app, Settings(lease=10, heartbeat=2, concurrency=1)) as tp:
+        silenced = SilencedHeartbeats(tp.platform.store, tp.workers[0].name)
+        tp.platform.store = silenced
+        published = await tp.client.publish("long")
+        await tp.advance(1)
+        await tp.start_worker()
+        record = await tp.wait(published.id)
+    assert results == ["attempt 1", "attempt 2"]
+    assert record.result == "attempt 2"
+    assert "was taken over; outcome dropped" in caplog.text
+
+
+async def test_acks_that_fail_do_not_run_a_task_twice(caplog):
+    app = App()
+    calls: list[int] = []
+
+    @app.task("work")
+    async def work() -> None:
+        calls.append(1)
+
+    async with TestPlatform(app, Settings(lease=10, heartbeat=2), workers=0) as tp:
+        tp.platform.transport = FailingAcks(tp.platform.transport)
+        await tp.start_worker()
+        published = await tp.client.publish("work")
+        await tp.run_until_idle()
+        await tp.advance(25)  # the unacked delivery comes back, and is dropped at claim
+        record = await tp.get(published.id)
+    assert record.state is State.SUCCEEDED
+    assert calls == [1]
+    assert "ack of 1 deliveries failed" in caplog.text
+    assert "acking duplicates failed" in caplog.text
+
+
+class FailingAcks(FlakyConsumers):
+    def __init__(self, transport) -> None:
+        super().__init__(transport, fetch_failures=0)
+
+    async def consume(self, pattern: str, group: str) -> Consumer:
+        return AckFails(await self._transport.consume(pattern, group))
+
+
+class AckFails:
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        raise BackendUnavailable("ack not confirmed")
+
+
+def test_plugins_that_cannot_load_or_misspell_a_hook_are_refused(tmp_path, monkeypatch):
+    from atp.core.errors import PluginError
+    from atp.core.plugins import make_plugin_manager
+
+    with pytest.raises(PluginError, match=r"'no\.such\.module' cannot be imported"):
+        make_plugin_manager(Settings(plugins=("no.such.module",)), entry_points=False)
+    (tmp_path / "misspelt_plugin.py").write_text(
+        "from atp.core.plugins import hookimpl\n\n\n"
+        "@hookimpl\ndef atp_task_finished(record):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="atp_task_finished"):
+        make_plugin_manager(Settings(plugins=("misspelt_plugin",)), entry_points=False)

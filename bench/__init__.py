@@ -1,0 +1,1 @@
+"""atp's benchmark harness: ``python -m bench --help``."""
