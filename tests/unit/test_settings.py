@@ -182,7 +182,9 @@ def test_backends_are_urls(name):
 
 def test_coordinator_defaults_to_local_for_sqlite_else_to_the_store_url():
     assert Settings(store="sqlite:////var/atp.db").coordinator_url == "local:////var/atp.db"
-    assert Settings(store="redis://h", coordinator="etcd://e:2379").coordinator_url == "etcd://e:2379"
+    assert (
+        Settings(store="redis://h", coordinator="etcd://e:2379").coordinator_url == "etcd://e:2379"
+    )
     assert Settings(store="redis://h").coordinator_url == "redis://h"
 
 
