@@ -91,6 +91,17 @@ class ManualClock:
         self._now = target
         await self.settle()
 
+    async def jump(self, seconds: float) -> None:
+        """Move time forward at once: every sleeper due by then wakes once, at the new time.
+
+        Much faster than ``advance`` over long spans, since periodic loops tick once
+        instead of at every interval on the way; use it when nothing needs those ticks.
+        """
+        await self.settle()
+        self._now += max(seconds, 0.0)
+        self._wake_due()
+        await self.settle()
+
     async def settle(self) -> None:
         """Let the event loop run everything that is ready, without moving time."""
         for _ in range(self._settle_rounds):

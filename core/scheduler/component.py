@@ -9,9 +9,13 @@ from collections.abc import Callable
 from atp.core.errors import AtpError, FencedOut
 from atp.core.ports import Clock, Fence
 
-__all__ = ["Component"]
+__all__ = ["Component", "NotLeading"]
 
 log = logging.getLogger("atp.scheduler")
+
+
+class NotLeading(Exception):
+    """The leader lease ran out under a running component; the elector is about to notice."""
 
 
 class Component:
@@ -50,6 +54,8 @@ class Component:
     async def _safe_tick(self) -> bool:
         try:
             return await self.tick()
+        except NotLeading:
+            log.info("%s: the leader lease ran out, skipping the tick", self.name)
         except FencedOut as exc:
             log.error("%s: fenced out, stepping down: %s", self.name, exc)
             self._on_fenced()

@@ -7,6 +7,7 @@ import logging
 from atp.core.errors import AtpError
 from atp.core.platform import Platform
 from atp.core.ports import Fence, Lease
+from atp.core.scheduler.component import NotLeading
 
 __all__ = ["Elector"]
 
@@ -44,7 +45,7 @@ class Elector:
         """The fencing token of the current lease; leader-only writes carry it."""
         lease = self.lease
         if lease is None:
-            raise RuntimeError("not the leader")  # components run only while leading
+            raise NotLeading(f"{self.owner} no longer holds {self.role!r}")
         return lease.fence
 
     async def step(self) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from atp.core.batching import Batcher
 from atp.core.context import set_current_task
-from atp.core.errors import AtpError, InvalidInput
+from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.ids import new_id
 from atp.core.model import JSON, State, Task, TaskRecord
@@ -36,6 +36,8 @@ log = logging.getLogger("atp.worker")
 
 FETCH_WAIT = 1.0
 """Seconds a fetch waits for the first task before the loop looks around again."""
+FINISH_RETRIES = (0.1, 0.5, 2.0)
+"""Pauses between attempts to record outcomes while the store is unavailable."""
 NO_HANDLER_DELAY = 60.0
 """Seconds before a task with no handler in this worker is offered again."""
 
@@ -285,7 +287,7 @@ class Worker:
                         running.task.id)  # fmt: skip
 
     async def _record(self, items: list[tuple[_Running, Outcome]]) -> list[bool]:
-        applied = await self._platform.store.finish([outcome for _, outcome in items])
+        applied = await self._finish([outcome for _, outcome in items])
         by_consumer: dict[Consumer, list[Delivery]] = defaultdict(list)
         for (running, _), ok in zip(items, applied, strict=True):
             if ok:
@@ -297,6 +299,18 @@ class Worker:
                 log.warning("worker %s: ack of %d deliveries failed: %s", self.name,
                             len(deliveries), exc)  # fmt: skip
         return applied
+
+    async def _finish(self, outcomes: list[Outcome]) -> list[bool]:
+        """``store.finish``, tried again over a short outage: an outcome given up on
+        means the task runs once more after its lease, which is worth a wait."""
+        for pause in FINISH_RETRIES:
+            try:
+                return await self._platform.store.finish(outcomes)
+            except BackendUnavailable as exc:
+                log.warning("worker %s: recording %d outcomes failed, retrying in %gs: %s",
+                            self.name, len(outcomes), pause, exc)  # fmt: skip
+                await self._clock.sleep(pause)
+        return await self._platform.store.finish(outcomes)
 
     def _announce(self, running: _Running, outcome: Outcome) -> None:
         emit = self._platform.emit

@@ -15,7 +15,7 @@ from atp.core.model import State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import hookimpl
 from atp.core.ports import Fence
-from atp.core.scheduler.component import Component
+from atp.core.scheduler.component import Component, NotLeading
 from atp.core.scheduler.elector import Elector
 from atp.core.settings import Settings
 from atp.sdk import App
@@ -443,7 +443,7 @@ async def test_an_elector_cut_off_from_its_coordinator_leads_only_until_its_leas
     platform = Platform.build(Settings(**MEMORY, leader_ttl=9), clock=clock, local=True)
     platform.coordinator = BrokenCoordinator(platform.coordinator)  # type: ignore[assignment]
     elector = Elector(platform, "me")
-    with pytest.raises(RuntimeError, match="not the leader"):
+    with pytest.raises(NotLeading, match="no longer holds"):
         elector.fence()
     assert await elector.step()
     assert elector.interval == 3

@@ -240,3 +240,23 @@ async def test_a_consumer_that_fails_to_close_does_not_stop_the_shutdown(app):
     async with tp:
         pass
     assert not tp.workers[0].alive  # the worker logs the failed close and stops anyway
+
+
+async def test_days_of_delay_run_on_time_in_almost_no_real_time():
+    app = App("long")
+
+    @app.task("orders.close")
+    async def close(order_id: int) -> int:
+        return order_id
+
+    async with TestPlatform(app) as tp:
+        soon = await tp.client.publish("orders.close", {"order_id": 1}, delay="30m")
+        later = await tp.client.publish("orders.close", {"order_id": 2}, delay="1d")
+        await tp.run_until_idle(max_time=2 * 86400)
+        records = [await tp.get(soon.id), await tp.get(later.id)]
+        week = await tp.client.publish("orders.close", {"order_id": 3}, delay="6d")
+        records.append(await tp.wait(week.id, max_time=7 * 86400))
+    for record in records:
+        assert record.state is State.SUCCEEDED
+        assert record.finished_at is not None
+        assert 0 <= record.finished_at - record.task.run_at < 1.0

@@ -16,7 +16,7 @@ from atp.core.ports import Capabilities, Consumer, Delivery, LeaseStatus, Outcom
 from atp.core.settings import Settings
 from atp.core.worker.interceptors import CallNext, HandlerCall
 from atp.core.worker.outcomes import Policy, backoff
-from atp.core.worker.runtime import Worker
+from atp.core.worker.runtime import FINISH_RETRIES, Worker
 from atp.sdk import App
 from atp.sdk.testing import TestPlatform
 
@@ -695,6 +695,21 @@ class FlakyConsumer:
         return await self._consumer.fetch(max_items, timeout)
 
 
+async def test_a_short_store_outage_delays_the_outcome_without_running_it_again():
+    app = App()
+    calls: list[int] = []
+
+    @app.task("work")
+    async def work() -> None:
+        calls.append(1)
+
+    async with TestPlatform(app, Settings(lease=10, heartbeat=2)) as tp:
+        tp.platform.store = FailingFinish(tp.platform.store, failures=len(FINISH_RETRIES))
+        published = await tp.client.publish("work")
+        record = await tp.wait(published.id)
+    assert (record.state, record.task.attempt, len(calls)) == (State.SUCCEEDED, 1, 1)
+
+
 async def test_an_outcome_the_store_refuses_is_run_again_after_the_lease():
     app = App()
     calls: list[int] = []
@@ -704,7 +719,7 @@ async def test_an_outcome_the_store_refuses_is_run_again_after_the_lease():
         calls.append(1)
 
     async with TestPlatform(app, Settings(lease=10, heartbeat=2)) as tp:
-        tp.platform.store = FailingFinish(tp.platform.store, failures=1)
+        tp.platform.store = FailingFinish(tp.platform.store, failures=len(FINISH_RETRIES) + 1)
         published = await tp.client.publish("work")
         record = await tp.wait(published.id)
     assert (record.state, record.task.attempt, len(calls)) == (State.SUCCEEDED, 2, 2)
