@@ -7,9 +7,10 @@ strictly by creation order, so a listing by id is a listing by age.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 
-__all__ = ["id_time", "new_id"]
+__all__ = ["id_time", "new_id", "process_name"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {char: value for value, char in enumerate(_ALPHABET)}
@@ -44,3 +45,9 @@ _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> two charact
 def _encode(value: int) -> str:
     """26 characters, most significant first: 13 lookups of 10 bits each."""
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+
+
+def process_name(role: str = "") -> str:
+    """A name for a worker or scheduler: host, pid and a random part, unique per start."""
+    suffix = os.urandom(3).hex()
+    return f"{socket.gethostname()}:{os.getpid()}:{suffix}" + (f":{role}" if role else "")

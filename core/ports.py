@@ -343,7 +343,8 @@ class TaskStore(Protocol):
     ) -> list[TaskRecord]:
         """Take back up to ``limit`` RUNNING tasks whose lease expired (their worker died).
 
-        Each gets a ``lease`` error appended and goes to SCHEDULED with ``run_at=now``, or
+        Each gets a ``lease`` error appended and goes to SCHEDULED with ``run_at=now``;
+        to CANCELLED (``finished_at=now``) when a cancel was requested while it ran; or
         to DEAD (``finished_at=now``) when ``attempt`` has reached ``max_attempts`` (or
         ``default_max_attempts`` where the task has none). Returns the changed records.
         Raises FencedOut as ``take_due`` does.

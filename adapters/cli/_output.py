@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from atp.core import codec
-from atp.core.model import AttemptError, TaskRecord
+from atp.core.model import AttemptError, State, TaskRecord
 
 __all__ = [
     "describe_error",
@@ -87,7 +87,8 @@ def describe_error(error: AttemptError) -> str:
 
 
 def _state(record: TaskRecord) -> str:
-    return f"{record.state} (cancel requested)" if record.cancel_requested else str(record.state)
+    asked = record.cancel_requested and record.state is State.RUNNING
+    return f"{record.state} (cancel requested)" if asked else str(record.state)
 
 
 def _attempts(record: TaskRecord) -> str:

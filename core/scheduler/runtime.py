@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable
 
-from atp.core.ids import new_id
+from atp.core.ids import process_name
 from atp.core.platform import Platform
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component
@@ -36,7 +34,7 @@ class Scheduler:
         owner: str | None = None,
         components: tuple[ComponentFactory, ...] = COMPONENTS,
     ) -> None:
-        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id(0)[-6:]}"
+        owner = owner or process_name()
         self.elector = Elector(platform, owner)
         self._platform = platform
         self._factories = components

@@ -11,9 +11,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-import os
 import random
-import socket
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +21,7 @@ from atp.core.batching import Batcher
 from atp.core.context import set_current_task
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.handlers import Handler, HandlerRegistry
-from atp.core.ids import new_id
+from atp.core.ids import process_name
 from atp.core.model import JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.ports import Consumer, Delivery, LeaseStatus, Outcome, Timer
@@ -82,7 +80,7 @@ class Worker:
         rng: random.Random | None = None,
     ) -> None:
         settings = platform.settings
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{new_id(0)[-6:]}"
+        self.name = name or process_name()
         self.patterns = list(patterns or _default_patterns(registry, settings.subjects))
         self.group = group or settings.group
         self.concurrency = concurrency or settings.concurrency

@@ -295,10 +295,8 @@ class MemoryStore:
     async def recover(
         self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
     ) -> list[TaskRecord]:
-        """Take back RUNNING tasks whose lease expired: SCHEDULED again, or DEAD if spent.
-
-        The cancel request of a recovered task is kept, so its next claim sees it.
-        """
+        """Take back RUNNING tasks whose lease expired: SCHEDULED again, DEAD if spent,
+        CANCELLED if a cancel was requested."""
         self._check_fence(fence)
         changed: list[TaskRecord] = []
         while len(changed) < limit:
@@ -523,6 +521,8 @@ def _recovered(record: TaskRecord, now: float, default_max_attempts: int) -> Tas
         "lease_owner": None,
         "lease_until": None,
     }
+    if record.cancel_requested:
+        return record.replace(state=State.CANCELLED, finished_at=now, **changes)
     if task.attempt >= limit:
         return record.replace(state=State.DEAD, finished_at=now, **changes)
     return record.replace(state=State.SCHEDULED, task=task.replace(run_at=now), **changes)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -32,6 +33,8 @@ __all__ = ["Database"]
 log = logging.getLogger("atp.sqlite")
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
+
+WAL_RETRY_PAUSE = 0.005
 
 # Errors about the file itself rather than a passing condition: retrying will not help.
 _CONFIG_ERRORS = frozenset(
@@ -125,9 +128,7 @@ class Database:
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {self.target.busy_timeout}")
         if not self.target.memory:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 log.warning(
                     "SQLite database %r: WAL unavailable, journal mode %s", self.target.path, mode
@@ -135,6 +136,24 @@ class Database:
         conn.execute(f"PRAGMA synchronous = {self.target.synchronous.upper()}")
         conn.create_function("atp_match", 2, matches, deterministic=True)
         ensure_schema(conn, self.target.path)
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch a fresh file to WAL. The switch needs the file to itself and SQLite does
+        not wait for it (no busy handler), so connections opening one new file together
+        retry here, within the busy timeout."""
+        deadline = time.monotonic() + self.target.busy_timeout / 1000
+        while True:
+            try:
+                mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+                if mode.lower() != "wal":
+                    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+                return mode
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY":
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(WAL_RETRY_PAUSE)  # this connection's own thread, not the loop
 
     def _disconnect(self) -> None:
         if self._conn is not None:

@@ -280,10 +280,12 @@ def cancel(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> list[Tas
 def recover(
     conn: sqlite3.Connection, now: float, limit: int, default_max: int, fence: Fence | None
 ) -> list[TaskRecord]:
-    """Send RUNNING tasks with an expired lease back to SCHEDULED, or to DEAD."""
+    """Send RUNNING tasks with an expired lease back to SCHEDULED, or to DEAD, or to
+    CANCELLED when a cancel was requested."""
     check_fence(conn, fence)
     rows = conn.execute(
-        "SELECT id, attempt, max_attempts, lease_owner FROM tasks INDEXED BY tasks_lease "
+        "SELECT id, attempt, max_attempts, lease_owner, cancel_requested "
+        "FROM tasks INDEXED BY tasks_lease "
         "WHERE state = 'RUNNING' AND lease_until <= ? ORDER BY lease_until, id LIMIT ?",
         (now, max(limit, 0)),
     ).fetchall()
@@ -293,14 +295,16 @@ def recover(
 
 
 def _recover_params(row: Sequence[Any], now: float, default_max: int) -> dict[str, Any]:
-    task_id, attempt, max_attempts, owner = row
+    task_id, attempt, max_attempts, owner, cancel_requested = row
     dead = attempt >= (default_max if max_attempts is None else max_attempts)
     error = AttemptError(attempt, now, f"lease of worker {owner!r} expired", kind="lease")
+    state = State.CANCELLED if cancel_requested else State.DEAD if dead else State.SCHEDULED
+    final = state is not State.SCHEDULED
     return {
         "id": task_id,
-        "state": State.DEAD.value if dead else State.SCHEDULED.value,
-        "run_at": None if dead else now,
-        "finished_at": now if dead else None,
+        "state": state.value,
+        "run_at": None if final else now,
+        "finished_at": now if final else None,
         "now": now,
         "error": error_json(error),
     }

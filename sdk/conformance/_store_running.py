@@ -310,6 +310,23 @@ class RunningChecks:
         assert record.last_error is not None
         assert record.last_error.kind == "lease"
 
+    async def test_recover_cancels_a_task_whose_cancel_was_requested(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        running = await make_running(store, subject, now, max_attempts=3)
+        await store.cancel([running.id], now=now + 1)
+        later = now + LEASE + 1
+        [record] = await store.recover(now=later, limit=10, default_max_attempts=3)
+        assert (record.id, record.state, record.finished_at) == (
+            running.id,
+            State.CANCELLED,
+            later,
+        )
+        assert record.last_error is not None
+        assert record.last_error.kind == "lease"
+        assert await store.take_due(now=later, limit=10, ready_until=later + LEASE) == []
+
     async def test_recover_uses_the_default_max_attempts_when_the_task_has_none(
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:

@@ -178,6 +178,19 @@ async def test_a_release_with_a_stale_token_does_nothing(pair, clock):
     assert await two.holder("lock") == current
 
 
+async def test_coordinators_opening_one_new_file_together_all_answer(tmp_path, clock):
+    # The switch of a fresh file to WAL gets no busy wait from SQLite: openers must retry.
+    for round_ in range(60):
+        url = f"local:///{tmp_path}/fresh-{round_}.db"
+        coordinators = [make(url, clock) for _ in range(6)]
+        leases = await asyncio.gather(
+            *(c.acquire("leader", f"owner-{n}", ttl=10) for n, c in enumerate(coordinators))
+        )
+        assert len([lease for lease in leases if lease is not None]) == 1
+        for coordinator in coordinators:
+            await coordinator.close()
+
+
 async def test_racing_acquires_elect_exactly_one(url, clock):
     coordinators = [make(url, clock) for _ in range(4)]
     leases = await asyncio.gather(
