@@ -118,13 +118,13 @@ async def test_redispatch_with_an_unchanged_stamp_returns_each_task_once():
         assert [t.id for t in page] == ["t0001", "t0002"]
 
 
-async def test_recover_keeps_the_cancel_request():
+async def test_recover_ends_a_task_whose_cancel_was_requested():
     store = MemoryStore()
     await create(store, [task(1)], ready=True)
     await store.claim(["t0001"], owner="w", now=NOW, lease_until=NOW + 30)
     await store.cancel(["t0001"], now=NOW + 1)
     (recovered,) = await store.recover(now=NOW + 30, limit=10, default_max_attempts=3)
-    assert (recovered.state, recovered.cancel_requested) == (State.SCHEDULED, True)
+    assert (recovered.state, recovered.finished_at) == (State.CANCELLED, NOW + 30)
     assert recovered.last_error is not None
     assert recovered.last_error.kind == "lease"
 
