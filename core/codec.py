@@ -24,6 +24,7 @@ __all__ = [
     "record_from_dict",
     "record_to_dict",
     "task_from_dict",
+    "task_from_stored_dict",
     "task_to_dict",
 ]
 
@@ -94,6 +95,33 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
         )
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed task envelope: {exc}") from exc
+
+
+def task_from_stored_dict(data: Mapping[str, Any]) -> Task:
+    """Build a Task from an object that ``task_to_dict`` wrote, without checking it.
+
+    For stores reading back their own rows, where every envelope was checked on the way
+    in: about twice as fast as ``task_from_dict``. Never use it on input from outside.
+    """
+    retry = data.get("retry")
+    return Task(
+        id=data["id"],
+        subject=data["subject"],
+        payload=data.get("payload"),
+        headers=data.get("headers") or {},
+        idempotency_key=data.get("idempotency_key"),
+        run_at=data.get("run_at", 0.0),
+        created_at=data.get("created_at", 0.0),
+        attempt=data.get("attempt", 0),
+        max_attempts=data.get("max_attempts"),
+        retry=_retry_from_dict(retry) if retry else None,
+        timeout=data.get("timeout"),
+        priority=data.get("priority", 0),
+        schedule=data.get("schedule"),
+        tick=data.get("tick"),
+        workflow_run=data.get("workflow_run"),
+        step=data.get("step"),
+    )
 
 
 def encode_task(task: Task) -> bytes:

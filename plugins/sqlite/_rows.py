@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from atp.core.codec import dumps, loads, task_from_dict, task_to_dict
+from atp.core.codec import dumps, loads, task_from_stored_dict, task_to_dict
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
 
 __all__ = [
@@ -70,7 +70,7 @@ def task_from_row(envelope: str, run_at: float, attempt: int) -> Task:
     data = loads(envelope)
     data["run_at"] = run_at
     data["attempt"] = attempt
-    return task_from_dict(data)
+    return task_from_stored_dict(data)  # checked by create on the way in
 
 
 def record_from_row(row: Sequence[Any]) -> TaskRecord:

@@ -41,6 +41,12 @@ def test_task_round_trips(task):
     assert codec.task_from_dict(codec.task_to_dict(task)) == task
 
 
+@pytest.mark.parametrize("task", [FULL, MINIMAL])
+def test_a_stored_envelope_reads_back_unchecked_as_the_same_task(task):
+    stored = codec.loads(codec.dumps(codec.task_to_dict(task)))
+    assert codec.task_from_stored_dict(stored) == task
+
+
 def test_absent_optional_fields_are_omitted():
     data = codec.task_to_dict(MINIMAL)
     assert set(data) == {
