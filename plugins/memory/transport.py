@@ -237,7 +237,8 @@ class MemoryTransport:
         )
         self._subs: dict[tuple[str, str], _Subscription] = {}
         self._routes: dict[str, tuple[_Subscription, ...]] = {}
-        self._backlog: list[_Entry] = []
+        # by task id: a task published again while unrouted is kept once, not piled up
+        self._backlog: dict[str, _Entry] = {}
         self._dead: deque[DeadLetter] = deque(maxlen=_MAX_DEAD)
         self._seq = itertools.count()
         self._tokens = itertools.count(1)
@@ -253,7 +254,7 @@ class MemoryTransport:
         for task, subs in zip(tasks, routes, strict=True):
             entry = (-task.priority, next(self._seq), task, 0)
             if not subs:
-                self._backlog.append(entry)
+                self._backlog.setdefault(task.id, entry)
             for sub in subs:
                 sub.push(entry)
 
@@ -302,11 +303,11 @@ class MemoryTransport:
         sub = _Subscription(group, pattern, self.lease, self._tokens)
         self._subs[(group, pattern)] = sub
         self._routes.clear()
-        if self._backlog:
-            adopted = [entry for entry in self._backlog if sub.matches(entry[2].subject)]
-            if adopted:
-                self._backlog = [e for e in self._backlog if not sub.matches(e[2].subject)]
-                sub.adopt(adopted)
+        adopted = [e for e in self._backlog.values() if sub.matches(e[2].subject)]
+        if adopted:
+            for entry in adopted:
+                del self._backlog[entry[2].id]
+            sub.adopt(adopted)
         return sub
 
     def _route(self, subject: str) -> tuple[_Subscription, ...]:

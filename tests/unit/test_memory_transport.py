@@ -40,6 +40,14 @@ async def test_tasks_published_before_any_subscription_reach_the_first_match(tra
     assert await late.fetch(10, 0) == []  # the backlog was handed to the first match only
 
 
+async def test_a_task_published_again_while_unrouted_waits_once(transport):
+    await transport.publish([task(1), task(2)])
+    await transport.publish([task(1)])  # the reaper publishes an unclaimed task again
+    assert transport.pending() == 2
+    orders = await transport.consume("orders.*", "workers")
+    assert ids(await orders.fetch(10, 0)) == ["t0001", "t0002"]
+
+
 async def test_subjects_created_after_the_subscription_are_delivered(transport):
     consumer = await transport.consume("orders.*", "workers")
     await transport.publish([task(1, "orders.refund"), task(2, "orders.close"), task(3, "sms.x")])
