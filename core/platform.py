@@ -72,6 +72,15 @@ class Platform:
         """
         return self.local or self.transport.capabilities.shared
 
+    def check_scheduler(self) -> None:
+        """Refuse a scheduler that would publish into a process-local queue no worker reads."""
+        if not (self.transport.capabilities.shared or self.local):
+            raise ConfigError(
+                f"transport {self.settings.transport!r} is process-local: a separate "
+                "`atp scheduler` would publish into a queue no worker reads; use `atp dev`, "
+                "or a shared transport such as redis:// or nats://"
+            )
+
     def check_worker(self, handlers: Iterable[Handler]) -> None:
         """Refuse, before anything runs, a worker configuration the transport cannot honour."""
         caps = self.transport.capabilities

@@ -108,7 +108,7 @@ def scheduler(options: Options) -> None:
     async def run() -> None:
         platform = Platform.build(settings)
         try:
-            _check_shared(platform)
+            platform.check_scheduler()
         except ConfigError:
             await platform.close()
             raise
@@ -132,15 +132,6 @@ def _required_app(reference: str | None) -> str:
     if not reference:
         raise click.UsageError("name the app to run: atp worker MODULE:APP (or set ATP_APP)")
     return reference
-
-
-def _check_shared(platform: Platform) -> None:
-    if not (platform.transport.capabilities.shared or platform.local):
-        raise ConfigError(
-            f"transport {platform.settings.transport!r} is process-local: a separate "
-            "`atp scheduler` would publish into a queue no worker reads; use `atp dev`, or "
-            "a shared transport such as redis:// or nats://"
-        )
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

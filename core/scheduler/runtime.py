@@ -45,7 +45,11 @@ class Scheduler:
         return self.elector.lease is not None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Compete and lead until ``stop`` is set; then stop leading and release the lease."""
+        """Compete and lead until ``stop`` is set; then stop leading and release the lease.
+
+        Raises ConfigError first for a transport it cannot feed workers through.
+        """
+        self._platform.check_scheduler()
         clock = self._platform.clock
         while not stop.is_set():
             if await self.elector.step():

@@ -10,13 +10,14 @@ import pytest
 
 from atp.core.clock import ManualClock
 from atp.core.context import current_task
-from atp.core.errors import BackendUnavailable, FencedOut
+from atp.core.errors import BackendUnavailable, ConfigError, FencedOut
 from atp.core.model import State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import hookimpl
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component, NotLeading
 from atp.core.scheduler.elector import Elector
+from atp.core.scheduler.runtime import Scheduler
 from atp.core.settings import Settings
 from atp.sdk import App
 from atp.sdk.testing import TestPlatform
@@ -494,3 +495,12 @@ async def test_closing_a_platform_closes_every_backend_despite_failures(caplog):
     assert closed == ["transport", "coordinator", "store"]
     assert "closing the transport failed" in caplog.text
     assert "closing the store failed" in caplog.text
+
+
+async def test_a_separate_scheduler_refuses_a_process_local_transport():
+    memory = "memory://"
+    settings = Settings(store=memory, transport=memory, coordinator=memory)
+    platform = Platform.build(settings, clock=ManualClock(), local=False)
+    with pytest.raises(ConfigError, match="process-local"):
+        await Scheduler(platform).run(asyncio.Event())
+    assert await platform.coordinator.holder("scheduler") is None  # it never competed
