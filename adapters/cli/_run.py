@@ -82,12 +82,7 @@ def worker(
     app = load_app(_required_app(app_ref or app_option or settings.app))
 
     async def run() -> None:
-        platform = Platform.build(settings)
-        try:
-            platform.check_worker(app.registry)
-        except ConfigError:
-            await platform.close()
-            raise
+        platform = await _checked(Platform.build(settings), lambda p: p.check_worker(app.registry))
         runner = Worker(platform, app.registry)
         banner("worker", app, settings, runner.patterns)
         await serve(platform, [runner])
@@ -106,12 +101,7 @@ def scheduler(options: Options) -> None:
     settings = options.settings()
 
     async def run() -> None:
-        platform = Platform.build(settings)
-        try:
-            platform.check_scheduler()
-        except ConfigError:
-            await platform.close()
-            raise
+        platform = await _checked(Platform.build(settings), Platform.check_scheduler)
         banner("scheduler", None, settings, [])
         await serve(platform, [Scheduler(platform)])
 
@@ -132,6 +122,16 @@ def _required_app(reference: str | None) -> str:
     if not reference:
         raise click.UsageError("name the app to run: atp worker MODULE:APP (or set ATP_APP)")
     return reference
+
+
+async def _checked(platform: Platform, check: Callable[[Platform], None]) -> Platform:
+    """Refuse before the banner what the runtime would refuse on start, closing cleanly."""
+    try:
+        check(platform)
+    except ConfigError:
+        await platform.close()
+        raise
+    return platform
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -17,6 +17,7 @@ from atp.plugins.sqlite._rows import (
     RECORD_COLUMNS,
     chunked,
     encode,
+    ids_where,
     marks,
     record_from_row,
     select_records,
@@ -98,7 +99,7 @@ def requeue(
     conn: sqlite3.Connection, requests: Sequence[Requeue], now: float
 ) -> list[TaskRecord | None]:
     """Give DEAD tasks a new life as SCHEDULED; return every record after."""
-    dead = _dead_ids(conn, [request.task_id for request in requests])
+    dead = ids_where(conn, [request.task_id for request in requests], "state = 'DEAD'")
     params = []
     for request in requests:
         if request.task_id in dead:
@@ -107,14 +108,6 @@ def requeue(
     conn.executemany(_REQUEUE, params)
     records = select_records(conn, [request.task_id for request in requests])
     return [records.get(request.task_id) for request in requests]
-
-
-def _dead_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunked(unique(ids)):
-        sql = f"SELECT id FROM tasks WHERE state = 'DEAD' AND id IN ({marks(len(chunk))})"
-        found.update(row[0] for row in conn.execute(sql, chunk))
-    return found
 
 
 def _requeue_params(request: Requeue, now: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from atp.plugins.sqlite._rows import (
     chunked,
     encode,
     error_json,
+    ids_where,
     insert_row,
     marks,
     select_records,
@@ -63,7 +64,7 @@ def create(
     for task in tasks:
         validate_subject(task.subject)  # a row that cannot be decoded would poison reads
     keys = _live_keys(conn, [t.idempotency_key for t in tasks if t.idempotency_key], now - window)
-    taken_ids = _existing_ids(conn, [task.id for task in tasks])
+    taken_ids = ids_where(conn, [task.id for task in tasks])
     created, rows, new_keys = [], [], []
     for task in tasks:
         key = task.idempotency_key
@@ -94,14 +95,6 @@ def _live_keys(conn: sqlite3.Connection, keys: list[str], since: float) -> dict[
             f"WHERE key IN ({marks(len(chunk))}) AND created_at > ?"
         )
         found.update(conn.execute(sql, (*chunk, since)).fetchall())
-    return found
-
-
-def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunked(unique(ids)):
-        sql = f"SELECT id FROM tasks WHERE id IN ({marks(len(chunk))})"
-        found.update(row[0] for row in conn.execute(sql, chunk))
     return found
 
 

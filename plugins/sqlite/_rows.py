@@ -100,6 +100,15 @@ def select_records(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Ta
     return found
 
 
+def ids_where(conn: sqlite3.Connection, ids: Iterable[str], condition: str = "1") -> set[str]:
+    """The ids among ``ids`` whose rows exist and meet the SQL ``condition``."""
+    found: set[str] = set()
+    for chunk in chunked(unique(ids)):
+        sql = f"SELECT id FROM tasks WHERE {condition} AND id IN ({marks(len(chunk))})"
+        found.update(row[0] for row in conn.execute(sql, chunk))
+    return found
+
+
 def unique(items: Iterable[T]) -> list[T]:
     """Return ``items`` without repeats, in first-seen order."""
     return list(dict.fromkeys(items))
