@@ -26,8 +26,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="tasks per run")
     parser.add_argument("--concurrency", type=int, default=256, help="worker concurrency")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     args = parser.parse_args()
-    results = run_all(args.repeat, args.count, args.concurrency)
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    results: dict[str, dict[str, float]] = {}
+    for name in args.suites or SUITES:
+        results.update(SUITES[name](args.repeat, args.count, args.concurrency))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -35,7 +41,8 @@ def main() -> None:
             print(f"{name:44s} " + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()))
 
 
-def run_all(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
+def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
+    """The embedded default: SQLite store, in-process transport."""
     small = max(count // 10, 100)
     return {
         "raw sqlite: 4 batched writes per task (rows/s)": _median(
@@ -53,6 +60,11 @@ def run_all(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, fl
         "delay: all due in one second, sqlite (lateness ms)": _median(
             repeat, lambda: _lateness(embedded.end_to_end(SQLITE, small, concurrency, 2.0))),
     }  # fmt: skip
+
+
+Suite = Callable[[int, int, int], dict[str, dict[str, float]]]
+SUITES: dict[str, Suite] = {"embedded": embedded_suite}
+"""Each suite takes (repeat, count, concurrency) and returns figures by scenario name."""
 
 
 def _sqlite_raw(count: int) -> float:
