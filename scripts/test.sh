@@ -70,7 +70,7 @@ run_pytest() {
 }
 
 main() {
-    ensure_venv dev,redis,nats,etcd,cron,http,grpc,observability
+    ensure_venv dev,redis,nats,etcd,cron,http,grpc,observability,chaos
     install_servers
     step ruff "$VENV/bin/ruff" check .
     step format "$VENV/bin/ruff" format --check .
