@@ -9,10 +9,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ATP := $(VENV)/bin/atp
 APP ?=
+SUITES ?=
+SEED ?=
+QUICK ?=
 COMPOSE_FILE ?= compose.yaml
 export VENV
 
-.PHONY: help test lint fmt typecheck dev run-server run-worker run-scheduler proto up down clean
+.PHONY: help test lint fmt typecheck dev run-server run-worker run-scheduler chaos proto up down clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [APP=module:app]"
@@ -48,6 +51,10 @@ run-worker: $(VENV)/.atp-installed-dev ## run `atp worker APP` (APP=module:app);
 
 run-scheduler: $(VENV)/.atp-installed-dev ## run `atp scheduler` (one leader among replicas)
 	$(ATP) scheduler
+
+chaos: ## run the chaos suites on every stack (SUITES="a b", SEED=n, QUICK=1); report in chaos/reports/
+	source scripts/_venv.sh && ensure_venv dev,redis,nats,etcd,chaos
+	$(PY) -m chaos run $(SUITES) $(if $(SEED),--seed $(SEED)) $(if $(QUICK),--quick)
 
 proto: ## generate gRPC code from proto/atp/v1/*.proto
 	@if compgen -G 'proto/atp/v1/*.proto' >/dev/null; then \

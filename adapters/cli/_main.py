@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from atp.adapters.cli._chaos import chaos
 from atp.adapters.cli._context import Options
 from atp.adapters.cli._dlq import dlq
 from atp.adapters.cli._errors import (
@@ -107,7 +108,7 @@ def cli(
     ctx.obj = Options(config, {k: v for k, v in overrides.items() if v is not None})
 
 
-for command in (dev, worker, scheduler, server, publish, task, dlq, plugins):
+for command in (dev, worker, scheduler, server, publish, task, dlq, plugins, chaos):
     cli.add_command(command)
 
 

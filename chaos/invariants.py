@@ -1,0 +1,152 @@
+"""The invariants checked after each run, from the store and the ledger.
+
+Each check returns a ``Check``: passed or not, the figures behind the verdict, and in a
+failure the first offending task ids, so a report says what broke and where to look.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from atp.core.model import FINAL_STATES, State, TaskRecord
+from chaos.app import DOOMED
+from chaos.ledger import LedgerView
+
+__all__ = ["Check", "Evidence", "check_all"]
+
+SHOWN = 10
+"""How many offending ids a failed check lists."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    figures: dict[str, Any]
+    detail: str = ""
+
+
+@dataclass
+class Evidence:
+    """What the checks read: the ledger, the store's records, what the faults did."""
+
+    ledger: LedgerView
+    records: Mapping[str, TaskRecord | None]
+    """Every accepted task id -> its record now (None: the store does not know it)."""
+    stored: Sequence[TaskRecord]
+    """Every task of the run's subjects in the store, whoever published it."""
+    killed: set[int] = field(default_factory=set)
+    scheduler_log_after_pause: str | None = None
+    """What the paused leader logged after it was resumed, when a suite paused one."""
+
+
+def check_all(evidence: Evidence) -> list[Check]:
+    checks = [none_lost(evidence), executions(evidence), dead_only_by_design(evidence),
+              nothing_ran_after_cancel(evidence), no_key_twice(evidence)]  # fmt: skip
+    if evidence.scheduler_log_after_pause is not None:
+        checks.append(late_leader_refused(evidence.scheduler_log_after_pause))
+    return checks
+
+
+def none_lost(evidence: Evidence) -> Check:
+    """Every accepted task reached a final state."""
+    states = Counter(r.state.value if r else "UNKNOWN" for r in evidence.records.values())
+    open_ = [i for i, r in evidence.records.items() if r is None or r.state not in FINAL_STATES]
+    figures = {"accepted": len(evidence.records), **dict(sorted(states.items()))}
+    return Check("every accepted task reached a final state", not open_, figures,
+                 _ids("not final", open_))  # fmt: skip
+
+
+def executions(evidence: Evidence) -> Check:
+    """Every success ran to its end at least once; executions beyond one are explained."""
+    done = evidence.ledger.done
+    succeeded = [i for i, r in evidence.records.items() if r and r.state is State.SUCCEEDED]
+    missing = [i for i in succeeded if done[i] == 0]
+    extra = {i: n - 1 for i, n in done.items() if n > 1}
+    by_kill = sum(n for i, n in extra.items() if _started_by_killed(evidence, i))
+    starts = evidence.ledger.starts.items()
+    started = sum(len(s) for t, s in starts if evidence.ledger.subjects.get(t) != DOOMED)
+    figures = {"executions": sum(done.values()),
+               "cut short (started, never ended)": started - sum(done.values()),
+               "tasks run more than once": len(extra),
+               "extra executions": sum(extra.values()),
+               "explained by a killed worker": by_kill,
+               "explained by a lost lease (pause, partition, slow link)":
+                   sum(extra.values()) - by_kill}  # fmt: skip
+    return Check("each success ran to its end; extra runs counted", not missing, figures,
+                 _ids("succeeded without a recorded execution", missing))  # fmt: skip
+
+
+def _started_by_killed(evidence: Evidence, task_id: str) -> bool:
+    return any(start["pid"] in evidence.killed for start in evidence.ledger.starts[task_id])
+
+
+def dead_only_by_design(evidence: Evidence) -> Check:
+    """Only ``chaos.doomed`` tasks are dead, and every accepted one of them is."""
+    dead = [r for r in evidence.stored if r.state is State.DEAD]
+    wrong = [r.id for r in dead if r.subject != DOOMED]
+    doomed = [i for i, r in evidence.records.items() if r and r.subject == DOOMED]
+    alive = [i for i in doomed if (r := evidence.records[i]) and r.state is not State.DEAD]
+    figures = {"dead": len(dead), "designed to fail": len(doomed), "dead by accident": len(wrong)}
+    detail = _ids("dead but not designed to fail", wrong) + _ids("doomed but not dead", alive)
+    return Check("dead letters only for tasks designed to fail", not wrong and not alive,
+                 figures, detail)  # fmt: skip
+
+
+def nothing_ran_after_cancel(evidence: Evidence) -> Check:
+    """No execution started after a cancel that ended its task."""
+    late = [task for task, cancel in evidence.ledger.cancels.items()
+            if any(s["at"] > cancel["at"] for s in evidence.ledger.starts[task])]  # fmt: skip
+    now = [r for t in evidence.ledger.cancels if (r := evidence.records.get(t))]
+    states = Counter(r.state.value for r in now)
+    figures = {
+        "cancelled by the producer": len(evidence.ledger.cancels),
+        "ran after the cancel": len(late),
+        **{f"now {k}": v for k, v in states.items()},
+    }
+    wrong_state = [
+        t
+        for t in evidence.ledger.cancels
+        if (r := evidence.records.get(t)) and r.state is not State.CANCELLED
+    ]
+    return Check("no task ran after it was cancelled", not late and not wrong_state, figures,
+                 _ids("ran after cancel", late) + _ids("cancelled, now another state",
+                                                        wrong_state))  # fmt: skip
+
+
+def no_key_twice(evidence: Evidence) -> Check:
+    """Each idempotency key is one task, in the producer's answers and in the store."""
+    stored = Counter(r.task.idempotency_key for r in evidence.stored if r.task.idempotency_key)
+    twice_stored = [k for k, n in stored.items() if n > 1]
+    twice_answered = [k for k, ids in evidence.ledger.ids_per_key.items() if len(ids) > 1]
+    refused = {k for e in evidence.ledger.errors for k in e["keys"]}
+    figures = {"producer errors": len(evidence.ledger.errors), "keys refused at least once":
+               len(refused), "refused keys accepted later": len(refused & set(stored)),
+               "keys stored twice": len(twice_stored)}  # fmt: skip
+    detail = _ids("keys stored twice", twice_stored) + _ids("keys answered with two ids",
+                                                           twice_answered)  # fmt: skip
+    return Check("no task published twice, errors included", not twice_stored
+                 and not twice_answered, figures, detail)  # fmt: skip
+
+
+REFUSALS = ("fenced out", "lease ran out", "leader_lost")
+"""What a resumed leader logs when its late writes or ticks are refused."""
+
+
+def late_leader_refused(log: str) -> Check:
+    """The resumed leader's late writes were refused, or it stepped down before any."""
+    counts = {marker: log.count(marker) for marker in REFUSALS}
+    refused = any(counts.values())
+    detail = "" if refused else "the resumed leader logged no refusal"
+    figures = {f"'{k}' lines": v for k, v in counts.items()}
+    return Check("a leader resumed after its lease is refused", refused, figures, detail)
+
+
+def _ids(what: str, ids: Sequence[str]) -> str:
+    if not ids:
+        return ""
+    shown = ", ".join(list(ids)[:SHOWN]) + (" ..." if len(ids) > SHOWN else "")
+    return f"{len(ids)} {what}: {shown}. "

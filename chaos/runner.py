@@ -1,0 +1,135 @@
+"""Run suites on stacks: deploy, publish through the faults, settle, check, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from atp.core.model import FINAL_STATES, TaskRecord
+from atp.core.platform import Platform
+from atp.core.ports import TaskQuery
+from atp.core.settings import Settings
+from atp.sdk.client import Client
+from chaos.deployment import Deployment, Stack
+from chaos.faults import Target, inject
+from chaos.invariants import Evidence, check_all
+from chaos.ledger import Ledger
+from chaos.report import RunResult
+from chaos.suites import Suite
+from chaos.workload import produce
+
+__all__ = ["run_one"]
+
+log = logging.getLogger("chaos")
+SETTLE = 120.0
+"""How long, after the workload and the faults, every task has to reach a final state."""
+
+
+async def run_one(
+    suite: Suite, stack: Stack, seed: int, folder: Path, toxiproxy_url: str | None = None
+) -> RunResult:
+    """Run one suite on one stack in ``folder``; never raises for a failed deployment."""
+    result = RunResult(suite.name, suite.title, stack.name, seed, started=time.time())
+    deployment = Deployment(stack, folder / f"{suite.name}-{stack.name}", toxiproxy_url)
+    try:
+        await deployment.start()
+        await _run(suite, deployment, random.Random(f"{seed}:{suite.name}:{stack.name}"), result)
+    except Exception as exc:  # reported, so the other runs go on
+        log.exception("chaos: %s on %s could not run", suite.name, stack.name)
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        await deployment.close()
+        result.finished = time.time()
+    return result
+
+
+async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result: RunResult) -> None:
+    env = {k: v for k, v in deployment.env().items() if k.startswith("ATP_")}
+    async with Platform.build(Settings.load(env=env)) as platform:
+        target = Target(deployment, platform.coordinator, rng)
+        await _wait_leader(target, deployment)
+        ledger = Ledger(deployment.ledger)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        produced, _ = await asyncio.gather(
+            produce(Client(platform), suite.workload, ledger, rng),
+            inject(suite.plan(rng, suite.workload), target, started, result.faults.append),
+        )
+        records = await _settle(platform, list(ledger.read().accepted.values()), deployment)
+        view = ledger.read()  # again: executions went on while the tasks settled
+        result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
+        evidence = Evidence(view, records, await _stored(platform), target.killed,
+                            _after_pause(deployment, target))  # fmt: skip
+        result.checks = check_all(evidence)
+
+
+async def _wait_leader(target: Target, deployment: Deployment, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await target.coordinator.holder("scheduler") is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no scheduler leader within {timeout:g}s")
+        await asyncio.sleep(0.1)
+
+
+async def _settle(
+    platform: Platform, ids: list[str], deployment: Deployment
+) -> dict[str, TaskRecord | None]:
+    """Poll until every accepted task is final, or SETTLE runs out; return the records."""
+    deadline = time.monotonic() + SETTLE
+    while True:
+        _restart_dead(deployment)
+        records = await _records(platform, ids)
+        open_ = [r for r in records.values() if r is None or r.state not in FINAL_STATES]
+        if not open_ or time.monotonic() > deadline:
+            return records
+        await asyncio.sleep(0.5)
+
+
+def _restart_dead(deployment: Deployment) -> None:
+    """A process that exited on its own (not one a fault has down) is started again."""
+    for process in deployment.processes:
+        if process.process is not None and not process.alive and process.process.returncode:
+            log.warning("chaos: %s exited with %s, restarting", process.name,
+                        process.process.returncode)  # fmt: skip
+            process.start()
+
+
+async def _records(platform: Platform, ids: list[str]) -> dict[str, TaskRecord | None]:
+    found: dict[str, TaskRecord | None] = {}
+    for chunk in _chunks(ids, 500):
+        with contextlib.suppress(Exception):  # a store still recovering: poll again
+            found.update(zip(chunk, await platform.store.get(chunk), strict=True))
+    return {i: found.get(i) for i in ids}
+
+
+async def _stored(platform: Platform) -> list[TaskRecord]:
+    stored, cursor = [], None
+    while True:
+        page = await platform.store.query(TaskQuery(subject="chaos.>", cursor=cursor, limit=500))
+        stored.extend(page.items)
+        if page.next_cursor is None:
+            return stored
+        cursor = page.next_cursor
+
+
+def _after_pause(deployment: Deployment, target: Target) -> str | None:
+    if not target.paused:
+        return None
+    texts = []
+    for name, offset in target.paused.items():
+        process = next(p for p in deployment.processes if p.name == name)
+        with process.log.open("rb") as log_file:
+            log_file.seek(offset)
+            texts.append(log_file.read().decode(errors="replace"))
+    return "".join(texts)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,134 @@
+"""The chaos invariants pass on a clean run and catch each kind of violation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from atp.core.model import State, Task, TaskRecord
+from chaos.app import DOOMED, WORK
+from chaos.invariants import Evidence, check_all
+from chaos.ledger import Ledger, LedgerView, record
+
+
+def _record(task_id: str, state: State, subject: str = WORK, key: str | None = None) -> TaskRecord:
+    task = Task(id=task_id, subject=subject, idempotency_key=key or f"k-{task_id}")
+    return TaskRecord(task=task, state=state, updated_at=0.0)
+
+
+def _clean(tmp_path: Path) -> tuple[Ledger, dict[str, TaskRecord | None]]:
+    ledger = Ledger(tmp_path)
+    records: dict[str, TaskRecord | None] = {}
+    for n, (subject, state) in enumerate([(WORK, State.SUCCEEDED), (WORK, State.SUCCEEDED),
+                                          (DOOMED, State.DEAD)]):  # fmt: skip
+        task_id = f"t{n}"
+        ledger.accepted(f"k-{task_id}", task_id, subject, 0.0)
+        record(tmp_path, "exec-1", ev="start", task=task_id, attempt=1)
+        if subject == WORK:
+            record(tmp_path, "exec-1", ev="done", task=task_id, attempt=1)
+        records[task_id] = _record(task_id, state, subject)
+    return ledger, records
+
+
+def _verdicts(evidence: Evidence) -> dict[str, bool]:
+    return {check.name: check.passed for check in check_all(evidence)}
+
+
+def _evidence(ledger: Ledger, records: dict[str, TaskRecord | None]) -> Evidence:
+    stored = [r for r in records.values() if r is not None]
+    return Evidence(ledger.read(), records, stored)
+
+
+def test_a_clean_run_passes_every_invariant(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    assert all(_verdicts(_evidence(ledger, records)).values())
+
+
+def test_an_unfinished_or_unknown_task_is_lost(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    records["t0"] = _record("t0", State.RUNNING)
+    records["t1"] = None
+    checks = {c.name: c for c in check_all(_evidence(ledger, records))}
+    lost = checks["every accepted task reached a final state"]
+    assert not lost.passed
+    assert "t0" in lost.detail
+    assert "t1" in lost.detail
+
+
+def test_a_success_without_an_execution_fails(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    ledger.accepted("k-t9", "t9", WORK, 0.0)
+    records["t9"] = _record("t9", State.SUCCEEDED)
+    verdicts = _verdicts(_evidence(ledger, records))
+    assert not verdicts["each success ran to its end; extra runs counted"]
+
+
+def test_extra_executions_are_counted_and_explained(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    record(tmp_path, "exec-2", ev="start", task="t0", attempt=2)
+    record(tmp_path, "exec-2", ev="done", task="t0", attempt=2)
+    evidence = _evidence(ledger, records)
+    evidence.killed = {int(line["pid"]) for line in evidence.ledger.starts["t0"]}
+    check = next(c for c in check_all(evidence) if c.name.startswith("each success"))
+    assert check.passed
+    assert check.figures["extra executions"] == 1
+    assert check.figures["explained by a killed worker"] == 1
+
+
+def test_a_dead_task_not_designed_to_fail_is_caught(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    records["t0"] = _record("t0", State.DEAD)
+    assert not _verdicts(_evidence(ledger, records))["dead letters only for tasks designed to fail"]
+
+
+def test_a_doomed_task_that_succeeded_is_caught(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    records["t2"] = _record("t2", State.SUCCEEDED, DOOMED)
+    assert not _verdicts(_evidence(ledger, records))["dead letters only for tasks designed to fail"]
+
+
+def test_a_start_after_a_cancel_is_caught(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    ledger.accepted("k-t5", "t5", WORK, 5.0)
+    ledger.cancelled("k-t5", "t5", "CANCELLED")
+    record(tmp_path, "exec-3", ev="start", task="t5", attempt=1)
+    records["t5"] = _record("t5", State.CANCELLED)
+    assert not _verdicts(_evidence(ledger, records))["no task ran after it was cancelled"]
+
+
+def test_a_cancel_that_only_requested_is_not_held_against_the_run(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    ledger.cancelled("k-t0", "t0", "RUNNING")  # a cancel request on a running task
+    record(tmp_path, "exec-3", ev="start", task="t0", attempt=2)
+    assert _verdicts(_evidence(ledger, records))["no task ran after it was cancelled"]
+
+
+def test_a_key_stored_twice_is_caught(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    ledger.refused(["k-t0"], "BackendUnavailable: timeout")
+    twin = _record("t7", State.SUCCEEDED, key="k-t0")
+    evidence = Evidence(ledger.read(), records, [*filter(None, records.values()), twin])
+    check = next(c for c in check_all(evidence) if c.name.startswith("no task published"))
+    assert not check.passed
+    assert check.figures["producer errors"] == 1
+
+
+def test_a_key_answered_with_two_ids_is_caught(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    ledger.accepted("k-t0", "t8", WORK, 0.0)
+    assert not _verdicts(_evidence(ledger, records))["no task published twice, errors included"]
+
+
+def test_a_resumed_leader_must_show_a_refusal(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    evidence = _evidence(ledger, records)
+    evidence.scheduler_log_after_pause = "forwarder: fenced out, stepping down: token 3 < 4\n"
+    assert all(_verdicts(evidence).values())
+    evidence.scheduler_log_after_pause = "forwarder: moved 12 tasks\n"
+    assert not _verdicts(evidence)["a leader resumed after its lease is refused"]
+
+
+def test_a_torn_last_ledger_line_is_skipped(tmp_path: Path) -> None:
+    _clean(tmp_path)
+    with (tmp_path / "exec-1.jsonl").open("a") as out:
+        out.write('{"ev":"done","task":"t0"')  # the writer was killed mid-line
+    assert LedgerView.load(tmp_path).done["t0"] == 1
