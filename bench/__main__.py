@@ -14,7 +14,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import embedded, raw
+from bench import api as api_bench
+from bench import cron as cron_bench
+from bench import embedded, observability, raw
+from bench import nats as nats_bench
+from bench import redis as redis_bench
+from bench import workflows as workflows_bench
 
 SQLITE = "sqlite:///{dir}/bench.db"
 MEMORY = "memory://"
@@ -63,7 +68,15 @@ def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[
 
 
 Suite = Callable[[int, int, int], dict[str, dict[str, float]]]
-SUITES: dict[str, Suite] = {"embedded": embedded_suite}
+SUITES: dict[str, Suite] = {
+    "embedded": embedded_suite,
+    "redis": redis_bench.suite,
+    "nats": nats_bench.suite,
+    "observability": observability.suite,
+    "cron": cron_bench.suite,
+    "api": api_bench.suite,
+    "workflows": workflows_bench.suite,
+}
 """Each suite takes (repeat, count, concurrency) and returns figures by scenario name."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import shutil
 import sys
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     folder = Path(tempfile.mkdtemp(prefix="atp-chaos-"))
+    # The runner's own clients log reconnects while servers are down: into the run folder.
+    logging.basicConfig(filename=folder / "runner.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     results = asyncio.run(_run_all(args, seed, folder))
     report = write_report(results, args.reports, seed)
     for result in results:

@@ -2,7 +2,8 @@
 
 ``chaos.work`` records its start, works for ``pause`` seconds (so a kill finds tasks
 running) and records its end. ``chaos.doomed`` always fails: its tasks are the only ones
-that may end in the dead-letter queue.
+that may end in the dead-letter queue. ``chaos.tick`` is what a one-second cron schedule
+fires.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from atp.core.errors import Fail
 from atp.sdk.app import App
 from chaos.ledger import LEDGER_ENV, record
 
-__all__ = ["DOOMED", "WORK", "app"]
+__all__ = ["DOOMED", "TICK", "WORK", "app"]
 
 WORK = "chaos.work"
 DOOMED = "chaos.doomed"
+TICK = "chaos.tick"
 
 app = App("chaos")
 
@@ -43,3 +45,10 @@ async def doomed(key: str, pause: float = 0.0) -> None:
     """Fail on purpose, for good: the task must end DEAD, and only such tasks may."""
     _note("start")
     raise Fail(f"{key} is designed to fail")
+
+
+@app.task(TICK)
+async def tick(key: str) -> None:
+    """One cron firing: recorded, so the report can count executions per tick."""
+    _note("start")
+    _note("done")

@@ -6,6 +6,7 @@ failure the first offending task ids, so a report says what broke and where to l
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from atp.core.model import FINAL_STATES, State, TaskRecord
 from chaos.app import DOOMED
 from chaos.ledger import LedgerView
 
-__all__ = ["Check", "Evidence", "check_all"]
+__all__ = ["Check", "CronWindow", "Evidence", "check_all"]
 
 SHOWN = 10
 """How many offending ids a failed check lists."""
@@ -41,11 +42,27 @@ class Evidence:
     killed: set[int] = field(default_factory=set)
     scheduler_log_after_pause: str | None = None
     """What the paused leader logged after it was resumed, when a suite paused one."""
+    cron: CronWindow | None = None
+
+
+@dataclass(frozen=True)
+class CronWindow:
+    """A one-second schedule that ran through the faults: every tick in [start, end]."""
+
+    schedule: str
+    start: float
+    end: float
+
+    def ticks(self) -> list[int]:
+        """Every whole second in the window, in milliseconds (the key's unit)."""
+        return [s * 1000 for s in range(math.ceil(self.start), math.floor(self.end) + 1)]
 
 
 def check_all(evidence: Evidence) -> list[Check]:
     checks = [none_lost(evidence), executions(evidence), dead_only_by_design(evidence),
               nothing_ran_after_cancel(evidence), no_key_twice(evidence)]  # fmt: skip
+    if evidence.cron is not None:
+        checks.append(cron_once(evidence, evidence.cron))
     if evidence.scheduler_log_after_pause is not None:
         checks.append(late_leader_refused(evidence.scheduler_log_after_pause))
     return checks
@@ -130,6 +147,36 @@ def no_key_twice(evidence: Evidence) -> Check:
                                                            twice_answered)  # fmt: skip
     return Check("no task published twice, errors included", not twice_stored
                  and not twice_answered, figures, detail)  # fmt: skip
+
+
+def cron_once(evidence: Evidence, window: CronWindow) -> Check:
+    """Every tick in the window was fired by exactly one task, and that task succeeded."""
+    prefix = f"cron:{window.schedule}:"
+    fired: dict[int, list[TaskRecord]] = {}
+    for r in evidence.stored:
+        key = r.task.idempotency_key or ""
+        if key.startswith(prefix):
+            fired.setdefault(int(key[len(prefix) :]), []).append(r)
+    expected = window.ticks()
+    missed = [t for t in expected if t not in fired]
+    doubled = [t for t in expected if len(fired.get(t, [])) > 1]
+    failed = [t for t in expected if any(r.state is not State.SUCCEEDED for r in fired.get(t, []))]
+    runs = Counter(evidence.ledger.done[r.id] for t in expected for r in fired.get(t, []))
+    figures = {
+        "ticks in the window": len(expected),
+        "fired once": len(expected) - len(missed) - len(doubled),
+        "missed": len(missed),
+        "fired twice": len(doubled),
+        "not succeeded": len(failed),
+        "executions per tick": dict(sorted(runs.items())),
+    }
+    detail = (
+        _ids("ticks missed (epoch ms)", [str(t) for t in missed])
+        + _ids("ticks fired twice", [str(t) for t in doubled])
+        + _ids("ticks not succeeded", [str(t) for t in failed])
+    )
+    return Check("every cron tick in the window fired once", not (missed or doubled or failed),
+                 figures, detail)  # fmt: skip
 
 
 REFUSALS = ("fenced out", "lease ran out", "leader_lost")

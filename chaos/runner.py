@@ -16,9 +16,10 @@ from atp.core.platform import Platform
 from atp.core.ports import TaskQuery
 from atp.core.settings import Settings
 from atp.sdk.client import Client
+from chaos.app import TICK
 from chaos.deployment import Deployment, Stack
 from chaos.faults import Target, inject
-from chaos.invariants import Evidence, check_all
+from chaos.invariants import CronWindow, Evidence, check_all
 from chaos.ledger import Ledger
 from chaos.report import RunResult
 from chaos.suites import Suite
@@ -27,6 +28,8 @@ from chaos.workload import produce
 __all__ = ["run_one"]
 
 log = logging.getLogger("chaos")
+CRON_TAIL = 4.0
+"""Seconds a leader has, after the faults, to fire the ticks a failover left behind."""
 SETTLE = 120.0
 """How long, after the workload and the faults, every task has to reach a final state."""
 
@@ -54,19 +57,31 @@ async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result:
     async with Platform.build(Settings.load(env=env)) as platform:
         target = Target(deployment, platform.coordinator, rng)
         await _wait_leader(target, deployment)
-        ledger = Ledger(deployment.ledger)
+        ledger, client = Ledger(deployment.ledger), Client(platform)
+        schedule = f"chaos-{suite.name}"
+        await client.add_schedule(schedule, "* * * * * *", TICK, {"key": "tick"}, misfire="all")
+        cron_start = time.time()
         loop = asyncio.get_running_loop()
         started = loop.time()
         produced, _ = await asyncio.gather(
-            produce(Client(platform), suite.workload, ledger, rng),
+            produce(client, suite.workload, ledger, rng),
             inject(suite.plan(rng, suite.workload), target, started, result.faults.append),
         )
+        cron = await _stop_cron(client, schedule, cron_start)
         records = await _settle(platform, list(ledger.read().accepted.values()), deployment)
         view = ledger.read()  # again: executions went on while the tasks settled
         result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
         evidence = Evidence(view, records, await _stored(platform), target.killed,
-                            _after_pause(deployment, target))  # fmt: skip
+                            _after_pause(deployment, target), cron)  # fmt: skip
         result.checks = check_all(evidence)
+
+
+async def _stop_cron(client: Client, schedule: str, start: float) -> CronWindow:
+    """Let a leader fire (and catch up) CRON_TAIL seconds past the last fault, then stop."""
+    await asyncio.sleep(CRON_TAIL)
+    end = time.time() - CRON_TAIL
+    await client.remove_schedule(schedule)
+    return CronWindow(schedule, start + 1.0, end)
 
 
 async def _wait_leader(target: Target, deployment: Deployment, timeout: float = 30.0) -> None:

@@ -7,6 +7,9 @@
     ├── AlreadyExists         a unique name is taken                         HTTP 409 / ALREADY_EXISTS
     ├── StateConflict         a transition the task's state forbids          HTTP 409 / FAILED_PRECONDITION
     │   └── FencedOut         a write from a leader whose lease was lost     HTTP 409 / FAILED_PRECONDITION
+    ├── Unauthenticated       no bearer token, or one atp does not know      HTTP 401 / UNAUTHENTICATED
+    ├── PermissionDenied      the token's scopes do not cover the request    HTTP 403 / PERMISSION_DENIED
+    ├── RateLimited           the token's rate limit is spent for now        HTTP 429 / RESOURCE_EXHAUSTED
     ├── BackendUnavailable    a server cannot be reached or did not confirm  HTTP 503 / UNAVAILABLE
     ├── ConfigError           a configuration atp cannot honour              HTTP 500 / FAILED_PRECONDITION
     └── PluginError           a plugin is missing, broken or misbehaves      HTTP 500 / INTERNAL
@@ -31,9 +34,12 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
     "PluginError",
+    "RateLimited",
     "Retry",
     "StateConflict",
+    "Unauthenticated",
     "translate_errors",
 ]
 
@@ -97,6 +103,34 @@ class FencedOut(StateConflict):
     """
 
     type_slug = "fenced-out"
+
+
+class Unauthenticated(AtpError):
+    """The request carries no bearer token, or one that atp does not know; nothing was changed."""
+
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+    type_slug = "unauthenticated"
+
+
+class PermissionDenied(AtpError):
+    """The token is valid but its scopes do not cover the request; nothing was changed."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+    type_slug = "permission-denied"
+
+
+class RateLimited(AtpError):
+    """The token's request rate is spent; nothing was changed. Try again after ``retry_after``."""
+
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+    type_slug = "rate-limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds until the request would be accepted
 
 
 class BackendUnavailable(AtpError):

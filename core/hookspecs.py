@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from atp.core.model import Task, TaskRecord
-    from atp.core.ports import Clock, Coordinator, TaskStore, Transport
+    from atp.core.platform import Platform
+    from atp.core.ports import Clock, Coordinator, Limiter, TaskStore, Transport
     from atp.core.settings import Settings
     from atp.core.worker.interceptors import Interceptor
 
@@ -36,6 +39,17 @@ def atp_configure(settings: Settings) -> None:
     """Called once the settings are loaded; historic, so late plugins see it too.
 
     :param settings: the frozen settings of this process.
+    """
+
+
+@hookspec
+def atp_platform_built(platform: Platform) -> None:
+    """A Platform was built from the settings in this process; nothing is connected yet.
+
+    Called by ``Platform.build`` (so by every atp process, short CLI commands too). A
+    listener may keep the platform to read from it later in a task of its own (the
+    store's ``counts``, the ``clock``); it must not close it, write through it, or do
+    I/O in the hook itself.
     """
 
 
@@ -77,6 +91,14 @@ def atp_make_coordinator(url: str, settings: Settings, clock: Clock) -> Coordina
     """
 
 
+@hookspec(firstresult=True)
+def atp_make_limiter(url: str, settings: Settings, clock: Clock) -> Limiter | None:
+    """Build the rate Limiter for ``url``, or return None if this plugin does not own its scheme.
+
+    Called by ``atp server`` once at start-up. Same rules as ``atp_make_transport``.
+    """
+
+
 # -- Execution wrapper ---------------------------------------------------------------------
 
 
@@ -86,6 +108,36 @@ def atp_interceptors(settings: Settings) -> Sequence[Interceptor]:  # type: igno
 
     Called once per worker at start-up. Interceptors are async (``Interceptor.execute``);
     the first one registered is the outermost.
+    """
+
+
+# -- HTTP mounts ---------------------------------------------------------------------------
+
+
+@hookspec
+def atp_http_mounts(settings: Settings) -> Sequence[tuple[str, object]]:  # type: ignore[empty-body]
+    """Contribute ASGI apps that ``atp server`` mounts next to its own API.
+
+    Called once by ``atp server`` while it builds its app, before it serves. Return
+    ``(path, app)`` pairs: ``path`` starts with ``/`` (e.g. ``"/metrics"``) and ``app``
+    is an ASGI application. Must not do I/O or start tasks here (do that in the app's
+    own lifespan or on first request), and must not claim a path the server's API uses;
+    a path claimed twice is refused at start-up.
+    """
+
+
+# -- Publishing ----------------------------------------------------------------------------
+
+
+@hookspec
+def atp_task_headers(tasks: Sequence[Task]) -> Sequence[Mapping[str, str] | None] | None:
+    """Contribute headers to tasks being published, before the store creates them.
+
+    Called by ``TaskService.publish`` once per batch, after validation. Return None, or
+    one entry per task (None: nothing to add); the entries are merged into each task's
+    headers, a plugin's value winning over the producer's (a ``traceparent`` is
+    replaced by the producer span's). Must return at once, without I/O. A plugin that
+    raises is logged and skipped: the tasks are published without its headers.
     """
 
 
@@ -147,17 +199,19 @@ def atp_cron_fired(schedule: str, tick: float, task: Task) -> None:
 
 @hookspec
 def atp_workflow_run_started(run_id: str, workflow: str) -> None:
-    """A workflow run started."""
+    """A workflow run was stored, before its first steps are enqueued."""
 
 
 @hookspec
 def atp_workflow_step_finished(run_id: str, step: str, state: str) -> None:
-    """A workflow step reached a final state."""
+    """A step of run ``run_id`` reached ``state`` (SUCCEEDED, FAILED, SKIPPED or
+    CANCELLED), after the write that recorded it; at most once per step."""
 
 
 @hookspec
 def atp_workflow_run_finished(run_id: str, workflow: str, state: str) -> None:
-    """A workflow run reached a final state."""
+    """Run ``run_id`` reached ``state`` (SUCCEEDED, FAILED or CANCELLED), after the write
+    that recorded it; at most once per run."""
 
 
 # -- Processes -----------------------------------------------------------------------------
@@ -171,6 +225,16 @@ def atp_leader_acquired(role: str, owner: str, token: int) -> None:
 @hookspec
 def atp_leader_lost(role: str, owner: str) -> None:
     """This process stopped being leader of ``role`` (lost or released its lease)."""
+
+
+@hookspec
+def atp_scheduler_started(scheduler: str) -> None:
+    """A scheduler replica started competing for leadership as ``scheduler``."""
+
+
+@hookspec
+def atp_scheduler_stopped(scheduler: str) -> None:
+    """A scheduler replica stopped, after releasing its leader lease."""
 
 
 @hookspec

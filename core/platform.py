@@ -52,7 +52,7 @@ class Platform:
         settings = settings or Settings.load()
         plugins = plugins or make_plugin_manager(settings)
         clock = clock or SystemClock()
-        return cls(
+        platform = cls(
             settings=settings,
             store=plugins.make_store(settings.store, settings, clock),
             transport=plugins.make_transport(settings.transport, settings, clock),
@@ -62,6 +62,8 @@ class Platform:
             emit=HookEmitter(plugins),
             local=local,
         )
+        platform.emit("atp_platform_built", platform=platform)
+        return platform
 
     @property
     def direct_publish(self) -> bool:

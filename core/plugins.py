@@ -37,6 +37,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "atp.plugins.memory",
     "atp.plugins.sqlite",
     "atp.plugins.local",
+    "atp.plugins.redis",
+    "atp.plugins.etcd",
+    "atp.plugins.nats",
 )
 
 _KINDS = {"transport": "atp_make_transport", "store": "atp_make_store",
@@ -166,13 +169,18 @@ class HookEmitter:
         return bool(getattr(self._manager.hook, hook).get_hookimpls())
 
     def __call__(self, hook: str, **kwargs: Any) -> None:
-        caller = getattr(self._manager.hook, hook)
-        impls = caller.get_hookimpls()
-        if not impls:
-            return
-        for impl in reversed(impls):
+        self.collect(hook, **kwargs)
+
+    def collect(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` like ``__call__`` and return the answers that are not None."""
+        answers: list[Any] = []
+        for impl in reversed(getattr(self._manager.hook, hook).get_hookimpls()):
             try:
-                impl.function(*(kwargs[name] for name in impl.argnames))
+                answer = impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception:
                 self.failures[impl.plugin_name] += 1
                 log.exception("plugin %r failed in hook %s", impl.plugin_name, hook)
+                continue
+            if answer is not None:
+                answers.append(answer)
+        return answers

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
+from atp.core.schedules import Advance, Schedule
+from atp.core.workflows.definition import Definition
+from atp.core.workflows.runs import Run, RunPage, RunQuery
 
 __all__ = [
     "Capabilities",
@@ -27,13 +30,16 @@ __all__ = [
     "Fence",
     "Lease",
     "LeaseStatus",
+    "Limiter",
     "Outcome",
     "Page",
     "Requeue",
+    "ScheduleStore",
     "TaskQuery",
     "TaskStore",
     "Timer",
     "Transport",
+    "WorkflowStore",
 ]
 
 
@@ -398,6 +404,131 @@ class TaskStore(Protocol):
         ...
 
 
+# -- ScheduleStore -------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ScheduleStore(Protocol):
+    """Durable cron schedules, kept beside the tasks. Every write is a compare-and-set.
+
+    A separate port for now: a TaskStore that also implements it lets ``atp cron`` and the
+    scheduler's cron component work; one that does not gets a clear ConfigError from them.
+    Each schedule carries a ``revision``; writes name the revision they read, and the store
+    adds one on every write. Batch calls are atomic per batch unless a method says
+    otherwise; results are in the order of the input.
+    """
+
+    async def put_schedules(self, schedules: Sequence[Schedule], *, now: float) -> list[Schedule]:
+        """Create or replace schedules in one atomic step; return them as stored.
+
+        A schedule with ``revision == 0`` is created: AlreadyExists if its name is taken.
+        Any other revision replaces the stored schedule of that name only if that one has
+        exactly this revision: StateConflict otherwise (changed meanwhile, or removed). On
+        either error nothing of the batch is written; a name twice in one batch is
+        InvalidInput. Stored copies get ``revision + 1`` and ``updated_at=now`` (and
+        ``created_at=now`` when created); every other field is stored as given.
+        """
+        ...
+
+    async def get_schedules(self, names: Sequence[str]) -> list[Schedule | None]:
+        """Return the schedule of each name, or None for an unknown name."""
+        ...
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return every schedule, by name."""
+        ...
+
+    async def remove_schedules(self, names: Sequence[str]) -> list[bool]:
+        """Delete schedules; per name, whether it existed. Tasks already fired stay."""
+        ...
+
+    async def due_schedules(self, *, now: float, limit: int) -> list[Schedule]:
+        """Return up to ``limit`` schedules not paused with ``next_tick <= now``, earliest
+        ``next_tick`` first (then by name). Reads only: nothing is taken or locked."""
+        ...
+
+    async def next_tick(self) -> float | None:
+        """Return the earliest ``next_tick`` of the schedules not paused; None if none."""
+        ...
+
+    async def advance_schedules(
+        self, advances: Sequence[Advance], *, now: float, fence: Fence
+    ) -> list[bool]:
+        """Record what the leader fired: a compare-and-set on each schedule's revision.
+
+        Per item: where the schedule still has ``advance.revision``, set its ``next_tick``
+        and, when ``advance.last_tick`` is not None, ``last_tick``, ``last_task`` and
+        ``last_fired_at=now``; add one to its revision; True. Otherwise (changed or removed
+        meanwhile) change nothing for it; False. Raises FencedOut, changing nothing, if
+        ``fence`` is older than one seen before under its name (shared with ``take_due``).
+        """
+        ...
+
+
+# -- WorkflowStore -------------------------------------------------------------------------
+
+
+@runtime_checkable
+class WorkflowStore(Protocol):
+    """Durable workflow definitions and runs, kept beside the tasks.
+
+    A separate port, as ScheduleStore is: a TaskStore that also implements it lets the
+    workflow engine, ``atp workflow`` and the scheduler's workflow sweep work; one that does
+    not gets a clear ConfigError from them. Definitions are immutable once stored. Every
+    write of a run is a compare-and-set on its ``revision``, which the store adds one to on
+    every write; there are no leader-only writes here (the sweep's writes are the same
+    compare-and-sets as a worker's), so none carries a Fence. Batch calls are atomic per
+    batch unless a method says otherwise; results are in the order of the input.
+    """
+
+    async def put_definitions(self, definitions: Sequence[Definition], *, now: float) -> list[bool]:
+        """Store definitions under (name, version) in one atomic step; per item, whether it
+        was created. A version stored already with the same steps is left as it is (False);
+        with different steps it is AlreadyExists and nothing of the batch is written. The
+        same (name, version) twice in one batch is InvalidInput."""
+        ...
+
+    async def get_definitions(
+        self, keys: Sequence[tuple[str, int | None]]
+    ) -> list[Definition | None]:
+        """Return the definition of each (name, version), the highest version for a None
+        version, or None where there is none."""
+        ...
+
+    async def list_definitions(self) -> list[Definition]:
+        """Return every stored definition, by name, then version."""
+        ...
+
+    async def create_runs(self, runs: Sequence[Run]) -> list[Run]:
+        """Store new runs in one atomic step; return them as stored (``revision`` 1).
+
+        A run id that exists already is AlreadyExists and nothing of the batch is written.
+        """
+        ...
+
+    async def get_runs(self, ids: Sequence[str]) -> list[Run | None]:
+        """Return the run of each id, or None for an unknown id."""
+        ...
+
+    async def update_runs(self, runs: Sequence[Run]) -> list[bool]:
+        """Replace runs: a compare-and-set on each run's ``revision``. Per item.
+
+        Where the stored run still has the given run's ``revision``, store the given run
+        with ``revision + 1`` and True; otherwise (changed meanwhile, or unknown) change
+        nothing for it and False. The caller then reads the run again and decides anew.
+        """
+        ...
+
+    async def list_runs(self, query: RunQuery) -> RunPage:
+        """List runs matching ``query``, newest first (by id), with cursor paging."""
+        ...
+
+    async def due_runs(self, *, now: float, limit: int) -> list[Run]:
+        """Return up to ``limit`` runs, RUNNING or COMPENSATING, with ``wake_at <= now``,
+        earliest ``wake_at`` first. Reads only: nothing is taken or locked."""
+        ...
+
+
 # -- Coordinator ---------------------------------------------------------------------------
 
 
@@ -442,4 +573,29 @@ class Coordinator(Protocol):
 
     async def close(self) -> None:
         """Release connections (leases held run out on their own)."""
+        ...
+
+
+# -- Limiter -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """Token buckets shared by every process that uses the same backend (per-token rate limits).
+
+    A separate, optional port: only ``atp server`` needs one.
+    """
+
+    async def acquire(self, key: str, *, rate: float, burst: int, cost: int = 1) -> float:
+        """Take ``cost`` tokens from bucket ``key`` in one atomic step; return 0.0 if taken.
+
+        The bucket holds at most ``burst`` tokens and refills at ``rate`` tokens per
+        second. If fewer than ``cost`` are left, nothing is taken and the return value is
+        the seconds until ``cost`` tokens will be there (for ``Retry-After``). Atomic
+        against every other caller of the same backend, in this process or another.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...

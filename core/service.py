@@ -47,6 +47,14 @@ class PublishRequest:
     timeout: float | None = None
     priority: int = 0
     retry: RetryPolicy | None = None
+    schedule: str | None = None
+    """The cron schedule firing this task, if one is (set by the scheduler)."""
+    tick: float | None = None
+    """The schedule's tick this task fires, seconds since the epoch."""
+    workflow_run: str | None = None
+    """The workflow run this task is a step of, if any (set by the workflow engine)."""
+    step: str | None = None
+    """The name of that run's step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,7 @@ class TaskService:
         if len(requests) > MAX_BATCH:
             raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
         now = self._clock.now()
-        tasks = [self._build(request, now) for request in requests]
+        tasks = self._with_plugin_headers([self._build(request, now) for request in requests])
         direct = self._platform.direct_publish
         created = await self._store.create(
             tasks,
@@ -213,7 +221,27 @@ class TaskService:
             retry=request.retry,
             timeout=_timeout(request.timeout),
             priority=_priority(request.priority),
+            schedule=request.schedule,
+            tick=request.tick,
+            workflow_run=request.workflow_run,
+            step=request.step,
         )
+
+    def _with_plugin_headers(self, tasks: list[Task]) -> list[Task]:
+        """Merge the headers plugins add (a trace context) before the store sees the tasks."""
+        emit = self._platform.emit
+        if not tasks or not emit.wants("atp_task_headers"):
+            return tasks
+        for added in emit.collect("atp_task_headers", tasks=tasks):
+            if len(added) != len(tasks):
+                log.error("a plugin returned %d header sets for %d tasks; ignored",
+                          len(added), len(tasks))  # fmt: skip
+                continue
+            tasks = [
+                task if not extra else task.replace(headers={**task.headers, **extra})
+                for task, extra in zip(tasks, added, strict=True)
+            ]
+        return tasks
 
     def _check_payload(self, payload: JSON) -> None:
         size = len(codec.dumps(payload))

@@ -109,7 +109,9 @@ class Settings:
         values: dict[str, Any] = {}
         named = path or env.get("ATP_CONFIG")
         values.update(_from_file(named or "atp.toml", required=bool(named)))
-        values.update(_from_env(env))
+        from_env = _from_env(env)
+        values["extra"] = _merge_tables(values.get("extra", {}), from_env.pop("extra", {}))
+        values.update(from_env)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.from_mapping(values)
 
@@ -162,11 +164,22 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("ATP_") or name in _META_ENV:
             continue
         key = name[4:].lower()
-        if key in known:
+        table, nested, option = key.partition("__")
+        if nested and table and option:  # ATP_SERVER__PORT: option "port" of [atp.server]
+            values.setdefault("extra", {}).setdefault(table, {})[option] = value
+        elif key in known:
             values[key] = value
         else:
             log.warning("ignoring unknown environment variable %s%s", name, _hint(key, known))
     return values
+
+
+def _merge_tables(base: Mapping[str, Any], more: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Plugin tables of the file with ``ATP_TABLE__OPTION`` variables laid over them."""
+    merged = dict(base)
+    for table, options in more.items():
+        merged[table] = {**merged.get(table, {}), **options}
+    return merged
 
 
 def _convert(key: str, kind: object, value: Any) -> Any:

@@ -24,9 +24,11 @@ from atp.core.errors import (
 from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.settings import Settings
+from atp.core.workflows.runs import Run, RunState, StepState
 from atp.sdk.app import App
 from atp.sdk.client import Client, Published, PublishRequest
 from atp.sdk.sync import SyncClient
+from atp.sdk.workflow import Workflow
 
 __all__ = [
     "AlreadyExists",
@@ -47,11 +49,15 @@ __all__ = [
     "Published",
     "Retry",
     "RetryPolicy",
+    "Run",
+    "RunState",
     "Settings",
     "State",
     "StateConflict",
+    "StepState",
     "SyncClient",
     "Task",
     "TaskRecord",
+    "Workflow",
     "current_task",
 ]

@@ -15,19 +15,28 @@ from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
+from atp.core.clock import SystemClock
+from atp.core.cron.service import ScheduleService, define_schedule
 from atp.core.durations import parse_duration
-from atp.core.errors import InvalidInput
+from atp.core.errors import ConfigError, InvalidInput
 from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import PluginManager
 from atp.core.ports import Clock, Page
+from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.service import Published, PublishRequest, TaskService
 from atp.core.settings import Settings
+from atp.sdk._remote import REMOTE_SCHEMES, Remote, open_remote
+from atp.sdk._workflows import WorkflowMethods
+
+if TYPE_CHECKING:
+    from atp.core.workflows.engine import WorkflowEngine
+    from atp.sdk._grpc import RemoteDelivery
 
 __all__ = ["Client", "Duration", "Instant", "PublishRequest", "Published"]
 
@@ -50,7 +59,7 @@ WAIT_MAX_POLL = 1.0
 """The longest pause between two looks of ``wait``."""
 
 
-class Client:
+class Client(WorkflowMethods):
     """Publishes tasks and inspects, cancels and requeues them, over one Platform.
 
     Build it with ``Client.connect(...)``, or ``Client(platform)`` to share a Platform
@@ -60,7 +69,9 @@ class Client:
 
     def __init__(self, platform: Platform, *, owns_platform: bool = False) -> None:
         self.platform = platform
-        self._service = TaskService(platform)
+        self._service: TaskService | Remote = TaskService(platform)
+        self._clock: Clock = platform.clock
+        self._schedules = ScheduleService(platform)
         self._owns_platform = owns_platform
         self._closed = False
 
@@ -72,6 +83,7 @@ class Client:
         settings: Settings | None = None,
         plugins: PluginManager | None = None,
         clock: Clock | None = None,
+        token: str | None = None,
     ) -> Client:
         """Build a client from settings; no connection is opened until the first call.
 
@@ -80,13 +92,30 @@ class Client:
         ``atp.toml`` and ``ATP_*`` variables apply. Raises ConfigError for a URL no plugin
         serves. This process runs no workers: with a process-local transport the tasks
         stay in the store for the scheduler of ``atp dev`` to dispatch.
+
+        ``http://`` / ``https://`` (REST) or ``grpc://host:port`` URLs reach an ``atp
+        server`` instead, authenticated by the bearer ``token``: the task, schedule and
+        workflow methods work the same and server errors come back as the same atp
+        errors.
         """
+        if url is not None and url.partition("://")[0] in REMOTE_SCHEMES:
+            return cls._remote(open_remote(url, token), clock or SystemClock())
         if settings is None:
             settings = Settings.load(store=url)
         elif url is not None:
             settings = settings.replace(store=url)
         platform = Platform.build(settings, plugins=plugins, clock=clock)
         return cls(platform, owns_platform=True)
+
+    @classmethod
+    def _remote(cls, remote: Remote, clock: Clock) -> Client:
+        """A client over an ``atp server``: no platform of its own."""
+        client = cls.__new__(cls)
+        client._service, client._clock = remote, clock
+        client._schedules = cast(ScheduleService, remote.schedules)
+        client._workflow_engine = cast("WorkflowEngine", remote.workflows)
+        client._owns_platform, client._closed = False, False
+        return client
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -199,7 +228,7 @@ class Client:
         platform's clock. Raises TimeoutError if it is not final after ``timeout`` (None:
         wait for ever), NotFound for an unknown id.
         """
-        clock = self.platform.clock
+        clock = self._clock
         limit = math.inf if timeout is None else _seconds(timeout, "timeout")
         deadline = clock.now() + limit
         pause = WAIT_FIRST_POLL
@@ -255,6 +284,72 @@ class Client:
             raise InvalidInput("purge takes a list of ids, not one string")
         return await self._service.purge(None if ids is None else builtins.list(ids))
 
+    # -- cron schedules ------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        name: str,
+        expression: str,
+        subject: str,
+        payload: JSON = None,
+        *,
+        tz: str = "UTC",
+        misfire: Misfire | str = Misfire.ONCE,
+        overlap: Overlap | str = Overlap.ALLOW,
+    ) -> Schedule:
+        """Store a new cron schedule; it first fires at its next tick after now.
+
+        ``expression``: five fields, six with seconds first, or a macro (``@hourly``),
+        read in the IANA time zone ``tz``. ``misfire`` (after downtime): ``skip``,
+        ``once`` or ``all``; ``overlap``: ``allow``, or ``skip`` a tick while the last
+        firing's task has not finished. InvalidInput for a bad expression, time zone,
+        name or subject; AlreadyExists for a taken name. Nothing is stored on an error.
+        """
+        schedule = define_schedule(
+            name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
+        )
+        return await self._schedules.add(schedule)
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """Return the schedule; NotFound for an unknown name."""
+        return await self._schedules.get(name)
+
+    async def list_schedules(self) -> builtins.list[Schedule]:
+        """Return every schedule, by name."""
+        return await self._schedules.list()
+
+    async def pause_schedule(self, name: str) -> Schedule:
+        """Stop firing the schedule until resumed. NotFound for an unknown name."""
+        return await self._schedules.pause(name)
+
+    async def resume_schedule(self, name: str) -> Schedule:
+        """Fire the schedule again from its next tick; ticks while paused are not fired."""
+        return await self._schedules.resume(name)
+
+    async def trigger_schedule(self, name: str) -> Published:
+        """Publish the schedule's task now, once, outside its timetable."""
+        return await self._schedules.trigger(name)
+
+    async def remove_schedule(self, name: str) -> None:
+        """Delete the schedule; the tasks it fired stay. NotFound for an unknown name."""
+        await self._schedules.remove(name)
+
+    # -- consuming remotely ----------------------------------------------------------------
+
+    def retrieve(
+        self, pattern: str, *, group: str = "default", max_in_flight: int = 16,
+        lease: float | None = None,
+    ) -> AsyncIterator[RemoteDelivery]:  # fmt: skip
+        """Lease tasks of ``pattern`` over gRPC (a ``grpc://`` client only); each delivery
+        has ``ack``, ``nack`` and ``heartbeat``. See ``GrpcRemote.retrieve``."""
+        retrieve = getattr(self._service, "retrieve", None)
+        if retrieve is None:
+            raise ConfigError("retrieve needs a client connected with a grpc:// URL")
+        stream: AsyncIterator[RemoteDelivery] = retrieve(
+            pattern, group=group, max_in_flight=max_in_flight, lease=lease
+        )
+        return stream
+
     # -- lifetime ------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -262,7 +357,9 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        if self._owns_platform:
+        if not isinstance(self._service, TaskService):
+            await self._service.close()
+        elif self._owns_platform:
             await self.platform.close()
 
     async def __aenter__(self) -> Client:
@@ -277,6 +374,8 @@ class Client:
         await self.close()
 
     def __repr__(self) -> str:
+        if not isinstance(self._service, TaskService):
+            return f"Client(remote={self._service!r})"
         settings = self.platform.settings
         return f"Client(store={settings.store!r}, transport={settings.transport!r})"
 

@@ -20,7 +20,9 @@ from typing import TypeVar
 from atp.core.model import JSON, RetryPolicy, State, TaskRecord
 from atp.core.plugins import PluginManager
 from atp.core.ports import Page
+from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.settings import Settings
+from atp.sdk._workflows import SyncWorkflowMethods
 from atp.sdk.client import UNSET, Client, Duration, Instant, Published, PublishRequest, _Unset
 
 __all__ = ["SyncClient"]
@@ -31,7 +33,7 @@ CLOSE_TIMEOUT = 30.0
 """Seconds ``close`` waits for the client's connections to close."""
 
 
-class SyncClient:
+class SyncClient(SyncWorkflowMethods):
     """A blocking facade over ``Client``: the same methods, each returning its result.
 
     Build it with ``SyncClient.connect(...)`` (same arguments as ``Client.connect``) and
@@ -60,9 +62,11 @@ class SyncClient:
         *,
         settings: Settings | None = None,
         plugins: PluginManager | None = None,
+        token: str | None = None,
     ) -> SyncClient:
-        """As ``Client.connect``: a store URL and/or settings; no I/O until the first call."""
-        return cls(lambda: Client.connect(url, settings=settings, plugins=plugins))
+        """As ``Client.connect``: a store or server URL and/or settings; no I/O until the
+        first call."""
+        return cls(lambda: Client.connect(url, settings=settings, plugins=plugins, token=token))
 
     @property
     def client(self) -> Client:
@@ -149,6 +153,48 @@ class SyncClient:
     def purge(self, ids: Sequence[str] | None = None) -> int:
         """As ``Client.purge``."""
         return self._call(self._client.purge(ids))
+
+    def add_schedule(
+        self,
+        name: str,
+        expression: str,
+        subject: str,
+        payload: JSON = None,
+        *,
+        tz: str = "UTC",
+        misfire: Misfire | str = Misfire.ONCE,
+        overlap: Overlap | str = Overlap.ALLOW,
+    ) -> Schedule:
+        """As ``Client.add_schedule``."""
+        return self._call(
+            self._client.add_schedule(
+                name, expression, subject, payload, tz=tz, misfire=misfire, overlap=overlap
+            )
+        )
+
+    def get_schedule(self, name: str) -> Schedule:
+        """As ``Client.get_schedule``."""
+        return self._call(self._client.get_schedule(name))
+
+    def list_schedules(self) -> builtins.list[Schedule]:
+        """As ``Client.list_schedules``."""
+        return self._call(self._client.list_schedules())
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """As ``Client.pause_schedule``."""
+        return self._call(self._client.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """As ``Client.resume_schedule``."""
+        return self._call(self._client.resume_schedule(name))
+
+    def trigger_schedule(self, name: str) -> Published:
+        """As ``Client.trigger_schedule``."""
+        return self._call(self._client.trigger_schedule(name))
+
+    def remove_schedule(self, name: str) -> None:
+        """As ``Client.remove_schedule``."""
+        self._call(self._client.remove_schedule(name))
 
     def close(self) -> None:
         """Close the client's connections and stop its thread; idempotent."""

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from atp.core.clock import ManualClock
+from atp.core.cron.service import ScheduleService
 from atp.core.model import FINAL_STATES, JSON, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import make_plugin_manager
@@ -227,6 +228,10 @@ class TestPlatform:
         if self._started:
             return self
         self._started = True
+        if self.app.schedules:  # as `atp dev` does: the app's schedules are stored first
+            await ScheduleService(self.platform).declare(builtins.list(self.app.schedules.values()))
+        if self.app.workflows:  # and its workflows registered
+            await self.client.register_workflow(*self.app.workflows.values())
         workers, scheduler = self._initial
         if scheduler:
             await self.start_scheduler()

@@ -21,6 +21,7 @@ them through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -29,16 +30,19 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
 __all__ = [
     "SERVICES",
+    "EtcdCluster",
     "ServerMissing",
     "ServerProcess",
     "ServerStartError",
@@ -50,6 +54,7 @@ __all__ = [
     "give_up",
     "must_fail",
     "start_etcd",
+    "start_etcd_cluster",
     "start_mariadb",
     "start_nats",
     "start_postgres",
@@ -642,3 +647,104 @@ def _reason_on_failure(reasons: list[str]) -> Iterator[None]:
         reasons.append(str(exc))
     except Exception as exc:  # a container runtime's own error: report it, try the next way
         reasons.append(f"{type(exc).__name__}: {exc}")
+
+
+# -- an etcd cluster -----------------------------------------------------------------------
+
+
+@dataclass
+class EtcdCluster:
+    """A private etcd cluster on loopback; each member is a ServerProcess of its own."""
+
+    members: Sequence[ServerProcess]
+
+    @property
+    def url(self) -> str:
+        """``etcd://`` naming every member, in order."""
+        return self.url_of(*range(len(self.members)))
+
+    def url_of(self, *indexes: int) -> str:
+        """``etcd://`` naming the members at ``indexes``, in that order."""
+        return "etcd://" + ",".join(f"{HOST}:{self.members[i].port}" for i in indexes)
+
+    def leader(self) -> int:
+        """The index of the member that etcd's raft elected leader, asked over HTTP."""
+        running = [(i, _etcd_status(m.port)) for i, m in enumerate(self.members) if m.running]
+        ids = {status["header"]["member_id"]: i for i, status in running}
+        return ids[running[0][1]["leader"]]
+
+    def close(self) -> None:
+        """Stop every member and delete what it owns."""
+        for member in self.members:
+            member.close()
+
+    def __enter__(self) -> EtcdCluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_etcd_cluster(folder: Path, size: int = 3, attempts: int = 3) -> EtcdCluster:
+    """Start an etcd cluster of ``size`` members on free loopback ports.
+
+    The members start together: none answers healthy before a quorum runs. Afterwards each
+    can be stopped, killed or restarted alone (its data stays in its folder).
+    """
+    binary = _binary("etcd")
+    for attempt in range(attempts):
+        members = _etcd_members(binary, _folder(folder, "etcd-cluster"), size)
+        threads = [threading.Thread(target=_start_quietly, args=(m,)) for m in members]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failed = [m.error for m in members if m.error is not None]
+        if not failed:
+            return EtcdCluster(members)
+        for member in members:
+            member.close()
+        exited = all(isinstance(exc, ServerStartError) and exc.exited for exc in failed)
+        if attempt == attempts - 1 or not exited:  # only a port taken meanwhile is retried
+            raise failed[0]
+    raise AssertionError("unreachable")
+
+
+def _etcd_status(port: int) -> Any:
+    """A member's ``/v3/maintenance/status`` through etcd's JSON gateway."""
+    url = f"http://{HOST}:{port}/v3/maintenance/status"
+    request = urllib.request.Request(url, data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return json.load(reply)
+
+
+@dataclass
+class _EtcdMember(ServerProcess):
+    error: Exception | None = None
+    """Why ``start`` failed in its thread, for the caller to raise."""
+
+
+def _start_quietly(member: _EtcdMember) -> None:
+    try:
+        member.start()
+    except Exception as exc:
+        member.error = exc
+
+
+def _etcd_members(binary: str, workdir: Path, size: int) -> list[_EtcdMember]:
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    peers = {f"m{i}": f"http://{HOST}:{peer}" for i, (_, peer) in enumerate(ports)}
+    cluster = ",".join(f"{name}={url}" for name, url in peers.items())
+    members = []
+    for (name, peer_url), (port, _) in zip(peers.items(), ports, strict=True):
+        client = f"http://{HOST}:{port}"
+        flags = {"name": name, "data-dir": workdir / name, "log-level": "warn",
+                 "listen-client-urls": client, "advertise-client-urls": client,
+                 "listen-peer-urls": peer_url, "initial-advertise-peer-urls": peer_url,
+                 "initial-cluster": cluster, "initial-cluster-state": "new",
+                 "initial-cluster-token": workdir.name}  # fmt: skip
+        url = URLS["etcd"].format(host=HOST, port=port)
+        argv = [binary, *_flags(flags)]
+        member = _EtcdMember(f"etcd-{name}", argv, port, url, workdir, etcd_ready, ready_timeout=30)
+        members.append(member)
+    return members

@@ -6,12 +6,14 @@ import logging
 import sys
 
 from atp.adapters.cli._output import iso, json_text
+from atp.core.context import TaskLogFilter
 from atp.core.errors import ConfigError
 from atp.core.settings import Settings
 
 __all__ = ["configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+TASK_FIELDS = ("task_id", "subject", "attempt", "trace_id")
 
 
 class StderrHandler(logging.Handler):
@@ -30,7 +32,8 @@ class StderrHandler(logging.Handler):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (ISO 8601 UTC), level, logger, message, exc."""
+    """One JSON object per line: ts (ISO 8601 UTC), level, logger, message, exc, and
+    task_id, subject, attempt and trace_id on the lines of a task's attempt."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -39,6 +42,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in TASK_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json_text(line)
@@ -70,6 +77,7 @@ def configure_logging(settings: Settings, *, quiet: bool = False) -> None:
     for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(handler)
     handler = StderrHandler()
+    handler.addFilter(TaskLogFilter())
     json_lines = settings.log_format == "json"
     handler.setFormatter(JsonFormatter() if json_lines else UtcFormatter(TEXT_FORMAT))
     root.addHandler(handler)

@@ -10,6 +10,7 @@ import click
 
 from atp.adapters.cli._chaos import chaos
 from atp.adapters.cli._context import Options
+from atp.adapters.cli._cron import cron
 from atp.adapters.cli._dlq import dlq
 from atp.adapters.cli._errors import (
     EXIT_FAILURE,
@@ -19,8 +20,10 @@ from atp.adapters.cli._errors import (
     report_unexpected,
 )
 from atp.adapters.cli._plugins import plugins
-from atp.adapters.cli._run import dev, scheduler, server, worker
+from atp.adapters.cli._run import dev, scheduler, worker
+from atp.adapters.cli._server import server, token
 from atp.adapters.cli._tasks import publish, task
+from atp.adapters.cli._workflows import workflow
 from atp.core.errors import AtpError
 
 __all__ = ["cli", "main"]
@@ -88,6 +91,7 @@ def _run(
 @click.option("--transport", help="Transport URL, e.g. memory://, redis://host.")
 @click.option("--coordinator", help="Coordinator URL, e.g. local:///atp.db.")
 @click.option("--log-level", type=LOG_LEVELS, help="Logging level; default INFO.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines; default text.")
 @click.version_option(package_name="atp", prog_name="atp")
 @click.pass_context
 def cli(
@@ -97,6 +101,7 @@ def cli(
     transport: str | None,
     coordinator: str | None,
     log_level: str | None,
+    log_format: str | None,
 ) -> None:
     """atp: delayed tasks, cron schedules and durable workflows on pluggable backends.
 
@@ -104,11 +109,13 @@ def cli(
     these options.
     """
     overrides = {"store": store, "transport": transport, "coordinator": coordinator,
-                 "log_level": log_level.upper() if log_level else None}  # fmt: skip
+                 "log_level": log_level.upper() if log_level else None,
+                 "log_format": log_format}  # fmt: skip
     ctx.obj = Options(config, {k: v for k, v in overrides.items() if v is not None})
 
 
-for command in (dev, worker, scheduler, server, publish, task, dlq, plugins, chaos):
+for command in (dev, worker, scheduler, server, token, publish, task, dlq, cron, workflow,
+                plugins, chaos):  # fmt: skip
     cli.add_command(command)
 
 

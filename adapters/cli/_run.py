@@ -1,4 +1,4 @@
-"""The long-running processes: ``atp dev``, ``atp worker``, ``atp scheduler``; ``atp server``."""
+"""The long-running processes: ``atp dev``, ``atp worker``, ``atp scheduler``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ from typing import Any, TypeVar
 
 import click
 
+from atp.adapters._auth.config import ServerSettings
 from atp.adapters.cli._apps import DEMO_APP, load_app
 from atp.adapters.cli._banner import banner
 from atp.adapters.cli._context import Options, pass_options
-from atp.adapters.cli._errors import EXIT_FAILURE, report
 from atp.adapters.cli._serve import exit_past_stuck_threads, serve
-from atp.core.errors import ConfigError
+from atp.adapters.cli._server import serve_api
+from atp.core.cron.service import ScheduleService
+from atp.core.errors import AtpError, ConfigError
 from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.worker.runtime import Worker
+from atp.core.workflows.engine import WorkflowEngine
+from atp.sdk.app import App
 
-__all__ = ["dev", "scheduler", "server", "worker"]
+__all__ = ["dev", "scheduler", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +39,7 @@ def _worker_options(fn: F) -> F:
 @click.command(short_help="Run a worker and the scheduler in one process, no server needed.")
 @click.argument("app_ref", metavar="[MODULE:APP]", required=False)
 @_worker_options
+@click.option("--api", is_flag=True, help="Also serve REST and gRPC, without authentication.")
 @pass_options
 def dev(
     options: Options,
@@ -42,22 +47,28 @@ def dev(
     app_option: str | None,
     concurrency: int | None,
     subjects: tuple[str, ...],
+    api: bool,
 ) -> None:
     """Run a worker and the scheduler in one process, no server needed.
 
     The embedded default: a SQLite store ('atp.db'), the in-process transport and a local
     coordinator. Tasks survive a restart. Without MODULE:APP it runs the demo,
     'examples.demo:app', from the repository root. Ctrl-C or SIGTERM drains running
-    tasks and stops; a second one stops at once.
+    tasks and stops; a second one stops at once. --api serves the REST and gRPC APIs
+    too ([atp.server] host and ports), with authentication off.
     """
     settings = options.settings(concurrency=concurrency, subjects=subjects or None)
     app = load_app(app_ref or app_option or settings.app or DEMO_APP)
 
     async def run() -> None:
-        platform = Platform.build(settings, local=True)
+        platform = await _declared(Platform.build(settings, local=True), app)
         worker = Worker(platform, app.registry)
         banner("dev", app, settings, worker.patterns)
-        await serve(platform, [worker, Scheduler(platform)])
+        if api:  # [atp.server] host and ports; never authenticated in dev
+            config = ServerSettings.load(settings, auth=False)
+            await serve_api(platform, config, [worker, Scheduler(platform)])
+        else:
+            await serve(platform, [worker, Scheduler(platform)])
 
     _run(run)
 
@@ -83,6 +94,7 @@ def worker(
 
     async def run() -> None:
         platform = await _checked(Platform.build(settings), lambda p: p.check_worker(app.registry))
+        await _declared(platform, app)
         runner = Worker(platform, app.registry)
         banner("worker", app, settings, runner.patterns)
         await serve(platform, [runner])
@@ -108,16 +120,6 @@ def scheduler(options: Options) -> None:
     _run(run)
 
 
-@click.command("server")
-def server() -> None:
-    """Not built yet: REST, gRPC and the web console come later."""
-    report(
-        "atp server is not built yet: the REST and gRPC APIs and the web console come in a "
-        "later release; use `atp dev`, `atp worker` and the atp.sdk Client meanwhile"
-    )
-    raise SystemExit(EXIT_FAILURE)
-
-
 def _required_app(reference: str | None) -> str:
     if not reference:
         raise click.UsageError("name the app to run: atp worker MODULE:APP (or set ATP_APP)")
@@ -131,6 +133,21 @@ async def _checked(platform: Platform, check: Callable[[Platform], None]) -> Pla
     except ConfigError:
         await platform.close()
         raise
+    return platform
+
+
+async def _declared(platform: Platform, app: App) -> Platform:
+    """Store the app's cron schedules (created, or updated where changed) and register its
+    workflows before running."""
+    if app.schedules or app.workflows:
+        try:
+            if app.schedules:
+                await ScheduleService(platform).declare(list(app.schedules.values()))
+            if app.workflows:
+                await WorkflowEngine(platform).register(list(app.workflows.values()))
+        except AtpError:
+            await platform.close()
+            raise
     return platform
 
 

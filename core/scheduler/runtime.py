@@ -10,17 +10,19 @@ from atp.core.ids import process_name
 from atp.core.platform import Platform
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component
+from atp.core.scheduler.cron import Cron
 from atp.core.scheduler.elector import Elector
 from atp.core.scheduler.forwarder import Forwarder
 from atp.core.scheduler.pruner import Pruner
 from atp.core.scheduler.reaper import Reaper
+from atp.core.workflows.sweep import WorkflowSweep
 
 __all__ = ["COMPONENTS", "Scheduler"]
 
 log = logging.getLogger("atp.scheduler")
 
 ComponentFactory = Callable[[Platform, Callable[[], Fence], Callable[[], None]], Component]
-COMPONENTS: tuple[ComponentFactory, ...] = (Forwarder, Reaper, Pruner)
+COMPONENTS: tuple[ComponentFactory, ...] = (Forwarder, Cron, WorkflowSweep, Reaper, Pruner)
 """Started in this order when leadership is won, stopped in reverse when it is lost."""
 
 
@@ -51,12 +53,16 @@ class Scheduler:
         """
         self._platform.check_scheduler()
         clock = self._platform.clock
-        while not stop.is_set():
-            if await self.elector.step():
-                await self._lead(stop)
-            else:
-                await clock.wait(stop, self.elector.interval)
-        await self.elector.release()
+        self._platform.emit("atp_scheduler_started", scheduler=self.elector.owner)
+        try:
+            while not stop.is_set():
+                if await self.elector.step():
+                    await self._lead(stop)
+                else:
+                    await clock.wait(stop, self.elector.interval)
+            await self.elector.release()
+        finally:
+            self._platform.emit("atp_scheduler_stopped", scheduler=self.elector.owner)
 
     async def _lead(self, stop: asyncio.Event) -> None:
         lease = self.elector.lease

@@ -22,11 +22,12 @@ from atp.core.context import set_current_task
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.ids import process_name
-from atp.core.model import JSON, State, Task, TaskRecord
+from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.ports import Consumer, Delivery, LeaseStatus, Outcome, Timer
 from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
 from atp.core.worker.outcomes import Policy
+from atp.core.workflows.engine import StepListener
 
 __all__ = ["Worker"]
 
@@ -92,10 +93,13 @@ class Worker:
         self._call = chain(list(interceptors or _plugin_interceptors(platform)), self._invoke)
         self._running: dict[str, _Running] = {}
         self._free = self.concurrency
+        self._waiting = 0
+        """Loops holding a fetched task until a slot is free."""
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._finisher: Batcher[tuple[_Running, Outcome], bool] = Batcher(self._record)
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
+        self._steps = StepListener(platform)
 
     @property
     def idle(self) -> bool:
@@ -133,37 +137,73 @@ class Worker:
     # -- fetching and claiming ---------------------------------------------------------
 
     async def _fetch_loop(self, consumer: Consumer) -> None:
-        """Fetch for one pattern, reserving slots first so concurrency stays bounded.
+        """Fetch for one pattern; concurrency stays bounded and no pattern starves another.
 
-        A loop whose last fetch came back empty reserves one slot while it waits, and a
-        busy loop leaves one slot for each other pattern, so no pattern starves another.
+        A busy loop reserves the free slots, leaving one for each loop that holds a task
+        waiting for a slot, and takes what is there without waiting. An idle loop waits
+        for work without holding a slot, so any number of patterns can wait at once; a
+        task it gets waits for the next free slot, ahead of the busy loops.
         """
         hungry = True
         while not self._stopping.is_set():
-            await asyncio.sleep(0)  # let loops woken by a freed slot reserve first
-            reserved = self._reserve(hungry)
-            if reserved <= 0:
-                self._slot_freed.clear()
-                await self._clock.wait(self._slot_freed, FETCH_WAIT)
-                continue
-            self._free -= reserved
-            started = 0
-            try:
-                deliveries = await consumer.fetch(reserved, FETCH_WAIT)
-                hungry = bool(deliveries)
-                started = await self._admit(consumer, deliveries) if deliveries else 0
-            except AtpError as exc:
-                log.warning("worker %s: fetching failed, retrying: %s", self.name, exc)
-                await self._clock.sleep(1.0)
-            finally:
-                self._free += reserved - started
-                if reserved > started:
-                    self._slot_freed.set()
+            await asyncio.sleep(0)  # let loops woken by a freed slot take it first
+            if hungry:
+                hungry = await self._fetch_reserved(consumer)
+            else:
+                hungry = await self._fetch_one(consumer)
 
-    def _reserve(self, hungry: bool) -> int:
-        if not hungry:
-            return min(1, self._free)
-        return min(self._free, max(1, self._free - (len(self.patterns) - 1)))
+    async def _fetch_reserved(self, consumer: Consumer) -> bool:
+        """Reserve slots, take up to that many without waiting, start them; return whether
+        any came (if none did, the loop goes back to waiting without a slot)."""
+        reserved = self._free - self._waiting
+        if reserved <= 0:
+            await self._wait_for_slot()
+            return True
+        self._free -= reserved
+        started = 0
+        try:
+            deliveries = await consumer.fetch(reserved, 0.0)
+            started = await self._admit(consumer, deliveries) if deliveries else 0
+            return bool(deliveries)
+        except AtpError as exc:
+            log.warning("worker %s: fetching failed, retrying: %s", self.name, exc)
+            await self._clock.sleep(1.0)
+            return True
+        finally:
+            self._release(reserved - started)
+
+    async def _fetch_one(self, consumer: Consumer) -> bool:
+        """Wait for one task without holding a slot, then for a slot to start it."""
+        try:
+            deliveries = await consumer.fetch(1, FETCH_WAIT)
+        except AtpError as exc:
+            log.warning("worker %s: fetching failed, retrying: %s", self.name, exc)
+            await self._clock.sleep(1.0)
+            return False
+        if not deliveries:
+            return False
+        self._waiting += 1
+        try:
+            while self._free <= 0:
+                await self._wait_for_slot()
+        finally:
+            self._waiting -= 1
+        self._free -= 1
+        started = 0
+        try:
+            started = await self._admit(consumer, deliveries)
+        finally:
+            self._release(1 - started)
+        return True
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_freed.clear()
+        await self._clock.wait(self._slot_freed, FETCH_WAIT)
+
+    def _release(self, slots: int) -> None:
+        self._free += slots
+        if slots > 0:
+            self._slot_freed.set()
 
     async def _admit(self, consumer: Consumer, deliveries: list[Delivery]) -> int:
         now = self._clock.now()
@@ -215,8 +255,7 @@ class Worker:
                 await self._report(running, outcome)
         finally:
             del self._running[running.task.id]
-            self._free += 1
-            self._slot_freed.set()
+            self._release(1)
 
     async def _attempt(self, running: _Running) -> Outcome | None:
         task, handler = running.task, running.handler
@@ -280,6 +319,8 @@ class Worker:
             return
         if applied:
             self._announce(running, outcome)
+            if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
+                await self._steps.finished(running.task)  # never raises; the sweep backs it up
         else:
             log.warning("worker %s: task %s was taken over; outcome dropped", self.name,
                         running.task.id)  # fmt: skip

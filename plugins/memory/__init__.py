@@ -14,6 +14,7 @@ from atp.core.plugins import hookimpl
 from atp.core.ports import Clock, Coordinator, TaskStore, Transport
 from atp.core.settings import Settings
 from atp.plugins.memory.coordinator import MemoryCoordinator
+from atp.plugins.memory.limiter import atp_make_limiter as atp_make_limiter
 from atp.plugins.memory.store import MemoryStore
 from atp.plugins.memory.transport import DeadLetter, MemoryConsumer, MemoryTransport
 

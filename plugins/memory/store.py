@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from atp.core.codec import dumps, loads
-from atp.core.errors import FencedOut, InvalidInput
+from atp.core.errors import AlreadyExists, FencedOut, InvalidInput, StateConflict
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
 from atp.core.ports import (
     Claim,
@@ -31,10 +31,14 @@ from atp.core.ports import (
     Outcome,
     Page,
     Requeue,
+    ScheduleStore,
     TaskQuery,
     TaskStore,
+    WorkflowStore,
 )
+from atp.core.schedules import Advance, Schedule
 from atp.core.subjects import compile_pattern, validate_subject
+from atp.plugins.memory.workflows import MemoryWorkflows, WorkflowTables
 
 __all__ = ["MemoryStore"]
 
@@ -126,7 +130,7 @@ def _is_plain(value: JSON) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class MemoryStore:
+class MemoryStore(MemoryWorkflows):
     """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit."""
 
     def __init__(self) -> None:
@@ -150,6 +154,8 @@ class MemoryStore:
         self._order: list[str] = []  # ids, ascending once sorted; deleted ids linger
         self._order_sorted = True
         self._fences: dict[str, int] = {}
+        self._schedules: dict[str, Schedule] = {}
+        self._workflows = WorkflowTables()
 
     # -- writes --------------------------------------------------------------------------
 
@@ -397,6 +403,68 @@ class MemoryStore:
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
         return dict(self._counts)
 
+    # -- schedules -----------------------------------------------------------------------
+
+    async def put_schedules(self, schedules: Sequence[Schedule], *, now: float) -> list[Schedule]:
+        """Create (revision 0) or replace (same revision) every schedule, or none of them."""
+        if len({s.name for s in schedules}) != len(schedules):
+            raise InvalidInput("a schedule name appears twice in one batch")
+        for schedule in schedules:
+            self._check_revision(schedule)
+        stored = [_put(schedule, self._schedules.get(schedule.name), now) for schedule in schedules]
+        for schedule in stored:
+            self._schedules[schedule.name] = schedule
+        return stored
+
+    async def get_schedules(self, names: Sequence[str]) -> list[Schedule | None]:
+        """Return the schedule of each name, or None."""
+        found = [self._schedules.get(name) for name in names]
+        return [None if schedule is None else _detached(schedule) for schedule in found]
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Return every schedule, by name."""
+        return [_detached(self._schedules[name]) for name in sorted(self._schedules)]
+
+    async def remove_schedules(self, names: Sequence[str]) -> list[bool]:
+        """Delete schedules; per name whether it existed."""
+        return [self._schedules.pop(name, None) is not None for name in names]
+
+    async def due_schedules(self, *, now: float, limit: int) -> list[Schedule]:
+        """Active schedules with ``next_tick <= now``, earliest first. A scan: schedules
+        are few next to tasks."""
+        due = [s for s in self._schedules.values() if not s.paused and s.next_tick <= now]
+        due = sorted(due, key=lambda s: (s.next_tick, s.name))[:limit]
+        return [_detached(schedule) for schedule in due]
+
+    async def next_tick(self) -> float | None:
+        """The earliest next tick of the active schedules."""
+        return min((s.next_tick for s in self._schedules.values() if not s.paused), default=None)
+
+    async def advance_schedules(
+        self, advances: Sequence[Advance], *, now: float, fence: Fence
+    ) -> list[bool]:
+        """Apply each advance whose revision is still current."""
+        self._check_fence(fence)
+        applied = []
+        for advance in advances:
+            schedule = self._schedules.get(advance.name)
+            if schedule is None or schedule.revision != advance.revision:
+                applied.append(False)
+                continue
+            self._schedules[advance.name] = _advanced(schedule, advance, now)
+            applied.append(True)
+        return applied
+
+    def _check_revision(self, schedule: Schedule) -> None:
+        current = self._schedules.get(schedule.name)
+        if schedule.revision == 0 and current is not None:
+            raise AlreadyExists(f"a schedule named {schedule.name!r} exists already")
+        if schedule.revision != 0 and (current is None or current.revision != schedule.revision):
+            raise StateConflict(
+                f"schedule {schedule.name!r} changed or was removed since revision "
+                f"{schedule.revision}; nothing was changed"
+            )
+
     # -- internals -----------------------------------------------------------------------
 
     def _existing(
@@ -545,4 +613,30 @@ def _requeued(record: TaskRecord, request: Requeue, payload: JSON, now: float) -
     )
 
 
+def _detached(schedule: Schedule) -> Schedule:
+    """A copy safe to hand out, as ``_out`` makes for records."""
+    if _is_plain(schedule.payload):
+        return schedule
+    return schedule.replace(payload=_detach(schedule.payload))
+
+
+def _put(schedule: Schedule, current: Schedule | None, now: float) -> Schedule:
+    created = now if current is None else current.created_at
+    return schedule.replace(
+        payload=_detach(schedule.payload),
+        revision=schedule.revision + 1,
+        created_at=created,
+        updated_at=now,
+    )
+
+
+def _advanced(schedule: Schedule, advance: Advance, now: float) -> Schedule:
+    changes: dict[str, Any] = {"next_tick": advance.next_tick, "revision": schedule.revision + 1}
+    if advance.last_tick is not None:
+        changes.update(last_tick=advance.last_tick, last_task=advance.last_task, last_fired_at=now)
+    return schedule.replace(**changes)
+
+
 _STORE: type[TaskStore] = MemoryStore
+_SCHEDULES: type[ScheduleStore] = MemoryStore
+_WORKFLOWS: type[WorkflowStore] = MemoryStore

@@ -10,6 +10,7 @@ from __future__ import annotations
 from atp.core.plugins import hookimpl
 from atp.core.ports import Clock, TaskStore
 from atp.core.settings import Settings
+from atp.plugins.sqlite.limiter import atp_make_limiter as atp_make_limiter
 from atp.plugins.sqlite.store import SqliteStore
 
 __all__ = ["SqliteStore", "atp_make_store", "atp_url_schemes"]

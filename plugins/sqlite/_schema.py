@@ -1,7 +1,9 @@
 """The SQLite file format of atp: the store's tables and the local coordinator's leases.
 
 One file may hold both, so one schema and one ``PRAGMA user_version`` cover them. Every
-statement is idempotent; a future version migrates from the version it finds.
+statement is idempotent, so a file of an older version is migrated by running them all:
+version 2 added the ``schedules`` table (cron) to the tables of version 1, version 3 the
+``workflow_definitions`` and ``workflow_runs`` tables.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from atp.core.errors import ConfigError
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 1
+VERSION = 3
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -64,6 +66,36 @@ _DDL = (
         token      INTEGER NOT NULL,
         expires_at REAL NOT NULL
     )""",
+    # Version 2: cron schedules. ``body`` is the whole schedule as JSON; the columns beside
+    # it are the ones the scheduler searches and compares on.
+    """CREATE TABLE IF NOT EXISTS schedules (
+        name      TEXT PRIMARY KEY,
+        paused    INTEGER NOT NULL,
+        next_tick REAL NOT NULL,
+        revision  INTEGER NOT NULL,
+        body      TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_tick, name) WHERE paused = 0",
+    # Version 3: workflows. A definition version never changes; a run's ``body`` is the
+    # whole run as JSON, beside the columns the sweep searches and compares on.
+    """CREATE TABLE IF NOT EXISTS workflow_definitions (
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        body       TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_runs (
+        id       TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        state    TEXT NOT NULL,
+        wake_at  REAL,
+        revision INTEGER NOT NULL,
+        body     TEXT NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS workflow_runs_wake ON workflow_runs (wake_at, id)
+        WHERE state IN ('RUNNING', 'COMPENSATING') AND wake_at IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS workflow_runs_workflow ON workflow_runs (workflow, id)",
 )
 
 

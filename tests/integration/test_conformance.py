@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 from atp.core.plugins import PluginManager
-from atp.core.ports import Clock, Coordinator, TaskStore, Transport
+from atp.core.ports import Clock, Coordinator, ScheduleStore, TaskStore, Transport, WorkflowStore
 from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
 from atp.sdk.conformance import (
     CoordinatorConformance,
+    ScheduleStoreConformance,
     TaskStoreConformance,
     TransportConformance,
+    WorkflowStoreConformance,
     unique,
 )
 
@@ -37,6 +39,50 @@ class TestSqliteStore(TaskStoreConformance):
         self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
     ) -> AsyncIterator[TaskStore]:
         store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        yield store
+        await store.close()
+
+
+class TestMemorySchedules(ScheduleStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[ScheduleStore]:
+        store = plugin_manager.make_store("memory://", settings, clock)
+        assert isinstance(store, ScheduleStore)
+        yield store
+        await store.close()
+
+
+class TestSqliteSchedules(ScheduleStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[ScheduleStore]:
+        store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        assert isinstance(store, ScheduleStore)
+        yield store
+        await store.close()
+
+
+class TestMemoryWorkflows(WorkflowStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[WorkflowStore]:
+        store = plugin_manager.make_store("memory://", settings, clock)
+        assert isinstance(store, WorkflowStore)
+        yield store
+        await store.close()
+
+
+class TestSqliteWorkflows(WorkflowStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[WorkflowStore]:
+        store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        assert isinstance(store, WorkflowStore)
         yield store
         await store.close()
 

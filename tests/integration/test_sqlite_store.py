@@ -175,7 +175,7 @@ async def test_the_file_is_in_wal_mode_with_the_schema_version(store, tmp_path):
     await store.counts()
     with sqlite3.connect(tmp_path / "atp.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 async def test_data_survives_close_and_reopen(tmp_path):

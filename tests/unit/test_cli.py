@@ -389,8 +389,8 @@ def test_plugins_lists_schemes_and_hooks(runner: CliRunner) -> None:
     assert described["atp.plugins.memory"]["schemes"]["transport"] == ["memory"]
 
 
-def test_server_is_not_built_yet(runner: CliRunner) -> None:
-    assert_error(atp(runner, "server"), 1, "not built yet")
+def test_server_without_tokens_is_refused_unless_auth_is_off(runner: CliRunner) -> None:
+    assert_error(atp(runner, "server", "--port", "0"), 5, "needs tokens", "--no-auth")
 
 
 def test_separate_processes_refuse_a_process_local_transport(runner: CliRunner) -> None:

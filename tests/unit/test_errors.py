@@ -11,9 +11,12 @@ from atp.core.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    PermissionDenied,
     PluginError,
+    RateLimited,
     Retry,
     StateConflict,
+    Unauthenticated,
     translate_errors,
 )
 
@@ -24,6 +27,9 @@ TREE = {
     AlreadyExists: (AtpError, 409, "ALREADY_EXISTS"),
     StateConflict: (AtpError, 409, "FAILED_PRECONDITION"),
     FencedOut: (StateConflict, 409, "FAILED_PRECONDITION"),
+    Unauthenticated: (AtpError, 401, "UNAUTHENTICATED"),
+    PermissionDenied: (AtpError, 403, "PERMISSION_DENIED"),
+    RateLimited: (AtpError, 429, "RESOURCE_EXHAUSTED"),
     BackendUnavailable: (AtpError, 503, "UNAVAILABLE"),
     ConfigError: (AtpError, 500, "FAILED_PRECONDITION"),
     PluginError: (AtpError, 500, "INTERNAL"),

@@ -22,12 +22,16 @@ SDK = [
     "Published",
     "Retry",
     "RetryPolicy",
+    "Run",
+    "RunState",
     "Settings",
     "State",
     "StateConflict",
+    "StepState",
     "SyncClient",
     "Task",
     "TaskRecord",
+    "Workflow",
     "current_task",
 ]
 TESTING = ["NotIdle", "TestPlatform", "TestScheduler", "TestWorker"]
@@ -50,5 +54,5 @@ def test_every_export_exists_and_is_documented():
 
 def test_nothing_public_is_left_out():
     public = {name for name in vars(atp.sdk) if not name.startswith("_")}
-    modules = {"app", "client", "sync", "testing", "conformance"}
+    modules = {"app", "client", "sync", "testing", "conformance", "workflow"}
     assert public - modules == set(SDK)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from atp.core.clock import ManualClock
 from atp.core.context import current_task
 from atp.core.errors import BackendUnavailable, ConfigError, Fail, Retry
 from atp.core.model import RetryPolicy, State, Task, TaskRecord
@@ -450,6 +451,57 @@ async def test_concurrency_is_bounded():
     assert peak[0] == 3
     assert sorted(done) == list(range(10))
     assert 4 <= elapsed < 5
+
+
+class Busy:
+    """An app whose every handler works ``seconds`` of clock time, recording the peak of
+    handlers running at once and the subjects finished, in order."""
+
+    def __init__(self, subjects: Sequence[str], seconds: float) -> None:
+        self.app, self.peak, self.done = App(), 0, []
+        self.clock: ManualClock | None = None
+        running = [0]
+
+        async def work() -> None:
+            assert self.clock is not None
+            running[0] += 1
+            self.peak = max(self.peak, running[0])
+            await self.clock.sleep(seconds)
+            running[0] -= 1
+            self.done.append(current_task().subject)
+
+        for subject in subjects:
+            self.app.task(subject)(work)
+
+    def platform(self, concurrency: int) -> TestPlatform:
+        tp = TestPlatform(self.app, Settings(concurrency=concurrency))
+        self.clock = tp.clock
+        return tp
+
+
+async def test_more_patterns_than_slots_starve_no_subject():
+    busy = Busy([f"s{n}" for n in range(9)], 1)
+    async with busy.platform(concurrency=8) as tp:
+        await tp.advance(5)  # every fetch loop is idle, waiting for work
+        await tp.client.publish_many([tp.client.request("s8") for _ in range(80)])
+        start = tp.clock.now()
+        await tp.run_until_idle()
+        elapsed = tp.clock.now() - start
+    assert busy.done == ["s8"] * 80
+    assert busy.peak == 8
+    assert elapsed < 11  # 80 one-second tasks, 8 at a time: 10 rounds, not one per reap
+
+
+async def test_a_busy_subject_uses_every_slot_the_idle_ones_do_not_need():
+    busy = Busy(["busy", "quiet.a", "quiet.b"], 1)
+    async with busy.platform(concurrency=6) as tp:
+        await tp.client.publish_many([tp.client.request("busy") for _ in range(12)])
+        await tp.advance(0.5)
+        await tp.client.publish("quiet.a")  # gets one of the next slots, not the last
+        await tp.run_until_idle()
+    assert busy.peak == 6
+    assert busy.done.count("busy") == 12
+    assert busy.done[-1] == "busy"  # the busy backlog's last round ran after quiet.a
 
 
 async def test_a_task_longer_than_its_lease_keeps_it_by_heartbeats():

@@ -1,0 +1,1 @@
+"""What the REST and gRPC adapters share: guarded operations and remote leases."""

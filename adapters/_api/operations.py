@@ -1,0 +1,111 @@
+"""The operations both APIs offer, each checked against the caller's scopes and the limits.
+
+A denied request raises PermissionDenied before anything is written; a breached limit
+raises InvalidInput (or PayloadTooLarge). REST and gRPC translate only the shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from atp.adapters._api.schedules import ScheduleOperations
+from atp.adapters._api.workflows import WorkflowOperations
+from atp.adapters._auth.config import ServerSettings
+from atp.adapters._auth.guard import Principal
+from atp.core.errors import InvalidInput, NotFound
+from atp.core.model import JSON, State, TaskRecord
+from atp.core.platform import Platform
+from atp.core.ports import Page
+from atp.core.service import Published, PublishRequest, TaskService
+from atp.core.subjects import validate_subject
+
+__all__ = ["Operations"]
+
+
+class Operations:
+    """Task and dead-letter operations on behalf of one caller at a time; ``schedules``
+    and ``workflows`` hold the cron schedule and workflow operations."""
+
+    def __init__(self, platform: Platform, server: ServerSettings) -> None:
+        self.platform = platform
+        self.service = TaskService(platform)
+        self.schedules = ScheduleOperations(platform)
+        self.workflows = WorkflowOperations(platform, server.max_page)
+        self._server = server
+
+    async def publish(self, who: Principal, requests: Sequence[PublishRequest]) -> list[Published]:
+        """Publish a batch: every subject must be in the caller's publish scopes."""
+        if len(requests) > self._server.max_batch:
+            raise InvalidInput(
+                f"a batch holds at most {self._server.max_batch} tasks, got {len(requests)}"
+            )
+        for request in requests:
+            who.scopes.require_publish(validate_subject(request.subject))
+        return await self.service.publish(requests)
+
+    async def get(self, who: Principal, task_id: str) -> TaskRecord:
+        who.scopes.require_read()
+        return await self.service.get(task_id)
+
+    async def query(
+        self,
+        who: Principal,
+        *,
+        subject: str | None,
+        states: Sequence[State] | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page:
+        who.scopes.require_read()
+        self._check_page(limit)
+        return await self.service.query(subject=subject, states=states, cursor=cursor, limit=limit)
+
+    async def counts(self, who: Principal) -> dict[tuple[str, State], int]:
+        who.scopes.require_read()
+        return await self.service.counts()
+
+    async def cancel(self, who: Principal, task_id: str) -> TaskRecord:
+        """Cancel: the caller may publish to the task's subject, or is an admin."""
+        if not who.scopes.admin:
+            record = await self.service.get(task_id)
+            who.scopes.require_publish(record.subject)
+        return await self.service.cancel(task_id)
+
+    async def dead_letters(
+        self, who: Principal, *, subject: str | None, cursor: str | None, limit: int
+    ) -> Page:
+        who.scopes.require_read()
+        self._check_page(limit)
+        return await self.service.dead_letters(subject=subject, cursor=cursor, limit=limit)
+
+    async def dead_letter(self, who: Principal, task_id: str) -> TaskRecord:
+        """One dead task; NotFound unless the task exists and is DEAD."""
+        who.scopes.require_read()
+        record = await self.service.get(task_id)
+        if record.state is not State.DEAD:
+            raise NotFound(f"task {task_id!r} is {record.state}, not a dead letter")
+        return record
+
+    async def requeue(
+        self,
+        who: Principal,
+        task_id: str,
+        *,
+        delay: float | None,
+        payload: JSON,
+        replace_payload: bool,
+    ) -> TaskRecord:
+        who.scopes.require_admin()
+        return await self.service.requeue(
+            task_id, delay=delay, payload=payload, replace_payload=replace_payload
+        )
+
+    async def purge(self, who: Principal, ids: Sequence[str] | None) -> int:
+        who.scopes.require_admin()
+        if ids is not None and len(ids) > self._server.max_batch:
+            raise InvalidInput(f"purge at most {self._server.max_batch} ids at once")
+        return await self.service.purge(ids)
+
+    def _check_page(self, limit: int) -> None:
+        if not 1 <= limit <= self._server.max_page:
+            raise InvalidInput(f"limit must be 1 to {self._server.max_page}, got {limit}")

@@ -1,0 +1,140 @@
+"""``atp workflow register|ls|start|runs|get|signal|cancel``: durable workflow runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from atp.adapters.cli._context import Options, pass_options
+from atp.adapters.cli._output import echo_json, iso, table
+from atp.adapters.cli._params import read_json
+from atp.core.platform import Platform
+from atp.core.workflows.definition import definition_from_dict, definition_to_dict
+from atp.core.workflows.engine import WorkflowEngine
+from atp.core.workflows.runs import Run, RunState, run_to_dict
+
+__all__ = ["workflow"]
+
+T = TypeVar("T")
+RUN_STATES = click.Choice([state.value for state in RunState], case_sensitive=False)
+
+
+@click.group()
+def workflow() -> None:
+    """Register workflows; start, inspect, signal and cancel their runs.
+
+    Steps are ordinary tasks: a worker running the steps' handlers moves a run on, and
+    the scheduler fires signal timeouts and picks up runs a dead worker left.
+    """
+
+
+@workflow.command("register")
+@click.argument("definition", metavar="JSON")
+@pass_options
+def register(options: Options, definition: str) -> None:
+    """Register the workflow definition JSON ('-' reads stdin).
+
+    A version is immutable: registering it again with other steps is refused (exit 4).
+    """
+    parsed = definition_from_dict(read_json(definition, "the definition"))
+    (created,) = _call(options, lambda engine: engine.register([parsed]))
+    state = "registered" if created else "unchanged"
+    click.echo(f"{state} {parsed.name} v{parsed.version}")
+
+
+@workflow.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print each definition as JSON.")
+@pass_options
+def ls(options: Options, as_json: bool) -> None:
+    """List registered workflow definitions, every version."""
+    definitions = _call(options, lambda engine: engine.definitions())
+    if as_json:
+        for definition in definitions:
+            echo_json(definition_to_dict(definition))
+        return
+    rows = [(d.name, str(d.version), str(len(d.steps)), ", ".join(s.name for s in d.steps))
+            for d in definitions]  # fmt: skip
+    table(("NAME", "VERSION", "STEPS", "STEP NAMES"), rows)
+
+
+@workflow.command("start")
+@click.argument("name")
+@click.option("--input", "input_text", metavar="JSON", help="The run's input, as JSON.")
+@click.option("--version", type=int, help="Definition version; default the latest.")
+@pass_options
+def start(options: Options, name: str, input_text: str | None, version: int | None) -> None:
+    """Start a run of workflow NAME; print its id."""
+    body = read_json(input_text, "--input")
+    run = _call(options, lambda engine: engine.start(name, body, version=version))
+    click.echo(run.id)
+
+
+@workflow.command("runs")
+@click.option("--workflow", "name", help="Only runs of this workflow.")
+@click.option("--state", "states", type=RUN_STATES, multiple=True, help="Repeatable.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@pass_options
+def runs(options: Options, name: str | None, states: tuple[str, ...], limit: int) -> None:
+    """List runs, newest first."""
+    page = _call(options, lambda engine: engine.list(workflow=name, states=states, limit=limit))
+    rows = [(r.id, f"{r.workflow} v{r.version}", r.state.value, _progress(r), iso(r.created_at))
+            for r in page.items]  # fmt: skip
+    table(("RUN", "WORKFLOW", "STATE", "STEPS DONE", "STARTED"), rows)
+
+
+@workflow.command("get")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole run as JSON.")
+@pass_options
+def get(options: Options, run_id: str, as_json: bool) -> None:
+    """Show run RUN_ID: each step's state, attempts, timings, task and error."""
+    run = _call(options, lambda engine: engine.get(run_id))
+    if as_json:
+        echo_json(run_to_dict(run))
+        return
+    click.echo(f"run {run.id}: {run.workflow} v{run.version} {run.state}")
+    if run.error:
+        click.echo(f"error: {run.error}")
+    rows = [(name, s.state.value, str(s.attempts), iso(s.started_at), iso(s.finished_at),
+             s.task_id or "-", s.compensation.value if s.compensation else "-", s.error or "")
+            for name, s in run.steps.items()]  # fmt: skip
+    table(("STEP", "STATE", "ATTEMPTS", "STARTED", "FINISHED", "TASK", "UNDO", "ERROR"), rows)
+
+
+@workflow.command("signal")
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--payload", metavar="JSON", help="The signal's payload, as JSON.")
+@pass_options
+def signal(options: Options, run_id: str, name: str, payload: str | None) -> None:
+    """Send signal NAME to run RUN_ID."""
+    body = read_json(payload, "--payload")
+    run = _call(options, lambda engine: engine.signal(run_id, name, body))
+    click.echo(f"signalled {run.id}: {run.state}")
+
+
+@workflow.command("cancel")
+@click.argument("run_id")
+@pass_options
+def cancel(options: Options, run_id: str) -> None:
+    """Cancel run RUN_ID: pending steps are cancelled, running step tasks asked to stop."""
+    run = _call(options, lambda engine: engine.cancel(run_id))
+    click.echo(f"cancelled {run.id}")
+
+
+def _progress(run: Run) -> str:
+    done = sum(step.state.value in ("SUCCEEDED", "SKIPPED") for step in run.steps.values())
+    return f"{done}/{len(run.steps)}"
+
+
+def _call(options: Options, operation: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
+    settings = options.settings(quiet=True)
+
+    async def run() -> T:
+        async with Platform.build(settings) as platform:
+            return await operation(WorkflowEngine(platform))
+
+    return asyncio.run(run())

@@ -1,0 +1,125 @@
+"""Between protobuf messages and schedules, workflow definitions and runs, both ways
+(the server sends them out; the SDK's gRPC client reads them back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atp.adapters.grpc._convert import json_in, json_out
+from atp.adapters.grpc._gen import schedules_pb2 as spb
+from atp.adapters.grpc._gen import workflows_pb2 as wpb
+from atp.core import codec
+from atp.core.schedules import Misfire, Overlap, Schedule
+from atp.core.workflows.definition import Definition, definition_from_dict, definition_to_dict
+from atp.core.workflows.runs import Run, RunPage, RunState, StepRun, StepState
+
+__all__ = ["definition_in", "definition_out", "run_in", "run_out", "run_page_in",
+           "run_page_out", "schedule_in", "schedule_out"]  # fmt: skip
+
+_SCHEDULE_OPTIONAL = ("last_tick", "last_task", "last_fired_at")
+_STEP_OPTIONAL = ("task_id", "error", "started_at", "finished_at", "deadline",
+                  "compensation_task")  # fmt: skip
+_RUN_OPTIONAL = ("error", "finished_at", "wake_at")
+
+
+def _set_optional(message: Any, source: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(source, name)
+        if value is not None:
+            setattr(message, name, value)
+
+
+def _optional(message: Any, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def schedule_out(schedule: Schedule) -> spb.Schedule:
+    message = spb.Schedule(
+        name=schedule.name, expression=schedule.expression, subject=schedule.subject,
+        payload=json_out(schedule.payload), tz=schedule.tz, misfire=schedule.misfire.value,
+        overlap=schedule.overlap.value, paused=schedule.paused, next_tick=schedule.next_tick,
+        created_at=schedule.created_at, updated_at=schedule.updated_at,
+        revision=schedule.revision,
+    )  # fmt: skip
+    _set_optional(message, schedule, _SCHEDULE_OPTIONAL)
+    return message
+
+
+def schedule_in(message: spb.Schedule) -> Schedule:
+    return Schedule(
+        name=message.name, expression=message.expression, subject=message.subject,
+        payload=json_in(message.payload, "payload"), tz=message.tz,
+        misfire=Misfire(message.misfire), overlap=Overlap(message.overlap),
+        paused=message.paused, next_tick=message.next_tick,
+        last_tick=_optional(message, "last_tick"), last_task=_optional(message, "last_task"),
+        last_fired_at=_optional(message, "last_fired_at"), created_at=message.created_at,
+        updated_at=message.updated_at, revision=message.revision,
+    )  # fmt: skip
+
+
+def definition_out(definition: Definition) -> wpb.WorkflowDefinition:
+    text = codec.dumps(definition_to_dict(definition))
+    return wpb.WorkflowDefinition(name=definition.name, version=definition.version,
+                                  definition=text)  # fmt: skip
+
+
+def definition_in(message: wpb.WorkflowDefinition) -> Definition:
+    return definition_from_dict(json_in(message.definition, "definition"))
+
+
+def _step_out(name: str, step: StepRun) -> wpb.StepRun:
+    message = wpb.StepRun(name=name, state=step.state.value, attempts=step.attempts,
+                          result=json_out(step.result))  # fmt: skip
+    _set_optional(message, step, _STEP_OPTIONAL)
+    if step.compensation is not None:
+        message.compensation = step.compensation.value
+    return message
+
+
+def _step_in(message: wpb.StepRun) -> StepRun:
+    compensation = _optional(message, "compensation")
+    return StepRun(
+        state=StepState(message.state), task_id=_optional(message, "task_id"),
+        attempts=message.attempts, result=json_in(message.result, "result"),
+        error=_optional(message, "error"), started_at=_optional(message, "started_at"),
+        finished_at=_optional(message, "finished_at"), deadline=_optional(message, "deadline"),
+        compensation=None if compensation is None else StepState(compensation),
+        compensation_task=_optional(message, "compensation_task"),
+    )  # fmt: skip
+
+
+def run_out(run: Run) -> wpb.Run:
+    message = wpb.Run(
+        id=run.id, workflow=run.workflow, version=run.version, state=run.state.value,
+        input=json_out(run.input), steps=[_step_out(n, s) for n, s in run.steps.items()],
+        signals={name: codec.dumps(value) for name, value in run.signals.items()},
+        result=json_out(run.result), created_at=run.created_at, updated_at=run.updated_at,
+        revision=run.revision,
+    )  # fmt: skip
+    _set_optional(message, run, _RUN_OPTIONAL)
+    return message
+
+
+def run_in(message: wpb.Run) -> Run:
+    return Run(
+        id=message.id, workflow=message.workflow, version=message.version,
+        state=RunState(message.state), input=json_in(message.input, "input"),
+        steps={step.name: _step_in(step) for step in message.steps},
+        signals={name: json_in(value, "signal") for name, value in message.signals.items()},
+        result=json_in(message.result, "result"), error=_optional(message, "error"),
+        created_at=message.created_at, updated_at=message.updated_at,
+        finished_at=_optional(message, "finished_at"), wake_at=_optional(message, "wake_at"),
+        revision=message.revision,
+    )  # fmt: skip
+
+
+def run_page_out(page: RunPage) -> wpb.RunPage:
+    message = wpb.RunPage(items=[run_out(run) for run in page.items])
+    if page.next_cursor is not None:
+        message.next_cursor = page.next_cursor
+    return message
+
+
+def run_page_in(message: wpb.RunPage) -> RunPage:
+    cursor = message.next_cursor if message.HasField("next_cursor") else None
+    return RunPage([run_in(item) for item in message.items], cursor)

@@ -1,0 +1,82 @@
+"""The gRPC server: atp.v1.Tasks, Consumer, Schedules and Workflows, reflection and the
+health service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from atp.adapters._api.leases import RemoteLeases
+from atp.adapters._api.operations import Operations
+from atp.adapters._auth.guard import Guard
+from atp.adapters.grpc._flow_services import SchedulesService, WorkflowsService
+from atp.adapters.grpc._gen import (
+    consumer_pb2,
+    consumer_pb2_grpc,
+    schedules_pb2,
+    schedules_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+    workflows_pb2,
+    workflows_pb2_grpc,
+)
+from atp.adapters.grpc._services import ConsumerService, TasksService
+from atp.core.errors import ConfigError
+
+__all__ = ["GrpcServer"]
+
+GRACE = 5.0
+"""Seconds running calls get to finish once the server stops; streams are cut then."""
+SERVICES = (
+    tasks_pb2.DESCRIPTOR.services_by_name["Tasks"].full_name,
+    consumer_pb2.DESCRIPTOR.services_by_name["Consumer"].full_name,
+    schedules_pb2.DESCRIPTOR.services_by_name["Schedules"].full_name,
+    workflows_pb2.DESCRIPTOR.services_by_name["Workflows"].full_name,
+)
+
+
+class GrpcServer:
+    """Serves the gRPC API on ``host:port`` until told to stop."""
+
+    def __init__(
+        self, guard: Guard, operations: Operations, host: str, port: int, max_message: int
+    ) -> None:
+        self.address = f"{host}:{port}"
+        self._health = HealthServicer()
+        options = [("grpc.max_receive_message_length", max_message)]
+        self._server = aio.server(options=options)
+        self._leases = RemoteLeases(operations.platform)
+        tasks = TasksService(guard, operations)
+        consumer = ConsumerService(guard, self._leases)
+        tasks_pb2_grpc.add_TasksServicer_to_server(tasks, self._server)  # type: ignore[no-untyped-call]
+        consumer_pb2_grpc.add_ConsumerServicer_to_server(consumer, self._server)  # type: ignore[no-untyped-call]
+        schedules = SchedulesService(guard, operations)
+        workflows = WorkflowsService(guard, operations)
+        schedules_pb2_grpc.add_SchedulesServicer_to_server(schedules, self._server)  # type: ignore[no-untyped-call]
+        workflows_pb2_grpc.add_WorkflowsServicer_to_server(workflows, self._server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME)  # fmt: skip
+        reflection.enable_server_reflection(names, self._server)
+        try:
+            bound = self._server.add_insecure_port(self.address)
+        except RuntimeError as exc:
+            raise ConfigError(f"gRPC cannot listen on {self.address}: {exc}") from exc
+        if bound == 0:
+            raise ConfigError(f"gRPC cannot listen on {self.address}")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then give running calls ``GRACE`` seconds."""
+        await self._server.start()
+        for name in ("", *SERVICES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        try:
+            await stop.wait()
+        finally:
+            await self._health.enter_graceful_shutdown()
+            await self._leases.close()  # Retrieve streams end; their tasks go back
+            await self._server.stop(GRACE)

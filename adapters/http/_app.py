@@ -1,0 +1,113 @@
+"""The FastAPI app ``atp server`` serves: ``/v1`` routes, health, and the plugins' mounts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from atp.adapters._api.operations import Operations
+from atp.adapters._auth.config import ServerSettings
+from atp.adapters._auth.guard import Guard
+from atp.adapters.http._models import Health
+from atp.adapters.http._problems import BodyLimit, install_handlers
+from atp.adapters.http._routes import router
+from atp.adapters.http._schedules import router as schedule_router
+from atp.adapters.http._workflows import router as workflow_router
+from atp.core.errors import AtpError, ConfigError
+from atp.core.platform import Platform
+
+__all__ = ["RESERVED", "create_app", "plugin_mounts"]
+
+READY_TIMEOUT = 2.0
+"""Seconds each backend has to answer a readiness probe."""
+RESERVED = ("/v1", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
+PROBE_ID = "atp-readiness-probe"
+
+
+def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> FastAPI:
+    """Build the app over a platform the caller owns (and closes)."""
+
+    app = FastAPI(
+        title="atp",
+        version="1",
+        description="Async Task Platform: publish, inspect, cancel and requeue tasks; cron "
+        "schedules; workflows.",
+    )
+    app.state.operations = Operations(platform, server)
+    app.state.guard = guard
+    install_handlers(app)
+    app.include_router(router)
+    app.include_router(schedule_router)
+    app.include_router(workflow_router)
+    _health(app, platform)
+    for path, mounted in plugin_mounts(platform):
+        _mount(app, path.rstrip("/") or "/", mounted)
+    app.add_middleware(BodyLimit, limit=server.max_body)
+    return app
+
+
+def _mount(app: FastAPI, path: str, mounted: Any) -> None:
+    """Serve ``mounted`` at ``path`` itself (no redirect to ``path/``) and below it."""
+    app.router.routes.append(Route(path, _Asgi(mounted), include_in_schema=False))
+    app.mount(path, mounted)
+
+
+class _Asgi:
+    """Makes Starlette treat a plain ASGI callable as an app, not a request handler."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def plugin_mounts(platform: Platform) -> list[tuple[str, object]]:
+    """The ``(path, ASGI app)`` pairs plugins contribute; ConfigError on a clash."""
+    found: list[tuple[str, object]] = []
+    for batch in platform.plugins.hook.atp_http_mounts(settings=platform.settings):
+        found.extend(batch)
+    paths: set[str] = set()
+    for path, _ in found:
+        if not path.startswith("/") or path.rstrip("/") in paths:
+            raise ConfigError(f"HTTP mount {path!r} is malformed or claimed twice")
+        if any(path == r or path.startswith(r + "/") for r in RESERVED):
+            raise ConfigError(f"HTTP mount {path!r} clashes with atp server's own API")
+        paths.add(path.rstrip("/"))
+    return found
+
+
+def _health(app: FastAPI, platform: Platform) -> None:
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        """The process is up (no backend is asked)."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["health"],
+        responses={503: {"model": Health, "description": "A backend did not answer"}},
+    )
+    async def readyz() -> Any:
+        """Every backend answers: the store and the coordinator are each asked once."""
+        probes = {"store": lambda: platform.store.get([PROBE_ID]),
+                  "coordinator": lambda: platform.coordinator.holder(PROBE_ID)}  # fmt: skip
+        checks = {name: await _probe(probe) for name, probe in probes.items()}
+        ready = all(result == "ok" for result in checks.values())
+        body = Health(status="ok" if ready else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _probe(call: Callable[[], Awaitable[object]]) -> str:
+    try:
+        await asyncio.wait_for(call(), READY_TIMEOUT)
+    except (AtpError, TimeoutError) as exc:
+        return f"unavailable: {exc}"
+    return "ok"

@@ -1,0 +1,164 @@
+"""The ``/v1`` routes: tasks and dead letters. Every route names the scope it needs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from atp.adapters._api.operations import Operations
+from atp.adapters._auth.guard import Guard, Principal
+from atp.adapters.http._models import (
+    BatchIn,
+    BatchOut,
+    CountOut,
+    CountsOut,
+    PageOut,
+    Problem,
+    PublishedOut,
+    PurgeIn,
+    PurgeOut,
+    RequeueIn,
+    TaskIn,
+    TaskOut,
+)
+from atp.core.durations import parse_duration
+from atp.core.model import State
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1")
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer atp_<id>.<secret>")
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    shared = (400, 401, 403, 413, 429, 503)
+    content = {"application/problem+json": {"schema": Problem.model_json_schema()}}
+    return {status: {"model": Problem, "content": content, "description": "A problem document"}
+            for status in sorted({*shared, *statuses})}  # fmt: skip
+
+
+def operations(request: Request) -> Operations:
+    ops: Operations = request.app.state.operations
+    return ops
+
+
+async def caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """Authenticate the request and spend one request of the token's rate limit.
+
+    ``credentials`` is unused: it declares the bearer scheme in the OpenAPI document."""
+    guard: Guard = request.app.state.guard
+    return await guard.admit(request.headers.get("authorization"))
+
+
+Who = Annotated[Principal, Depends(caller)]
+Ops = Annotated[Operations, Depends(operations)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=200,
+           description="Returns the existing task for a repeated key (batch: <key>:<index>)"),
+]  # fmt: skip
+Limit = Annotated[int, Query(ge=1, description="Page size, up to the server's max_page")]
+SubjectFilter = Annotated[str | None, Query(description="Subject pattern, e.g. orders.*")]
+
+
+def _seconds(value: float | str, what: str) -> float:
+    return parse_duration(value, what)
+
+
+@router.post("/tasks", status_code=201, response_model=PublishedOut,
+             responses={200: {"model": PublishedOut, "description": "Idempotency key matched"},
+                        **_problems()})  # fmt: skip
+async def publish(
+    body: TaskIn, response: Response, ops: Ops, who: Who, key: IdempotencyKey = None
+) -> PublishedOut:
+    """Publish one task (scope ``publish:<subject>``). 201 when created, 200 when an
+    idempotency key matched an existing task (nothing created)."""
+    (published,) = await ops.publish(who, [body.request(key, _seconds)])
+    if not published.created:
+        response.status_code = 200
+    return PublishedOut.of(published)
+
+
+@router.post("/tasks/batch", response_model=BatchOut, responses=_problems())
+async def publish_batch(body: BatchIn, ops: Ops, who: Who, key: IdempotencyKey = None) -> BatchOut:
+    """Publish tasks in one store call: all accepted, or none on bad input or scope."""
+    requests = [
+        item.request(None if key is None else f"{key}:{index}", _seconds)
+        for index, item in enumerate(body.tasks)
+    ]
+    published = await ops.publish(who, requests)
+    return BatchOut(tasks=[PublishedOut.of(p) for p in published])
+
+
+@router.get("/tasks", response_model=PageOut, responses=_problems())
+async def list_tasks(
+    ops: Ops,
+    who: Who,
+    subject: SubjectFilter = None,
+    state: Annotated[list[State] | None, Query()] = None,
+    cursor: str | None = None,
+    limit: Limit = 100,
+) -> PageOut:
+    """List tasks newest first, by subject pattern and states (scope ``read``)."""
+    page = await ops.query(who, subject=subject, states=state, cursor=cursor, limit=limit)
+    return PageOut.of(page)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses=_problems(404))
+async def get_task(task_id: str, ops: Ops, who: Who) -> TaskOut:
+    """One task's record (scope ``read``)."""
+    return TaskOut.of(await ops.get(who, task_id))
+
+
+@router.delete("/tasks/{task_id}", response_model=TaskOut, responses=_problems(404, 409))
+async def cancel_task(task_id: str, ops: Ops, who: Who) -> TaskOut:
+    """Cancel a task that has not finished (scope ``publish:<its subject>`` or ``admin``).
+
+    A running task is asked to stop: its record says ``cancel_requested``."""
+    return TaskOut.of(await ops.cancel(who, task_id))
+
+
+@router.get("/counts", response_model=CountsOut, responses=_problems())
+async def counts(ops: Ops, who: Who) -> CountsOut:
+    """How many tasks each subject holds in each state (scope ``read``)."""
+    found = await ops.counts(who)
+    return CountsOut(counts=[CountOut(subject=s, state=str(st), count=n)
+                             for (s, st), n in sorted(found.items())])  # fmt: skip
+
+
+@router.get("/dead-letters", response_model=PageOut, responses=_problems())
+async def dead_letters(
+    ops: Ops, who: Who, subject: SubjectFilter = None, cursor: str | None = None,
+    limit: Limit = 100,
+) -> PageOut:  # fmt: skip
+    """Dead tasks, newest first, each with its error history (scope ``read``)."""
+    return PageOut.of(await ops.dead_letters(who, subject=subject, cursor=cursor, limit=limit))
+
+
+@router.get("/dead-letters/{task_id}", response_model=TaskOut, responses=_problems(404))
+async def dead_letter(task_id: str, ops: Ops, who: Who) -> TaskOut:
+    """One dead task; 404 if it is unknown or not dead (scope ``read``)."""
+    return TaskOut.of(await ops.dead_letter(who, task_id))
+
+
+@router.post("/dead-letters/{task_id}/requeue", response_model=TaskOut,
+             responses=_problems(404, 409))  # fmt: skip
+async def requeue(task_id: str, ops: Ops, who: Who, body: RequeueIn | None = None) -> TaskOut:
+    """Give a dead task a new life (scope ``admin``): attempts reset, after ``delay``,
+    with ``payload`` replacing the old one when the field is present."""
+    body = body or RequeueIn()
+    delay = None if body.delay is None else _seconds(body.delay, "delay")
+    replace = "payload" in body.model_fields_set
+    record = await ops.requeue(who, task_id, delay=delay, payload=body.payload,
+                               replace_payload=replace)  # fmt: skip
+    return TaskOut.of(record)
+
+
+@router.post("/dead-letters/purge", response_model=PurgeOut, responses=_problems())
+async def purge(body: PurgeIn, ops: Ops, who: Who) -> PurgeOut:
+    """Delete dead tasks: ``ids``, or all when ``ids`` is null (scope ``admin``)."""
+    return PurgeOut(purged=await ops.purge(who, body.ids))

@@ -1,0 +1,286 @@
+"""The NATS JetStream suite: the raw JetStream publish rate beside atp's, in the same run.
+
+Uses ``$ATP_BENCH_NATS_URL`` if set, else starts a private ``nats-server -js`` (file
+storage) on a free port for the suite. Every scenario gets a stream of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+from nats.js.api import StreamConfig
+
+from atp.core.platform import Platform
+from atp.core.scheduler.runtime import Scheduler
+from atp.core.service import PublishRequest, TaskService
+from atp.core.settings import Settings
+from atp.core.worker.runtime import Worker
+from atp.sdk.app import App
+from bench.embedded import BATCH, Run
+
+__all__ = [
+    "APP",
+    "end_to_end",
+    "end_to_end_process",
+    "enqueue",
+    "raw_publish",
+    "server",
+    "suite",
+    "transport_publish",
+]
+
+IN_FLIGHT = 4000
+"""Acks nats-py keeps in flight in the raw asynchronous publish."""
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    """The NATS URL to measure against: ``$ATP_BENCH_NATS_URL`` or a private server."""
+    given = os.environ.get("ATP_BENCH_NATS_URL")
+    if given:
+        yield given
+        return
+    binary = shutil.which("nats-server")
+    if binary is None:
+        raise SystemExit("bench nats: set ATP_BENCH_NATS_URL or install nats-server")
+    folder = tempfile.mkdtemp(prefix="atp-bench-nats-")
+    port = _free_port()
+    argv = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", folder]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _url(base: str, **options: str) -> str:
+    name = f"bench_{secrets.token_hex(4)}"
+    query = {"stream": name.upper(), "prefix": name, **options}
+    return base + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+async def raw_publish(url: str, count: int, in_flight: bool) -> float:
+    """Messages/s stored by JetStream through nats-py alone, each with a ``Nats-Msg-Id``:
+    awaiting each ack (``in_flight`` False) or with up to IN_FLIGHT acks outstanding."""
+    nc = await nats.connect(url)
+    js = nc.jetstream(publish_async_max_pending=IN_FLIGHT)
+    name = f"RAW_{secrets.token_hex(4)}"
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"]))
+    data = b'{"id":"x","subject":"bench.noop","payload":{"i":1}}'
+    started = time.perf_counter()
+    if in_flight:
+        futures = [await js.publish_async(f"{name}.noop", data, headers={"Nats-Msg-Id": str(n)})
+                   for n in range(count)]  # fmt: skip
+        await asyncio.gather(*futures)
+    else:
+        for n in range(count):
+            await js.publish(f"{name}.noop", data, headers={"Nats-Msg-Id": str(n)})
+    elapsed = time.perf_counter() - started
+    await js.delete_stream(name)
+    await nc.close()
+    return count / elapsed
+
+
+def settings_for(store: str, transport: str, folder: Path, concurrency: int) -> Settings:
+    url = store.replace("{dir}", str(folder))
+    coordinator = "memory://" if url.startswith("memory") else ""
+    return Settings(store=url, transport=transport, coordinator=coordinator,
+                    concurrency=concurrency, forward_interval=0.005)  # fmt: skip
+
+
+async def enqueue(store: str, transport: str, count: int) -> Run:
+    """Tasks/s accepted by ``TaskService.publish`` in batches of 1000: store, then NATS."""
+    with tempfile.TemporaryDirectory() as folder:
+        platform = Platform.build(settings_for(store, transport, Path(folder), 1))
+        service = TaskService(platform)
+        requests = [PublishRequest("bench.noop", {"i": n}) for n in range(count)]
+        await service.publish(requests[:1])  # connect and provision outside the clock
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            await service.publish(requests[first : first + BATCH])
+        elapsed = time.perf_counter() - started
+        await platform.close()
+    return Run(count / elapsed)
+
+
+async def end_to_end(store: str, transport: str, count: int, concurrency: int) -> Run:
+    """Tasks/s from the first publish to the last completion of no-op tasks through one
+    in-process worker and the scheduler, the tasks carried by NATS."""
+    with tempfile.TemporaryDirectory() as folder:
+        platform = Platform.build(settings_for(store, transport, Path(folder), concurrency))
+        done = asyncio.Event()
+        finished = [0]
+        app = App("bench")
+
+        @app.task("bench.noop")
+        async def noop(i: int) -> None:
+            finished[0] += 1
+            if finished[0] == count:
+                done.set()
+
+        stop = asyncio.Event()
+        loops = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
+                 asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+        service = TaskService(platform)
+        await asyncio.sleep(0.5)  # the worker subscribed, the scheduler leads
+        started = time.perf_counter()
+        for first in range(0, count, BATCH):
+            size = min(BATCH, count - first)
+            await service.publish([PublishRequest("bench.noop", {"i": first + n})
+                                   for n in range(size)])  # fmt: skip
+        await asyncio.wait_for(done.wait(), timeout=600)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await asyncio.gather(*loops)
+        await platform.close()
+    return Run(count / elapsed)
+
+
+APP = App("bench-nats")
+"""The no-op handler ``end_to_end_process`` runs in ``atp worker bench.nats:APP``."""
+
+
+@APP.task("bench.noop")
+async def _noop(i: int) -> None:
+    """Do nothing: the figure is atp's and NATS's cost per task."""
+
+
+async def end_to_end_process(transport: str, count: int, concurrency: int) -> Run:
+    """Tasks/s from the first publish to the last completion through one ``atp worker``
+    process of its own (SQLite store shared by file), as deployed: the producer here."""
+    with tempfile.TemporaryDirectory() as folder:
+        settings = settings_for("sqlite:///{dir}/bench.db", transport, Path(folder), 1)
+        platform = Platform.build(settings)
+        service = TaskService(platform)
+        await service.publish([PublishRequest("bench.warmup", None)])  # create the file
+        env = {**os.environ, "ATP_STORE": settings.store, "ATP_TRANSPORT": transport,
+               "ATP_CONCURRENCY": str(concurrency), "ATP_LOG_LEVEL": "WARNING"}  # fmt: skip
+        argv = [sys.executable, "-m", "atp.adapters.cli", "worker", "bench.nats:APP"]
+        worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+        try:
+            await _wait_for_consumer(transport)
+            started = time.perf_counter()
+            for first in range(0, count, BATCH):
+                size = min(BATCH, count - first)
+                await service.publish([PublishRequest("bench.noop", {"i": first + n})
+                                       for n in range(size)])  # fmt: skip
+            while await _succeeded(platform) < count:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - started
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            await platform.close()
+    return Run(count / elapsed)
+
+
+async def _succeeded(platform: Platform) -> int:
+    counts = await platform.store.counts()
+    return sum(n for (subject, state), n in counts.items()
+               if subject == "bench.noop" and state == "SUCCEEDED")  # fmt: skip
+
+
+async def _wait_for_consumer(transport: str) -> None:
+    """Until the worker's durable consumer exists (the worker has started)."""
+    server, _, query = transport.partition("?")
+    stream = dict(part.split("=", 1) for part in query.split("&"))["stream"]
+    nc = await nats.connect(server)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(nats.errors.Error):
+                if await nc.jetstream().consumers_info(stream):
+                    return
+            await asyncio.sleep(0.1)
+        raise SystemExit("bench nats: the worker process did not subscribe within 60 s")
+    finally:
+        await nc.close()
+
+
+async def transport_publish(url: str, count: int) -> float:
+    """Messages/s through ``NatsTransport.publish`` alone, batches of 1000."""
+    from atp.core.clock import SystemClock
+    from atp.core.ids import new_id
+    from atp.core.model import Task
+    from atp.core.plugins import make_plugin_manager
+
+    transport = make_plugin_manager().make_transport(url, Settings(), SystemClock())
+    now = time.time()
+    tasks = [Task(new_id(now), "bench.noop", {"i": n}, run_at=now) for n in range(count)]
+    await transport.publish(tasks[:1])
+    started = time.perf_counter()
+    for first in range(0, count, BATCH):
+        await transport.publish(tasks[first : first + BATCH])
+    elapsed = time.perf_counter() - started
+    await transport.close()
+    return count / elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            time.sleep(0.3)  # JetStream finishes starting after the port opens
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"bench nats: nats-server did not listen on port {port}")
+
+
+def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
+    """Raw JetStream publish (serial and with acks in flight), atp's publish, enqueue and
+    end to end over NATS, with the SQLite and the memory store; all in one run."""
+    sqlite, memory = "sqlite:///{dir}/bench.db", "memory://"
+    small = max(count // 4, 1000)
+    with server() as base:
+        return {
+            "raw jetstream publish, await each ack (msg/s)": _median(
+                repeat, lambda: {"rate": asyncio.run(raw_publish(base, small, False))}),
+            f"raw jetstream publish, {IN_FLIGHT} acks in flight (msg/s)": _median(
+                repeat, lambda: {"rate": asyncio.run(raw_publish(base, count, True))}),
+            "nats transport publish, batches of 1000 (msg/s)": _median(
+                repeat, lambda: {"rate": asyncio.run(transport_publish(_url(base), count))}),
+            "enqueue sqlite+nats, batches of 1000 (tasks/s)": _median(
+                repeat, lambda: _rate(enqueue(sqlite, _url(base), count))),
+            "enqueue memory store+nats, batches of 1000 (tasks/s)": _median(
+                repeat, lambda: _rate(enqueue(memory, _url(base), count))),
+            "end to end sqlite+nats, 1 worker in process (tasks/s)": _median(
+                repeat, lambda: _rate(end_to_end(sqlite, _url(base), count, concurrency))),
+            "end to end sqlite+nats, 1 worker process (tasks/s)": _median(
+                repeat, lambda: _rate(end_to_end_process(_url(base), count, concurrency))),
+            "end to end memory store+nats, 1 worker in process (tasks/s)": _median(
+                repeat, lambda: _rate(end_to_end(memory, _url(base), count, concurrency))),
+        }  # fmt: skip
+
+
+def _rate(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
+    return {"rate": asyncio.run(scenario).rate}
+
+
+def _median(repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, float]:
+    runs = [once() for _ in range(repeat)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -1,0 +1,1 @@
+"""Workflow examples: the three seed scenarios of atp's workflow engine."""

@@ -1,0 +1,153 @@
+"""Serving the metrics: an ASGI app for ``atp server``, a small asyncio server elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["MetricsApp", "MetricsServer"]
+
+log = logging.getLogger("atp.plugins.prometheus")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Refresh = Callable[[], Awaitable[None]]
+
+REQUEST_TIMEOUT = 10.0
+MAX_REQUEST = 8192
+
+
+async def exposition(registry: CollectorRegistry, refresh: Refresh) -> bytes:
+    """The text exposition of ``registry``, after ``refresh`` updated what it caches."""
+    await refresh()
+    return generate_latest(registry)
+
+
+class MetricsApp:
+    """An ASGI app answering GET (and HEAD) with the registry's exposition; 405 otherwise.
+
+    Mounted at ``/metrics`` by ``atp server``: every path under its mount serves it.
+    """
+
+    def __init__(self, registry: CollectorRegistry, refresh: Refresh) -> None:
+        self._registry = registry
+        self._refresh = refresh
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, b"method not allowed\n", "text/plain", [(b"allow", b"GET")])
+            return
+        body = await exposition(self._registry, self._refresh)
+        await _respond(send, 200, b"" if method == "HEAD" else body, CONTENT_TYPE_LATEST)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:  # fmt: skip
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode()), *(extra or [])]  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class MetricsServer:
+    """``GET /metrics`` on a port of this process's own, served on its event loop.
+
+    ``bind()`` takes the port at once, so a port already in use is an error at start-up;
+    ``start()`` then serves from a task of its own. Anything but ``GET /metrics`` gets a
+    404 or 405; one request per connection.
+    """
+
+    def __init__(self, registry: CollectorRegistry, refresh: Refresh, host: str, port: int):
+        self._registry = registry
+        self._refresh = refresh
+        self._host = host
+        self._port = port
+        self._socket: socket.socket | None = None
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The port bound (the OS's choice when configured as 0 in tests)."""
+        return self._socket.getsockname()[1] if self._socket else self._port
+
+    def bind(self) -> None:
+        """Take the port; OSError if it is in use."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, self._port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._socket = sock
+
+    async def start(self) -> None:
+        """Serve on the bound socket until ``close``."""
+        if self._socket is None:
+            self.bind()
+        self._server = await asyncio.start_server(self._handle, sock=self._socket)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        elif self._socket is not None:
+            self._socket.close()
+        self._server = self._socket = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            await self._answer(writer, head[:MAX_REQUEST].split(b"\r\n", 1)[0])
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("metrics request failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(self, writer: asyncio.StreamWriter, request_line: bytes) -> None:
+        method, _, rest = request_line.partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0]
+        if path != b"/metrics":
+            status, body, kind = b"404 Not Found", b"not found: try /metrics\n", "text/plain"
+        elif method not in (b"GET", b"HEAD"):
+            status, body, kind = b"405 Method Not Allowed", b"method not allowed\n", "text/plain"
+        else:
+            status, kind = b"200 OK", CONTENT_TYPE_LATEST
+            body = await exposition(self._registry, self._refresh)
+        head = (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
+                + b"\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+        writer.write(head + (b"" if method == b"HEAD" else body))
+        await writer.drain()

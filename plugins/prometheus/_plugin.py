@@ -1,0 +1,236 @@
+"""The Prometheus plugin: hook listeners and an interceptor feeding the metric families."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+from atp.core.clock import SystemClock
+from atp.core.errors import ConfigError
+from atp.core.model import JSON, Task, TaskRecord
+from atp.core.platform import Platform
+from atp.core.plugins import hookimpl
+from atp.core.ports import Clock
+from atp.core.settings import Settings
+from atp.core.worker.interceptors import CallNext, HandlerCall, Interceptor
+from atp.plugins.prometheus._config import PrometheusConfig
+from atp.plugins.prometheus._depth import Depth
+from atp.plugins.prometheus._http import MetricsApp, MetricsServer
+from atp.plugins.prometheus._metrics import Metrics, SubjectLabels, SubjectSeries
+
+__all__ = ["InFlight", "PrometheusPlugin"]
+
+log = logging.getLogger("atp.plugins.prometheus")
+
+METRICS_PATH = "/metrics"
+
+
+class InFlight:
+    """Counts the attempts running in a worker, exactly: up before the call, down after."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+
+    async def execute(self, call: HandlerCall, call_next: CallNext) -> JSON:
+        gauge = self._gauge.labels(call.worker)
+        gauge.inc()
+        try:
+            return await call_next(call)
+        finally:
+            gauge.dec()
+
+
+class PrometheusPlugin:
+    """Everything the plugin does, on one registry; the module registers one of these.
+
+    Tests build their own on a fresh ``CollectorRegistry`` and register it directly.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry = REGISTRY, config: PrometheusConfig | None = None
+    ) -> None:
+        self.registry = registry
+        self.metrics = Metrics(registry)
+        self.config = config or PrometheusConfig()
+        self.labels = SubjectLabels(self.config.max_subjects)
+        store_errors = Counter("atp_metrics_store_errors_total", "Depth readings that failed.",
+                               registry=registry)  # fmt: skip
+        self.depth = Depth(self.config.depth_interval, self.labels, store_errors)
+        registry.register(self.depth)
+        self.server: MetricsServer | None = None
+        self._clock: Clock = SystemClock()
+        self._roles: collections.Counter[str] = collections.Counter()
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    # -- configuration and serving ---------------------------------------------------
+
+    @hookimpl
+    def atp_configure(self, settings: Settings) -> None:
+        config = PrometheusConfig.from_settings(settings)
+        self.config = config
+        self.labels = SubjectLabels(config.max_subjects)
+        old = self.depth
+        self.registry.unregister(old)
+        self.depth = Depth(config.depth_interval, self.labels, old.errors)
+        self.depth.platform = old.platform
+        self.registry.register(self.depth)
+
+    @hookimpl
+    def atp_platform_built(self, platform: Platform) -> None:
+        self.depth.platform = platform
+        self._clock = platform.clock
+
+    @hookimpl
+    def atp_http_mounts(self, settings: Settings) -> Sequence[tuple[str, object]]:
+        self._roles["server"] += 1
+        return [(METRICS_PATH, MetricsApp(self.registry, self.refresh))]
+
+    @hookimpl
+    def atp_interceptors(self, settings: Settings) -> Sequence[Interceptor]:
+        return [InFlight(self.metrics.in_flight)]
+
+    async def refresh(self) -> None:
+        """Bring cached readings up to date before a scrape."""
+        if self._wants_depth():
+            await self.depth.refresh()
+
+    def _wants_depth(self) -> bool:
+        if self.config.depth != "auto":
+            return self.config.depth == "on"
+        return bool(self._roles["scheduler"] or self._roles["server"])
+
+    def _serve(self, role: str) -> None:
+        """Start this process's metrics port when its first worker or scheduler starts."""
+        self._roles[role] += 1
+        if self.config.port == 0 or self.server is not None:
+            return
+        server = MetricsServer(self.registry, self.refresh, self.config.host, self.config.port)
+        try:
+            server.bind()
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics port {self.config.host}:{self.config.port} cannot be bound ({exc}); "
+                "give each process on this host its own [atp.prometheus] port"
+            ) from exc
+        self.server = server
+        self._spawn(server.start())
+        log.info("metrics on http://%s:%d%s", self.config.host, server.port, METRICS_PATH)
+
+    def _unserve(self, role: str) -> None:
+        self._roles[role] -= 1
+        if self.server is not None and not (self._roles["worker"] or self._roles["scheduler"]):
+            server, self.server = self.server, None
+            self._spawn(server.close())
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    # -- processes ---------------------------------------------------------------------
+
+    @hookimpl
+    def atp_worker_started(self, worker: str) -> None:
+        self.metrics.in_flight.labels(worker).set(0)
+        self._serve("worker")
+
+    @hookimpl
+    def atp_worker_stopped(self, worker: str) -> None:
+        self._unserve("worker")
+
+    @hookimpl
+    def atp_scheduler_started(self, scheduler: str) -> None:
+        self.metrics.leader.labels("scheduler").set(0)
+        self._serve("scheduler")
+
+    @hookimpl
+    def atp_scheduler_stopped(self, scheduler: str) -> None:
+        self._unserve("scheduler")
+
+    @hookimpl
+    def atp_leader_acquired(self, role: str) -> None:
+        self.metrics.leader.labels(role).set(1)
+
+    @hookimpl
+    def atp_leader_lost(self, role: str) -> None:
+        self.metrics.leader.labels(role).set(0)
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    @hookimpl
+    def atp_task_enqueued(self, tasks: Sequence[Task]) -> None:
+        for subject, count in collections.Counter(task.subject for task in tasks).items():
+            self._series(subject).enqueued.inc(count)
+
+    @hookimpl
+    def atp_task_dispatched(self, tasks: Sequence[Task]) -> None:
+        for subject, count in collections.Counter(task.subject for task in tasks).items():
+            self._series(subject).dispatched.inc(count)
+
+    @hookimpl
+    def atp_task_started(self, task: Task) -> None:
+        series, now = self._series(task.subject), self._clock.now()
+        series.started.inc()
+        series.queue_wait.observe(max(now - max(task.run_at, task.created_at), 0.0))
+        kind = _lateness_kind(task)
+        if kind is not None:
+            series.lateness[kind].observe(max(now - task.run_at, 0.0))
+
+    @hookimpl
+    def atp_task_succeeded(self, record: TaskRecord, duration: float) -> None:
+        series = self._series(record.subject)
+        series.succeeded.inc()
+        series.ran_ok.observe(duration)
+
+    @hookimpl
+    def atp_task_failed(self, record: TaskRecord, will_retry: bool, duration: float) -> None:
+        series = self._series(record.subject)
+        series.failed.inc()
+        if will_retry:
+            series.retried.inc()
+        series.ran_failed.observe(duration)
+
+    @hookimpl
+    def atp_task_dead(self, record: TaskRecord) -> None:
+        self._series(record.subject).dead.inc()
+
+    @hookimpl
+    def atp_task_cancelled(self, record: TaskRecord) -> None:
+        self._series(record.subject).cancelled.inc()
+
+    @hookimpl
+    def atp_task_recovered(self, records: Sequence[TaskRecord]) -> None:
+        for subject, count in collections.Counter(r.subject for r in records).items():
+            self._series(subject).recovered.inc(count)
+
+    @hookimpl
+    def atp_cron_fired(self, schedule: str, tick: float) -> None:
+        self.metrics.cron_firings.labels(schedule).inc()
+        self.metrics.cron_lateness.labels(schedule).observe(max(self._clock.now() - tick, 0.0))
+
+    @hookimpl
+    def atp_workflow_run_started(self, workflow: str) -> None:
+        self.metrics.workflow_started.labels(workflow).inc()
+
+    @hookimpl
+    def atp_workflow_run_finished(self, workflow: str, state: str) -> None:
+        self.metrics.workflow_runs.labels(workflow, state).inc()
+
+    def _series(self, subject: str) -> SubjectSeries:
+        return self.metrics.series(self.labels(subject))
+
+
+def _lateness_kind(task: Task) -> str | None:
+    """Which schedule the start was late for: cron, a retry's backoff, or a delay."""
+    if task.schedule is not None:
+        return "cron"
+    if task.attempt > 1:
+        return "retry"
+    if task.run_at > task.created_at:
+        return "delayed"
+    return None

@@ -1,0 +1,235 @@
+"""Connections: one redis-py pool per process (and event loop) per URL, the scripts, and
+the translation of redis-py errors into atp's.
+
+The transport, the store and the coordinator of one process share the pool of their
+URL. A dropped connection is retried by redis-py with exponential backoff (three times,
+20 ms doubling to 500 ms); what still fails raises BackendUnavailable, never a silent
+drop. A paused or unreachable server fails a call after ``socket_timeout`` (default 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from atp.core.errors import BackendUnavailable, FencedOut, InvalidInput
+
+__all__ = ["Link", "RedisUrl", "Scripts", "parse_url", "translate"]
+
+SCHEMES = ("redis", "rediss")
+_FENCED = re.compile(r"FENCED (\d+)")
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
+_DEFAULTS = {"socket_timeout": "5", "socket_connect_timeout": "5", "health_check_interval": "15"}
+_STORE_SCRIPTS = frozenset(
+    {"create", "take_due", "release", "claim", "heartbeat", "finish", "cancel", "recover",
+     "redispatch", "requeue", "delete", "schedule_put", "schedule_advance", "schedule_remove"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RedisUrl:
+    """A parsed ``redis://`` or ``rediss://`` URL: what redis-py connects to, and our prefix."""
+
+    connect: str
+    prefix: str
+
+
+def parse_url(url: str) -> RedisUrl | None:
+    """Parse a Redis URL; None for another scheme; InvalidInput for a malformed one.
+
+    ``?prefix=name`` (default ``atp``) starts every key; other query options go to
+    redis-py (``socket_timeout``, ``password``, ``ssl_cert_reqs`` ...).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        return None
+    if not parts.hostname and not parts.path.strip("/"):
+        raise InvalidInput(f"redis URL {url!r}: expected redis://host[:port][/db]")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    prefix = options.pop("prefix", "atp")
+    if not _PREFIX.match(prefix):
+        raise InvalidInput(
+            f"redis URL {url!r}: prefix {prefix!r} must be 1 to 64 letters, digits, '_.:-'"
+        )
+    for name, value in _DEFAULTS.items():
+        options.setdefault(name, value)
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"redis URL {url!r}: {exc}") from exc
+    connect = urlunsplit(parts._replace(query=urlencode(options)))
+    return RedisUrl(connect, prefix)
+
+
+@contextlib.contextmanager
+def translate(what: str) -> Iterator[None]:
+    """Turn redis-py errors into atp's: FencedOut for a refused fence, BackendUnavailable
+    for everything the server or the network did not confirm."""
+    try:
+        yield
+    except rexc.ResponseError as exc:
+        text = str(exc)
+        fenced = _FENCED.search(text)
+        if fenced:
+            newest = fenced.group(1)
+            raise FencedOut(
+                f"redis {what}: fencing token is older than {newest}; another leader took over"
+            ) from exc
+        raise BackendUnavailable(f"redis {what}: the server refused it: {text}") from exc
+    except (rexc.RedisError, OSError) as exc:
+        raise BackendUnavailable(f"redis {what} was not confirmed: {exc}") from exc
+
+
+def _pack_command(self: Any, *args: Any) -> list[bytes]:
+    """Encode one command in one join: redis-py's packer copies its buffer per argument,
+    which costs milliseconds for the batched script calls of thousands of arguments."""
+    if isinstance(args[0], str):
+        args = (*args[0].encode().split(), *args[1:])
+    encode = self.encoder.encode
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        kind = type(arg)
+        data = arg if kind is bytes else arg.encode() if kind is str else encode(arg)
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return [b"".join(parts)]
+
+
+class _Connection(aioredis.Connection):
+    pack_command = _pack_command
+
+
+class _SSLConnection(aioredis.SSLConnection):
+    pack_command = _pack_command
+
+
+class _Pools:
+    """The shared clients: one per event loop and URL, counted, closed with the last user."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, list[Any]]
+        ] = weakref.WeakKeyDictionary()
+
+    def take(self, url: str) -> aioredis.Redis:
+        clients = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        entry = clients.get(url)
+        if entry is None:
+            retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 3)
+            client = aioredis.Redis.from_url(
+                url, retry=retry, retry_on_error=[rexc.ConnectionError, rexc.TimeoutError]
+            )
+            pool = client.connection_pool
+            ssl = issubclass(pool.connection_class, aioredis.SSLConnection)
+            pool.connection_class = _SSLConnection if ssl else _Connection
+            entry = clients[url] = [client, 0]
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
+    async def give_back(self, url: str, client: aioredis.Redis) -> None:
+        clients = self._by_loop.get(asyncio.get_running_loop(), {})
+        entry = clients.get(url)
+        if entry is None or entry[0] is not client:
+            await client.aclose()
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del clients[url]
+            await client.aclose()
+
+
+_POOLS = _Pools()
+
+
+class Link:
+    """One backend's handle on its URL's shared client, taken on first use (no I/O before)."""
+
+    def __init__(self, url: RedisUrl) -> None:
+        self.url = url
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    @property
+    def client(self) -> Any:
+        """The shared client (a ``redis.asyncio.Redis``) of this URL on the running loop."""
+        if self.closed:
+            raise BackendUnavailable("redis: this backend is closed")
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = _POOLS.take(self.url.connect), loop
+        return self._client
+
+    async def close(self) -> None:
+        self.closed = True
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await _POOLS.give_back(self.url.connect, client)
+
+
+class Scripts:
+    """The Lua scripts, read once from the package and run by SHA.
+
+    A server that lost its script cache (a restart, SCRIPT FLUSH) answers NOSCRIPT; the
+    script is then loaded again and the call repeated, once.
+    """
+
+    _sources: dict[str, tuple[str, str]] = {}
+
+    @classmethod
+    def source(cls, name: str) -> tuple[str, str]:
+        """Return (source, sha1) of script ``name``, reading it on first use."""
+        found = cls._sources.get(name)
+        if found is None:
+            folder = resources.files("atp.plugins.redis") / "lua"
+            text = (folder / f"{name}.lua").read_text()
+            if name in _STORE_SCRIPTS:
+                text = (folder / "_common.lua").read_text() + "\n" + text
+            found = cls._sources[name] = (text, hashlib.sha1(text.encode()).hexdigest())
+        return found
+
+    @classmethod
+    async def run(
+        cls, client: aioredis.Redis, name: str, keys: Sequence[str | bytes], args: Sequence[Any]
+    ) -> Any:
+        """Run script ``name`` with ``keys`` and ``args``; errors are redis-py's."""
+        text, sha = cls.source(name)
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except rexc.NoScriptError:
+            await client.script_load(text)
+            return await client.evalsha(sha, len(keys), *keys, *args)
+
+    @classmethod
+    async def run_many(
+        cls, client: aioredis.Redis, calls: Sequence[tuple[str, Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run several (script, keys, args) calls in one pipeline (one round trip).
+
+        Each call must be safe to repeat: after NOSCRIPT the scripts are loaded and every
+        call runs again.
+        """
+        for attempt in (1, 2):
+            async with client.pipeline(transaction=False) as pipe:
+                for name, keys, args in calls:
+                    pipe.evalsha(cls.source(name)[1], len(keys), *keys, *args)
+                try:
+                    return await pipe.execute()
+                except rexc.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    for name in {call[0] for call in calls}:
+                        await client.script_load(cls.source(name)[0])
+        raise AssertionError("unreachable")

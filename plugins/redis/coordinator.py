@@ -1,0 +1,87 @@
+"""The Redis Coordinator: leases with ``SET PX``, renewed and released only by their owner
+(Lua), and a fencing token counter per name that grows on every change of holder.
+
+A lease's expiry is the server's: ``expires_at`` is reported conservatively as the local
+time when the request was sent plus the ttl, so a holder believes its lease ends no later
+than the server does. What one Redis lock can and cannot promise, and where the fencing
+token is checked, is in docs/adr/0012-redis-lock-and-fencing.md.
+"""
+
+from __future__ import annotations
+
+from atp.core.errors import InvalidInput
+from atp.core.ports import Clock, Coordinator, Lease
+from atp.plugins.redis._connection import Link, RedisUrl, Scripts, translate
+from atp.plugins.redis.keys import LeaseKeys
+
+__all__ = ["RedisCoordinator"]
+
+
+class RedisCoordinator:
+    """Named leases on one Redis server, timed by the server."""
+
+    def __init__(self, url: RedisUrl, clock: Clock) -> None:
+        self._link = Link(url)
+        self._prefix = url.prefix
+        self._clock = clock
+
+    async def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
+        """Take ``name`` for ``ttl`` seconds if it is free, expired or ours; else None."""
+        keys = self._keys(name, owner, ttl)
+        sent = self._clock.now()
+        with translate("lease acquire"):
+            token = await Scripts.run(
+                self._link.client, "lease_acquire", [keys.holder, keys.token], [owner, _ms(ttl)]
+            )
+        if token is None:
+            return None
+        return Lease(name, owner, int(token), sent + ttl)
+
+    async def renew(self, lease: Lease, ttl: float) -> Lease | None:
+        """Extend our lease to ``ttl`` from now; None if it expired, was released or taken."""
+        keys = self._keys(lease.name, lease.owner, ttl)
+        sent = self._clock.now()
+        with translate("lease renew"):
+            renewed = await Scripts.run(
+                self._link.client, "lease_renew", [keys.holder], [_value(lease), _ms(ttl)]
+            )
+        return Lease(lease.name, lease.owner, lease.token, sent + ttl) if renewed == 1 else None
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up; a no-op if it is no longer ours."""
+        keys = LeaseKeys(self._prefix, lease.name)
+        with translate("lease release"):
+            await Scripts.run(self._link.client, "lease_release", [keys.holder], [_value(lease)])
+
+    async def holder(self, name: str) -> Lease | None:
+        """Return the unexpired lease of ``name``, or None."""
+        keys = LeaseKeys(self._prefix, name)
+        now = self._clock.now()
+        with translate("lease holder"):
+            found = await Scripts.run(self._link.client, "lease_holder", [keys.holder], [])
+        if not found or int(found[1]) <= 0:
+            return None
+        token, owner = found[0].decode().split(" ", 1)
+        return Lease(name, owner, int(token), now + int(found[1]) / 1000)
+
+    async def close(self) -> None:
+        """Give the shared pool back; leases held run out on their own."""
+        await self._link.close()
+
+    def _keys(self, name: str, owner: str, ttl: float) -> LeaseKeys:
+        if not name or not owner:
+            raise InvalidInput(f"a lease needs a name and an owner, got {name!r} and {owner!r}")
+        if not ttl > 0:
+            raise InvalidInput(f"lease {name!r}: ttl must be greater than 0, got {ttl!r}")
+        return LeaseKeys(self._prefix, name)
+
+
+def _ms(ttl: float) -> int:
+    return max(int(ttl * 1000), 1)
+
+
+def _value(lease: Lease) -> str:
+    return f"{lease.token} {lease.owner}"
+
+
+_COORDINATOR: type[Coordinator] = RedisCoordinator

@@ -1,0 +1,109 @@
+"""Every Redis key name atp uses, and nothing else builds one.
+
+Keys carry a Redis Cluster hash tag (the part in braces), so every key one Lua script
+touches lives in one slot:
+
+- the task store: one tag per shard, ``{s0}`` for now; every store key of the shard,
+  its indexes and its task hashes share it (see ``_common.lua`` for the schema);
+- the transport: one tag per subject, so subjects spread over a cluster's slots;
+- the coordinator: one tag per lease name, for the holder and its token counter.
+
+The prefix (``atp`` unless the URL says ``?prefix=``) separates deployments, and tests,
+sharing one server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LeaseKeys", "StoreKeys", "TransportKeys"]
+
+STORE_INDEXES = ("due", "ready", "running", "finished", "dead", "order", "counts")
+"""The fixed keys every store script receives first, in this order."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKeys:
+    """The keys of one store shard."""
+
+    prefix: str
+    shard: str = "s0"
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.shard}}}"
+
+    def indexes(self) -> list[str]:
+        """The shard's index keys in the order the scripts expect (``KEYS[1..7]``)."""
+        return [f"{self.base}:{name}" for name in STORE_INDEXES]
+
+    def index(self, name: str) -> str:
+        return f"{self.base}:{name}"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.base}:task:{task_id}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.base}:idem:{key}"
+
+    def fence(self, name: str) -> str:
+        return f"{self.base}:fence:{name}"
+
+    def schedule(self, name: str) -> str:
+        """The hash of one cron schedule."""
+        return f"{self.base}:schedule:{name}"
+
+    def workflow(self, name: str) -> str:
+        """The hash of one workflow's definitions: version -> JSON."""
+        return f"{self.base}:workflow:{name}"
+
+    def run(self, run_id: str) -> str:
+        """The hash of one workflow run: its JSON and the fields scripts compare."""
+        return f"{self.base}:run:{run_id}"
+
+    def runs_in(self, state: str) -> str:
+        """The ids of the runs in one state, score 0 (lexical order of ids)."""
+        return f"{self.base}:runs_in:{state}"
+
+    def workflow_runs(self, name: str) -> str:
+        """The ids of one workflow's runs, score 0 (lexical order of ids)."""
+        return f"{self.base}:workflow_runs:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportKeys:
+    """The keys of the Streams transport: one stream per subject, and the subject registry."""
+
+    prefix: str
+
+    def stream(self, subject: str) -> str:
+        return f"{self.prefix}:{{{subject}}}:stream"
+
+    def dead(self, subject: str) -> str:
+        """The dead-letter stream of a subject: terminated messages, with their reason."""
+        return f"{self.prefix}:{{{subject}}}:dead"
+
+    @property
+    def subjects(self) -> str:
+        """A set of every subject ever published to, so wildcard consumers find new ones."""
+        return f"{self.prefix}:subjects"
+
+    def group(self, group: str) -> str:
+        """The Redis consumer-group name of an atp group."""
+        return f"atp:{group}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKeys:
+    """The keys of one named lease."""
+
+    prefix: str
+    name: str
+
+    @property
+    def holder(self) -> str:
+        return f"{self.prefix}:{{lease:{self.name}}}:holder"
+
+    @property
+    def token(self) -> str:
+        return f"{self.prefix}:{{lease:{self.name}}}:token"

@@ -1,0 +1,347 @@
+"""The Redis TaskStore: a hash per task, sorted sets as indexes, a Lua script per transition.
+
+Every transition is one script call for the whole batch, so a batch costs one round trip
+and is atomic (Redis runs a script alone). Scripts that walk an index (take_due, recover,
+redispatch, prune, purge) get their candidates from one read just before and check each
+again inside the script, so every key a script touches is named in its KEYS: a task another
+caller took meanwhile is skipped, never taken twice.
+
+Idempotency keys expire with Redis TTLs of their window; finished tasks are deleted by
+``prune`` (the scheduler's pruner) once ``retention`` has passed; dead letters stay until
+purged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from atp.core.codec import dumps
+from atp.core.errors import InvalidInput
+from atp.core.model import State, Task, TaskRecord
+from atp.core.ports import (
+    Claim,
+    Created,
+    Fence,
+    LeaseStatus,
+    Outcome,
+    Page,
+    Requeue,
+    ScheduleStore,
+    TaskQuery,
+    TaskStore,
+    WorkflowStore,
+)
+from atp.core.subjects import compile_pattern, validate_subject
+from atp.plugins.redis._connection import Link, RedisUrl, Scripts, translate
+from atp.plugins.redis._records import (
+    FIELD_COUNT,
+    decode_record,
+    decode_task,
+    encode_error,
+    num,
+    pack_task,
+)
+from atp.plugins.redis._schedules import ScheduleMethods
+from atp.plugins.redis._workflows import WorkflowMethods
+from atp.plugins.redis.keys import StoreKeys
+
+__all__ = ["RedisStore"]
+
+_OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+_HASH_FIELDS = ("t", "p", "s", "u", "lo", "lu", "r", "e", "c", "f", "a", "ra")
+_LEASE_MESSAGE = dumps("lease expired: the worker stopped renewing it")
+_STATUS = {1: LeaseStatus.HELD, 2: LeaseStatus.CANCEL_REQUESTED, 0: LeaseStatus.LOST}
+_PAGE = 500
+
+
+class RedisStore(ScheduleMethods, WorkflowMethods):
+    """A TaskStore, ScheduleStore and WorkflowStore on one Redis server (or one Cluster
+    slot per shard).
+
+    Durable as far as the server is: run Redis with ``appendonly yes`` (and
+    ``appendfsync always`` to lose nothing on a power cut), or a restart loses tasks.
+    """
+
+    def __init__(self, url: RedisUrl) -> None:
+        self._link = Link(url)
+        self._keys = StoreKeys(url.prefix)
+        self._indexes = self._keys.indexes()
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        tasks: Sequence[Task],
+        *,
+        now: float,
+        idempotency_window: float,
+        ready_until: float | None = None,
+    ) -> list[Created]:
+        """Create tasks in one script; InvalidInput, creating none, for a bad subject or a
+        payload that is not JSON. A call retried after a lost reply reports its own
+        tasks as created."""
+        if not tasks:
+            return []
+        for task in tasks:
+            validate_subject(task.subject)
+        args = [pack_task(task) for task in tasks]
+        keys = [*self._indexes, *(self._keys.task(task.id) for task in tasks)]
+        keys += [self._keys.idempotency(t.idempotency_key) for t in tasks if t.idempotency_key]
+        ttl = max(int(idempotency_window * 1000), 1)
+        head = [num(now), num(idempotency_window), "" if ready_until is None else num(ready_until),
+                ttl, os.urandom(8).hex()]  # fmt: skip
+        reply = await self._run("create", keys, head + args)
+        return [Created(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+
+    async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
+        """Return the record of each id, or None for an unknown id (one round trip)."""
+        if not ids:
+            return []
+        with translate("get"):
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                for task_id in ids:
+                    pipe.hmget(self._keys.task(task_id), _HASH_FIELDS)
+                rows = await pipe.execute()
+        return [decode_record(row) if row[2] is not None else None for row in rows]
+
+    async def take_due(
+        self, *, now: float, limit: int, ready_until: float, fence: Fence | None = None
+    ) -> list[Task]:
+        """Move due SCHEDULED tasks to READY: by run_at, then priority (high first), then id."""
+        members = await self._candidates("due", num(now), limit)
+        if not members and fence is None:
+            return []
+        ids = [m.decode().split(":", 1)[1] for m in members]
+        keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
+        args = [num(now), num(ready_until), _token(fence), *members]
+        return _tasks(await self._run("take_due", keys, args))
+
+    async def release(self, ids: Sequence[str], *, now: float) -> None:
+        """Move READY tasks back to SCHEDULED; others are untouched."""
+        if ids:
+            await self._run("release", self._with_tasks(ids), [num(now), *ids])
+
+    async def claim(
+        self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
+    ) -> list[Claim]:
+        """Lease READY tasks (or RUNNING ones whose lease expired) to ``owner``, attempt + 1."""
+        if not ids:
+            return []
+        args = [owner, num(now), num(lease_until), *ids]
+        reply = await self._run("claim", self._with_tasks(ids), args)
+        claims, step = [], FIELD_COUNT + 1
+        for i in range(0, len(reply), step):
+            flag = reply[i]
+            record = decode_record(reply[i + 1 : i + step]) if flag >= 0 else None
+            claims.append(Claim(record, flag == 1))
+        return claims
+
+    async def heartbeat(
+        self, ids: Sequence[str], *, owner: str, lease_until: float
+    ) -> list[LeaseStatus]:
+        """Extend ``owner``'s RUNNING leases; LOST where the task is no longer its."""
+        if not ids:
+            return []
+        reply = await self._run("heartbeat", self._with_tasks(ids), [owner, num(lease_until), *ids])
+        return [_STATUS[flag] for flag in reply]
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply outcomes to tasks still RUNNING under their owner; False changed nothing.
+
+        Raises InvalidInput, applying none, for an outcome state other than SUCCEEDED,
+        SCHEDULED, DEAD or CANCELLED, or a result that is not JSON.
+        """
+        if not outcomes:
+            return []
+        args = [_pack_outcome(outcome) for outcome in outcomes]
+        keys = self._with_tasks([outcome.task_id for outcome in outcomes])
+        return [flag == 1 for flag in await self._run("finish", keys, args)]
+
+    async def cancel(self, ids: Sequence[str], *, now: float) -> list[TaskRecord | None]:
+        """Cancel SCHEDULED and READY tasks; flag RUNNING ones; leave finished ones."""
+        if not ids:
+            return []
+        return _records(await self._run("cancel", self._with_tasks(ids), [num(now), *ids]))
+
+    async def recover(
+        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+    ) -> list[TaskRecord]:
+        """Take back RUNNING tasks whose lease expired: SCHEDULED again, DEAD if spent,
+        CANCELLED if a cancel was requested."""
+        ids = [m.decode() for m in await self._candidates("running", num(now), limit)]
+        if not ids and fence is None:
+            return []
+        keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
+        args = [num(now), default_max_attempts, _token(fence), _LEASE_MESSAGE, *ids]
+        reply = await self._run("recover", keys, args)
+        return [
+            decode_record(reply[i : i + FIELD_COUNT]) for i in range(0, len(reply), FIELD_COUNT)
+        ]
+
+    async def redispatch(
+        self,
+        *,
+        now: float,
+        limit: int,
+        ready_until: float,
+        fence: Fence | None = None,
+        everything: bool = False,
+    ) -> list[Task]:
+        """Restamp READY tasks never claimed in time (or all of them), oldest stamp first;
+        a restamped task moves behind the others."""
+        upper = "+inf" if everything else num(now)
+        ids = [m.decode() for m in await self._candidates("ready", upper, limit)]
+        if not ids and fence is None:
+            return []
+        keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
+        args = [num(now), num(ready_until), _token(fence), "1" if everything else "0", *ids]
+        return _tasks(await self._run("redispatch", keys, args))
+
+    async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
+        """Give DEAD tasks a new life at ``run_at`` with attempt 0; errors are kept."""
+        if not requests:
+            return []
+        args: list[Any] = [num(now)]
+        for request in requests:
+            payload = dumps(request.payload) if request.replace_payload else ""
+            args += [request.task_id, num(request.run_at), payload]
+        keys = self._with_tasks([request.task_id for request in requests])
+        return _records(await self._run("requeue", keys, args))
+
+    async def purge(self, ids: Sequence[str] | None = None) -> int:
+        """Delete DEAD tasks (the given ones, or all); return how many were deleted."""
+        if ids is not None:
+            unique = list(dict.fromkeys(ids))
+            return await self._delete(unique, "DEAD", "") if unique else 0
+        deleted = 0
+        while True:
+            with translate("purge"):
+                batch = [m.decode() for m in await self._link.client.zrange(
+                    self._keys.index("dead"), 0, _PAGE - 1)]  # fmt: skip
+            if not batch:
+                return deleted
+            deleted += await self._delete(batch, "DEAD", "")
+
+    async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
+        """Delete up to ``limit`` SUCCEEDED or CANCELLED tasks finished before the time,
+        oldest first. Idempotency keys need nothing: they expire with their window."""
+        ids = [m.decode() for m in await self._candidates(
+            "finished", "(" + num(finished_before), limit)]  # fmt: skip
+        return await self._delete(ids, "SUCCEEDED CANCELLED", num(finished_before)) if ids else 0
+
+    async def close(self) -> None:
+        """Give the shared connection pool back; the data stays on the server."""
+        await self._link.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def query(self, query: TaskQuery) -> Page:
+        """List records newest first (by id); the cursor is the last id of the page.
+
+        Walks the id index (the dead-letter index when only DEAD is asked for) in pages,
+        filtering by state and subject on the way.
+        """
+        if query.limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {query.limit!r}")
+        wanted = compile_pattern(query.subject) if query.subject is not None else None
+        states = {s.value.encode() for s in query.states} if query.states is not None else None
+        dead_only = query.states == frozenset({State.DEAD})
+        index = self._keys.index("dead" if dead_only else "order")
+        upper = "+" if query.cursor is None else "(" + query.cursor
+        items: list[TaskRecord] = []
+        while len(items) <= query.limit:
+            with translate("query"):
+                ids = await self._link.client.zrevrangebylex(index, upper, "-", 0, _PAGE)
+            if not ids:
+                break
+            for row in await self._rows([i.decode() for i in ids]):
+                if row is None or (states is not None and row[2] not in states):
+                    continue
+                if wanted is None or wanted(row[-1].decode()):
+                    items.append(decode_record(row[:FIELD_COUNT]))
+            upper = "(" + ids[-1].decode()
+        if len(items) > query.limit:
+            return Page(items[: query.limit], items[query.limit - 1].id)
+        return Page(items, None)
+
+    async def counts(self) -> dict[tuple[str, State], int]:
+        """Return how many tasks each (subject, state) holds; zero counts are left out."""
+        with translate("counts"):
+            raw = await self._link.client.hgetall(self._keys.index("counts"))
+        found: dict[tuple[str, State], int] = {}
+        for field, value in raw.items():
+            subject, state = field.decode().rsplit(" ", 1)
+            if int(value) > 0:
+                found[subject, State(state)] = int(value)
+        return found
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        with translate(script):
+            return await Scripts.run(self._link.client, script, keys, args)
+
+    async def _candidates(self, index: str, upper: str, limit: int) -> list[bytes]:
+        if limit < 1:
+            return []
+        with translate(f"reading the {index} index"):
+            found: list[bytes] = await self._link.client.zrangebyscore(
+                self._keys.index(index), "-inf", upper, start=0, num=limit
+            )
+        return found
+
+    async def _rows(self, ids: list[str]) -> list[list[Any] | None]:
+        with translate("query"):
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                for task_id in ids:
+                    pipe.hmget(self._keys.task(task_id), (*_HASH_FIELDS, "sub"))
+                rows = await pipe.execute()
+        return [row if row[2] is not None else None for row in rows]
+
+    async def _delete(self, ids: list[str], states: str, before: str) -> int:
+        deleted: int = await self._run("delete", self._with_tasks(ids), [states, before, *ids])
+        return deleted
+
+    def _with_tasks(self, ids: Sequence[str]) -> list[str]:
+        return [*self._indexes, *map(self._keys.task, ids)]
+
+    def _fence_key(self, fence: Fence | None) -> str:
+        return self._keys.fence(fence.name if fence is not None else "-")
+
+
+def _pack_outcome(outcome: Outcome) -> bytes:
+    """The one ``finish.lua`` argument of an outcome; InvalidInput for a bad state or a
+    result that is not JSON."""
+    if outcome.state not in _OUTCOME_STATES:
+        raise InvalidInput(f"task {outcome.task_id}: cannot finish as {outcome.state}")
+    if "\n" in outcome.owner:
+        raise InvalidInput(f"lease owner {outcome.owner!r} must not hold a newline")
+    result = dumps(outcome.result) if outcome.state is State.SUCCEEDED else b""
+    error = encode_error(outcome.error) if outcome.error is not None else b""
+    run_at = "" if outcome.run_at is None else num(outcome.run_at)
+    head = f"{outcome.task_id}\n{outcome.owner}\n{outcome.state.value}\n{num(outcome.at)}\n"
+    head += f"{run_at}\n{'1' if outcome.refund else '0'}\n"
+    return b"".join((head.encode(), error, b"\n", result))
+
+
+def _token(fence: Fence | None) -> str:
+    return "" if fence is None else str(fence.token)
+
+
+def _tasks(reply: list[Any]) -> list[Task]:
+    return [decode_task(*reply[i : i + 4]) for i in range(0, len(reply), 4)]
+
+
+def _records(reply: list[Any]) -> list[TaskRecord | None]:
+    step = FIELD_COUNT + 1
+    return [
+        decode_record(reply[i + 1 : i + step]) if reply[i] >= 0 else None
+        for i in range(0, len(reply), step)
+    ]
+
+
+_STORE: type[TaskStore] = RedisStore
+_SCHEDULES: type[ScheduleStore] = RedisStore
+_WORKFLOWS: type[WorkflowStore] = RedisStore
