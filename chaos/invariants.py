@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atp.core.model import FINAL_STATES, State, TaskRecord
+from atp.core.workflows.runs import Run, RunState
 from chaos.app import DOOMED
 from chaos.ledger import LedgerView
 
@@ -43,6 +44,8 @@ class Evidence:
     scheduler_log_after_pause: str | None = None
     """What the paused leader logged after it was resumed, when a suite paused one."""
     cron: CronWindow | None = None
+    runs: Mapping[str, Run | None] = field(default_factory=dict)
+    """Every workflow run the producer started -> the run now."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class CronWindow:
 def check_all(evidence: Evidence) -> list[Check]:
     checks = [none_lost(evidence), executions(evidence), dead_only_by_design(evidence),
               nothing_ran_after_cancel(evidence), no_key_twice(evidence)]  # fmt: skip
+    if evidence.runs:
+        checks.append(workflows_complete(evidence))
     if evidence.cron is not None:
         checks.append(cron_once(evidence, evidence.cron))
     if evidence.scheduler_log_after_pause is not None:
@@ -177,6 +182,29 @@ def cron_once(evidence: Evidence, window: CronWindow) -> Check:
     )
     return Check("every cron tick in the window fired once", not (missed or doubled or failed),
                  figures, detail)  # fmt: skip
+
+
+def workflows_complete(evidence: Evidence) -> Check:
+    """Every run succeeded, each of its steps by exactly one task that succeeded."""
+    keys = Counter(r.task.idempotency_key for r in evidence.stored if r.task.idempotency_key)
+    tasks = {r.task.idempotency_key: r for r in evidence.stored}
+    unfinished = [i for i, run in evidence.runs.items()
+                  if run is None or run.state is not RunState.SUCCEEDED]  # fmt: skip
+    twice, failed, steps = [], [], 0
+    for run_id, run in evidence.runs.items():
+        for name in run.steps if run else ():
+            key, steps = f"wf:{run_id}:{name}", steps + 1
+            if keys[key] != 1:
+                twice.append(key)
+            elif tasks[key].state is not State.SUCCEEDED:
+                failed.append(key)
+    figures = {"runs": len(evidence.runs), "succeeded": len(evidence.runs) - len(unfinished),
+               "steps": steps, "steps without exactly one task": len(twice),
+               "step tasks not succeeded": len(failed)}  # fmt: skip
+    detail = (_ids("runs not succeeded", unfinished) + _ids("steps without one task", twice)
+              + _ids("step tasks not succeeded", failed))  # fmt: skip
+    return Check("every workflow run succeeded, each step enqueued once",
+                 not (unfinished or twice or failed), figures, detail)  # fmt: skip
 
 
 REFUSALS = ("fenced out", "lease ran out", "leader_lost")

@@ -43,6 +43,9 @@ class Ledger:
     def refused(self, keys: list[str], error: str) -> None:
         record(self.folder, "producer", ev="error", keys=keys, error=error)
 
+    def started_run(self, run_id: str) -> None:
+        record(self.folder, "producer", ev="run", run=run_id)
+
     def cancelled(self, key: str, task_id: str, state: str) -> None:
         record(self.folder, "producer", ev="cancel", key=key, task=task_id, state=state)
 
@@ -64,6 +67,8 @@ class LedgerView:
     starts: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     done: Counter[str] = field(default_factory=Counter)
     """Task id -> completed executions."""
+    runs: list[str] = field(default_factory=list)
+    """Workflow runs the producer started."""
 
     @classmethod
     def load(cls, folder: Path) -> LedgerView:
@@ -83,6 +88,8 @@ class LedgerView:
             self.errors.append(entry)
         elif kind == "cancel" and entry["state"] == "CANCELLED":
             self.cancels[entry["task"]] = entry
+        elif kind == "run":
+            self.runs.append(entry["run"])
         elif kind == "start":
             self.starts[entry["task"]].append(entry)
         elif kind == "done":

@@ -11,12 +11,14 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+from atp.core.errors import AtpError
 from atp.core.model import FINAL_STATES, TaskRecord
 from atp.core.platform import Platform
 from atp.core.ports import TaskQuery
 from atp.core.settings import Settings
+from atp.core.workflows.runs import ACTIVE_RUN_STATES, Run
 from atp.sdk.client import Client
-from chaos.app import TICK
+from chaos.app import TICK, flow
 from chaos.deployment import Deployment, Stack
 from chaos.faults import Target, inject
 from chaos.invariants import CronWindow, Evidence, check_all
@@ -58,6 +60,7 @@ async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result:
         target = Target(deployment, platform.coordinator, rng)
         await _wait_leader(target, deployment)
         ledger, client = Ledger(deployment.ledger), Client(platform)
+        await client.register_workflow(flow)
         schedule = f"chaos-{suite.name}"
         await client.add_schedule(schedule, "* * * * * *", TICK, {"key": "tick"}, misfire="all")
         cron_start = time.time()
@@ -69,10 +72,11 @@ async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result:
         )
         cron = await _stop_cron(client, schedule, cron_start)
         records = await _settle(platform, list(ledger.read().accepted.values()), deployment)
+        runs = await _settle_runs(client, ledger.read().runs)
         view = ledger.read()  # again: executions went on while the tasks settled
         result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
         evidence = Evidence(view, records, await _stored(platform), target.killed,
-                            _after_pause(deployment, target), cron)  # fmt: skip
+                            _after_pause(deployment, target), cron, runs)  # fmt: skip
         result.checks = check_all(evidence)
 
 
@@ -103,6 +107,22 @@ async def _settle(
         open_ = [r for r in records.values() if r is None or r.state not in FINAL_STATES]
         if not open_ or time.monotonic() > deadline:
             return records
+        await asyncio.sleep(0.5)
+
+
+async def _settle_runs(client: Client, ids: list[str]) -> dict[str, Run | None]:
+    """Poll until every started run is finished, or SETTLE runs out; return the runs."""
+    deadline = time.monotonic() + SETTLE
+    while True:
+        runs: dict[str, Run | None] = {}
+        for run_id in ids:
+            try:
+                runs[run_id] = await client.get_run(run_id)
+            except AtpError:
+                runs[run_id] = None
+        active = [r for r in runs.values() if r is None or r.state in ACTIVE_RUN_STATES]
+        if not active or time.monotonic() > deadline:
+            return runs
         await asyncio.sleep(0.5)
 
 

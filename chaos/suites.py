@@ -118,7 +118,7 @@ SUITES = {
     )
 }  # fmt: skip
 
-QUICK = Workload(tasks=120, doomed=4, delayed=0.3, max_delay=4.0, duration=7.0)
+QUICK = Workload(tasks=120, doomed=4, delayed=0.3, max_delay=4.0, duration=7.0, runs=4)
 """The workload of ``--quick`` runs (CI): the same shapes, about a minute a run."""
 
 

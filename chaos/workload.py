@@ -11,9 +11,9 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-from atp.core.errors import AtpError
+from atp.core.errors import AlreadyExists, AtpError
 from atp.sdk.client import Client
-from chaos.app import DOOMED, WORK
+from chaos.app import DOOMED, FLOW, WORK
 from chaos.ledger import Ledger
 
 __all__ = ["Produced", "Workload", "produce"]
@@ -38,6 +38,8 @@ class Workload:
     """Publishing is spread over this many seconds."""
     give_up: float = 60.0
     """A batch still refused after this many seconds is abandoned (and reported)."""
+    runs: int = 10
+    """Workflow runs of ``chaos.flow`` started, one with each batch, while publishing."""
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Produced:
     errors: int = 0
     abandoned: int = 0
     cancels: int = 0
+    runs: int = 0
 
 
 async def produce(
@@ -56,9 +59,11 @@ async def produce(
     batches = [plan[i : i + workload.batch] for i in range(0, len(plan), workload.batch)]
     pace = workload.duration / max(len(batches), 1)
     produced = Produced()
-    for batch in batches:
+    for n, batch in enumerate(batches):
         ids = await _publish(client, batch, workload, ledger, produced)
         await _cancel_some(client, batch, ids, workload, ledger, produced, rng)
+        if n < workload.runs:
+            await _start_run(client, f"chaos-run-{n}", workload, ledger, produced)
         await asyncio.sleep(pace)
     return produced
 
@@ -128,3 +133,25 @@ async def _cancel_some(
                 continue  # a cancel that failed changed nothing we rely on
             ledger.cancelled(planned.key, task_id, record.state.value)
             produced.cancels += 1
+
+
+async def _start_run(
+    client: Client, run_id: str, workload: Workload, ledger: Ledger, produced: Produced
+) -> None:
+    """Start a run under a fixed id, again after an error: AlreadyExists means it started."""
+    deadline = asyncio.get_running_loop().time() + workload.give_up
+    while True:
+        try:
+            await client.start_workflow(FLOW, {"pause": 0.1}, run_id=run_id)
+        except AlreadyExists:
+            pass
+        except AtpError as exc:
+            produced.errors += 1
+            ledger.refused([run_id], f"{type(exc).__name__}: {exc}")
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.5)
+            continue
+        ledger.started_run(run_id)
+        produced.runs += 1
+        return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atp.core.model import State, Task, TaskRecord
+from atp.core.workflows.runs import Run, RunState, StepRun, StepState
 from chaos.app import DOOMED, WORK
 from chaos.invariants import Evidence, check_all
 from chaos.ledger import Ledger, LedgerView, record
@@ -132,3 +133,26 @@ def test_a_torn_last_ledger_line_is_skipped(tmp_path: Path) -> None:
     with (tmp_path / "exec-1.jsonl").open("a") as out:
         out.write('{"ev":"done","task":"t0"')  # the writer was killed mid-line
     assert LedgerView.load(tmp_path).done["t0"] == 1
+
+
+def _run(run_id: str, state: str, steps: tuple[str, ...] = ("a", "b")) -> Run:
+    return Run(id=run_id, workflow="chaos.flow", version=1, state=RunState(state),
+               steps={name: StepRun(state=StepState.SUCCEEDED) for name in steps})  # fmt: skip
+
+
+def _step_tasks(run_id: str, steps: tuple[str, ...], state: State) -> list[TaskRecord]:
+    return [_record(f"{run_id}-{s}", state, key=f"wf:{run_id}:{s}") for s in steps]
+
+
+def test_workflow_runs_must_succeed_with_one_task_per_step(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    stored = [r for r in records.values() if r is not None]
+    evidence = Evidence(ledger.read(), records, stored + _step_tasks("r1", ("a", "b"),
+                        State.SUCCEEDED), runs={"r1": _run("r1", "SUCCEEDED")})  # fmt: skip
+    assert all(_verdicts(evidence).values())
+    name = "every workflow run succeeded, each step enqueued once"
+    evidence.runs = {"r1": _run("r1", "RUNNING")}
+    assert not _verdicts(evidence)[name]
+    evidence.runs = {"r1": _run("r1", "SUCCEEDED")}
+    evidence.stored = [*evidence.stored, _record("r1-a2", State.SUCCEEDED, key="wf:r1:a")]
+    assert not _verdicts(evidence)[name]
