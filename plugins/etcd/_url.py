@@ -6,13 +6,12 @@ uses 2379; an IPv6 address is written in brackets (``[::1]:2379``). No I/O happe
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from atp.core.errors import InvalidInput
+from atp.core.urls import query_options
 
 __all__ = ["DEFAULT_PORT", "EtcdTarget", "parse_url"]
 
@@ -57,7 +56,7 @@ def parse_url(url: str) -> EtcdTarget:
             f"etcd URL {url!r}: credentials are not supported; run etcd without auth on a "
             "private network, or put a proxy that authenticates in front of it"
         )
-    options = _options(url, query)
+    options = query_options(f"etcd URL {url!r}", query, _OPTIONS)
     return EtcdTarget(
         url=url,
         endpoints=_endpoints(url, members),
@@ -104,24 +103,3 @@ def _timeout(url: str, value: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise InvalidInput(f"etcd URL {url!r}: timeout must be seconds > 0, got {value!r}")
     return seconds
-
-
-def _options(url: str, query: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise InvalidInput(f"etcd URL {url!r}: malformed query string: {exc}") from exc
-    options: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in _OPTIONS:
-            raise InvalidInput(f"etcd URL {url!r}: unknown option {key!r}{_hint(key)}")
-        if key in options:
-            raise InvalidInput(f"etcd URL {url!r}: option {key!r} is given twice")
-        options[key] = value
-    return options
-
-
-def _hint(key: str) -> str:
-    close = difflib.get_close_matches(key, _OPTIONS, n=1)
-    known = ", ".join(_OPTIONS)
-    return f" (did you mean {close[0]!r}? known: {known})" if close else f" (known: {known})"

@@ -7,17 +7,16 @@ a cluster alike. Does no I/O and imports no NATS client.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from atp.core.durations import parse_duration
 from atp.core.errors import ConfigError, InvalidInput
 from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
+from atp.core.urls import query_options
 
 __all__ = ["SCHEME", "NatsConfig", "parse_url"]
 
@@ -76,7 +75,7 @@ def parse_url(url: str, settings: Settings) -> NatsConfig:
     if "#" in rest:
         raise InvalidInput(f"nats URL {_safe(url)!r}: a fragment ('#') is not allowed")
     servers = _servers(url, location)
-    options = _options(url, query)
+    options = query_options(f"nats URL {_safe(url)!r}", query, _CONVERTERS)
     values: dict[str, Any] = {"ack_wait": settings.lease}
     for key, raw in options.items():
         values[key] = _CONVERTERS[key](url, key, raw)
@@ -116,21 +115,6 @@ def _port(url: str, host_port: str) -> None:
         return
     if not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise InvalidInput(f"nats URL {_safe(url)!r}: bad server address {host_port!r}")
-
-
-def _options(url: str, query: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: malformed query string: {exc}") from exc
-    options: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in _CONVERTERS:
-            raise InvalidInput(f"nats URL {_safe(url)!r}: unknown option {key!r}{_hint(key)}")
-        if key in options:
-            raise InvalidInput(f"nats URL {_safe(url)!r}: option {key!r} is given twice")
-        options[key] = value
-    return options
 
 
 def _stream_from(prefix: str) -> str:
@@ -216,12 +200,6 @@ def _check(config: NatsConfig, settings: Settings) -> None:
             f"longer than the 'ready_timeout' setting ({settings.ready_timeout:g}s), or "
             "messages age out before the store would republish them"
         )
-
-
-def _hint(key: str) -> str:
-    known = ", ".join(_CONVERTERS)
-    close = difflib.get_close_matches(key, list(_CONVERTERS), n=1)
-    return f" (did you mean {close[0]!r}? known: {known})" if close else f" (known: {known})"
 
 
 def _safe(url: str) -> str:

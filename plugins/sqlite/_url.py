@@ -7,12 +7,12 @@ connection). Query options: ``synchronous=full|normal`` and ``busy_timeout=<ms>`
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 from atp.core.errors import InvalidInput
+from atp.core.urls import query_options
 
 __all__ = ["MEMORY", "SqliteTarget", "parse_url"]
 
@@ -51,7 +51,7 @@ def parse_url(url: str, scheme: str) -> SqliteTarget:
     rest, _, query = url[len(prefix) :].partition("?")
     if "#" in rest or "#" in query:
         raise InvalidInput(f"{scheme} URL {url!r}: a fragment ('#') is not allowed")
-    options = _options(url, query)
+    options = query_options(f"URL {url!r}", query, _OPTIONS)
     return SqliteTarget(
         url=url,
         path=_path(url, scheme, rest),
@@ -74,21 +74,6 @@ def _path(url: str, scheme: str, rest: str) -> str:
     return os.path.abspath(path)
 
 
-def _options(url: str, query: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as exc:
-        raise InvalidInput(f"URL {url!r}: malformed query string: {exc}") from exc
-    options: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in _OPTIONS:
-            raise InvalidInput(f"URL {url!r}: unknown option {key!r}{_hint(key)}")
-        if key in options:
-            raise InvalidInput(f"URL {url!r}: option {key!r} is given twice")
-        options[key] = value
-    return options
-
-
 def _sync(url: str, value: str) -> str:
     if value.lower() not in _SYNCHRONOUS:
         raise InvalidInput(f"URL {url!r}: synchronous must be 'full' or 'normal', got {value!r}")
@@ -101,11 +86,3 @@ def _busy_timeout(url: str, value: str) -> int:
             f"URL {url!r}: busy_timeout must be a whole number of milliseconds, got {value!r}"
         )
     return int(value)
-
-
-def _hint(key: str) -> str:
-    close = difflib.get_close_matches(key, _OPTIONS, n=1)
-    known = ", ".join(_OPTIONS)
-    return (
-        f" (did you mean {close[0]!r}? known options: {known})" if close else f" (known: {known})"
-    )
