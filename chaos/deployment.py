@@ -19,12 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.ledger import LEDGER_ENV
-from chaos.servers import ServerProcess, free_port, start_server
+from chaos.servers import (
+    EtcdCluster,
+    ServerProcess,
+    free_port,
+    start_etcd_cluster,
+    start_server,
+)
 from chaos.toxiproxy import ToxiproxyClient
 
 __all__ = ["AtpProcess", "Deployment", "Stack"]
 
 REPO = Path(__file__).resolve().parents[1]
+ETCD_MEMBERS = 3
+"""etcd runs as a cluster, so a suite can stop a member and the rest keep a quorum."""
 TIMINGS = {
     "ATP_LEASE": "3",
     "ATP_HEARTBEAT": "0.5",
@@ -127,6 +135,9 @@ class Deployment:
     """Server name -> the proxy address the atp processes use."""
     processes: list[AtpProcess] = field(default_factory=list)
     toxi: ToxiproxyClient | None = None
+    etcd: EtcdCluster | None = None
+    """The etcd cluster, when the stack coordinates on etcd; its members are in
+    ``servers`` as ``etcd-0``, ``etcd-1``, ..."""
     _proxy_process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -137,7 +148,11 @@ class Deployment:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ledger.mkdir(exist_ok=True)
         for name in self.stack.servers:
-            self.servers[name] = await asyncio.to_thread(self._start_server, name)
+            if name == "etcd":
+                self.etcd = await asyncio.to_thread(start_etcd_cluster, self.folder, ETCD_MEMBERS)
+                self.servers.update({f"etcd-{n}": m for n, m in enumerate(self.etcd.members)})
+            else:
+                self.servers[name] = await asyncio.to_thread(self._start_server, name)
         self.toxi = await self._start_proxy()
         for name, server in self.servers.items():
             created = await self.toxi.create_proxy(name, f"127.0.0.1:{server.port}")
@@ -187,7 +202,10 @@ class Deployment:
             return f"local:///{self.folder / 'atp.db'}"
         if backend == "memory":
             return "memory://"
-        scheme = {"redis": "redis://{}/0", "nats": "nats://{}", "etcd": "etcd://{}"}[backend]
+        if backend == "etcd":  # every member, each through its own proxy
+            members = sorted(name for name in self.addresses if name.startswith("etcd-"))
+            return "etcd://" + ",".join(self.addresses[name] for name in members)
+        scheme = {"redis": "redis://{}/0", "nats": "nats://{}"}[backend]
         return scheme.format(self.addresses[backend])
 
     def _plan(self) -> Iterator[AtpProcess]:

@@ -29,6 +29,7 @@ __all__ = [
     "KillProcess",
     "PauseLeader",
     "RestartServer",
+    "StopEtcdLeader",
     "inject",
 ]
 
@@ -175,6 +176,30 @@ class RestartServer(Fault):
         await asyncio.sleep(self.down)
         await asyncio.to_thread(server.start)
         return f"{self.server} killed, back after {self.down:g}s on port {server.port}"
+
+
+@dataclass
+class StopEtcdLeader(Fault):
+    """SIGKILL the member etcd's raft elected leader, start it again after ``down``."""
+
+    offset: float = 0.0
+    down: float = 3.0
+
+    @property
+    def label(self) -> str:
+        return "SIGKILL etcd raft leader"
+
+    async def act(self, target: Target) -> str:
+        cluster = target.deployment.etcd
+        assert cluster is not None
+        index = await asyncio.to_thread(cluster.leader)
+        member = cluster.members[index]
+        await asyncio.to_thread(member.kill)
+        await asyncio.sleep(self.down)
+        now = await asyncio.to_thread(cluster.leader)
+        await asyncio.to_thread(member.start)
+        return (f"etcd member {index} (raft leader) killed; member {now} led meanwhile; "
+                f"back after {self.down:g}s")  # fmt: skip
 
 
 @dataclass

@@ -20,6 +20,7 @@ from chaos.faults import (
     KillProcess,
     PauseLeader,
     RestartServer,
+    StopEtcdLeader,
 )
 from chaos.workload import Workload
 
@@ -91,6 +92,11 @@ def _server_restarts(server: str) -> Plan:
     return plan
 
 
+def _etcd_leader_stops(rng: random.Random, workload: Workload) -> list[Fault]:
+    return [StopEtcdLeader(offset=t + rng.uniform(0, 1), down=3.0)
+            for t in _every(7.0, workload, start=3.0)]  # fmt: skip
+
+
 def _uses(backend: str) -> Callable[[Stack], bool]:
     return lambda stack: backend in (stack.transport, stack.store, stack.coordinator)
 
@@ -112,9 +118,9 @@ SUITES = {
               _server_restarts("redis"), applies=_uses("redis")),
         Suite("nats-restart", "The NATS server killed and restarted mid-run.",
               _server_restarts("nats"), applies=_uses("nats")),
-        Suite("etcd-stop", "The etcd member killed and restarted mid-run: the leader "
-              "cannot renew and must step down.", _server_restarts("etcd"),
-              applies=_uses("etcd")),
+        Suite("etcd-stop", "The raft leader of the three-member etcd cluster killed and "
+              "restarted mid-run: the scheduler's lease lives on in the quorum.",
+              _etcd_leader_stops, applies=_uses("etcd")),
     )
 }  # fmt: skip
 
