@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from bench import embedded, observability, raw
 from bench import nats as nats_bench
 from bench import redis as redis_bench
 from bench import workflows as workflows_bench
+from bench.measure import median
 
 SQLITE = "sqlite:///{dir}/bench.db"
 MEMORY = "memory://"
@@ -50,19 +50,19 @@ def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[
     """The embedded default: SQLite store, in-process transport."""
     small = max(count // 10, 100)
     return {
-        "raw sqlite: 4 batched writes per task (rows/s)": _median(
+        "raw sqlite: 4 batched writes per task (rows/s)": median(
             repeat, lambda: {"rate": _sqlite_raw(count)}),
-        "raw memory transport: publish+fetch+ack (msg/s)": _median(
+        "raw memory transport: publish+fetch+ack (msg/s)": median(
             repeat, lambda: {"rate": raw.memory_transport_roundtrip(count, embedded.BATCH)}),
-        "enqueue sqlite, batches of 1000 (tasks/s)": _median(
+        "enqueue sqlite, batches of 1000 (tasks/s)": median(
             repeat, lambda: _run(embedded.enqueue(SQLITE, count, embedded.BATCH))),
-        "enqueue sqlite, one by one (tasks/s)": _median(
+        "enqueue sqlite, one by one (tasks/s)": median(
             repeat, lambda: _run(embedded.enqueue(SQLITE, small, 1))),
-        "end to end sqlite+memory, 1 worker (tasks/s)": _median(
+        "end to end sqlite+memory, 1 worker (tasks/s)": median(
             repeat, lambda: _run(embedded.end_to_end(SQLITE, count, concurrency))),
-        "end to end memory store, 1 worker (tasks/s)": _median(
+        "end to end memory store, 1 worker (tasks/s)": median(
             repeat, lambda: _run(embedded.end_to_end(MEMORY, count, concurrency))),
-        "delay: all due in one second, sqlite (lateness ms)": _median(
+        "delay: all due in one second, sqlite (lateness ms)": median(
             repeat, lambda: _lateness(embedded.end_to_end(SQLITE, small, concurrency, 2.0))),
     }  # fmt: skip
 
@@ -93,11 +93,6 @@ def _run(scenario: object) -> dict[str, float]:
 def _lateness(scenario: object) -> dict[str, float]:
     result = asyncio.run(scenario)  # type: ignore[arg-type]
     return {"p50_ms": result.lateness_p50 * 1000, "p99_ms": result.lateness_p99 * 1000}
-
-
-def _median(repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, float]:
-    runs = [once() for _ in range(repeat)]
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,8 @@ import httpx
 from atp.adapters._auth.tokens import new_token
 from atp.sdk.client import Client
 from bench import raw
+from bench.measure import median
+from chaos.servers import free_port
 
 BATCH = 100
 CONCURRENT = 16
@@ -47,14 +47,14 @@ def suite(repeat: int, count: int, concurrency: int) -> Figures:
             scenarios[f"enqueue {name}, one by one (tasks/s)"] = _runner(url, token, single, 1, 1)
             scenarios[f"enqueue {name}, {CONCURRENT} callers one by one (tasks/s)"] = _runner(
                 url, token, single, 1, CONCURRENT)  # fmt: skip
-        return {name: _median(repeat, once) for name, once in scenarios.items()}
+        return {name: _rate(repeat, once) for name, once in scenarios.items()}
 
 
 class _Server:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.store = f"sqlite:///{folder / 'server.db'}"
-        self.port, self.grpc_port = _free_port(), _free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.token, entry = new_token("bench", ["admin"], rate=1e9, burst=1_000_000_000)
         tokens = folder / "tokens.toml"
         scopes = ", ".join(f'"{s}"' for s in entry.scopes.texts())
@@ -113,11 +113,5 @@ async def _enqueue(url: str, token: str | None, count: int, batch: int, callers:
         return count / (time.perf_counter() - started)
 
 
-def _median(repeat: int, once: Callable[[], float]) -> dict[str, float]:
-    return {"rate": statistics.median(once() for _ in range(repeat))}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _rate(repeat: int, once: Callable[[], float]) -> dict[str, float]:
+    return median(repeat, lambda: {"rate": once()})

@@ -11,7 +11,6 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 
 from atp.core.model import TaskRecord
 from atp.core.platform import Platform
@@ -19,6 +18,7 @@ from atp.core.ports import TaskQuery
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.settings import Settings
 from atp.sdk.client import Client
+from bench.measure import median
 
 RUN_SECONDS = 8.0
 """Real seconds each run lets the schedules fire."""
@@ -27,13 +27,13 @@ RUN_SECONDS = 8.0
 def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
     """Lateness of 1 and 100 one-second schedules, and of a bare sleep to the second."""
     return {
-        "raw asyncio: sleep to the next second (overshoot ms)": _median(
+        "raw asyncio: sleep to the next second (overshoot ms)": median(
             repeat, lambda: asyncio.run(_sleep_overshoot(RUN_SECONDS))
         ),
-        "cron sqlite, 1 schedule every second (lateness ms)": _median(
+        "cron sqlite, 1 schedule every second (lateness ms)": median(
             repeat, lambda: asyncio.run(_firing_lateness(1, RUN_SECONDS))
         ),
-        "cron sqlite, 100 schedules every second (lateness ms)": _median(
+        "cron sqlite, 100 schedules every second (lateness ms)": median(
             repeat, lambda: asyncio.run(_firing_lateness(100, RUN_SECONDS))
         ),
     }
@@ -81,8 +81,3 @@ def _figures(late: list[float]) -> dict[str, float]:
     ordered = sorted(late)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"p50": statistics.median(ordered), "p99": p99, "max": ordered[-1], "n": len(late)}
-
-
-def _median(repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, float]:
-    runs = [once() for _ in range(repeat)]
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -10,14 +10,11 @@ import asyncio
 import contextlib
 import os
 import secrets
-import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,8 @@ from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
 from atp.sdk.app import App
 from bench.embedded import BATCH, Run
+from bench.measure import median
+from chaos.servers import start_nats
 
 __all__ = [
     "APP",
@@ -55,20 +54,11 @@ def server() -> Iterator[str]:
     if given:
         yield given
         return
-    binary = shutil.which("nats-server")
-    if binary is None:
-        raise SystemExit("bench nats: set ATP_BENCH_NATS_URL or install nats-server")
-    folder = tempfile.mkdtemp(prefix="atp-bench-nats-")
-    port = _free_port()
-    argv = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", folder]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port)
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="atp-bench-nats-") as folder,
+        start_nats(Path(folder)) as nats_server,
+    ):
+        yield nats_server.url
 
 
 def _url(base: str, **options: str) -> str:
@@ -234,23 +224,6 @@ async def transport_publish(url: str, count: int) -> float:
     return count / elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            time.sleep(0.3)  # JetStream finishes starting after the port opens
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"bench nats: nats-server did not listen on port {port}")
-
-
 def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
     """Raw JetStream publish (serial and with acks in flight), atp's publish, enqueue and
     end to end over NATS, with the SQLite and the memory store; all in one run."""
@@ -258,29 +231,24 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
     small = max(count // 4, 1000)
     with server() as base:
         return {
-            "raw jetstream publish, await each ack (msg/s)": _median(
+            "raw jetstream publish, await each ack (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(raw_publish(base, small, False))}),
-            f"raw jetstream publish, {IN_FLIGHT} acks in flight (msg/s)": _median(
+            f"raw jetstream publish, {IN_FLIGHT} acks in flight (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(raw_publish(base, count, True))}),
-            "nats transport publish, batches of 1000 (msg/s)": _median(
+            "nats transport publish, batches of 1000 (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(transport_publish(_url(base), count))}),
-            "enqueue sqlite+nats, batches of 1000 (tasks/s)": _median(
+            "enqueue sqlite+nats, batches of 1000 (tasks/s)": median(
                 repeat, lambda: _rate(enqueue(sqlite, _url(base), count))),
-            "enqueue memory store+nats, batches of 1000 (tasks/s)": _median(
+            "enqueue memory store+nats, batches of 1000 (tasks/s)": median(
                 repeat, lambda: _rate(enqueue(memory, _url(base), count))),
-            "end to end sqlite+nats, 1 worker in process (tasks/s)": _median(
+            "end to end sqlite+nats, 1 worker in process (tasks/s)": median(
                 repeat, lambda: _rate(end_to_end(sqlite, _url(base), count, concurrency))),
-            "end to end sqlite+nats, 1 worker process (tasks/s)": _median(
+            "end to end sqlite+nats, 1 worker process (tasks/s)": median(
                 repeat, lambda: _rate(end_to_end_process(_url(base), count, concurrency))),
-            "end to end memory store+nats, 1 worker in process (tasks/s)": _median(
+            "end to end memory store+nats, 1 worker in process (tasks/s)": median(
                 repeat, lambda: _rate(end_to_end(memory, _url(base), count, concurrency))),
         }  # fmt: skip
 
 
 def _rate(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
     return {"rate": asyncio.run(scenario).rate}
-
-
-def _median(repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, float]:
-    runs = [once() for _ in range(repeat)]
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

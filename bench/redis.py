@@ -17,16 +17,15 @@ import json
 import os
 import resource
 import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from atp.core.context import current_task
 from atp.core.platform import Platform
@@ -36,6 +35,8 @@ from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
 from atp.sdk.app import App
 from bench.embedded import BATCH, Run
+from bench.measure import median
+from chaos.servers import start_redis
 
 
 @dataclass
@@ -66,20 +67,11 @@ def server() -> Iterator[str]:
     if given:
         yield given
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("bench redis: set ATP_BENCH_REDIS_URL or install redis-server")
     with tempfile.TemporaryDirectory() as folder:
-        port = _free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
-                "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]  # fmt: skip
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_port(port)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        # AOF as in production, fsynced every second as most operators run it.
+        args = ("--appendonly", "yes", "--appendfsync", "everysec")
+        with start_redis(Path(folder), *args) as redis:
+            yield redis.url
 
 
 async def raw_streams(url: str, count: int, batch: int = BATCH) -> float:
@@ -197,22 +189,17 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
             return {"p50_ms": run.lateness_p50 * 1000, "p99_ms": run.lateness_p99 * 1000}
 
         return {
-            "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": _median(
+            "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(raw_streams(url, count))}),
-            "enqueue redis, batches of 1000 (tasks/s)": _median(
+            "enqueue redis, batches of 1000 (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, count, BATCH))),
-            "enqueue redis, one by one (tasks/s)": _median(
+            "enqueue redis, one by one (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, small, 1))),
-            "end to end redis, 1 worker process (tasks/s)": _median(
+            "end to end redis, 1 worker process (tasks/s)": median(
                 repeat, lambda: drained(end_to_end(url, count, concurrency))),
-            "delay: 10k due over one second, redis (lateness ms)": _median(
+            "delay: 10k due over one second, redis (lateness ms)": median(
                 repeat, lambda: late(end_to_end(url, min(count, 10_000), concurrency, 2.0))),
         }  # fmt: skip
-
-
-def _median(repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, float]:
-    runs = [once() for _ in range(repeat)]
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def _due(started: float, delay: float, n: int, count: int) -> float | None:
@@ -224,24 +211,6 @@ def _due(started: float, delay: float, n: int, count: int) -> float | None:
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"bench redis: redis-server did not answer on port {port}")
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["drain"]:

@@ -8,7 +8,6 @@ the same run: a step costs that plus the run's read, plan and compare-and-set.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from atp.core.worker.runtime import Worker
 from atp.sdk.app import App
 from atp.sdk.client import Client
 from atp.sdk.workflow import Workflow
+from bench.measure import median
 
 SQLITE = "sqlite:///{dir}/bench.db"
 MEMORY = "memory://"
@@ -33,13 +33,13 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
     """Plain tasks, a fan-out of 200 with a fan-in, and a chain of 50, on SQLite and memory."""
     figures: dict[str, dict[str, float]] = {}
     for label, url in (("sqlite", SQLITE), ("memory", MEMORY)):
-        figures[f"plain tasks {label}, {FAN_OUT + 2} no-ops (tasks/s)"] = _median(
+        figures[f"plain tasks {label}, {FAN_OUT + 2} no-ops (tasks/s)"] = median(
             repeat, lambda url=url: asyncio.run(_plain(url, FAN_OUT + 2, concurrency))
         )
-        figures[f"workflow {label}, fan-out {FAN_OUT} + fan-in (steps/s)"] = _median(
+        figures[f"workflow {label}, fan-out {FAN_OUT} + fan-in (steps/s)"] = median(
             repeat, lambda url=url: asyncio.run(_workflow(url, _fan_out(), concurrency))
         )
-        figures[f"workflow {label}, chain of {CHAIN} (steps/s)"] = _median(
+        figures[f"workflow {label}, chain of {CHAIN} (steps/s)"] = median(
             repeat, lambda url=url: asyncio.run(_workflow(url, _chain(), concurrency))
         )
     return figures
@@ -124,8 +124,3 @@ async def _finished(client: Client) -> bool:
 
 async def _run_finished(client: Client, run_id: str) -> bool:
     return (await client.get_run(run_id)).finished
-
-
-def _median(repeat: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
-    runs = [run() for _ in range(repeat)]
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
