@@ -93,3 +93,14 @@ def private_server(tmp_path: Path) -> Iterator[Callable[..., services.ServerProc
     yield start
     for server in reversed(started):
         server.close()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[services.EtcdCluster]:
+    """Three etcd members on loopback for this test alone, to stop one at a time."""
+    try:
+        cluster = services.start_etcd_cluster(tmp_path)
+    except services.ServerMissing as exc:
+        services.give_up(str(exc), os.environ)
+    with cluster:
+        yield cluster

@@ -35,11 +35,15 @@ class Options:
 
     def call(self, operation: Callable[[TaskService], Awaitable[T]]) -> T:
         """Run ``operation`` on a TaskService over a fresh platform, then close the platform."""
+        return self.on_platform(lambda platform: operation(TaskService(platform)))
+
+    def on_platform(self, operation: Callable[[Platform], Awaitable[T]]) -> T:
+        """Run ``operation`` on a fresh platform from these settings, then close it."""
         settings = self.settings(quiet=True)
 
         async def run() -> T:
             async with Platform.build(settings) as platform:
-                return await operation(TaskService(platform))
+                return await operation(platform)
 
         return asyncio.run(run())
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
@@ -14,7 +13,6 @@ from atp.adapters.cli._output import echo_json, iso, table
 from atp.adapters.cli._params import read_json
 from atp.core.cron.expression import zone
 from atp.core.cron.service import ScheduleService, define_schedule
-from atp.core.platform import Platform
 from atp.core.schedules import Misfire, Overlap, Schedule, schedule_to_dict
 
 __all__ = ["cron"]
@@ -153,11 +151,4 @@ def _local(tick: float, tz: str) -> str:
 
 def _call(options: Options, operation: Callable[[ScheduleService], Awaitable[T]]) -> T:
     """Run ``operation`` on a ScheduleService over a fresh platform, then close it."""
-    settings = options.settings(quiet=True)
-
-    async def run() -> Any:
-        async with Platform.build(settings) as platform:
-            return await operation(ScheduleService(platform))
-
-    result: T = asyncio.run(run())
-    return result
+    return options.on_platform(lambda platform: operation(ScheduleService(platform)))

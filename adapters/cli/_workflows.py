@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,7 +10,6 @@ import click
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import echo_json, iso, table
 from atp.adapters.cli._params import read_json
-from atp.core.platform import Platform
 from atp.core.workflows.definition import definition_from_dict, definition_to_dict
 from atp.core.workflows.engine import WorkflowEngine
 from atp.core.workflows.runs import Run, RunState, run_to_dict
@@ -131,10 +129,5 @@ def _progress(run: Run) -> str:
 
 
 def _call(options: Options, operation: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
-    settings = options.settings(quiet=True)
-
-    async def run() -> T:
-        async with Platform.build(settings) as platform:
-            return await operation(WorkflowEngine(platform))
-
-    return asyncio.run(run())
+    """Run ``operation`` on a WorkflowEngine over a fresh platform, then close it."""
+    return options.on_platform(lambda platform: operation(WorkflowEngine(platform)))
