@@ -28,6 +28,8 @@ class Run:
     """Tasks per second."""
     lateness_p50: float = 0.0
     lateness_p99: float = 0.0
+    publish_rate: float = 0.0
+    """Tasks per second the producer published, where the run publishes while it drains."""
 
 
 def settings_for(store: str, folder: Path, concurrency: int) -> Settings:
@@ -51,10 +53,13 @@ async def enqueue(store: str, count: int, batch: int) -> Run:
     return Run(count / elapsed)
 
 
-async def end_to_end(store: str, count: int, concurrency: int, delay: float = 0.0) -> Run:
+async def end_to_end(
+    store: str, count: int, concurrency: int, delay: float = 0.0, batch: int = BATCH
+) -> Run:
     """Tasks/s from the first publish to the last completion through one in-process worker
-    and the scheduler; with ``delay``, every task is due in the same second, and the
-    lateness (start minus run_at) is measured."""
+    and the scheduler, published in calls of ``batch`` (1: one by one, while the worker
+    drains); with ``delay``, every task is due in the same second, and the lateness (start
+    minus run_at) is measured."""
     with tempfile.TemporaryDirectory() as folder:
         platform = Platform.build(settings_for(store, Path(folder), concurrency), local=True)
         lateness: list[float] = []
@@ -67,12 +72,12 @@ async def end_to_end(store: str, count: int, concurrency: int, delay: float = 0.
             if len(lateness) == count:
                 done.set()
 
-        return await _drive(platform, app, count, delay, done, lateness)
+        return await _drive(platform, app, count, delay, done, lateness, batch)
 
 
 async def _drive(
     platform: Platform, app: App, count: int, delay: float, done: asyncio.Event,
-    lateness: list[float],
+    lateness: list[float], batch: int = BATCH,
 ) -> Run:  # fmt: skip
     stop = asyncio.Event()
     loops = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
@@ -81,14 +86,15 @@ async def _drive(
     service = TaskService(platform)
     started = time.perf_counter()
     run_at = time.time() + delay if delay else None
-    for first in range(0, count, BATCH):
-        size = min(BATCH, count - first)
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
         await service.publish([PublishRequest("bench.noop", {"i": first + n}, run_at=run_at)
                                for n in range(size)])  # fmt: skip
+    published = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - started
     stop.set()
     await asyncio.gather(*loops)
     await platform.close()
     quantiles = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
-    return Run(count / elapsed, quantiles[49], quantiles[98])
+    return Run(count / elapsed, quantiles[49], quantiles[98], count / published)

@@ -28,6 +28,7 @@ from atp.core.service import PublishRequest, TaskService
 from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
 from atp.sdk.app import App
+from bench.drain import Children, Drain, process_cpu, produce, succeeded
 from bench.embedded import BATCH, Run
 from bench.measure import median
 from chaos.servers import start_nats
@@ -35,6 +36,7 @@ from chaos.servers import start_nats
 __all__ = [
     "APP",
     "end_to_end",
+    "end_to_end_children",
     "end_to_end_process",
     "enqueue",
     "raw_publish",
@@ -45,6 +47,7 @@ __all__ = [
 
 IN_FLIGHT = 4000
 """Acks nats-py keeps in flight in the raw asynchronous publish."""
+SQLITE = "sqlite:///{dir}/bench.db"
 
 
 @contextlib.contextmanager
@@ -96,16 +99,16 @@ def settings_for(store: str, transport: str, folder: Path, concurrency: int) -> 
                     concurrency=concurrency, forward_interval=0.005)  # fmt: skip
 
 
-async def enqueue(store: str, transport: str, count: int) -> Run:
-    """Tasks/s accepted by ``TaskService.publish`` in batches of 1000: store, then NATS."""
+async def enqueue(store: str, transport: str, count: int, batch: int = BATCH) -> Run:
+    """Tasks/s accepted by ``TaskService.publish`` in calls of ``batch``: store, then NATS."""
     with tempfile.TemporaryDirectory() as folder:
         platform = Platform.build(settings_for(store, transport, Path(folder), 1))
         service = TaskService(platform)
         requests = [PublishRequest("bench.noop", {"i": n}) for n in range(count)]
         await service.publish(requests[:1])  # connect and provision outside the clock
         started = time.perf_counter()
-        for first in range(0, count, BATCH):
-            await service.publish(requests[first : first + BATCH])
+        for first in range(0, count, batch):
+            await service.publish(requests[first : first + batch])
         elapsed = time.perf_counter() - started
         await platform.close()
     return Run(count / elapsed)
@@ -153,11 +156,12 @@ async def _noop(i: int) -> None:
     """Do nothing: the figure is atp's and NATS's cost per task."""
 
 
-async def end_to_end_process(transport: str, count: int, concurrency: int) -> Run:
+async def end_to_end_process(transport: str, count: int, concurrency: int) -> Drain:
     """Tasks/s from the first publish to the last completion through one ``atp worker``
-    process of its own (SQLite store shared by file), as deployed: the producer here."""
+    process of its own (SQLite store shared by file), as deployed: the producer here. The
+    worker's CPU time is read from ``/proc`` around the run."""
     with tempfile.TemporaryDirectory() as folder:
-        settings = settings_for("sqlite:///{dir}/bench.db", transport, Path(folder), 1)
+        settings = settings_for(SQLITE, transport, Path(folder), 1)
         platform = Platform.build(settings)
         service = TaskService(platform)
         await service.publish([PublishRequest("bench.warmup", None)])  # create the file
@@ -167,25 +171,43 @@ async def end_to_end_process(transport: str, count: int, concurrency: int) -> Ru
         worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
         try:
             await _wait_for_consumer(transport)
+            cpu = process_cpu(worker.pid)
             started = time.perf_counter()
             for first in range(0, count, BATCH):
                 size = min(BATCH, count - first)
                 await service.publish([PublishRequest("bench.noop", {"i": first + n})
                                        for n in range(size)])  # fmt: skip
-            while await _succeeded(platform) < count:  # noqa: ASYNC110 - another process
+            while await succeeded(platform) < count:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - started
+            cpu = process_cpu(worker.pid) - cpu
         finally:
             worker.terminate()
             worker.wait(30)
             await platform.close()
-    return Run(count / elapsed)
+    return Drain(count / elapsed, cpu_per_task=cpu / count)
 
 
-async def _succeeded(platform: Platform) -> int:
-    counts = await platform.store.counts()
-    return sum(n for (subject, state), n in counts.items()
-               if subject == "bench.noop" and state == "SUCCEEDED")  # fmt: skip
+async def end_to_end_children(
+    transport: str, count: int, concurrency: int, processes: int, batch: int = BATCH
+) -> Drain:
+    """Tasks/s from the first publish to the last completion through ``processes`` drain
+    processes (``bench/drain.py``) sharing one durable consumer and one SQLite file, the
+    tasks published here in calls of ``batch`` (1: one by one, while they drain)."""
+    with tempfile.TemporaryDirectory() as folder:
+        settings = settings_for(SQLITE, transport, Path(folder), 1)
+        platform = Platform.build(settings)
+        service = TaskService(platform)
+        await service.publish([PublishRequest("bench.warmup", None)])  # create the file
+        with Children(settings.store, transport, concurrency, processes) as children:
+            await children.ready()
+            started = time.time()
+            published = await produce(service, count, batch, lambda n: None)
+            await children.wait(platform, count)
+            run = await children.stop(count, started)
+        await platform.close()
+    run.publish_rate = count / (published - started)
+    return run
 
 
 async def _wait_for_consumer(transport: str) -> None:
@@ -227,9 +249,17 @@ async def transport_publish(url: str, count: int) -> float:
 def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
     """Raw JetStream publish (serial and with acks in flight), atp's publish, enqueue and
     end to end over NATS, with the SQLite and the memory store; all in one run."""
-    sqlite, memory = "sqlite:///{dir}/bench.db", "memory://"
+    sqlite, memory = SQLITE, "memory://"
     small = max(count // 4, 1000)
+    single = max(count // 10, 100)
     with server() as base:
+
+        def children(processes: int, tasks: int, batch: int) -> dict[str, float]:
+            run = asyncio.run(end_to_end_children(_url(base), tasks, concurrency, processes,
+                                                  batch))  # fmt: skip
+            rates = {"publish_rate": run.publish_rate} if batch == 1 else {}
+            return {**rates, "rate": run.rate, "worker_cpu_us_per_task": run.cpu_per_task * 1e6}
+
         return {
             "raw jetstream publish, await each ack (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(raw_publish(base, small, False))}),
@@ -239,12 +269,18 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
                 repeat, lambda: {"rate": asyncio.run(transport_publish(_url(base), count))}),
             "enqueue sqlite+nats, batches of 1000 (tasks/s)": median(
                 repeat, lambda: _rate(enqueue(sqlite, _url(base), count))),
+            "enqueue sqlite+nats, one by one (tasks/s)": median(
+                repeat, lambda: _rate(enqueue(sqlite, _url(base), single, 1))),
             "enqueue memory store+nats, batches of 1000 (tasks/s)": median(
                 repeat, lambda: _rate(enqueue(memory, _url(base), count))),
             "end to end sqlite+nats, 1 worker in process (tasks/s)": median(
                 repeat, lambda: _rate(end_to_end(sqlite, _url(base), count, concurrency))),
             "end to end sqlite+nats, 1 worker process (tasks/s)": median(
-                repeat, lambda: _rate(end_to_end_process(_url(base), count, concurrency))),
+                repeat, lambda: _drained(end_to_end_process(_url(base), count, concurrency))),
+            "end to end sqlite+nats, 2 worker processes (tasks/s)": median(
+                repeat, lambda: children(2, count, BATCH)),
+            "end to end sqlite+nats, one-by-one producer, 1 worker process (tasks/s)": median(
+                repeat, lambda: children(1, single, 1)),
             "end to end memory store+nats, 1 worker in process (tasks/s)": median(
                 repeat, lambda: _rate(end_to_end(memory, _url(base), count, concurrency))),
         }  # fmt: skip
@@ -252,3 +288,8 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
 
 def _rate(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
     return {"rate": asyncio.run(scenario).rate}
+
+
+def _drained(scenario: Coroutine[Any, Any, Drain]) -> dict[str, float]:
+    run = asyncio.run(scenario)
+    return {"rate": run.rate, "worker_cpu_us_per_task": run.cpu_per_task * 1e6}

@@ -1,53 +1,49 @@
 """Scenarios on Redis: the store, transport and coordinator all on one Redis server.
 
-The drain runs in its own process (``python -m bench.redis drain URL COUNT CONCURRENCY``),
-a real ``atp worker`` shape: the producer (and, for the delay scenario, the scheduler) run
-in the bench process, so the two compete for the machine's cores as they would in a
-deployment on one host. The raw rate is pipelined ``XADD`` + ``XREADGROUP`` + ``XACK`` in
-batches of 1000 on the same server, in the same run.
+The drain runs in worker processes of its own (``bench/drain.py``), the shape of ``atp
+worker``: the producer (and, for the delay scenario, the scheduler) run in the bench
+process, so they compete for the machine's cores as they would in a deployment on one
+host. The raw rate is pipelined ``XADD`` + ``XREADGROUP`` + ``XACK`` in batches of 1000 on
+the same server, in the same run.
+
+Around the end-to-end run with one worker process, ``INFO commandstats`` and ``INFO cpu``
+are read before the first publish and after the last completion (differences, so no
+statistics are ever reset): the Redis server's time per task. The memory scenario reads
+``INFO memory`` around publishing tasks delayed a week, then deletes their keys.
 
 The server is ``$ATP_BENCH_REDIS_URL``, else a private ``redis-server`` on a free port
-(AOF on, ``appendfsync everysec``, as a production deployment would run it).
+(AOF on, ``appendfsync everysec``, as a production deployment would run it). On a given
+server, other clients' commands and keys count in the server figures too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import resource
 import secrets
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
-from atp.core.context import current_task
 from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.service import PublishRequest, TaskService
 from atp.core.settings import Settings
-from atp.core.worker.runtime import Worker
-from atp.sdk.app import App
+from bench.drain import SUBJECT, Children, Drain, produce
 from bench.embedded import BATCH, Run
 from bench.measure import median
 from chaos.servers import start_redis
 
+SCHEDULED = 100_000
+"""Tasks the memory scenario publishes delayed a week (``--scheduled``)."""
+WEEK = 7 * 86400.0
+TOP = 5
+"""Commands listed by name in the server-time breakdown; the rest add up to ``other``."""
 
-@dataclass
-class Drain(Run):
-    """A drain run, with the worker process's CPU time per task (user + system): a
-    figure a busy machine disturbs less than wall-clock rates."""
-
-    cpu_per_task: float = 0.0
-
-
-SUBJECT = "bench.noop"
+Figures = dict[str, dict[str, float]]
 
 
 def settings_for(url: str, concurrency: int) -> Settings:
@@ -74,31 +70,39 @@ def server() -> Iterator[str]:
             yield redis.url
 
 
-async def raw_streams(url: str, count: int, batch: int = BATCH) -> float:
-    """Messages/s of pipelined XADD, then XREADGROUP and XACK, in batches: Redis's limit,
-    through the plugin's client (its command packer), with no atp code in the way."""
+@asynccontextmanager
+async def _client(url: str) -> AsyncIterator[Any]:
+    """A redis-py client through the plugin's own connection code."""
     from atp.plugins.redis._connection import Link, parse_url
 
     parsed = parse_url(url)
     assert parsed is not None
     link = Link(parsed)
-    client = link.client
-    stream = f"bench-raw-{secrets.token_hex(4)}"
-    await client.xgroup_create(stream, "g", id="0", mkstream=True)
-    body = b'{"id":"x","subject":"bench.noop","payload":{"i":1}}'
-    started = time.perf_counter()
-    for first in range(0, count, batch):
-        size = min(batch, count - first)
-        async with client.pipeline(transaction=False) as pipe:
-            for _ in range(size):
-                pipe.xadd(stream, {"t": body})
-            await pipe.execute()
-        reply = await client.xreadgroup("g", "c", {stream: ">"}, count=size)
-        ids = [entry_id for _, entries in reply for entry_id, _ in entries]
-        await client.xack(stream, "g", *ids)
-    elapsed = time.perf_counter() - started
-    await client.delete(stream)
-    await link.close()
+    try:
+        yield link.client
+    finally:
+        await link.close()
+
+
+async def raw_streams(url: str, count: int, batch: int = BATCH) -> float:
+    """Messages/s of pipelined XADD, then XREADGROUP and XACK, in batches: Redis's limit,
+    through the plugin's client (its command packer), with no atp code in the way."""
+    async with _client(url) as client:
+        stream = f"bench-raw-{secrets.token_hex(4)}"
+        await client.xgroup_create(stream, "g", id="0", mkstream=True)
+        body = b'{"id":"x","subject":"bench.noop","payload":{"i":1}}'
+        started = time.perf_counter()
+        for first in range(0, count, batch):
+            size = min(batch, count - first)
+            async with client.pipeline(transaction=False) as pipe:
+                for _ in range(size):
+                    pipe.xadd(stream, {"t": body})
+                await pipe.execute()
+            reply = await client.xreadgroup("g", "c", {stream: ">"}, count=size)
+            ids = [entry_id for _, entries in reply for entry_id, _ in entries]
+            await client.xack(stream, "g", *ids)
+        elapsed = time.perf_counter() - started
+        await client.delete(stream)
     return count / elapsed
 
 
@@ -115,103 +119,174 @@ async def enqueue(url: str, count: int, batch: int) -> Run:
     return Run(count / elapsed)
 
 
-async def end_to_end(url: str, count: int, concurrency: int, delay: float = 0.0) -> Drain:
-    """Tasks/s from the first publish to the last completion in a separate worker process;
-    with ``delay``, the tasks are due spread over one second and lateness is measured."""
+class ServerTime:
+    """The Redis server's work between ``begin`` and ``end``, from INFO differences.
+
+    ``usec`` sums ``INFO commandstats`` over every command: a command a Lua script calls
+    counts in the script's ``evalsha`` time and again under its own name, so the sum is an
+    upper bound of the time spent executing commands. ``cpu`` is the main thread's CPU
+    time, which adds reading, parsing and answering the clients' requests.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._before: tuple[dict[str, int], float] = ({}, 0.0)
+        self.by_command: dict[str, float] = {}
+        """Microseconds per command name, from commandstats."""
+        self.cpu = 0.0
+        """Seconds of the server's main thread."""
+
+    async def begin(self) -> None:
+        self._before = await self._read()
+
+    async def end(self) -> None:
+        (usec, cpu), (usec0, cpu0) = await self._read(), self._before
+        self.cpu = cpu - cpu0
+        self.by_command = {name: float(n - usec0.get(name, 0)) for name, n in usec.items()
+                           if n > usec0.get(name, 0)}  # fmt: skip
+
+    def figures(self, count: int) -> dict[str, float]:
+        return {"redis_us_per_task": sum(self.by_command.values()) / count,
+                "redis_cpu_us_per_task": self.cpu * 1e6 / count}  # fmt: skip
+
+    async def _read(self) -> tuple[dict[str, int], float]:
+        async with _client(self._url) as client:
+            stats, cpu = await client.info("commandstats"), await client.info("cpu")
+        usec = {name.removeprefix("cmdstat_"): int(stat["usec"]) for name, stat in stats.items()}
+        user = cpu.get("used_cpu_user_main_thread", cpu["used_cpu_user"])
+        system = cpu.get("used_cpu_sys_main_thread", cpu["used_cpu_sys"])
+        return usec, float(user) + float(system)
+
+
+async def end_to_end(
+    url: str, count: int, concurrency: int, delay: float = 0.0, *, processes: int = 1,
+    batch: int = BATCH, probe: ServerTime | None = None,
+) -> Drain:  # fmt: skip
+    """Tasks/s from the first publish to the last completion in ``processes`` worker
+    processes, published in calls of ``batch`` (1: one by one, while they drain); with
+    ``delay``, the tasks are due spread over one second and lateness is measured;
+    ``probe`` reads the server's work from the first publish to the last completion."""
     url = fresh(url)
-    command = [sys.executable, "-m", "bench.redis", "drain", url, str(count), str(concurrency)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220
-    assert child.stdout is not None
-    child.stdout.readline()  # "ready": the worker consumes
-    platform = Platform.build(settings_for(url, concurrency))
-    stop = asyncio.Event()
-    scheduler = asyncio.create_task(Scheduler(platform).run(stop))
-    await asyncio.sleep(0.2)  # the scheduler wins its lease
-    service = TaskService(platform)
-    started = time.time()
-    for first in range(0, count, BATCH):
-        numbers = range(first, min(first + BATCH, count))
-        due = [_due(started, delay, n, count) for n in numbers]
-        await service.publish([PublishRequest(SUBJECT, {"i": n}, run_at=at)
-                               for n, at in zip(numbers, due, strict=True)])  # fmt: skip
-    report = json.loads(await asyncio.to_thread(child.stdout.readline))
-    child.wait(60)
-    stop.set()
-    await scheduler
-    await platform.close()
-    rate = count / (report["finished"] - started)
-    return Drain(rate, report["p50"], report["p99"], report["cpu"] / count)
-
-
-async def drain(url: str, count: int, concurrency: int) -> None:
-    """The worker process: run no-op handlers until ``count`` ran, then print the figures."""
-    platform = Platform.build(settings_for(url, concurrency))
-    lateness: list[float] = []
-    done = asyncio.Event()
-    app = App("bench")
-
-    @app.task(SUBJECT)
-    async def noop(i: int) -> None:
-        lateness.append(time.time() - current_task().run_at)
-        if len(lateness) == count:
-            done.set()
-
-    stop = asyncio.Event()
-    worker = asyncio.create_task(Worker(platform, app.registry).run(stop))
-    await asyncio.sleep(0.1)
-    cpu = _cpu()
-    print("ready", flush=True)
-    await asyncio.wait_for(done.wait(), timeout=600)
-    finished, cpu = time.time(), _cpu() - cpu
-    while not worker.done() and not stop.is_set():
+    with Children(url, url, concurrency, processes) as children:
+        await children.ready()
+        platform = Platform.build(settings_for(url, concurrency))
+        stop = asyncio.Event()
+        scheduler = asyncio.create_task(Scheduler(platform).run(stop))
+        await asyncio.sleep(0.2)  # the scheduler wins its lease
+        service = TaskService(platform)
+        if probe:
+            await probe.begin()
+        started = time.time()
+        published = await produce(service, count, batch, lambda n: _due(started, delay, n, count))
+        await children.wait(platform, count)
+        if probe:
+            await probe.end()
+        run = await children.stop(count, started)
         stop.set()
-    await worker
-    await platform.close()
-    quantiles = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
-    figures = {"finished": finished, "p50": quantiles[49], "p99": quantiles[98], "cpu": cpu}
-    print(json.dumps(figures))
+        await scheduler
+        await platform.close()
+    run.publish_rate = count / (published - started)
+    return run
 
 
-def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
+async def memory_per_task(url: str, count: int, batch: int = BATCH) -> float:
+    """Bytes of Redis memory per task published delayed a week, in batches, into a prefix
+    of its own: ``used_memory`` before and after, without client and AOF buffers. The
+    keys are deleted afterwards."""
+    url = fresh(url)
+    platform = Platform.build(settings_for(url, 1))
+    service = TaskService(platform)
+    # One task first: the indexes and scripts exist before memory is read.
+    await service.publish([PublishRequest(SUBJECT, None, delay=WEEK)])
+    async with _client(url) as client:
+        before = await _memory(client)
+        for first in range(0, count, batch):
+            await service.publish([PublishRequest(SUBJECT, {"i": n}, delay=WEEK)
+                                   for n in range(first, min(first + batch, count))])  # fmt: skip
+        grown = await _memory(client) - before
+        await platform.close()
+        await _delete(client, url.rsplit("prefix=", 1)[1])
+    return grown / count
+
+
+async def _memory(client: Any) -> int:
+    info = await client.info("memory")
+    return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0)) - int(
+        info.get("mem_aof_buffer", 0))  # fmt: skip
+
+
+async def _delete(client: Any, prefix: str) -> None:
+    """Delete every key under ``prefix`` (atp's keys all start ``prefix:``)."""
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=f"{prefix}:*", count=BATCH):
+        batch.append(key)
+        if len(batch) == BATCH:
+            await client.unlink(*batch)
+            batch.clear()
+    if batch:
+        await client.unlink(*batch)
+
+
+def suite(repeat: int, count: int, concurrency: int, scheduled: int = SCHEDULED) -> Figures:
     """Every Redis scenario, each the median of ``repeat`` runs, beside the raw rate."""
     small = max(count // 10, 100)
     with server() as url:
+        probes: list[ServerTime] = []
 
-        def rate(scenario: object) -> dict[str, float]:
-            return {"rate": asyncio.run(scenario).rate}  # type: ignore[arg-type]
+        def rate(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
+            return {"rate": asyncio.run(scenario).rate}
 
-        def drained(scenario: object) -> dict[str, float]:
-            run = asyncio.run(scenario)  # type: ignore[arg-type]
+        def drained(**options: Any) -> dict[str, float]:
+            run = asyncio.run(end_to_end(url, count, concurrency, **options))
             return {"rate": run.rate, "worker_cpu_us_per_task": run.cpu_per_task * 1e6}
 
-        def late(scenario: object) -> dict[str, float]:
-            run = asyncio.run(scenario)  # type: ignore[arg-type]
+        def probed() -> dict[str, float]:
+            probes.append(ServerTime(url))
+            return {**drained(probe=probes[-1]), **probes[-1].figures(count)}
+
+        def producer_bound() -> dict[str, float]:
+            run = asyncio.run(end_to_end(url, small, concurrency, batch=1))
+            return {"publish_rate": run.publish_rate, "rate": run.rate,
+                    "worker_cpu_us_per_task": run.cpu_per_task * 1e6}  # fmt: skip
+
+        def late(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
+            run = asyncio.run(scenario)
             return {"p50_ms": run.lateness_p50 * 1000, "p99_ms": run.lateness_p99 * 1000}
 
-        return {
+        figures = {
             "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(raw_streams(url, count))}),
             "enqueue redis, batches of 1000 (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, count, BATCH))),
             "enqueue redis, one by one (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, small, 1))),
-            "end to end redis, 1 worker process (tasks/s)": median(
-                repeat, lambda: drained(end_to_end(url, count, concurrency))),
+            "end to end redis, 1 worker process (tasks/s)": median(repeat, probed),
+            "redis server time by command, end to end 1 worker process (us/task)": _by_command(
+                probes, count),
+            "end to end redis, 2 worker processes (tasks/s)": median(
+                repeat, lambda: drained(processes=2)),
+            "end to end redis, one-by-one producer, 1 worker process (tasks/s)": median(
+                repeat, producer_bound),
             "delay: 10k due over one second, redis (lateness ms)": median(
                 repeat, lambda: late(end_to_end(url, min(count, 10_000), concurrency, 2.0))),
+            f"redis memory per scheduled task, {scheduled:,} delayed a week (bytes)": median(
+                repeat, lambda: {"bytes_per_task": asyncio.run(memory_per_task(url, scheduled))}),
         }  # fmt: skip
+        return figures
+
+
+def _by_command(probes: list[ServerTime], count: int) -> dict[str, float]:
+    """The median µs per task of the TOP commands by time, the rest summed as ``other``."""
+    names = {name for probe in probes for name in probe.by_command}
+    runs = iter([{name: probe.by_command.get(name, 0.0) / count for name in names}
+                 for probe in probes])  # fmt: skip
+    medians = median(len(probes), lambda: next(runs))
+    top = sorted(medians, key=medians.__getitem__, reverse=True)[:TOP]
+    return {**{name: medians[name] for name in top},
+            "other": sum(v for name, v in medians.items() if name not in top)}  # fmt: skip
 
 
 def _due(started: float, delay: float, n: int, count: int) -> float | None:
     """With a delay, task ``n`` of ``count`` is due ``n/count`` into the second that starts
     ``delay`` seconds after ``started``: ``count`` tasks due in the same second."""
     return started + delay + n / count if delay else None
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["drain"]:
-    asyncio.run(drain(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

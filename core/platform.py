@@ -11,7 +11,7 @@ from atp.core.clock import SystemClock
 from atp.core.errors import ConfigError
 from atp.core.handlers import Handler
 from atp.core.plugins import HookEmitter, PluginManager, make_plugin_manager
-from atp.core.ports import Clock, Coordinator, TaskStore, Transport
+from atp.core.ports import Clock, Coordinator, FusingStore, TaskStore, Transport
 from atp.core.settings import Settings
 
 __all__ = ["Platform"]
@@ -35,6 +35,8 @@ class Platform:
     plugins: PluginManager
     emit: HookEmitter
     local: bool = False
+    fused: bool = False
+    """The store and transport do store and transport work in one call (``FusingStore``)."""
 
     @classmethod
     def build(
@@ -52,15 +54,18 @@ class Platform:
         settings = settings or Settings.load()
         plugins = plugins or make_plugin_manager(settings)
         clock = clock or SystemClock()
+        store = plugins.make_store(settings.store, settings, clock)
+        transport = plugins.make_transport(settings.transport, settings, clock)
         platform = cls(
             settings=settings,
-            store=plugins.make_store(settings.store, settings, clock),
-            transport=plugins.make_transport(settings.transport, settings, clock),
+            store=store,
+            transport=transport,
             coordinator=plugins.make_coordinator(settings.coordinator_url, settings, clock),
             clock=clock,
             plugins=plugins,
             emit=HookEmitter(plugins),
             local=local,
+            fused=isinstance(store, FusingStore) and store.fuse(transport),
         )
         platform.emit("atp_platform_built", platform=platform)
         return platform

@@ -12,9 +12,10 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import pluggy
+from pluggy import HookImpl
 
 from atp.core import hookspecs
 from atp.core.errors import ConfigError, PluginError
@@ -24,6 +25,7 @@ from atp.core.settings import Settings
 __all__ = [
     "BUILTIN_PLUGINS",
     "HookEmitter",
+    "Lifecycle",
     "PluginInfo",
     "PluginManager",
     "hookimpl",
@@ -62,8 +64,11 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
+        self.generation = 0
+        """Grows on every register and unregister, so emitters know to rebuild."""
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
+        self.generation += 1
         registered = super().register(plugin, name)
         for caller in self.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
@@ -75,6 +80,10 @@ class PluginManager(pluggy.PluginManager):
                         "hooks are synchronous: return an object with async methods instead"
                     )
         return registered
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        self.generation += 1
+        return super().unregister(plugin, name)
 
     def make_transport(self, url: str, settings: Settings, clock: Clock) -> Transport:
         """Build the Transport serving ``url``; ConfigError if no plugin owns its scheme."""
@@ -152,29 +161,59 @@ def _import(module_name: str) -> object:
         raise PluginError(f"plugin module {module_name!r} cannot be imported: {exc}") from exc
 
 
+Lifecycle = Literal[
+    "atp_platform_built",
+    "atp_task_headers",
+    "atp_task_enqueued",
+    "atp_task_dispatched",
+    "atp_task_started",
+    "atp_task_succeeded",
+    "atp_task_failed",
+    "atp_task_dead",
+    "atp_task_cancelled",
+    "atp_task_recovered",
+    "atp_cron_fired",
+    "atp_workflow_run_started",
+    "atp_workflow_step_finished",
+    "atp_workflow_run_finished",
+    "atp_leader_acquired",
+    "atp_leader_lost",
+    "atp_scheduler_started",
+    "atp_scheduler_stopped",
+    "atp_worker_started",
+    "atp_worker_stopped",
+]
+"""The hooks the core fires through a HookEmitter: a misspelt name fails mypy."""
+
+
 class HookEmitter:
     """Fires lifecycle hooks with every listener isolated from the others.
 
     pluggy re-raises the first exception and skips the remaining listeners; here each
     listener is called on its own, a failure is logged with the plugin's name and counted
-    in ``failures``, and the caller never sees it.
+    in ``failures``, and the caller never sees it. Listener tuples are built once per
+    hook and rebuilt only when a plugin is registered or unregistered, so a hook nobody
+    listens to costs one dict lookup.
     """
 
     def __init__(self, manager: pluggy.PluginManager) -> None:
         self._manager = manager
         self.failures: Counter[str] = Counter()
+        self._listeners: dict[str, tuple[HookImpl, ...]] = {}
+        self._generation = -1
 
-    def wants(self, hook: str) -> bool:
+    def wants(self, hook: Lifecycle) -> bool:
         """Whether any plugin listens to ``hook``: callers skip building its arguments."""
-        return bool(getattr(self._manager.hook, hook).get_hookimpls())
+        return bool(self._of(hook))
 
-    def __call__(self, hook: str, **kwargs: Any) -> None:
-        self.collect(hook, **kwargs)
+    def __call__(self, hook: Lifecycle, **kwargs: Any) -> None:
+        if self._of(hook):
+            self.collect(hook, **kwargs)
 
-    def collect(self, hook: str, **kwargs: Any) -> list[Any]:
+    def collect(self, hook: Lifecycle, **kwargs: Any) -> list[Any]:
         """Call ``hook`` like ``__call__`` and return the answers that are not None."""
         answers: list[Any] = []
-        for impl in reversed(getattr(self._manager.hook, hook).get_hookimpls()):
+        for impl in self._of(hook):
             try:
                 answer = impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception:
@@ -184,3 +223,16 @@ class HookEmitter:
             if answer is not None:
                 answers.append(answer)
         return answers
+
+    def _of(self, hook: str) -> tuple[HookImpl, ...]:
+        generation = getattr(self._manager, "generation", None)
+        if generation is None:  # a plain pluggy manager: no change counter to trust
+            return tuple(reversed(getattr(self._manager.hook, hook).get_hookimpls()))
+        if generation != self._generation:
+            self._listeners.clear()
+            self._generation = generation
+        found = self._listeners.get(hook)
+        if found is None:
+            found = tuple(reversed(getattr(self._manager.hook, hook).get_hookimpls()))
+            self._listeners[hook] = found
+        return found

@@ -22,12 +22,14 @@ from atp.core.workflows.runs import Run, RunPage, RunQuery
 __all__ = [
     "Capabilities",
     "Claim",
+    "ClaimingConsumer",
     "Clock",
     "Consumer",
     "Coordinator",
     "Created",
     "Delivery",
     "Fence",
+    "FusingStore",
     "Lease",
     "LeaseStatus",
     "Limiter",
@@ -107,9 +109,14 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One task handed to one consumer. ``token`` is opaque and only its consumer reads it."""
+    """One task id handed to one consumer. ``token`` is opaque and only its consumer reads it.
 
-    task: Task
+    The transport carries ids, never the envelope: the body is stored once, in the store,
+    and ``TaskStore.claim`` returns it (ADR 0023).
+    """
+
+    task_id: str
+    subject: str
     token: str
     deliveries: int = 1
     """How many times the transport has delivered this message, this one included."""
@@ -122,7 +129,7 @@ class Consumer(Protocol):
     async def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
         """Return up to ``max_items`` deliveries, waiting up to ``timeout`` for the first.
 
-        Returns an empty list on timeout. A message that is not a valid task envelope is
+        Returns an empty list on timeout. A message that does not name a task id is
         terminated by the transport and logged, never returned. Cancelling a fetch loses
         nothing: whatever it had taken is redelivered after its lease. Each returned delivery is
         leased to this consumer until acked, nacked, terminated or its lease runs out.
@@ -152,12 +159,17 @@ class Consumer(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Moves READY task envelopes from producers to the workers subscribed to a subject."""
+    """Moves READY task ids from producers to the workers subscribed to a subject.
+
+    A message carries the task's id and what the transport routes or deduplicates by
+    (subject, priority, attempt), never the payload: workers get the envelope from the
+    store's ``claim`` (ADR 0023).
+    """
 
     capabilities: Capabilities
 
     async def publish(self, tasks: Sequence[Task]) -> None:
-        """Publish each task to its subject; return once every one is confirmed.
+        """Publish each task's id to its subject; return once every one is confirmed.
 
         Raises BackendUnavailable if any publish was not confirmed: some of the batch may
         then have been published. Publishing the same task id again is always safe (the
@@ -401,6 +413,63 @@ class TaskStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+# -- Fused operations (optional capabilities) ----------------------------------------------
+
+
+@runtime_checkable
+class FusingStore(Protocol):
+    """A TaskStore that can do store and transport work in one atomic call (ADR 0023).
+
+    Where the store and the transport live on one server (a Redis store with the Redis
+    transport), creating a task and putting its id on the subject's queue is one round
+    trip instead of two, and so are fetching and claiming, or finishing and acking. The
+    core uses these where ``fuse`` said yes and the separate calls everywhere else; the
+    conformance suites run both paths.
+    """
+
+    def fuse(self, transport: Transport) -> bool:
+        """Bind to ``transport`` if this store reaches its queues in one atomic call;
+        return whether it did. Called once by ``Platform.build``, before any I/O. When
+        True, ``create_and_publish`` may be called and every consumer ``transport`` makes
+        from then on is a ClaimingConsumer."""
+        ...
+
+    async def create_and_publish(
+        self, tasks: Sequence[Task], *, now: float, idempotency_window: float, ready_until: float
+    ) -> list[Created]:
+        """``create`` with ``ready_until``, and each created task with ``run_at <= now``
+        published to the bound transport in the same atomic step.
+
+        When it returns, such a task is both stored (READY) and on its subject's queue;
+        on an error neither happened for any task of the batch. Duplicates (an
+        idempotency key that matched) are neither created nor published.
+        """
+        ...
+
+
+@runtime_checkable
+class ClaimingConsumer(Consumer, Protocol):
+    """A Consumer whose transport is fused with the store: fetch + claim and finish + ack
+    each in one atomic call. Same guarantees as the separate calls, fewer round trips."""
+
+    async def fetch_claimed(
+        self, max_items: int, timeout: float, *, owner: str, lease: float
+    ) -> list[tuple[Delivery, Claim]]:
+        """``fetch`` then ``TaskStore.claim`` of what came, leases ending ``lease`` seconds
+        after the claim. Deliveries whose claim failed (a duplicate, a finished or
+        cancelled task) are acked, and unknown ids terminated, in the same call: only
+        claimed deliveries are returned."""
+        ...
+
+    async def finish_and_ack(
+        self, outcomes: Sequence[Outcome], deliveries: Sequence[Delivery]
+    ) -> list[bool]:
+        """``TaskStore.finish`` of ``outcomes`` and ``ack`` of the delivery of each one
+        applied, in one atomic call; ``deliveries[i]`` carries ``outcomes[i]``. Returns
+        what ``finish`` returns; a delivery whose outcome was not applied is not acked."""
         ...
 
 

@@ -10,13 +10,14 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from atp.core import codec
 from atp.core.errors import AtpError, InvalidInput, NotFound, PayloadTooLarge, StateConflict
 from atp.core.ids import new_id
 from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
 from atp.core.platform import Platform
-from atp.core.ports import Page, Requeue, TaskQuery
+from atp.core.ports import Created, FusingStore, Page, Requeue, TaskQuery
 from atp.core.subjects import validate_pattern, validate_subject
 
 __all__ = ["PublishRequest", "Published", "TaskService"]
@@ -86,18 +87,15 @@ class TaskService:
             raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
         now = self._clock.now()
         tasks = self._with_plugin_headers([self._build(request, now) for request in requests])
-        direct = self._platform.direct_publish
-        created = await self._store.create(
-            tasks,
-            now=now,
-            idempotency_window=self._settings.idempotency_window,
-            ready_until=now + self._settings.ready_timeout if direct else None,
-        )
+        created = await self._create(tasks, now)
         new = [task for task, result in zip(tasks, created, strict=True) if result.created]
         if new:
             self._platform.emit("atp_task_enqueued", tasks=new)
-        if direct:
-            await self._dispatch([task for task in new if task.run_at <= now])
+        ready = [task for task in new if task.run_at <= now]
+        if self._platform.fused and ready:
+            self._platform.emit("atp_task_dispatched", tasks=ready)
+        elif self._platform.direct_publish:
+            await self._dispatch(ready)
         return [
             Published(result.id, result.created, task.run_at)
             for task, result in zip(tasks, created, strict=True)
@@ -188,6 +186,22 @@ class TaskService:
     async def purge(self, ids: Sequence[str] | None = None) -> int:
         """Delete dead tasks (these ids, or all); return how many were deleted."""
         return await self._store.purge(ids)
+
+    async def _create(self, tasks: list[Task], now: float) -> list[Created]:
+        """Store the tasks; where the store is fused with the transport, the ready ones
+        are published in the same call (one round trip)."""
+        window = self._settings.idempotency_window
+        if not self._platform.direct_publish:
+            return await self._store.create(tasks, now=now, idempotency_window=window)
+        ready_until = now + self._settings.ready_timeout
+        if self._platform.fused:
+            fused = cast(FusingStore, self._store)
+            return await fused.create_and_publish(
+                tasks, now=now, idempotency_window=window, ready_until=ready_until
+            )
+        return await self._store.create(
+            tasks, now=now, idempotency_window=window, ready_until=ready_until
+        )
 
     async def _dispatch(self, tasks: list[Task]) -> None:
         if not tasks:

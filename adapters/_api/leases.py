@@ -210,7 +210,7 @@ class RemoteLeases:
         until = now + seconds
         try:
             claims = await self._platform.store.claim(
-                [d.task.id for d in deliveries], owner=stream.owner, now=now, lease_until=until
+                [d.task_id for d in deliveries], owner=stream.owner, now=now, lease_until=until
             )
         except AtpError as exc:
             log.warning("claiming %d tasks for %s failed: %s", len(deliveries), stream.owner, exc)
@@ -219,7 +219,7 @@ class RemoteLeases:
         leased, unknown = [], []
         for delivery, claim in zip(deliveries, claims, strict=True):
             if claim.claimed and claim.record is not None:
-                stream.held.add(delivery.task.id)
+                stream.held.add(delivery.task_id)
                 leased.append(Leased(claim.record, stream.owner, until))
             elif claim.record is None:
                 unknown.append(delivery)

@@ -14,10 +14,21 @@ from atp.adapters.cli._banner import banner
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._serve import exit_past_stuck_threads, serve
 from atp.adapters.cli._server import serve_api
+from atp.adapters.cli._supervisor import (
+    PROCESSES,
+    Orphaned,
+    RestartPolicy,
+    Supervisor,
+    child_specs,
+    command_line,
+    supervision_options,
+)
 from atp.core.cron.service import ScheduleService
 from atp.core.errors import AtpError, ConfigError
+from atp.core.ids import process_name
 from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
+from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
 from atp.core.workflows.engine import WorkflowEngine
 from atp.sdk.app import App
@@ -28,6 +39,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 APP_HELP = "MODULE:APP to run (or $ATP_APP)."
 SUBJECT_HELP = "Subject pattern to consume; repeatable. Default: the app's patterns."
+PROCESSES_HELP = (
+    "Worker processes to run under a supervisor: N, or 'auto' (one per CPU). Default 1."
+)
+NAME_HELP = "Worker name, the lease owner of its tasks. Default host:pid:random; NAME-1.. with N."
 
 
 def _worker_options(fn: F) -> F:
@@ -76,6 +91,9 @@ def dev(
 @click.command("worker")
 @click.argument("app_ref", metavar="MODULE:APP", required=False)
 @_worker_options
+@click.option("--processes", type=PROCESSES, default="1", help=PROCESSES_HELP)
+@click.option("--name", help=NAME_HELP)
+@supervision_options
 @pass_options
 def worker(
     options: Options,
@@ -83,21 +101,33 @@ def worker(
     app_option: str | None,
     concurrency: int | None,
     subjects: tuple[str, ...],
+    processes: int,
+    name: str | None,
+    supervisor_pid: int | None,
+    restart_delay: float,
+    max_deaths: int,
 ) -> None:
     """Run the handlers of MODULE:APP, fed by a shared transport.
 
     Needs a transport other processes reach (redis://, nats://); 'memory://' is
-    refused at start-up (exit 5): use 'atp dev' for that.
+    refused at start-up (exit 5): use 'atp dev' for that. --processes N runs N such
+    workers as child processes, restarts one that dies, and drains them all on SIGTERM.
     """
     settings = options.settings(concurrency=concurrency, subjects=subjects or None)
-    app = load_app(_required_app(app_ref or app_option or settings.app))
+    reference = _required_app(app_ref or app_option or settings.app)
+    if processes > 1:
+        policy = RestartPolicy(first_delay=restart_delay, max_deaths=max_deaths)
+        _supervise(settings, processes, name or process_name(), policy)
+        return
+    app = load_app(reference)
 
     async def run() -> None:
         platform = await _checked(Platform.build(settings), lambda p: p.check_worker(app.registry))
         await _declared(platform, app)
-        runner = Worker(platform, app.registry)
+        runner = Worker(platform, app.registry, name=name)
         banner("worker", app, settings, runner.patterns)
-        await serve(platform, [runner])
+        watch = [Orphaned(supervisor_pid)] if supervisor_pid else []
+        await serve(platform, [runner, *watch])
 
     _run(run)
 
@@ -118,6 +148,15 @@ def scheduler(options: Options) -> None:
         await serve(platform, [Scheduler(platform)])
 
     _run(run)
+
+
+def _supervise(settings: Settings, processes: int, name: str, policy: RestartPolicy) -> None:
+    """Run ``processes`` copies of this very command as children, and exit as they did."""
+    ctx = click.get_current_context()
+    specs = child_specs(command_line(ctx), processes, name, settings)
+    banner(f"worker --processes {processes}", None, settings, [])
+    code = asyncio.run(Supervisor(specs, policy, settings.drain_timeout).run())
+    ctx.exit(code)
 
 
 def _required_app(reference: str | None) -> str:

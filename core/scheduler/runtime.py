@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from atp.core.ids import process_name
 from atp.core.platform import Platform
+from atp.core.plugins import Lifecycle
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component
 from atp.core.scheduler.cron import Cron
@@ -93,6 +94,6 @@ class Scheduler:
             if stop.is_set() or not await self.elector.step():
                 return
 
-    def _announce(self, hook: str, **extra: object) -> None:
+    def _announce(self, hook: Lifecycle, **extra: object) -> None:
         log.info("scheduler %s: %s", self.elector.owner, hook.removeprefix("atp_"))
         self._platform.emit(hook, role=self.elector.role, owner=self.elector.owner, **extra)

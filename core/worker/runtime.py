@@ -1,8 +1,10 @@
 """The worker: consumes subjects, claims tasks in the store, runs handlers, records outcomes.
 
-One fetch loop per subscribed pattern, one heartbeat loop for every running task, and a
-batcher that records outcomes in one store call per batch. Async handlers run on the loop,
-sync handlers in a thread pool; both are bounded by ``concurrency``.
+One fetch loop per subscribed pattern, one heartbeat loop for every running task, one
+deadline sweep for every attempt's timeout, and a batcher that records outcomes in one
+store call per batch. Async handlers run on the loop, sync handlers in a thread pool; both
+are bounded by ``concurrency``. Where the transport is fused with the store
+(``ClaimingConsumer``), fetch + claim and finish + ack are one call each (ADR 0023).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import functools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,7 +26,9 @@ from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.ids import process_name
 from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
-from atp.core.ports import Consumer, Delivery, LeaseStatus, Outcome, Timer
+from atp.core.plugins import Lifecycle
+from atp.core.ports import ClaimingConsumer, Consumer, Delivery, LeaseStatus, Outcome
+from atp.core.worker.deadlines import Deadlines
 from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
 from atp.core.worker.outcomes import Policy
 from atp.core.workflows.engine import StepListener
@@ -39,6 +43,9 @@ FINISH_RETRIES = (0.1, 0.5, 2.0)
 """Pauses between attempts to record outcomes while the store is unavailable."""
 NO_HANDLER_DELAY = 60.0
 """Seconds before a task with no handler in this worker is offered again."""
+_OUTCOME_HOOKS: tuple[Lifecycle, ...] = (
+    "atp_task_succeeded", "atp_task_failed", "atp_task_cancelled", "atp_task_dead"
+)  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -50,7 +57,7 @@ class _Running:
     task: Task
     handler: Handler | None
     job: asyncio.Task[None] | None = None
-    timer: Timer | None = None
+    timeout: float = 0.0
     stop_reason: str | None = None
     started: float = 0.0
     in_handler: bool = False
@@ -97,9 +104,13 @@ class Worker:
         """Loops holding a fetched task until a slot is free."""
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._finisher: Batcher[tuple[_Running, Outcome], bool] = Batcher(self._record)
+        self._finisher: Batcher[tuple[_Running, Outcome]] = Batcher(self._record)
+        self._deadlines: Deadlines[_Running] = Deadlines(self._clock, _time_out)
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
+        emit = platform.emit
+        self._emits_started = emit.wants("atp_task_started")
+        self._emits_outcomes = any(emit.wants(hook) for hook in _OUTCOME_HOOKS)
 
     @property
     def idle(self) -> bool:
@@ -122,14 +133,15 @@ class Worker:
             "atp_worker_started", worker=self.name, patterns=self.patterns, group=self.group
         )
         fetchers = [asyncio.create_task(self._fetch_loop(consumer)) for consumer in consumers]
-        heart = asyncio.create_task(self._heartbeat_loop())
+        helpers = [asyncio.create_task(self._heartbeat_loop()),
+                   asyncio.create_task(self._deadlines.run())]  # fmt: skip
         try:
             await stop.wait()
         finally:
             self._stopping.set()
             await _cancel(fetchers)
             await self._drain()
-            await _cancel([heart])
+            await _cancel(helpers)
             await _close(consumers)
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._platform.emit("atp_worker_stopped", worker=self.name)
@@ -162,6 +174,9 @@ class Worker:
         self._free -= reserved
         started = 0
         try:
+            if isinstance(consumer, ClaimingConsumer):
+                started = await self._take_claimed(consumer, reserved)
+                return started > 0
             deliveries = await consumer.fetch(reserved, 0.0)
             started = await self._admit(consumer, deliveries) if deliveries else 0
             return bool(deliveries)
@@ -205,9 +220,21 @@ class Worker:
         if slots > 0:
             self._slot_freed.set()
 
+    async def _take_claimed(self, consumer: ClaimingConsumer, reserved: int) -> int:
+        """Fetch and claim in one call; only claimed deliveries come back."""
+        pairs = await consumer.fetch_claimed(
+            reserved, 0.0, owner=self.name, lease=self._settings.lease
+        )
+        started = 0
+        for delivery, claim in pairs:
+            if claim.record is not None and delivery.task_id not in self._running:
+                self._start(consumer, delivery, claim.record)
+                started += 1
+        return started
+
     async def _admit(self, consumer: Consumer, deliveries: list[Delivery]) -> int:
         now = self._clock.now()
-        ids = [delivery.task.id for delivery in deliveries]
+        ids = [delivery.task_id for delivery in deliveries]
         try:
             claims = await self._platform.store.claim(
                 ids, owner=self.name, now=now, lease_until=now + self._settings.lease
@@ -218,7 +245,7 @@ class Worker:
             return 0
         started, skipped, unknown = 0, [], []
         for delivery, claim in zip(deliveries, claims, strict=True):
-            if claim.claimed and claim.record is not None and delivery.task.id not in self._running:
+            if claim.claimed and claim.record is not None and delivery.task_id not in self._running:
                 self._start(consumer, delivery, claim.record)
                 started += 1
             elif claim.record is None:
@@ -249,13 +276,20 @@ class Worker:
     # -- running one attempt -----------------------------------------------------------
 
     async def _execute(self, running: _Running) -> None:
+        """Run one attempt and hand its outcome to the finisher, which frees the slot once
+        it is recorded (the lease is kept alive until then)."""
+        outcome = None
         try:
             outcome = await self._attempt(running)
-            if outcome is not None:
-                await self._report(running, outcome)
         finally:
-            del self._running[running.task.id]
-            self._release(1)
+            if outcome is None:
+                self._forget(running)
+            else:
+                self._finisher.add((running, outcome))
+
+    def _forget(self, running: _Running) -> None:
+        del self._running[running.task.id]
+        self._release(1)
 
     async def _attempt(self, running: _Running) -> Outcome | None:
         task, handler = running.task, running.handler
@@ -267,12 +301,13 @@ class Worker:
             args, kwargs = handler.arguments(task)
         except InvalidInput as exc:
             return self._policy.invalid(task, exc, now)
-        timeout = self._policy.timeout(task, handler)
+        timeout = running.timeout = self._policy.timeout(task, handler)
         call = HandlerCall(task, handler, self.name, timeout, args, kwargs)
-        running.timer = self._clock.call_later(timeout, lambda: running.stop("timeout"))
+        self._deadlines.add(running, timeout)
         set_current_task(task)
         running.started = self._clock.now()
-        self._platform.emit("atp_task_started", task=task, worker=self.name)
+        if self._emits_started:
+            self._platform.emit("atp_task_started", task=task, worker=self.name)
         running.in_handler = True
         try:
             result = await self._call(call)
@@ -285,7 +320,7 @@ class Worker:
             return self._policy.failure(task, handler, exc, "error", self._clock.now())
         finally:
             running.in_handler = False
-            running.timer.cancel()
+            self._deadlines.remove(running, timeout)
         return self._policy.success(task, result, self._clock.now())
 
     def _stopped(self, running: _Running, timeout: float) -> Outcome | None:
@@ -310,52 +345,81 @@ class Worker:
 
     # -- recording outcomes ------------------------------------------------------------
 
-    async def _report(self, running: _Running, outcome: Outcome) -> None:
+    async def _record(self, items: list[tuple[_Running, Outcome]]) -> None:
+        """Record a batch of outcomes (the finisher's flush), then free their slots."""
         try:
-            applied = await self._finisher.submit((running, outcome))
+            applied = await self._settle_outcomes(items)
         except AtpError as exc:
-            log.error("worker %s: outcome of %s not recorded, it runs again after its lease: %s",
-                      self.name, running.task.id, exc)  # fmt: skip
-            return
-        if applied:
+            log.error("worker %s: %d outcomes not recorded, they run again after their lease: "
+                      "%s", self.name, len(items), exc)  # fmt: skip
+            applied = [False] * len(items)
+        finally:
+            for running, _ in items:
+                self._forget(running)
+        steps = []
+        for (running, outcome), ok in zip(items, applied, strict=True):
+            if not ok:
+                log.warning("worker %s: task %s was taken over; outcome dropped", self.name,
+                            running.task.id)  # fmt: skip
+                continue
             self._announce(running, outcome)
             if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
-                await self._steps.finished(running.task)  # never raises; the sweep backs it up
-        else:
-            log.warning("worker %s: task %s was taken over; outcome dropped", self.name,
-                        running.task.id)  # fmt: skip
+                steps.append(self._steps.finished(running.task))
+        if steps:  # never raise; the workflow sweep backs them up
+            await asyncio.gather(*steps)
 
-    async def _record(self, items: list[tuple[_Running, Outcome]]) -> list[bool]:
-        applied = await self._finish([outcome for _, outcome in items])
+    async def _settle_outcomes(self, items: list[tuple[_Running, Outcome]]) -> list[bool]:
+        """finish + ack: one call per fused consumer, one store call for the rest."""
+        by_consumer: dict[Consumer, list[int]] = defaultdict(list)
+        for i, (running, _) in enumerate(items):
+            by_consumer[running.consumer].append(i)
+        applied = [False] * len(items)
+        plain: list[int] = []
+        for consumer, indexes in by_consumer.items():
+            if not isinstance(consumer, ClaimingConsumer):
+                plain += indexes
+                continue
+            outcomes = [items[i][1] for i in indexes]
+            deliveries = [items[i][0].delivery for i in indexes]
+            done = await self._retried(functools.partial(consumer.finish_and_ack, outcomes,
+                                                         deliveries))  # fmt: skip
+            for i, ok in zip(indexes, done, strict=True):
+                applied[i] = ok
+        if plain:
+            outcomes = [items[i][1] for i in plain]
+            done = await self._retried(functools.partial(self._platform.store.finish, outcomes))
+            for i, ok in zip(plain, done, strict=True):
+                applied[i] = ok
+            await self._ack([items[i][0] for i, ok in zip(plain, done, strict=True) if ok])
+        return applied
+
+    async def _ack(self, finished: list[_Running]) -> None:
         by_consumer: dict[Consumer, list[Delivery]] = defaultdict(list)
-        for (running, _), ok in zip(items, applied, strict=True):
-            if ok:
-                by_consumer[running.consumer].append(running.delivery)
+        for running in finished:
+            by_consumer[running.consumer].append(running.delivery)
         for consumer, deliveries in by_consumer.items():
             try:
                 await consumer.ack(deliveries)
             except AtpError as exc:  # recorded in the store; a redelivery is dropped at claim
                 log.warning("worker %s: ack of %d deliveries failed: %s", self.name,
                             len(deliveries), exc)  # fmt: skip
-        return applied
 
-    async def _finish(self, outcomes: list[Outcome]) -> list[bool]:
-        """``store.finish``, tried again over a short outage: an outcome given up on
-        means the task runs once more after its lease, which is worth a wait."""
+    async def _retried(self, record: Callable[[], Awaitable[list[bool]]]) -> list[bool]:
+        """Record outcomes, tried again over a short outage: an outcome given up on means
+        the task runs once more after its lease, which is worth a wait."""
         for pause in FINISH_RETRIES:
             try:
-                return await self._platform.store.finish(outcomes)
+                return await record()
             except BackendUnavailable as exc:
-                log.warning("worker %s: recording %d outcomes failed, retrying in %gs: %s",
-                            self.name, len(outcomes), pause, exc)  # fmt: skip
+                log.warning("worker %s: recording outcomes failed, retrying in %gs: %s",
+                            self.name, pause, exc)  # fmt: skip
                 await self._clock.sleep(pause)
-        return await self._platform.store.finish(outcomes)
+        return await record()
 
     def _announce(self, running: _Running, outcome: Outcome) -> None:
-        emit = self._platform.emit
-        if not (emit.wants("atp_task_succeeded") or emit.wants("atp_task_failed")
-                or emit.wants("atp_task_cancelled") or emit.wants("atp_task_dead")):  # fmt: skip
+        if not self._emits_outcomes:
             return
+        emit = self._platform.emit
         record = _seen(running.task, outcome)
         duration = max(outcome.at - running.started, 0.0) if running.started else 0.0
         if outcome.state is State.SUCCEEDED:
@@ -404,6 +468,11 @@ class Worker:
         for running in leftover:
             running.stop("shutdown")
         await asyncio.gather(*(r.job for r in leftover if r.job), return_exceptions=True)
+        await self._finisher.join()
+
+
+def _time_out(running: _Running) -> None:
+    running.stop("timeout")
 
 
 def _seen(task: Task, outcome: Outcome) -> TaskRecord:

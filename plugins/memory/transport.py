@@ -91,7 +91,7 @@ class _Subscription:
             entry = (neg_priority, seq, task, deliveries + 1)
             token = str(next(self._tokens))
             held[token] = _Held(entry, consumer, expires_at)
-            found.append(Delivery(task, token, deliveries + 1))
+            found.append(Delivery(task.id, task.subject, token, deliveries + 1))
         return found
 
     def next_timer(self) -> float | None:

@@ -43,7 +43,7 @@ __all__ = ["Link", "Outgoing", "consumer_name", "translated"]
 log = logging.getLogger("atp.plugins.nats")
 
 Outgoing = tuple[str, bytes, str]
-"""One message to publish: (NATS subject, envelope JSON, message id)."""
+"""One message to publish: (NATS subject, body: the task id, message id)."""
 
 _READABLE = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -5,6 +5,10 @@ Fetch pulls in two steps so that no message is taken that the caller did not ask
 nothing, a lingering pull for one message waits until the timeout, and once it arrives a
 second ``no_wait`` pull fills the batch. Each pull carries its own reply subject, so the
 status that ends it (404, 408) is matched to it.
+
+A message's body is its task's id (ADR 0023); the envelope lives in the store. A body that
+is a JSON object is an envelope published before that change, and its ``id`` is taken, so
+an upgrade finds the messages already in the stream.
 """
 
 from __future__ import annotations
@@ -19,17 +23,17 @@ import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from atp.core import codec
 from atp.core.errors import BackendUnavailable, InvalidInput
 from atp.core.ports import Clock, Delivery
 from atp.plugins.nats._link import Link, translated
 
-__all__ = ["NatsConsumer"]
+__all__ = ["NatsConsumer", "task_id_of"]
 
 log = logging.getLogger("atp.plugins.nats")
 
 STATUS_GRACE = 0.5
-"""Seconds past a pull's expiry that its end status may take to arrive."""
+"""Seconds past a pull's expiry (a no-wait pull's: at once) that its end status may take
+to arrive."""
 _ENDED = ("404", "408", "409")
 MAX_HELD = 100_000
 """Unsettled deliveries a consumer remembers, to give them back when it closes."""
@@ -51,6 +55,7 @@ class NatsConsumer:
         self._link = link
         self._clock = clock
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{link.config.stream}.{name}"
+        self._strip = len(link.config.prefix) + 1  # "<prefix>." before each task subject
         self._inbox = ""
         self._sub: Subscription | None = None
         self._buffer: deque[Msg] = deque()
@@ -76,8 +81,9 @@ class NatsConsumer:
     async def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
         """Return up to ``max_items`` deliveries, waiting up to ``timeout`` for the first.
 
-        A message that is not a task envelope is terminated and logged. A delivery that
-        arrives after a cancelled fetch is kept for the next one.
+        A message that names no task id is terminated and logged. A delivery that
+        arrives after a cancelled fetch is kept for the next one. ``timeout`` 0 still
+        waits the one round trip of a no-wait pull, so it takes what the stream holds.
         """
         if self.closed:
             raise BackendUnavailable(f"nats: fetch on closed consumer {self.name!r}")
@@ -113,7 +119,7 @@ class NatsConsumer:
         of nothing, so the reason stays here.)
         """
         if deliveries:
-            ids = ", ".join(d.task.id for d in deliveries[:10])
+            ids = ", ".join(d.task_id for d in deliveries[:10])
             log.warning("nats: terminating %d deliveries (%s): %s", len(deliveries), ids, reason)
         await self._settle(deliveries, b"+TERM", "term")
 
@@ -143,18 +149,19 @@ class NatsConsumer:
     # -- pulling -------------------------------------------------------------------------
 
     async def _pull(self, max_items: int, timeout: float) -> None:
-        if await self._request(max_items, None, timeout) or timeout <= 0:
+        if await self._request(max_items, None) or timeout <= 0:
             return
-        if not await self._request(1, timeout, timeout + STATUS_GRACE):
+        if not await self._request(1, timeout):
             return
         if max_items > 1:
-            await self._request(max_items - 1, None, timeout)
+            await self._request(max_items - 1, None)
 
-    async def _request(self, batch: int, expires: float | None, wait: float) -> bool:
+    async def _request(self, batch: int, expires: float | None) -> bool:
         """Send one pull and wait until it ended or filled; return whether anything came.
 
-        ``expires`` None: a no-wait pull. A pull that no status ends within ``wait``
-        makes the next fetch check the consumer (the server may have lost it).
+        ``expires`` None: a no-wait pull, which the server ends within a round trip. A
+        pull that no status ends within STATUS_GRACE of its expiry makes the next fetch
+        check the consumer (the server may have lost it).
         """
         nc, _ = await self._link.client()
         reply = f"{self._inbox}.{next(self._pulls)}"
@@ -166,7 +173,7 @@ class NatsConsumer:
         had = len(self._buffer)
         with translated(f"pulling from consumer {self.name!r}"):
             await nc.publish(self._next, orjson.dumps(request), reply)
-        deadline = self._clock.now() + wait
+        deadline = self._clock.now() + (expires or 0.0) + STATUS_GRACE
         while reply not in self._ended and len(self._buffer) - had < batch:
             self._changed.clear()
             left = deadline - self._clock.now()
@@ -198,14 +205,14 @@ class NatsConsumer:
         broken: list[str] = []
         while self._buffer and len(found) < max_items:
             msg = self._buffer.popleft()
-            try:
-                task = codec.decode_task(msg.data)
-            except InvalidInput as exc:
-                log.error("nats: %s on %s is not a task envelope: %s", msg.reply, msg.subject, exc)
-                broken.append(msg.reply)
+            reply = msg.reply
+            task_id = task_id_of(msg.data)
+            if task_id is None:
+                log.error("nats: %s on %s names no task id: %r", reply, msg.subject, msg.data[:80])
+                broken.append(reply)
                 continue
-            found.append(Delivery(task, msg.reply, _delivered(msg.reply)))
-            self._held[msg.reply] = None
+            found.append(Delivery(task_id, msg.subject[self._strip :], reply, _delivered(reply)))
+            self._held[reply] = None
         if len(self._held) > MAX_HELD:  # never settled (a lost lease): long redelivered
             for token in list(itertools.islice(self._held, len(self._held) - MAX_HELD)):
                 del self._held[token]
@@ -228,6 +235,26 @@ class NatsConsumer:
             for token in tokens:
                 await nc.publish(token, verb)
         await self._link.flush(action)
+
+
+def task_id_of(body: bytes) -> str | None:
+    """The task id a message carries: the body itself, or the ``id`` of a JSON envelope
+    published before ADR 0023. None if it names none (empty, not UTF-8, no ``id``)."""
+    if body[:1] == b"{":
+        return _envelope_id(body)
+    try:
+        return body.decode() or None
+    except UnicodeDecodeError:
+        return None
+
+
+def _envelope_id(body: bytes) -> str | None:
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    task_id = envelope.get("id") if isinstance(envelope, dict) else None
+    return task_id if isinstance(task_id, str) and task_id else None
 
 
 def _delivered(reply: str) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from atp.core import codec
 from atp.core.errors import BackendUnavailable, InvalidInput
 from atp.core.model import Task
 from atp.core.ports import Capabilities, Clock, Consumer, Transport
@@ -66,7 +65,9 @@ class NatsTransport:
         self._closed = False
 
     async def publish(self, tasks: Sequence[Task]) -> None:
-        """Publish every task and return once the server acked each one.
+        """Publish every task's id and return once the server acked each one.
+
+        The body is the id alone: workers read the envelope from the store (ADR 0023).
 
         Raises InvalidInput, publishing nothing, if a subject is invalid; BackendUnavailable
         if an ack is missing or negative (some of the batch may have been stored, and
@@ -76,7 +77,7 @@ class NatsTransport:
         if not tasks:
             return
         messages: list[Outgoing] = [
-            (self.config.subject(validate_subject(task.subject)), codec.encode_task(task),
+            (self.config.subject(validate_subject(task.subject)), task.id.encode(),
              message_id(task))
             for task in tasks
         ]  # fmt: skip

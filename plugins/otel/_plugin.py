@@ -5,31 +5,45 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from atp.core.model import JSON, Task
 from atp.core.plugins import hookimpl
 from atp.core.settings import Settings
 from atp.core.worker.interceptors import CallNext, HandlerCall, Interceptor
 from atp.plugins.otel._setup import provider_from_env
+from atp.plugins.otel._spans import EMPTY, Recorder
+from atp.plugins.otel._w3c import BAGGAGE, TRACEPARENT, Propagation, headers_of, parse
 
 __all__ = ["OtelPlugin", "TracingInterceptor", "task_attributes"]
 
 SYSTEM = "atp"
 SCOPE = "atp"
+NO_ATTRIBUTES = BoundedAttributes(immutable=True)
 
 
-def task_attributes(task: Task, operation: str) -> dict[str, Any]:
-    """Messaging semantic-convention attributes of a task, plus atp's own (``atp.*``)."""
+def task_attributes(task: Task, operation: str, worker: str | None = None) -> dict[str, Any]:
+    """Messaging semantic-convention attributes of a task, plus atp's own (``atp.*``);
+    ``worker`` is the consumer's ``messaging.client.id``."""
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": operation,
         "messaging.destination.name": task.subject,
         "messaging.message.id": task.id,
     }
+    if worker is not None:
+        attributes["messaging.client.id"] = worker
     if task.attempt:
         attributes["atp.task.attempt"] = task.attempt
     if task.schedule is not None:
@@ -40,30 +54,56 @@ def task_attributes(task: Task, operation: str) -> dict[str, Any]:
     return attributes
 
 
+def extract(headers: Mapping[str, str], fast: bool) -> tuple[Context | None, SpanContext]:
+    """The producer's span context in task headers, and the whole Context extracted with
+    it: parsed directly on the fast path (W3C, no baggage), where the Context would hold
+    nothing else and is None; else by the configured propagator."""
+    if fast and BAGGAGE not in headers:
+        return None, parse(headers) or INVALID_SPAN_CONTEXT
+    parent = propagate.extract(headers)
+    return parent, trace.get_current_span(parent).get_span_context()
+
+
 class TracingInterceptor:
     """Runs each attempt in a CONSUMER span ``process <subject>``.
 
     Its parent is the producer's context from the task's ``traceparent`` header, so every
     attempt of a task (retries too) lands in the producer's trace, and it also carries a
     link to that producer span, as the messaging conventions ask. An exception marks the
-    span as an error and is recorded on it; the handler's own spans nest under it.
+    span as an error and is recorded on it; the handler's own spans nest under it. A trace
+    the producer did not sample gets a non-recording span: ids and context, nothing more.
     """
 
-    def __init__(self, tracer: trace.Tracer) -> None:
-        self._tracer = tracer
+    def __init__(
+        self, tracer: trace.Tracer, recorder: Recorder | None = None,
+        propagation: Propagation | None = None,
+    ) -> None:  # fmt: skip
+        self._recorder = recorder or Recorder(tracer)
+        self._propagation = propagation or Propagation()
 
     async def execute(self, call: HandlerCall, call_next: CallNext) -> JSON:
         task = call.task
-        parent = propagate.extract(task.headers) if task.headers else Context()
-        producer = trace.get_current_span(parent).get_span_context()
-        links = [Link(producer)] if producer.is_valid else []
-        attributes = task_attributes(task, "process")
-        attributes["messaging.client.id"] = call.worker
-        with self._tracer.start_as_current_span(
-            f"process {task.subject}", context=parent, kind=SpanKind.CONSUMER,
-            links=links, attributes=attributes,
-        ):  # fmt: skip
+        parent: Context | None = None
+        producer = INVALID_SPAN_CONTEXT
+        if task.headers:
+            parent, producer = extract(task.headers, self._propagation.fast())
+        links = (Link(producer, NO_ATTRIBUTES),) if producer.is_valid else ()
+        span = self._recorder.spans().consume(
+            f"process {task.subject}", parent, producer,
+            task_attributes(task, "process", call.worker), links,
+        )  # fmt: skip
+        # What ``start_as_current_span`` does, without its two context managers.
+        token = otel_context.attach(trace.set_span_in_context(span, parent or EMPTY))
+        try:
             return await call_next(call)
+        except Exception as exc:
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
 
 class OtelPlugin:
@@ -75,6 +115,8 @@ class OtelPlugin:
     def __init__(self, provider: trace.TracerProvider | None = None) -> None:
         self._provider = provider
         self._tracer: trace.Tracer | None = None
+        self._recorder: Recorder | None = None
+        self._propagation = Propagation()
         self._runs: dict[str, trace.Span] = {}
 
     @property
@@ -84,6 +126,12 @@ class OtelPlugin:
             self._tracer = self._provider.get_tracer(SCOPE)
         return self._tracer
 
+    @property
+    def recorder(self) -> Recorder:
+        if self._recorder is None:
+            self._recorder = Recorder(self.tracer)
+        return self._recorder
+
     @hookimpl
     def atp_configure(self, settings: Settings) -> None:
         """Set the tracer up at start-up, so a bad ``OTEL_*`` value fails there."""
@@ -92,31 +140,37 @@ class OtelPlugin:
     @hookimpl
     def atp_task_headers(self, tasks: Sequence[Task]) -> list[Mapping[str, str] | None]:
         """One ``create <subject>`` PRODUCER span per task, ended at once; its context
-        goes into the task's ``traceparent`` (and ``tracestate``, ``baggage``)."""
-        return [self._produce(task) for task in tasks]
+        goes into the task's ``traceparent`` (and ``tracestate``, ``baggage``).
 
-    def _produce(self, task: Task) -> dict[str, str]:
-        parent = self._parent(task)
-        span = self.tracer.start_span(f"create {task.subject}", context=parent,
-                                      kind=SpanKind.PRODUCER,
-                                      attributes=task_attributes(task, "create"))  # fmt: skip
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
-        span.end()
-        return carrier
+        The caller's context is looked up once per batch; on the fast path (a W3C
+        propagator, no baggage) the headers are formatted directly."""
+        recorder, propagation = self.recorder, self._propagation
+        spans, fast = recorder.spans(), propagation.fast()
+        current = otel_context.get_current()
+        fast = fast and not baggage.get_all(current)
+        caller = (current, trace.get_current_span(current).get_span_context())
+        answers: list[Mapping[str, str] | None] = []
+        for task in tasks:
+            parent, parent_span = self._parent(task, fast, caller)
+            context = spans.produce(f"create {task.subject}", parent, parent_span,
+                                    task_attributes(task, "create"))  # fmt: skip
+            answers.append(_headers(context, parent, fast))
+        return answers
 
-    def _parent(self, task: Task) -> Context:
+    def _parent(
+        self, task: Task, fast: bool, caller: tuple[Context, SpanContext]
+    ) -> tuple[Context | None, SpanContext]:
         """The workflow run's span, else the producer's ``traceparent``, else the caller's."""
-        run = self._runs.get(task.workflow_run or "")
+        run = self._runs.get(task.workflow_run) if task.workflow_run is not None else None
         if run is not None:
-            return trace.set_span_in_context(run)
-        if "traceparent" in task.headers:
-            return propagate.extract(task.headers)
-        return otel_context.get_current()
+            return trace.set_span_in_context(run), run.get_span_context()
+        if TRACEPARENT in task.headers:
+            return extract(task.headers, fast)
+        return caller
 
     @hookimpl
     def atp_interceptors(self, settings: Settings) -> Sequence[Interceptor]:
-        return [TracingInterceptor(self.tracer)]
+        return [TracingInterceptor(self.tracer, self.recorder, self._propagation)]
 
     # -- workflows: the run is the parent of its steps' tasks --------------------------
 
@@ -142,3 +196,14 @@ class OtelPlugin:
         if state != "SUCCEEDED":
             run.set_status(Status(StatusCode.ERROR, f"workflow run {state}"))
         run.end()
+
+
+def _headers(context: SpanContext, parent: Context | None, fast: bool) -> Mapping[str, str] | None:
+    """The headers carrying ``context``: formatted directly, or by the propagator (which
+    also writes the parent's baggage)."""
+    if fast:
+        return headers_of(context) if context.is_valid else None
+    carrier: dict[str, str] = {}
+    span = trace.NonRecordingSpan(context)
+    propagate.inject(carrier, context=trace.set_span_in_context(span, parent or EMPTY))
+    return carrier

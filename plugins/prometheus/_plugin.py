@@ -35,9 +35,13 @@ class InFlight:
 
     def __init__(self, gauge: Gauge) -> None:
         self._gauge = gauge
+        self._workers: dict[str, Any] = {}
+        """The series of each worker name: ``labels()`` costs more than the inc and dec."""
 
     async def execute(self, call: HandlerCall, call_next: CallNext) -> JSON:
-        gauge = self._gauge.labels(call.worker)
+        gauge = self._workers.get(call.worker)
+        if gauge is None:
+            gauge = self._workers[call.worker] = self._gauge.labels(call.worker)
         gauge.inc()
         try:
             return await call_next(call)

@@ -4,17 +4,19 @@ the translation of redis-py errors into atp's.
 The transport, the store and the coordinator of one process share the pool of their
 URL. A dropped connection is retried by redis-py with exponential backoff (three times,
 20 ms doubling to 500 ms); what still fails raises BackendUnavailable, never a silent
-drop. A paused or unreachable server fails a call after ``socket_timeout`` (default 5 s).
+drop. A paused or unreachable server fails a port call after ``socket_timeout`` (default
+5 s): the bound is an ``asyncio.timeout`` around the whole call (``Link.guard``), not
+redis-py's own socket timeout, which wraps every command's write in ``asyncio.wait_for``
+and so costs a Task per command on Python 3.11.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import re
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -27,16 +29,31 @@ from redis.backoff import ExponentialBackoff
 
 from atp.core.errors import BackendUnavailable, FencedOut, InvalidInput
 
-__all__ = ["Link", "RedisUrl", "Scripts", "parse_url", "translate"]
+__all__ = ["Guard", "Link", "RedisUrl", "Scripts", "parse_url", "translate"]
 
 SCHEMES = ("redis", "rediss")
 _FENCED = re.compile(r"FENCED (\d+)")
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
-_DEFAULTS = {"socket_timeout": "5", "socket_connect_timeout": "5", "health_check_interval": "15"}
-_STORE_SCRIPTS = frozenset(
-    {"create", "take_due", "release", "claim", "heartbeat", "finish", "cancel", "recover",
-     "redispatch", "requeue", "delete", "schedule_put", "schedule_advance", "schedule_remove"}
-)  # fmt: skip
+_DEFAULTS = {"socket_connect_timeout": "5", "health_check_interval": "15"}
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a port call may take before it raises BackendUnavailable (``?socket_timeout=``)."""
+_STORE = ("_common",)
+_ADMIN = ("_common", "_admin")
+_LIBRARIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("take_due", "release", "cancel", "recover", "redispatch", "requeue",
+                     "delete", "schedule_put", "schedule_advance", "schedule_remove"), _ADMIN),
+    "heartbeat": _STORE,
+    "create": (*_STORE, "_create"),
+    "create_publish": (*_STORE, "_create"),
+    "claim": (*_STORE, "_claim"),
+    "fetch_claim": (*_STORE, "_claim", "_streams", "_entries"),
+    "claim_entries": (*_STORE, "_claim", "_streams", "_entries"),
+    "finish": (*_STORE, "_finish"),
+    "finish_ack": (*_STORE, "_finish"),
+    "stream_terminate": ("_streams",),
+    "stream_reclaim": ("_streams",),
+}  # fmt: skip
+"""The shared Lua each script is built from, prepended in this order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +62,18 @@ class RedisUrl:
 
     connect: str
     prefix: str
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds one port call may take (``?socket_timeout=``, default 5)."""
+
+    def same_keys(self, other: RedisUrl) -> bool:
+        """Whether both URLs name one keyspace: the same server, database and prefix."""
+        return self.prefix == other.prefix and _keyspace(self.connect) == _keyspace(other.connect)
+
+
+def _keyspace(url: str) -> tuple[str, str, int, str]:
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or dict(parse_qsl(parts.query)).get("db", "0")
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or 6379, db)
 
 
 def parse_url(url: str) -> RedisUrl | None:
@@ -64,6 +93,7 @@ def parse_url(url: str) -> RedisUrl | None:
         raise InvalidInput(
             f"redis URL {url!r}: prefix {prefix!r} must be 1 to 64 letters, digits, '_.:-'"
         )
+    timeout = _timeout(url, options.pop("socket_timeout", str(DEFAULT_TIMEOUT)))
     for name, value in _DEFAULTS.items():
         options.setdefault(name, value)
     try:
@@ -71,26 +101,68 @@ def parse_url(url: str) -> RedisUrl | None:
     except ValueError as exc:
         raise InvalidInput(f"redis URL {url!r}: {exc}") from exc
     connect = urlunsplit(parts._replace(query=urlencode(options)))
-    return RedisUrl(connect, prefix)
+    return RedisUrl(connect, prefix, timeout)
 
 
-@contextlib.contextmanager
-def translate(what: str) -> Iterator[None]:
-    """Turn redis-py errors into atp's: FencedOut for a refused fence, BackendUnavailable
-    for everything the server or the network did not confirm."""
+def _timeout(url: str, text: str) -> float:
     try:
-        yield
-    except rexc.ResponseError as exc:
-        text = str(exc)
-        fenced = _FENCED.search(text)
-        if fenced:
-            newest = fenced.group(1)
-            raise FencedOut(
-                f"redis {what}: fencing token is older than {newest}; another leader took over"
-            ) from exc
-        raise BackendUnavailable(f"redis {what}: the server refused it: {text}") from exc
-    except (rexc.RedisError, OSError) as exc:
-        raise BackendUnavailable(f"redis {what} was not confirmed: {exc}") from exc
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise InvalidInput(f"redis URL {url!r}: socket_timeout must be seconds > 0, got {text!r}")
+    return value
+
+
+def translate(what: str, timeout: float | None = None) -> Guard:
+    """``async with translate(what, timeout)``: bound the calls inside to ``timeout``
+    seconds and turn redis-py errors into atp's: FencedOut for a refused fence,
+    BackendUnavailable for everything the server or the network did not confirm in time.
+
+    A call cut short by the timeout leaves no half-read reply behind: redis-py drops a
+    connection whose command was interrupted.
+    """
+    return Guard(what, timeout)
+
+
+class Guard:
+    """The context manager of ``translate``: a plain class, as it wraps every port call.
+    ``asyncio.timeout`` schedules one timer handle; it starts no Task."""
+
+    __slots__ = ("_bound", "_timeout", "_what")
+
+    def __init__(self, what: str, timeout: float | None = None) -> None:
+        self._what = what
+        self._timeout = timeout
+        self._bound = asyncio.timeout(timeout)
+
+    async def __aenter__(self) -> None:
+        await self._bound.__aenter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: Any) -> bool:  # fmt: skip
+        try:
+            await self._bound.__aexit__(kind, exc, tb)
+        except TimeoutError as late:
+            raise BackendUnavailable(
+                f"redis {self._what}: no answer within {self._timeout:g}s"
+            ) from late
+        if exc is not None and isinstance(exc, rexc.RedisError | OSError):
+            raise _translated(self._what, exc) from exc
+        return False
+
+
+def _translated(what: str, exc: BaseException) -> Exception:
+    if not isinstance(exc, rexc.ResponseError):
+        return BackendUnavailable(f"redis {what} was not confirmed: {exc}")
+    text = str(exc)
+    fenced = _FENCED.search(text)
+    if fenced:
+        newest = fenced.group(1)
+        return FencedOut(
+            f"redis {what}: fencing token is older than {newest}; another leader took over"
+        )
+    return BackendUnavailable(f"redis {what}: the server refused it: {text}")
 
 
 def _pack_command(self: Any, *args: Any) -> list[bytes]:
@@ -128,9 +200,11 @@ class _Pools:
         entry = clients.get(url)
         if entry is None:
             retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 3)
+            # No socket timeout (redis-py's default is 5 s): Link.guard bounds each call.
             client = aioredis.Redis.from_url(
-                url, retry=retry, retry_on_error=[rexc.ConnectionError, rexc.TimeoutError]
-            )
+                url, retry=retry, retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+                socket_timeout=None,
+            )  # fmt: skip
             pool = client.connection_pool
             ssl = issubclass(pool.connection_class, aioredis.SSLConnection)
             pool.connection_class = _SSLConnection if ssl else _Connection
@@ -161,6 +235,11 @@ class Link:
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+
+    def guard(self, what: str, extra: float = 0.0) -> Guard:
+        """``async with link.guard(what)``: the calls inside bounded by the URL's timeout
+        (plus ``extra``, a blocking read's own wait) and their errors translated."""
+        return translate(what, self.url.timeout + extra)
 
     @property
     def client(self) -> Any:
@@ -194,9 +273,8 @@ class Scripts:
         found = cls._sources.get(name)
         if found is None:
             folder = resources.files("atp.plugins.redis") / "lua"
-            text = (folder / f"{name}.lua").read_text()
-            if name in _STORE_SCRIPTS:
-                text = (folder / "_common.lua").read_text() + "\n" + text
+            parts = [*_LIBRARIES.get(name, ()), name]
+            text = "\n".join((folder / f"{part}.lua").read_text() for part in parts)
             found = cls._sources[name] = (text, hashlib.sha1(text.encode()).hexdigest())
         return found
 

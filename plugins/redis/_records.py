@@ -1,5 +1,11 @@
 """How a task lives in its Redis hash, and back: the envelope, payload, result and errors
-are JSON strings Lua never decodes; times are decimal strings that round-trip exactly."""
+are JSON strings Lua never decodes; times are decimal strings that round-trip exactly.
+
+The stored envelope (field ``t``) leaves out what the hash holds in fields of its own (id,
+subject, run_at, attempt, priority as the rank) and the payload (``p``), so a small task's
+hash keeps every value under Redis's listpack limit (64 bytes) and stays compact. An
+envelope stored whole by an earlier version reads the same: the fields overlay it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,18 @@ from typing import Any
 from atp.core.codec import dumps, loads, task_from_stored_dict, task_to_dict
 from atp.core.errors import InvalidInput
 from atp.core.model import AttemptError, State, Task, TaskRecord
+from atp.core.ports import Outcome
 
-__all__ = ["FIELD_COUNT", "decode_record", "decode_task", "encode_error", "num", "pack_task",
-           "rank"]  # fmt: skip
+__all__ = ["FIELD_COUNT", "HASH_FIELDS", "decode_record", "decode_task", "encode_error", "num",
+           "pack_outcome", "pack_task", "rank"]  # fmt: skip
 
-FIELD_COUNT = 12
-"""Fields per record in a script's reply: t p s u lo lu r e c f a ra (``_common.lua``)."""
+FIELD_COUNT = 15
+"""Values per record in a script's reply: the id, then the hash fields t p s u lo lu r e c f
+a ra sub rk (``FIELDS`` in ``_common.lua``)."""
+HASH_FIELDS = ("t", "p", "s", "u", "lo", "lu", "r", "e", "c", "f", "a", "ra", "sub", "rk")
+_IN_FIELDS = ("id", "subject", "payload", "run_at", "attempt", "priority")
 MAX_PRIORITY = 2**31 - 1
+_OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
 
 
 def num(value: float) -> str:
@@ -34,12 +45,31 @@ def pack_task(task: Task) -> bytes:
     if not task.id or any(c in task.id for c in " \n"):
         raise InvalidInput(f"task id {task.id!r} must be non-empty, without spaces or newlines")
     envelope = task_to_dict(task)
-    payload = dumps(envelope.pop("payload"))
+    payload = dumps(envelope["payload"])
+    for name in _IN_FIELDS:
+        del envelope[name]
+    if not envelope["headers"]:
+        del envelope["headers"]
     maxa = "" if task.max_attempts is None else str(task.max_attempts)
     head = f"{task.id}\n{task.subject}\n{rank(task.priority)}\n{num(task.run_at)}\n"
     head += f"{task.attempt}\n{maxa}\n"
     key = (task.idempotency_key or "").encode()
     return b"".join((head.encode(), dumps(envelope), b"\n", payload, b"\n", key))
+
+
+def pack_outcome(outcome: Outcome) -> bytes:
+    """The one ``finish.lua`` argument of an outcome; InvalidInput for a bad state or a
+    result that is not JSON."""
+    if outcome.state not in _OUTCOME_STATES:
+        raise InvalidInput(f"task {outcome.task_id}: cannot finish as {outcome.state}")
+    if "\n" in outcome.owner:
+        raise InvalidInput(f"lease owner {outcome.owner!r} must not hold a newline")
+    result = dumps(outcome.result) if outcome.state is State.SUCCEEDED else b""
+    error = encode_error(outcome.error) if outcome.error is not None else b""
+    run_at = "" if outcome.run_at is None else num(outcome.run_at)
+    head = f"{outcome.task_id}\n{outcome.owner}\n{outcome.state.value}\n{num(outcome.at)}\n"
+    head += f"{run_at}\n{'1' if outcome.refund else '0'}\n"
+    return b"".join((head.encode(), error, b"\n", result))
 
 
 def encode_error(error: AttemptError) -> bytes:
@@ -48,9 +78,15 @@ def encode_error(error: AttemptError) -> bytes:
     )
 
 
-def decode_task(envelope: bytes, payload: bytes, attempt: bytes, run_at: bytes) -> Task:
+def decode_task(
+    task_id: bytes | str, envelope: bytes, payload: bytes, attempt: bytes, run_at: bytes,
+    subject: bytes, rank_: bytes,
+) -> Task:  # fmt: skip
     """The Task stored as these fields (the store's own writing: not checked again)."""
     data = loads(envelope)
+    data["id"] = task_id.decode() if isinstance(task_id, bytes) else task_id
+    data["subject"] = subject.decode()
+    data["priority"] = MAX_PRIORITY - int(rank_)
     data["payload"] = loads(payload)
     data["attempt"] = int(attempt)
     data["run_at"] = float(run_at)
@@ -58,10 +94,10 @@ def decode_task(envelope: bytes, payload: bytes, attempt: bytes, run_at: bytes) 
 
 
 def decode_record(fields: Sequence[Any]) -> TaskRecord:
-    """The TaskRecord of one script reply's ``FIELD_COUNT`` fields."""
-    t, p, s, u, lo, lu, r, e, c, f, a, ra = fields
+    """The TaskRecord of one script reply's ``FIELD_COUNT`` values."""
+    i, t, p, s, u, lo, lu, r, e, c, f, a, ra, sub, rk = fields
     return TaskRecord(
-        task=decode_task(t, p, a, ra),
+        task=decode_task(i, t, p, a, ra, sub, rk),
         state=State(s.decode()),
         updated_at=float(u),
         lease_owner=lo.decode() if lo is not None else None,

@@ -14,7 +14,7 @@ from atp.core.codec import dumps, loads
 from atp.core.errors import AlreadyExists, InvalidInput, StateConflict
 from atp.core.ports import Fence
 from atp.core.schedules import Advance, Schedule, schedule_from_dict, schedule_to_dict
-from atp.plugins.redis._connection import Link, Scripts, translate
+from atp.plugins.redis._connection import Link, Scripts
 from atp.plugins.redis._records import num
 from atp.plugins.redis.keys import StoreKeys
 
@@ -54,16 +54,18 @@ class ScheduleMethods:
         """Return the schedule of each name, or None for an unknown name."""
         if not names:
             return []
-        with translate("reading schedules"):
-            async with self._link.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.hget(self._keys.schedule(name), "j")
-                found = await pipe.execute()
+        async with (
+            self._link.guard("reading schedules"),
+            self._link.client.pipeline(transaction=False) as pipe,
+        ):
+            for name in names:
+                pipe.hget(self._keys.schedule(name), "j")
+            found = await pipe.execute()
         return [None if data is None else schedule_from_dict(loads(data)) for data in found]
 
     async def list_schedules(self) -> list[Schedule]:
         """Return every schedule, by name."""
-        with translate("listing schedules"):
+        async with self._link.guard("listing schedules"):
             names = await self._link.client.zrange(self._keys.index("schedule_names"), 0, -1)
         found = await self.get_schedules([name.decode() for name in names])
         return [schedule for schedule in found if schedule is not None]
@@ -79,7 +81,7 @@ class ScheduleMethods:
         """Active schedules with ``next_tick <= now``, earliest first, then by name."""
         if limit < 1:
             return []
-        with translate("reading due schedules"):
+        async with self._link.guard("reading due schedules"):
             names = await self._link.client.zrangebyscore(
                 self._keys.index("schedules"), "-inf", num(now), start=0, num=limit
             )
@@ -88,7 +90,7 @@ class ScheduleMethods:
 
     async def next_tick(self) -> float | None:
         """The earliest ``next_tick`` of the active schedules; None if there is none."""
-        with translate("reading the next tick"):
+        async with self._link.guard("reading the next tick"):
             first = await self._link.client.zrange(
                 self._keys.index("schedules"), 0, 0, withscores=True
             )
@@ -111,14 +113,14 @@ class ScheduleMethods:
             args += [advance.name, advance.revision, json, num(advance.next_tick)]
         keys = [*self._indexes, self._keys.index("schedules"), self._keys.fence(fence.name),
                 *map(self._keys.schedule, names)]  # fmt: skip
-        with translate("advance_schedules"):
+        async with self._link.guard("advance_schedules"):
             reply = await Scripts.run(self._link.client, "schedule_advance", keys, args)
         return [flag == 1 for flag in reply]
 
     async def _schedule_script(self, script: str, names: list[str], args: list[Any]) -> Any:
         keys = [*self._indexes, self._keys.index("schedules"),
                 self._keys.index("schedule_names"), *map(self._keys.schedule, names)]  # fmt: skip
-        with translate(script):
+        async with self._link.guard(script):
             return await Scripts.run(self._link.client, script, keys, args)
 
 

@@ -30,7 +30,7 @@ from atp.core.workflows.runs import (
     run_from_dict,
     run_to_dict,
 )
-from atp.plugins.redis._connection import Link, Scripts, translate
+from atp.plugins.redis._connection import Link, Scripts
 from atp.plugins.redis._records import num
 from atp.plugins.redis.keys import StoreKeys
 
@@ -83,7 +83,7 @@ class WorkflowMethods:
 
     async def list_definitions(self) -> list[Definition]:
         """Every definition, by name, then version."""
-        with translate("listing workflow definitions"):
+        async with self._link.guard("listing workflow definitions"):
             client = self._link.client
             names = [n.decode() for n in await client.zrange(self._keys.index("workflows"), 0, -1)]
             async with client.pipeline(transaction=False) as pipe:
@@ -115,11 +115,13 @@ class WorkflowMethods:
         """The run of each id, or None for an unknown id (one round trip)."""
         if not ids:
             return []
-        with translate("reading workflow runs"):
-            async with self._link.client.pipeline(transaction=False) as pipe:
-                for run_id in ids:
-                    pipe.hget(self._keys.run(run_id), "j")
-                bodies = await pipe.execute()
+        async with (
+            self._link.guard("reading workflow runs"),
+            self._link.client.pipeline(transaction=False) as pipe,
+        ):
+            for run_id in ids:
+                pipe.hget(self._keys.run(run_id), "j")
+            bodies = await pipe.execute()
         return [None if body is None else _decode(body) for body in bodies]
 
     async def update_runs(self, runs: Sequence[Run]) -> list[bool]:
@@ -159,7 +161,7 @@ class WorkflowMethods:
         """Active runs with ``wake_at <= now``, earliest first, then by id; reads only."""
         if limit < 1:
             return []
-        with translate("reading due workflow runs"):
+        async with self._link.guard("reading due workflow runs"):
             ids = await self._link.client.zrangebyscore(
                 self._keys.index("runs_due"), "-inf", num(now), start=0, num=limit
             )
@@ -174,11 +176,13 @@ class WorkflowMethods:
         if not indexes:
             return []
         upper = "+" if query.cursor is None else "(" + query.cursor
-        with translate("listing workflow runs"):
-            async with self._link.client.pipeline(transaction=True) as pipe:
-                for index in indexes:
-                    pipe.zrevrangebylex(index, upper, "-", 0, query.limit + 1)
-                pages = await pipe.execute()
+        async with (
+            self._link.guard("listing workflow runs"),
+            self._link.client.pipeline(transaction=True) as pipe,
+        ):
+            for index in indexes:
+                pipe.zrevrangebylex(index, upper, "-", 0, query.limit + 1)
+            pages = await pipe.execute()
         ids = sorted((run_id.decode() for page in pages for run_id in page), reverse=True)
         return ids[: query.limit + 1]
 
@@ -191,7 +195,7 @@ class WorkflowMethods:
         upper = "+" if query.cursor is None else "(" + query.cursor
         found: list[str] = []
         while len(found) <= query.limit:
-            with translate("listing workflow runs"):
+            async with self._link.guard("listing workflow runs"):
                 client = self._link.client
                 page = await client.zrevrangebylex(index, upper, "-", 0, _PAGE)
                 if not page:
@@ -210,7 +214,7 @@ class WorkflowMethods:
         return [self._keys.runs_in(state) for state in _STATES]
 
     async def _workflow_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        with translate(script):
+        async with self._link.guard(script):
             return await Scripts.run(self._link.client, script, keys, args)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from atp.core.errors import InvalidInput
 from atp.core.ports import Clock, Coordinator, Lease
-from atp.plugins.redis._connection import Link, RedisUrl, Scripts, translate
+from atp.plugins.redis._connection import Link, RedisUrl, Scripts
 from atp.plugins.redis.keys import LeaseKeys
 
 __all__ = ["RedisCoordinator"]
@@ -29,7 +29,7 @@ class RedisCoordinator:
         """Take ``name`` for ``ttl`` seconds if it is free, expired or ours; else None."""
         keys = self._keys(name, owner, ttl)
         sent = self._clock.now()
-        with translate("lease acquire"):
+        async with self._link.guard("lease acquire"):
             token = await Scripts.run(
                 self._link.client, "lease_acquire", [keys.holder, keys.token], [owner, _ms(ttl)]
             )
@@ -41,7 +41,7 @@ class RedisCoordinator:
         """Extend our lease to ``ttl`` from now; None if it expired, was released or taken."""
         keys = self._keys(lease.name, lease.owner, ttl)
         sent = self._clock.now()
-        with translate("lease renew"):
+        async with self._link.guard("lease renew"):
             renewed = await Scripts.run(
                 self._link.client, "lease_renew", [keys.holder], [_value(lease), _ms(ttl)]
             )
@@ -50,14 +50,14 @@ class RedisCoordinator:
     async def release(self, lease: Lease) -> None:
         """Give the lease up; a no-op if it is no longer ours."""
         keys = LeaseKeys(self._prefix, lease.name)
-        with translate("lease release"):
+        async with self._link.guard("lease release"):
             await Scripts.run(self._link.client, "lease_release", [keys.holder], [_value(lease)])
 
     async def holder(self, name: str) -> Lease | None:
         """Return the unexpired lease of ``name``, or None."""
         keys = LeaseKeys(self._prefix, name)
         now = self._clock.now()
-        with translate("lease holder"):
+        async with self._link.guard("lease holder"):
             found = await Scripts.run(self._link.client, "lease_holder", [keys.holder], [])
         if not found or int(found[1]) <= 0:
             return None

@@ -3,9 +3,12 @@
 Keys carry a Redis Cluster hash tag (the part in braces), so every key one Lua script
 touches lives in one slot:
 
-- the task store: one tag per shard, ``{s0}`` for now; every store key of the shard,
-  its indexes and its task hashes share it (see ``_common.lua`` for the schema);
-- the transport: one tag per subject, so subjects spread over a cluster's slots;
+- the store and the transport: one tag per shard, ``{s0}`` for now. A shard's indexes,
+  task hashes, streams (one per subject), dead-letter streams and subject registry share
+  it, so one script can create a task and add its id to its stream, or claim what it
+  read from a stream (see ``_common.lua`` for the schema). This is the step towards a
+  sharded store (issue 18): a subject will span shards as one stream per (shard,
+  subject), and a consumer will read the streams of every shard;
 - the coordinator: one tag per lease name, for the holder and its token counter.
 
 The prefix (``atp`` unless the URL says ``?prefix=``) separates deployments, and tests,
@@ -43,6 +46,12 @@ class StoreKeys:
     def task(self, task_id: str) -> str:
         return f"{self.base}:task:{task_id}"
 
+    @property
+    def task_prefix(self) -> str:
+        """What every task key starts with: scripts that learn ids from a stream build the
+        task keys from it, and its hash tag keeps them in the shard's slot."""
+        return f"{self.base}:task:"
+
     def idempotency(self, key: str) -> str:
         return f"{self.base}:idem:{key}"
 
@@ -72,21 +81,28 @@ class StoreKeys:
 
 @dataclass(frozen=True, slots=True)
 class TransportKeys:
-    """The keys of the Streams transport: one stream per subject, and the subject registry."""
+    """The keys of the Streams transport in one shard: a stream per subject, its
+    dead-letter stream, and the subject registry; all in the store's shard slot."""
 
     prefix: str
+    shard: str = "s0"
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.shard}}}"
 
     def stream(self, subject: str) -> str:
-        return f"{self.prefix}:{{{subject}}}:stream"
+        """The ids of a subject's READY tasks, one entry each (field ``i``)."""
+        return f"{self.base}:stream:{subject}"
 
     def dead(self, subject: str) -> str:
         """The dead-letter stream of a subject: terminated messages, with their reason."""
-        return f"{self.prefix}:{{{subject}}}:dead"
+        return f"{self.base}:dead:{subject}"
 
     @property
     def subjects(self) -> str:
         """A set of every subject ever published to, so wildcard consumers find new ones."""
-        return f"{self.prefix}:subjects"
+        return f"{self.base}:subjects"
 
     def group(self, group: str) -> str:
         """The Redis consumer-group name of an atp group."""

@@ -9,6 +9,10 @@ caller took meanwhile is skipped, never taken twice.
 Idempotency keys expire with Redis TTLs of their window; finished tasks are deleted by
 ``prune`` (the scheduler's pruner) once ``retention`` has passed; dead letters stay until
 purged.
+
+Fused with the Redis transport of the same keyspace (``fuse``), the store's shard holds the
+subjects' streams too: ``create_and_publish`` stores tasks and adds their ids to their
+streams in one script, and the transport's consumers claim as they fetch (``_claiming``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from atp.core.codec import dumps
-from atp.core.errors import InvalidInput
+from atp.core.errors import ConfigError, InvalidInput
 from atp.core.model import State, Task, TaskRecord
 from atp.core.ports import (
     Claim,
     Created,
     Fence,
+    FusingStore,
     LeaseStatus,
     Outcome,
     Page,
@@ -31,26 +36,27 @@ from atp.core.ports import (
     ScheduleStore,
     TaskQuery,
     TaskStore,
+    Transport,
     WorkflowStore,
 )
 from atp.core.subjects import compile_pattern, validate_subject
-from atp.plugins.redis._connection import Link, RedisUrl, Scripts, translate
+from atp.plugins.redis._connection import Link, RedisUrl, Scripts
 from atp.plugins.redis._records import (
     FIELD_COUNT,
+    HASH_FIELDS,
     decode_record,
     decode_task,
-    encode_error,
     num,
+    pack_outcome,
     pack_task,
 )
 from atp.plugins.redis._schedules import ScheduleMethods
 from atp.plugins.redis._workflows import WorkflowMethods
-from atp.plugins.redis.keys import StoreKeys
+from atp.plugins.redis.keys import StoreKeys, TransportKeys
+from atp.plugins.redis.transport import RedisTransport
 
 __all__ = ["RedisStore"]
 
-_OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
-_HASH_FIELDS = ("t", "p", "s", "u", "lo", "lu", "r", "e", "c", "f", "a", "ra")
 _LEASE_MESSAGE = dumps("lease expired: the worker stopped renewing it")
 _STATUS = {1: LeaseStatus.HELD, 2: LeaseStatus.CANCEL_REQUESTED, 0: LeaseStatus.LOST}
 _PAGE = 500
@@ -68,6 +74,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         self._link = Link(url)
         self._keys = StoreKeys(url.prefix)
         self._indexes = self._keys.indexes()
+        self._streams: TransportKeys | None = None
 
     # -- writes --------------------------------------------------------------------------
 
@@ -84,27 +91,46 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         tasks as created."""
         if not tasks:
             return []
-        for task in tasks:
-            validate_subject(task.subject)
-        args = [pack_task(task) for task in tasks]
-        keys = [*self._indexes, *(self._keys.task(task.id) for task in tasks)]
-        keys += [self._keys.idempotency(t.idempotency_key) for t in tasks if t.idempotency_key]
-        ttl = max(int(idempotency_window * 1000), 1)
-        head = [num(now), num(idempotency_window), "" if ready_until is None else num(ready_until),
-                ttl, os.urandom(8).hex()]  # fmt: skip
-        reply = await self._run("create", keys, head + args)
-        return [Created(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        head = _create_head(now, idempotency_window, ready_until)
+        return await self._create("create", tasks, self._indexes, head)
+
+    def fuse(self, transport: Transport) -> bool:
+        """Fuse with a RedisTransport of the same server, database and key prefix: its
+        streams then live in this store's shard, so one script can do both sides."""
+        if not isinstance(transport, RedisTransport):
+            return False
+        if not transport.link.url.same_keys(self._link.url):
+            return False
+        self._streams = TransportKeys(self._keys.prefix, self._keys.shard)
+        transport.bind(self._keys)
+        return True
+
+    async def create_and_publish(
+        self, tasks: Sequence[Task], *, now: float, idempotency_window: float, ready_until: float
+    ) -> list[Created]:
+        """``create`` and, in the same script, the id of each task created READY added to
+        its subject's stream. ConfigError unless ``fuse`` said yes."""
+        if self._streams is None:
+            raise ConfigError("redis store: create_and_publish needs a fused Redis transport")
+        if not tasks:
+            return []
+        subjects = list(dict.fromkeys(task.subject for task in tasks))
+        keys = [*self._indexes, self._streams.subjects, *map(self._streams.stream, subjects)]
+        head = [*_create_head(now, idempotency_window, ready_until), len(subjects), *subjects]
+        return await self._create("create_publish", tasks, keys, head)
 
     async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
         """Return the record of each id, or None for an unknown id (one round trip)."""
         if not ids:
             return []
-        with translate("get"):
-            async with self._link.client.pipeline(transaction=False) as pipe:
-                for task_id in ids:
-                    pipe.hmget(self._keys.task(task_id), _HASH_FIELDS)
-                rows = await pipe.execute()
-        return [decode_record(row) if row[2] is not None else None for row in rows]
+        async with self._link.guard("get"), self._link.client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self._keys.task(task_id), HASH_FIELDS)
+            rows = await pipe.execute()
+        return [
+            decode_record([task_id, *row]) if row[2] is not None else None
+            for task_id, row in zip(ids, rows, strict=True)
+        ]
 
     async def take_due(
         self, *, now: float, limit: int, ready_until: float, fence: Fence | None = None
@@ -155,7 +181,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         """
         if not outcomes:
             return []
-        args = [_pack_outcome(outcome) for outcome in outcomes]
+        args = [pack_outcome(outcome) for outcome in outcomes]
         keys = self._with_tasks([outcome.task_id for outcome in outcomes])
         return [flag == 1 for flag in await self._run("finish", keys, args)]
 
@@ -217,7 +243,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
             return await self._delete(unique, "DEAD", "") if unique else 0
         deleted = 0
         while True:
-            with translate("purge"):
+            async with self._link.guard("purge"):
                 batch = [m.decode() for m in await self._link.client.zrange(
                     self._keys.index("dead"), 0, _PAGE - 1)]  # fmt: skip
             if not batch:
@@ -252,15 +278,15 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         upper = "+" if query.cursor is None else "(" + query.cursor
         items: list[TaskRecord] = []
         while len(items) <= query.limit:
-            with translate("query"):
+            async with self._link.guard("query"):
                 ids = await self._link.client.zrevrangebylex(index, upper, "-", 0, _PAGE)
             if not ids:
                 break
             for row in await self._rows([i.decode() for i in ids]):
-                if row is None or (states is not None and row[2] not in states):
+                if row is None or (states is not None and row[3] not in states):
                     continue
-                if wanted is None or wanted(row[-1].decode()):
-                    items.append(decode_record(row[:FIELD_COUNT]))
+                if wanted is None or wanted(row[13].decode()):
+                    items.append(decode_record(row))
             upper = "(" + ids[-1].decode()
         if len(items) > query.limit:
             return Page(items[: query.limit], items[query.limit - 1].id)
@@ -268,7 +294,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
 
     async def counts(self) -> dict[tuple[str, State], int]:
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
-        with translate("counts"):
+        async with self._link.guard("counts"):
             raw = await self._link.client.hgetall(self._keys.index("counts"))
         found: dict[tuple[str, State], int] = {}
         for field, value in raw.items():
@@ -280,25 +306,40 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
     # -- internals -----------------------------------------------------------------------
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        with translate(script):
+        async with self._link.guard(script):
             return await Scripts.run(self._link.client, script, keys, args)
+
+    async def _create(
+        self, script: str, tasks: Sequence[Task], head_keys: list[str], head: list[Any]
+    ) -> list[Created]:
+        for task in tasks:
+            validate_subject(task.subject)
+        args = [pack_task(task) for task in tasks]
+        keys = [*head_keys, *(self._keys.task(task.id) for task in tasks)]
+        keys += [self._keys.idempotency(t.idempotency_key) for t in tasks if t.idempotency_key]
+        reply = await self._run(script, keys, head + args)
+        return [Created(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 
     async def _candidates(self, index: str, upper: str, limit: int) -> list[bytes]:
         if limit < 1:
             return []
-        with translate(f"reading the {index} index"):
+        async with self._link.guard(f"reading the {index} index"):
             found: list[bytes] = await self._link.client.zrangebyscore(
                 self._keys.index(index), "-inf", upper, start=0, num=limit
             )
         return found
 
     async def _rows(self, ids: list[str]) -> list[list[Any] | None]:
-        with translate("query"):
-            async with self._link.client.pipeline(transaction=False) as pipe:
-                for task_id in ids:
-                    pipe.hmget(self._keys.task(task_id), (*_HASH_FIELDS, "sub"))
-                rows = await pipe.execute()
-        return [row if row[2] is not None else None for row in rows]
+        """Each id's record as a script replies it (the id, then ``HASH_FIELDS``); None
+        for an unknown id."""
+        async with self._link.guard("query"), self._link.client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self._keys.task(task_id), HASH_FIELDS)
+            rows = await pipe.execute()
+        return [
+            [task_id, *row] if row[2] is not None else None
+            for task_id, row in zip(ids, rows, strict=True)
+        ]
 
     async def _delete(self, ids: list[str], states: str, before: str) -> int:
         deleted: int = await self._run("delete", self._with_tasks(ids), [states, before, *ids])
@@ -311,19 +352,10 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         return self._keys.fence(fence.name if fence is not None else "-")
 
 
-def _pack_outcome(outcome: Outcome) -> bytes:
-    """The one ``finish.lua`` argument of an outcome; InvalidInput for a bad state or a
-    result that is not JSON."""
-    if outcome.state not in _OUTCOME_STATES:
-        raise InvalidInput(f"task {outcome.task_id}: cannot finish as {outcome.state}")
-    if "\n" in outcome.owner:
-        raise InvalidInput(f"lease owner {outcome.owner!r} must not hold a newline")
-    result = dumps(outcome.result) if outcome.state is State.SUCCEEDED else b""
-    error = encode_error(outcome.error) if outcome.error is not None else b""
-    run_at = "" if outcome.run_at is None else num(outcome.run_at)
-    head = f"{outcome.task_id}\n{outcome.owner}\n{outcome.state.value}\n{num(outcome.at)}\n"
-    head += f"{run_at}\n{'1' if outcome.refund else '0'}\n"
-    return b"".join((head.encode(), error, b"\n", result))
+def _create_head(now: float, window: float, ready_until: float | None) -> list[Any]:
+    """The first ARGV of create.lua: times, the keys' TTL and this call's nonce."""
+    ready = "" if ready_until is None else num(ready_until)
+    return [num(now), num(window), ready, max(int(window * 1000), 1), os.urandom(8).hex()]
 
 
 def _token(fence: Fence | None) -> str:
@@ -331,7 +363,7 @@ def _token(fence: Fence | None) -> str:
 
 
 def _tasks(reply: list[Any]) -> list[Task]:
-    return [decode_task(*reply[i : i + 4]) for i in range(0, len(reply), 4)]
+    return [decode_task(*reply[i : i + 7]) for i in range(0, len(reply), 7)]
 
 
 def _records(reply: list[Any]) -> list[TaskRecord | None]:
@@ -343,5 +375,6 @@ def _records(reply: list[Any]) -> list[TaskRecord | None]:
 
 
 _STORE: type[TaskStore] = RedisStore
+_FUSING: type[FusingStore] = RedisStore
 _SCHEDULES: type[ScheduleStore] = RedisStore
 _WORKFLOWS: type[WorkflowStore] = RedisStore

@@ -1,6 +1,10 @@
 """The Redis Streams transport: a stream per subject, a consumer group per atp group.
 
-- publish: one script call per subject ``XADD``s its tasks and notes the subject in the
+- entries carry the task id only (field ``i``): the envelope is stored once, in the task
+  store, and the worker gets it from ``claim`` (ADR 0023). The streams live in the store's
+  shard slot (``keys.py``), so a store fused with this transport (``RedisStore.fuse``)
+  creates and publishes, fetches and claims, finishes and acks in one script each.
+- publish: one script call ``XADD``s every task's id and notes the subjects in the
   registry; it returns once the server confirmed each, else raises BackendUnavailable.
 - consume: a consumer reads every stream whose subject matches its pattern; it looks for
   new subjects in the registry twice a second, and creates its group on each stream at the
@@ -23,13 +27,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from atp.core.codec import encode_task, loads, task_from_stored_dict
+from atp.core.codec import loads
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.model import Task
 from atp.core.ports import Capabilities, Clock, Consumer, Delivery, Transport
 from atp.core.subjects import compile_pattern, validate_pattern, validate_subject
-from atp.plugins.redis._connection import Link, RedisUrl, Scripts, translate
-from atp.plugins.redis.keys import TransportKeys
+from atp.plugins.redis._connection import Guard, Link, RedisUrl, Scripts
+from atp.plugins.redis.keys import StoreKeys, TransportKeys
 
 __all__ = ["RedisConsumer", "RedisTransport"]
 
@@ -45,7 +49,7 @@ _names = itertools.count(1)
 
 
 class RedisTransport:
-    """Moves READY envelopes through Redis Streams; shared by every process on the server."""
+    """Moves READY task ids through Redis Streams; shared by every process on the server."""
 
     def __init__(self, url: RedisUrl, clock: Clock, lease: float = 30.0) -> None:
         if not lease > 0:
@@ -54,34 +58,48 @@ class RedisTransport:
         self.lease = lease
         self.keys = TransportKeys(url.prefix)
         self.link = Link(url)
+        self.store_keys: StoreKeys | None = None
+        """The keys of the store this transport is fused with (``bind``), else None."""
         self.capabilities = Capabilities(
             delay=False, deduplication=False, lease_extension=True, dead_letters=True,
             durable=True, lease_recovery=True, shared=True, lease=lease,
         )  # fmt: skip
 
+    def bind(self, store_keys: StoreKeys) -> None:
+        """Fuse with the store of ``store_keys`` (same server, prefix and shard): every
+        consumer made from now on claims in the same script as it fetches."""
+        self.store_keys = store_keys
+
     async def publish(self, tasks: Sequence[Task]) -> None:
-        """``XADD`` every task to its subject's stream in one pipeline; return once the
-        server confirmed each. InvalidInput, publishing none, for a bad subject."""
+        """``XADD`` every task's id to its subject's stream in one script call; return once
+        the server confirmed each. InvalidInput, publishing none, for a bad subject."""
         if not tasks:
             return
-        by_subject: dict[str, list[bytes]] = defaultdict(list)
+        index: dict[str, int] = {}
+        args: list[Any] = []
         for task in tasks:
-            by_subject[task.subject].append(encode_task(task))
-        for subject in by_subject:
-            validate_subject(subject)
-        calls = [
-            ("stream_publish", [self.keys.stream(subject), self.keys.subjects], [subject, *bodies])
-            for subject, bodies in by_subject.items()
-        ]
-        with translate("publish"):
-            await Scripts.run_many(self.link.client, calls)
+            j = index.get(task.subject)
+            if j is None:
+                j = index[task.subject] = len(index) + 1
+                validate_subject(task.subject)
+            args += (j, task.id)
+        keys = [self.keys.subjects, *map(self.keys.stream, index)]
+        async with self.link.guard("publish"):
+            await Scripts.run(self.link.client, "stream_publish", keys, [*index, *args])
 
     async def consume(self, pattern: str, group: str) -> Consumer:
-        """A consumer of ``group`` over every subject matching ``pattern``, new ones too."""
+        """A consumer of ``group`` over every subject matching ``pattern``, new ones too;
+        a ClaimingConsumer when this transport is fused with a store."""
         validate_pattern(pattern)
         if not isinstance(group, str) or not group:
             raise InvalidInput(f"group must be a non-empty string, got {group!r}")
-        consumer = RedisConsumer(self, pattern, group)
+        consumer: RedisConsumer
+        if self.store_keys is None:
+            consumer = RedisConsumer(self, pattern, group)
+        else:
+            from atp.plugins.redis._claiming import ClaimingRedisConsumer
+
+            consumer = ClaimingRedisConsumer(self, pattern, group, self.store_keys)
         await consumer.discover()
         return consumer
 
@@ -119,10 +137,7 @@ class RedisConsumer:
 
         Raises BackendUnavailable if the consumer is closed or Redis does not answer.
         """
-        if self.closed:
-            raise BackendUnavailable("redis transport: fetch on a closed consumer")
-        if max_items < 1:
-            raise InvalidInput(f"max_items must be at least 1, got {max_items!r}")
+        self._check_fetch(max_items)
         deadline = self._clock.now() + timeout
         while True:
             now = self._clock.now()
@@ -140,11 +155,10 @@ class RedisConsumer:
         by_stream = _by_stream(deliveries)
         if not by_stream:
             return
-        with translate("ack"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for subject, ids in by_stream.items():
-                    pipe.xack(self._keys.stream(subject), self._group, *ids)
-                await pipe.execute()
+        async with self._guard("ack"), self._client.pipeline(transaction=False) as pipe:
+            for subject, ids in by_stream.items():
+                pipe.xack(self._keys.stream(subject), self._group, *ids)
+            await pipe.execute()
         await self._trim(list(by_stream))
 
     async def nack(self, deliveries: Sequence[Delivery], delay: float = 0.0) -> None:
@@ -159,13 +173,7 @@ class RedisConsumer:
 
     async def terminate(self, deliveries: Sequence[Delivery], reason: str) -> None:
         """Ack the deliveries for good, keeping a copy in the subject's dead-letter stream."""
-        now = repr(self._clock.now())
-        for subject, ids in _by_stream(deliveries).items():
-            keys = [self._keys.stream(subject), self._keys.dead(subject)]
-            with translate("terminate"):
-                await Scripts.run(
-                    self._client, "stream_terminate", keys, [self._group, reason, now, *ids]
-                )
+        await self._terminate([_Raw.of(delivery) for delivery in deliveries], reason)
 
     async def close(self) -> None:
         """Stop fetching and make what this consumer holds reclaimable at once."""
@@ -183,7 +191,7 @@ class RedisConsumer:
         if not self._wildcard:
             subjects = [self._pattern]
         else:
-            with translate("subject discovery"):
+            async with self._guard("subject discovery"):
                 known = await self._client.scard(self._keys.subjects)
                 if known == self._known:
                     return
@@ -198,7 +206,7 @@ class RedisConsumer:
 
     async def _join(self, stream: bytes) -> None:
         try:
-            with translate("joining a stream"):
+            async with self._guard("joining a stream"):
                 await self._client.xgroup_create(stream, self._group, id="0", mkstream=True)
         except BackendUnavailable as exc:
             if "BUSYGROUP" not in str(exc):
@@ -209,10 +217,14 @@ class RedisConsumer:
             if wait > 0:
                 await self._clock.sleep(wait)
             return []
+        return await self._valid(await self._read_raw(max_items, wait))
+
+    async def _read_raw(self, max_items: int, wait: float) -> list[_Raw]:
+        """Up to ``max_items`` new entries, blocking up to ``wait`` for the first."""
         block = int(wait * 1000) or None
         streams = dict.fromkeys(self._streams, ">")
         try:
-            with translate("fetch"):
+            async with self._guard("fetch", wait):
                 reply = await self._client.xreadgroup(
                     self._group, self._name, streams, count=max_items, block=block
                 )
@@ -220,14 +232,14 @@ class RedisConsumer:
             self._check_groups(exc)
             return []
         found = [
-            _Raw(self._streams[stream], entry_id.decode(), fields.get(b"t", b""), 1)
+            _Raw(self._streams[stream], entry_id.decode(), _entry_task(fields), 1)
             for stream, entries in reply or ()
             for entry_id, fields in entries
         ]
         if len(found) > max_items:  # COUNT is per stream: give the surplus back at once
             await self._settle(_group_raws(found[max_items:]), self._lease_ms)
             self._reclaim_at = 0.0
-        return await self._valid(found[:max_items])
+        return found[:max_items]
 
     async def _reclaim(self, max_items: int) -> list[Delivery]:
         self._reclaim_at = self._clock.now() + min(self._transport.lease / 4, 1.0)
@@ -238,7 +250,7 @@ class RedisConsumer:
                 break
             args = [self._group, self._name, self._lease_ms, want]
             try:
-                with translate("reclaiming expired deliveries"):
+                async with self._guard("reclaiming expired deliveries"):
                     reply = await Scripts.run(self._client, "stream_reclaim", [stream], args)
             except BackendUnavailable as exc:
                 self._check_groups(exc)
@@ -247,47 +259,66 @@ class RedisConsumer:
                 found.append(_Raw(subject, reply[i].decode(), reply[i + 1], int(reply[i + 2])))
         return await self._valid(found)
 
+    def _check_fetch(self, max_items: int) -> None:
+        if self.closed:
+            raise BackendUnavailable("redis transport: fetch on a closed consumer")
+        if max_items < 1:
+            raise InvalidInput(f"max_items must be at least 1, got {max_items!r}")
+
     def _check_groups(self, exc: BackendUnavailable) -> None:
         """Re-raise ``exc`` unless the server lost our group (a restart without AOF, or a
         deleted stream): then join every stream again on the next fetch."""
         if "NOGROUP" not in str(exc):
             raise exc
+        self._lose_groups()
+
+    def _lose_groups(self) -> None:
         log.warning("redis consumer %s: consumer group gone, joining again", self._name)
         self._streams.clear()
         self._known = -1
         self._discover_at = 0.0
 
     async def _valid(self, raws: list[_Raw]) -> list[Delivery]:
-        """Decode envelopes; a message that is not a task is terminated and logged.
-
-        Entries are decoded as the store reads its own rows: ``stream_publish`` wrote
-        checked envelopes, and the worker runs the store's copy of the task anyway.
-        """
+        """Deliveries of the entries that name a task id; the others are terminated and
+        logged. Whether the id is a stored task is the store's ``claim`` to say."""
         good: list[Delivery] = []
-        bad: list[Delivery] = []
+        bad: list[_Raw] = []
         for raw in raws:
-            token = f"{raw.subject} {raw.entry_id}"
-            try:
-                task = _decode(raw.envelope)
-            except InvalidInput as exc:
-                log.error("redis stream %s: entry %s is not a task, dropped: %s",
-                          raw.subject, raw.entry_id, exc)  # fmt: skip
-                bad.append(Delivery(Task(raw.entry_id, raw.subject), token, raw.deliveries))
+            task_id = _task_id(raw.task_id)
+            if task_id is None:
+                log.error("redis stream %s: entry %s names no task id, dropped",
+                          raw.subject, raw.entry_id)  # fmt: skip
+                bad.append(raw)
                 continue
-            good.append(Delivery(task, token, raw.deliveries))
+            good.append(Delivery(task_id, raw.subject, raw.token, raw.deliveries))
         if bad:
-            await self.terminate(bad, "not a task envelope")
+            await self._terminate(bad, "not a task id")
         return good
+
+    async def _terminate(self, raws: Sequence[_Raw], reason: str) -> None:
+        now = repr(self._clock.now())
+        by_subject: dict[str, list[str | bytes]] = defaultdict(list)
+        for raw in raws:
+            by_subject[raw.subject] += (raw.entry_id, raw.task_id)
+        for subject, pairs in by_subject.items():
+            keys = [self._keys.stream(subject), self._keys.dead(subject)]
+            async with self._guard("terminate"):
+                await Scripts.run(
+                    self._client, "stream_terminate", keys, [self._group, reason, now, *pairs]
+                )
 
     async def _settle(self, by_stream: dict[str, list[str]], idle_ms: int) -> None:
         for subject, ids in by_stream.items():
             args = [self._group, self._name, idle_ms, *ids]
-            with translate("settling deliveries"):
+            async with self._guard("settling deliveries"):
                 await Scripts.run(self._client, "stream_settle", [self._keys.stream(subject)], args)
+
+    def _guard(self, what: str, extra: float = 0.0) -> Guard:
+        return self._transport.link.guard(what, extra)
 
     async def _hand_off(self) -> None:
         for stream, subject in self._streams.items():
-            with translate("handing off deliveries"):
+            async with self._guard("handing off deliveries"):
                 held = await self._client.xpending_range(
                     stream, self._group, "-", "+", 10_000, consumername=self._name
                 )
@@ -301,20 +332,30 @@ class RedisConsumer:
             if self._trimmed.get(subject, 0.0) > now:
                 continue
             self._trimmed[subject] = now + TRIM_INTERVAL
-            with translate("trimming a stream"):
+            async with self._guard("trimming a stream"):
                 await Scripts.run(self._client, "stream_trim", [self._keys.stream(subject)], [])
 
 
 class _Raw:
-    """An entry as read, before its envelope is decoded."""
+    """An entry as read, before its task id is checked."""
 
-    __slots__ = ("deliveries", "entry_id", "envelope", "subject")
+    __slots__ = ("deliveries", "entry_id", "subject", "task_id")
 
-    def __init__(self, subject: str, entry_id: str, envelope: bytes, deliveries: int) -> None:
+    def __init__(self, subject: str, entry_id: str, task_id: bytes, deliveries: int) -> None:
         self.subject = subject
         self.entry_id = entry_id
-        self.envelope = envelope
+        self.task_id = task_id
         self.deliveries = deliveries
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> _Raw:
+        subject, _, entry_id = delivery.token.partition(" ")
+        return cls(subject, entry_id, delivery.task_id.encode(), delivery.deliveries)
+
+    @property
+    def token(self) -> str:
+        """The delivery token: the subject and the entry id (subjects hold no space)."""
+        return f"{self.subject} {self.entry_id}"
 
 
 def _by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[str]]:
@@ -325,17 +366,26 @@ def _by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[str]]:
     return grouped
 
 
-def _decode(envelope: bytes) -> Task:
-    """The Task of a stream entry; InvalidInput unless it has the envelope's shape."""
-    data = loads(envelope)
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
-        raise InvalidInput("an entry must hold a task envelope with an id")
+def _entry_task(fields: dict[bytes, bytes]) -> bytes:
+    """The task id an entry's fields name: field ``i``, or the id of an envelope in field
+    ``t`` (written before ids, ADR 0023); empty if they name none."""
+    found = fields.get(b"i")
+    if found is not None or b"t" not in fields:
+        return found or b""
     try:
-        task = task_from_stored_dict(data)
-        validate_subject(task.subject)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput(f"malformed task envelope: {exc!r}") from exc
-    return task
+        envelope = loads(fields[b"t"])
+    except InvalidInput:
+        return b""
+    task_id = envelope.get("id") if isinstance(envelope, dict) else None
+    return task_id.encode() if isinstance(task_id, str) else b""
+
+
+def _task_id(raw: bytes) -> str | None:
+    """The task id an entry names, or None if it names none (empty, or not UTF-8)."""
+    try:
+        return raw.decode() or None
+    except UnicodeDecodeError:
+        return None
 
 
 def _group_raws(raws: Sequence[_Raw]) -> dict[str, list[str]]:

@@ -22,11 +22,12 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 import pytest
 
 _CHECKS = ("_store_intake", "_store_listing", "_store_running", "_store_support", "_support",
-           "coordinator", "schedules", "store", "transport", "workflows")  # fmt: skip
+           "coordinator", "fused", "schedules", "store", "transport", "workflows")  # fmt: skip
 pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402
 from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402
+from atp.sdk.conformance.fused import FusedConformance  # noqa: E402
 from atp.sdk.conformance.schedules import ScheduleStoreConformance  # noqa: E402
 from atp.sdk.conformance.store import TaskStoreConformance  # noqa: E402
 from atp.sdk.conformance.transport import TransportConformance  # noqa: E402
@@ -34,6 +35,7 @@ from atp.sdk.conformance.workflows import WorkflowStoreConformance  # noqa: E402
 
 __all__ = [
     "CoordinatorConformance",
+    "FusedConformance",
     "ScheduleStoreConformance",
     "TaskStoreConformance",
     "TransportConformance",

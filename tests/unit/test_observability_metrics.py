@@ -31,7 +31,7 @@ def sequence_app() -> App:
         from atp.core.context import current_task
 
         if current_task().attempt == 1:
-            raise Retry("not yet", delay=1.0)
+            raise Retry(delay=1.0, reason="not yet")
         return "second time"
 
     @app.task("obs.doomed")

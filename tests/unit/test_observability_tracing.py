@@ -39,7 +39,7 @@ def flaky_app() -> App:
     @app.task("traced.flaky")
     async def flaky() -> str:
         if current_task().attempt == 1:
-            raise Retry("not yet", delay=1.0)
+            raise Retry(delay=1.0, reason="not yet")
         return "done"
 
     @app.task("traced.step")

@@ -1,6 +1,9 @@
--- Shared by every store script: prepended to each one when the scripts are loaded.
+-- Shared by every store script: prepended to each one when the scripts are loaded
+-- (``_LIBRARIES`` in _connection.py). Every script call runs these definitions again, so
+-- what only the maintenance and admin scripts use lives in _admin.lua.
 --
--- Store key schema (one hash tag per shard, so every key of a script shares a slot):
+-- Key schema: one hash tag per shard, so every key of a shard (store and transport)
+-- shares a Redis Cluster slot and one script may touch a task and its stream.
 --   <p>:{<shard>}:due       ZSET  SCHEDULED tasks, score run_at, member "<rank>:<id>"
 --   <p>:{<shard>}:ready     ZSET  READY tasks, score lease_until (redispatch deadline)
 --   <p>:{<shard>}:running   ZSET  RUNNING tasks, score lease_until
@@ -8,48 +11,73 @@
 --   <p>:{<shard>}:dead      ZSET  DEAD tasks, score 0 (lexical order of ids)
 --   <p>:{<shard>}:order     ZSET  every task, score 0 (lexical order of ids)
 --   <p>:{<shard>}:counts    HASH  "<subject> <state>" -> count
---   <p>:{<shard>}:task:<id> HASH  one task: see FIELDS below
+--   <p>:{<shard>}:task:<id> HASH  one task: the FIELDS of _admin.lua, plus 'cn' (the
+--                                 nonce of the create call) and 'm' (max_attempts, if set).
+--                                 't' is the envelope without what has a field of its own
+--                                 (id, subject, run_at, attempt, priority) or the payload,
+--                                 so small tasks stay in Redis's compact listpack encoding
 --   <p>:{<shard>}:idem:<k>  STRING "<id> <created_at>", expiring with its window
 --   <p>:{<shard>}:fence:<n> STRING the newest fencing token seen under name n
+--   <p>:{<shard>}:stream:<subject>  STREAM the id of each published READY task (field i)
+--   <p>:{<shard>}:dead:<subject>    STREAM terminated entries: i, reason, group, id, at
+--   <p>:{<shard>}:subjects          SET    every subject ever published to in the shard
+-- Scripts that learn task ids from a stream (fetch_claim) get the task key prefix
+-- "<p>:{<shard>}:task:" in KEYS and append the id: the tag keeps the key in the slot.
 -- Times travel as the caller's decimal strings and are stored unchanged, so they round
 -- trip exactly; tonumber() is used only to compare them. Payloads, results and errors
 -- are opaque JSON strings: Lua never decodes them (cjson would round big integers).
 
-local FIELDS = {'t', 'p', 's', 'u', 'lo', 'lu', 'r', 'e', 'c', 'f', 'a', 'ra'}
 local DUE, READY, RUNNING, FINISHED, DEAD, ORDER, COUNTS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
-local function record(key)
-  return redis.call('HMGET', key, unpack(FIELDS))
-end
-
-local function push_record(out, key)
-  local fields = record(key)
-  for i = 1, #FIELDS do out[#out + 1] = fields[i] end
-end
-
-local function push_none(out)
-  for _ = 1, #FIELDS do out[#out + 1] = false end
-end
+-- Counters and index writes are gathered and applied once per call by commit(): one
+-- HINCRBY per (subject, state) and one ZADD or ZREM per index, not one per task.
+local deltas, adds, removes = {}, {}, {}
 
 local function count(subject, from, to)
   if from then
     local field = subject .. ' ' .. from
-    if redis.call('HINCRBY', COUNTS, field, -1) <= 0 then redis.call('HDEL', COUNTS, field) end
+    deltas[field] = (deltas[field] or 0) - 1
   end
-  if to then redis.call('HINCRBY', COUNTS, subject .. ' ' .. to, 1) end
+  if to then
+    local field = subject .. ' ' .. to
+    deltas[field] = (deltas[field] or 0) + 1
+  end
 end
 
-local function due_member(key, id)
-  return redis.call('HGET', key, 'rk') .. ':' .. id
+-- Deferred index writes, for members a call touches once per index: commit applies
+-- the removals before the additions.
+local function add_later(index, score, member)
+  local items = adds[index]
+  if not items then items = {}; adds[index] = items end
+  items[#items + 1] = score; items[#items + 1] = member
 end
 
-local function unindex(key, id, state)
-  if state == 'SCHEDULED' then redis.call('ZREM', DUE, due_member(key, id))
-  elseif state == 'READY' then redis.call('ZREM', READY, id)
-  elseif state == 'RUNNING' then redis.call('ZREM', RUNNING, id)
-  elseif state == 'SUCCEEDED' or state == 'CANCELLED' then redis.call('ZREM', FINISHED, id)
-  elseif state == 'DEAD' then redis.call('ZREM', DEAD, id) end
+local function remove_later(index, member)
+  local items = removes[index]
+  if not items then items = {}; removes[index] = items end
+  items[#items + 1] = member
+end
+
+-- Run "command key [extra] item..." over items, at most 4000 items per call (unpack's
+-- stack limit is 8000).
+local function call_chunked(command, key, items, extra)
+  for first = 1, #items, 4000 do
+    local last = math.min(first + 3999, #items)
+    if extra then redis.call(command, key, extra, unpack(items, first, last))
+    else redis.call(command, key, unpack(items, first, last)) end
+  end
+end
+
+local function commit(out)
+  for index, items in pairs(removes) do call_chunked('ZREM', index, items) end
+  for index, items in pairs(adds) do call_chunked('ZADD', index, items) end
+  for field, delta in pairs(deltas) do
+    if delta ~= 0 and redis.call('HINCRBY', COUNTS, field, delta) <= 0 then
+      redis.call('HDEL', COUNTS, field)
+    end
+  end
+  return out
 end
 
 local function append(errors, item)
@@ -57,12 +85,8 @@ local function append(errors, item)
   return string.sub(errors, 1, -2) .. ',' .. item .. ']'
 end
 
--- Raise FENCED unless token (a decimal string, '' for none) is at least the newest seen.
-local function check_fence(key, token)
-  if token == '' then return end
-  local seen = redis.call('GET', key)
-  if seen and tonumber(token) < tonumber(seen) then
-    error({err = 'FENCED ' .. seen})
-  end
-  if not seen or tonumber(token) > tonumber(seen) then redis.call('SET', key, token) end
+-- Split packed on "\n" into n fields, the last one taking the rest (it may hold anything);
+-- one string.match, as a loop of find and sub costs twice as much.
+local function split(packed, n)
+  return {string.match(packed, '^' .. string.rep('([^\n]*)\n', n - 1) .. '(.*)$')}
 end

@@ -3,7 +3,8 @@
 -- KEYS[1..7] -> due, ready, running, finished, dead, order, counts
 -- KEYS[8..] -> task key of each id
 -- ARGV[1] -> now; ARGV[2..] -> task ids
--- Returns: per id, a flag (1 known, -1 unknown) and the record fields after the call.
+-- Returns: per id, a flag (1 known, -1 unknown) and the record after the call (the
+-- id and the FIELDS of _admin.lua).
 
 local out = {}
 for i = 2, #ARGV do
@@ -22,7 +23,7 @@ for i = 2, #ARGV do
     elseif state == 'RUNNING' and not f[2] then
       redis.call('HSET', key, 'c', '1', 'u', ARGV[1])
     end
-    out[#out + 1] = 1; push_record(out, key)
+    out[#out + 1] = 1; push_record(out, key, id)
   end
 end
-return out
+return commit(out)

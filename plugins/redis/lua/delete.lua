@@ -20,4 +20,4 @@ for i = 3, #ARGV do
     deleted = deleted + 1
   end
 end
-return deleted
+return commit(deleted)

@@ -5,7 +5,7 @@
 -- KEYS[8] -> fence key; KEYS[9..] -> task key of each candidate
 -- ARGV[1] -> now; ARGV[2] -> default max attempts; ARGV[3] -> fencing token or '';
 -- ARGV[4] -> the error message as a JSON string; ARGV[5..] -> candidate ids
--- Returns: per task changed, its record fields.
+-- Returns: per task changed, its record (the id and the FIELDS of _admin.lua).
 -- Errors: "FENCED <newest>" when the token is older than one seen before.
 
 check_fence(KEYS[8], ARGV[3])
@@ -33,7 +33,7 @@ for i = 5, #ARGV do
       else redis.call('ZADD', FINISHED, ARGV[1], id) end
     end
     count(f[6], 'RUNNING', state)
-    push_record(out, key)
+    push_record(out, key, id)
   end
 end
-return out
+return commit(out)

@@ -4,7 +4,8 @@
 -- KEYS[8] -> fence key; KEYS[9..] -> task key of each candidate
 -- ARGV[1] -> now; ARGV[2] -> ready_until; ARGV[3] -> fencing token or '';
 -- ARGV[4] -> 1 for every READY task, else 0; ARGV[5..] -> candidate ids
--- Returns: per task restamped, its envelope, payload, attempt and run_at.
+-- Returns: per task restamped, its id, envelope, payload, attempt, run_at, subject and
+-- rank.
 -- Errors: "FENCED <newest>" when the token is older than one seen before.
 
 check_fence(KEYS[8], ARGV[3])
@@ -16,8 +17,7 @@ for i = 5, #ARGV do
   if score and (everything or tonumber(score) <= now) then
     redis.call('HSET', key, 'lu', ARGV[2], 'u', ARGV[1])
     redis.call('ZADD', READY, ARGV[2], id)
-    local f = redis.call('HMGET', key, 't', 'p', 'a', 'ra')
-    out[#out + 1] = f[1]; out[#out + 1] = f[2]; out[#out + 1] = f[3]; out[#out + 1] = f[4]
+    push_task(out, id, redis.call('HMGET', key, 't', 'p', 'a', 'ra', 'sub', 'rk'))
   end
 end
 return out

@@ -16,4 +16,4 @@ for i = 2, #ARGV do
     moved = moved + 1
   end
 end
-return moved
+return commit(moved)

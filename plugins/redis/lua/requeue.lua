@@ -3,7 +3,8 @@
 -- KEYS[1..7] -> due, ready, running, finished, dead, order, counts
 -- KEYS[8..] -> task key of each request
 -- ARGV[1] -> now; ARGV[2+3i..] -> id, run_at, new payload JSON or '' to keep it
--- Returns: per request, a flag (1 known, -1 unknown) and the record fields after it.
+-- Returns: per request, a flag (1 known, -1 unknown) and the record after it (the id
+-- and the FIELDS of _admin.lua).
 
 local out = {}
 for i = 0, (#ARGV - 1) / 3 - 1 do
@@ -21,7 +22,7 @@ for i = 0, (#ARGV - 1) / 3 - 1 do
       redis.call('ZADD', DUE, run_at, due_member(key, id))
       count(f[2], 'DEAD', 'SCHEDULED')
     end
-    out[#out + 1] = 1; push_record(out, key)
+    out[#out + 1] = 1; push_record(out, key, id)
   end
 end
-return out
+return commit(out)

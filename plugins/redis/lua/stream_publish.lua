@@ -1,11 +1,14 @@
--- stream_publish: append envelopes to one subject's stream in one call (one command to
--- encode instead of one per task), and note the subject in the registry.
--- KEYS[1] -> <p>:{<subject>}:stream; KEYS[2] -> <p>:subjects
--- ARGV[1] -> subject; ARGV[2..] -> envelope JSON of each task
+-- stream_publish: append task ids to their subjects' streams in one call, and note the
+-- subjects in the shard's registry.
+-- KEYS[1] -> <p>:{<shard>}:subjects; KEYS[2..1+m] -> <p>:{<shard>}:stream:<subject> of
+--            each of the m subjects
+-- ARGV[1..m] -> the subjects, in the order of their stream keys;
+-- ARGV[m+1..] -> per task, two values: its stream index (1..m) and its id
 -- Returns: the number of entries added.
 
-for i = 2, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 't', ARGV[i])
+local m = #KEYS - 1
+for i = m + 1, #ARGV - 1, 2 do
+  redis.call('XADD', KEYS[1 + tonumber(ARGV[i])], '*', 'i', ARGV[i + 1])
 end
-redis.call('SADD', KEYS[2], ARGV[1])
-return #ARGV - 1
+redis.call('SADD', KEYS[1], unpack(ARGV, 1, m))
+return (#ARGV - m) / 2

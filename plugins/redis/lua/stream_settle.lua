@@ -2,7 +2,7 @@
 -- counting a delivery: 0 restarts the lease (keep_alive); the lease minus a delay makes
 -- the entry reclaimable after that delay (nack, close). Entries another consumer took
 -- over meanwhile are left alone.
--- KEYS[1] -> <p>:{<subject>}:stream
+-- KEYS[1] -> <p>:{<shard>}:stream:<subject>
 -- ARGV[1] -> group; ARGV[2] -> consumer; ARGV[3] -> idle time to set, in ms; ARGV[4..] -> ids
 -- Returns: the number of entries settled.
 

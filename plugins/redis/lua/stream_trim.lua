@@ -1,7 +1,7 @@
 -- stream_trim: drop the entries every consumer group has delivered and acked. An entry
 -- still pending somewhere, or not yet read by some group, is never trimmed; a stream
 -- without groups keeps everything for the first group to come.
--- KEYS[1] -> <p>:{<subject>}:stream
+-- KEYS[1] -> <p>:{<shard>}:stream:<subject>
 -- Returns: the number of entries trimmed.
 
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])

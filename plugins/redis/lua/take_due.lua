@@ -5,7 +5,7 @@
 -- KEYS[8] -> fence key; KEYS[9..] -> task key of each candidate
 -- ARGV[1] -> now; ARGV[2] -> ready_until; ARGV[3] -> fencing token or '';
 -- ARGV[4..] -> due-index member ("<rank>:<id>") of each candidate
--- Returns: per task taken, its envelope, payload, attempt and run_at.
+-- Returns: per task taken, its id, envelope, payload, attempt, run_at, subject and rank.
 -- Errors: "FENCED <newest>" when the token is older than one seen before.
 
 check_fence(KEYS[8], ARGV[3])
@@ -18,9 +18,9 @@ for i = 4, #ARGV do
     local id = string.sub(member, string.find(member, ':', 1, true) + 1)
     redis.call('HSET', key, 's', 'READY', 'lu', ready_until, 'u', ARGV[1])
     redis.call('ZADD', READY, ready_until, id)
-    count(redis.call('HGET', key, 'sub'), 'SCHEDULED', 'READY')
-    local f = redis.call('HMGET', key, 't', 'p', 'a', 'ra')
-    out[#out + 1] = f[1]; out[#out + 1] = f[2]; out[#out + 1] = f[3]; out[#out + 1] = f[4]
+    local f = redis.call('HMGET', key, 't', 'p', 'a', 'ra', 'sub', 'rk')
+    count(f[5], 'SCHEDULED', 'READY')
+    push_task(out, id, f)
   end
 end
-return out
+return commit(out)

@@ -6,6 +6,7 @@ import contextlib
 
 import nats
 import nats.errors
+from nats.js.api import RawStreamMsg
 
 from atp.core.settings import Settings
 from atp.sdk.conformance import unique
@@ -35,3 +36,15 @@ async def delete_stream(url: str) -> None:
             await nc.jetstream().delete_stream(stream_of(url))
         finally:
             await nc.close()
+
+
+async def stored_messages(server_url: str, stream: str) -> list[RawStreamMsg]:
+    """Every message the stream holds, oldest first, as the server stored it."""
+    nc = await nats.connect(server_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        first, last = info.state.first_seq, info.state.last_seq
+        return [await js.get_msg(stream, seq) for seq in range(first, last + 1)]
+    finally:
+        await nc.close()

@@ -56,7 +56,7 @@ async def test_two_processes_provision_the_same_stream_and_share_a_group(
         await second.publish([task() for _ in range(6)])
         got = await one.fetch(8, 2.0) + await two.fetch(8, 2.0)
         got += await one.fetch(8, 0.5) + await two.fetch(8, 0.5)
-        assert len({d.task.id for d in got}) == len(got) == 12
+        assert len({d.task_id for d in got}) == len(got) == 12
         infos = await js.consumers_info(stream_of(url))
         assert [c.name for c in infos] == [consumer_name("workers", "jobs.*")]
         info = await js.stream_info(stream_of(url))
@@ -134,8 +134,8 @@ async def test_a_stream_deleted_under_a_running_transport_is_provisioned_again(
         got = []
         for _ in range(5):
             got += await consumer.fetch(10, 1.0)  # the consumer notices and is recreated
-            if again.id in {d.task.id for d in got}:
+            if again.id in {d.task_id for d in got}:
                 break
-        assert again.id in {d.task.id for d in got}
+        assert again.id in {d.task_id for d in got}
     finally:
         await transport.close()

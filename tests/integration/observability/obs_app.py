@@ -22,7 +22,7 @@ async def ok() -> str:
 @app.task("obs.flaky")
 async def flaky() -> str:
     if current_task().attempt == 1:
-        raise Retry("not yet", delay=0.2)
+        raise Retry(delay=0.2, reason="not yet")
     return "second time"
 
 

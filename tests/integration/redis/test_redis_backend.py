@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from atp.core.clock import ManualClock, SystemClock
+from atp.core.codec import encode_task
 from atp.core.errors import ConfigError, FencedOut, InvalidInput
 from atp.core.model import State
 from atp.core.platform import Platform
@@ -108,13 +109,32 @@ async def test_a_consumer_joins_again_when_the_server_lost_its_group(url: str, p
         assert len(await consumer.fetch(1, 2.0)) == 1
         await client.delete(TransportKeys(prefix).stream(subject))  # as a restart without AOF
         assert await consumer.fetch(1, 0.2) == []
-        await transport.publish([await _task(subject, 2)])
+        second = await _task(subject, 2)
+        await transport.publish([second])
         got = []
         for _ in range(20):
             got += await consumer.fetch(1, 0.5)
             if got:
                 break
-        assert [d.task.payload for d in got] == [{"n": 2}]
+        assert [d.task_id for d in got] == [second.id]
+        await consumer.ack(got)
+    finally:
+        await transport.close()
+        await client.aclose()
+
+
+async def test_an_entry_written_before_ids_is_delivered_by_its_envelope_id(
+    url: str, prefix: str
+) -> None:
+    transport = make_plugin_manager().make_transport(url, Settings(), SystemClock())
+    client = aioredis.Redis.from_url(url.split("?")[0])
+    subject = f"{unique('old')}.x"
+    try:
+        consumer = await transport.consume(subject, "g")
+        task = await _task(subject, 1)
+        await client.xadd(TransportKeys(prefix).stream(subject), {"t": encode_task(task)})
+        got = await consumer.fetch(5, 2.0)
+        assert [(d.task_id, d.subject) for d in got] == [(task.id, subject)]
         await consumer.ack(got)
     finally:
         await transport.close()
@@ -136,7 +156,7 @@ async def test_an_expired_delivery_behind_many_live_ones_is_taken_over(url: str)
             await asyncio.sleep(0.25)
             await holder.keep_alive(live)
         got = await rival.fetch(1, 2.0)
-        assert [(d.task.id, d.deliveries) for d in got] == [(abandoned.task.id, 2)]
+        assert [(d.task_id, d.deliveries) for d in got] == [(abandoned.task_id, 2)]
         await rival.ack(got)
         await holder.ack(live)
     finally:
@@ -154,7 +174,7 @@ async def test_terminated_messages_keep_a_copy_with_the_reason(url: str, prefix:
         await consumer.terminate(await consumer.fetch(1, 2.0), "poison")
         [(_, fields)] = await client.xrange(TransportKeys(prefix).dead(subject))
         assert (fields[b"reason"], fields[b"group"]) == (b"poison", b"atp:g")
-        assert task.id.encode() in fields[b"t"]
+        assert fields[b"i"] == task.id.encode()
     finally:
         await transport.close()
         await client.aclose()
@@ -187,14 +207,18 @@ def test_a_malformed_url_is_refused_clearly() -> None:
         manager.make_store("redis://localhost:notaport/0", Settings(), SystemClock())
 
 
-def test_store_keys_share_one_hash_tag() -> None:
-    keys = StoreKeys("atp")
+def test_store_and_stream_keys_share_the_shard_hash_tag() -> None:
+    keys, streams = StoreKeys("atp"), TransportKeys("atp")
     tags = {
         key.split("{")[1].split("}")[0]
-        for key in [*keys.indexes(), keys.task("x"), keys.idempotency("k"), keys.fence("f")]
-    }
+        for key in [*keys.indexes(), keys.task("x"), keys.idempotency("k"), keys.fence("f"),
+                    streams.stream("a.b"), streams.dead("a.b"), streams.subjects]
+    }  # fmt: skip
     assert tags == {"s0"}
-    assert TransportKeys("atp").stream("orders.close") == "atp:{orders.close}:stream"
+    assert streams.stream("orders.close") == "atp:{s0}:stream:orders.close"
+    assert streams.dead("orders.close") == "atp:{s0}:dead:orders.close"
+    assert streams.subjects == "atp:{s0}:subjects"
+    assert keys.task("x").startswith(keys.task_prefix)
 
 
 WITHOUT_REDIS = """

@@ -16,6 +16,7 @@ from atp.core.ports import Clock, Coordinator, TaskStore, Transport
 from atp.core.settings import Settings
 from atp.sdk.conformance import (
     CoordinatorConformance,
+    FusedConformance,
     ScheduleStoreConformance,
     TaskStoreConformance,
     TransportConformance,
@@ -61,6 +62,29 @@ class TestRedisTransport(TransportConformance):
     @pytest.fixture
     def clock(self) -> Clock:
         return SystemClock()
+
+    @pytest.fixture
+    async def transport(
+        self, plugin_manager: PluginManager, clock: Clock, url: str
+    ) -> AsyncIterator[Transport]:
+        settings = Settings(lease=LEASE, heartbeat=LEASE / 4)
+        transport = plugin_manager.make_transport(url, settings, clock)
+        yield transport
+        await transport.close()
+
+
+class TestRedisFused(FusedConformance):
+    @pytest.fixture
+    def clock(self) -> Clock:
+        return SystemClock()
+
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, clock: Clock, url: str
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(url, Settings(lease=LEASE, heartbeat=LEASE / 4), clock)
+        yield store
+        await store.close()
 
     @pytest.fixture
     async def transport(

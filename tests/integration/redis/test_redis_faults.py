@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -56,11 +57,64 @@ async def test_unconfirmed_publish_raises_and_a_consumer_resumes_alone(
         server.start()
         [published] = await TaskService(platform).publish([PublishRequest("jobs.one", 2)])
         got = await _fetch_until(consumer, 1, 10.0)
-        assert [d.task.id for d in got] == [published.id]
+        assert [d.task_id for d in got] == [published.id]
         await consumer.ack(got)
     finally:
         await transport.close()
         await platform.close()
+
+
+async def test_a_hung_server_fails_each_call_within_its_timeout(
+    private_server: Callable[..., ServerProcess],
+) -> None:
+    server = private_server("redis")
+    url = f"{server.url}?prefix=hung&socket_timeout=0.5"
+    manager, clock = make_plugin_manager(), SystemClock()
+    store = manager.make_store(url, short(url), clock)
+    transport = manager.make_transport(url, short(url), clock)
+    try:
+        consumer = await transport.consume("jobs.>", "g")
+        await store.counts()  # connected before the server hangs
+        server.pause()
+        calls = [store.counts(), transport.publish([_task("jobs.one")]), consumer.fetch(1, 0.2)]
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable, match="no answer within"):
+                await call
+            assert time.monotonic() - started < 2.0, "a hung server held a call past its bound"
+        server.resume()
+        assert await store.counts() == {}
+    finally:
+        server.resume()
+        await transport.close()
+        await store.close()
+
+
+async def test_commands_start_no_task_of_their_own(
+    private_server: Callable[..., ServerProcess],
+) -> None:
+    server = private_server("redis")
+    store = make_plugin_manager().make_store(f"{server.url}?prefix=tasks", Settings(),
+                                             SystemClock())  # fmt: skip
+    loop = asyncio.get_running_loop()
+    started: list[object] = []
+    default = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started.append(coro)
+        if default is not None:
+            return default(loop, coro, **kwargs)  # type: ignore[return-value]
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    try:
+        await store.counts()
+        loop.set_task_factory(counting)
+        for _ in range(50):
+            await store.counts()
+    finally:
+        loop.set_task_factory(default)
+        await store.close()
+    assert started == [], "redis-py wrapped commands in tasks (asyncio.wait_for)"
 
 
 def _task(subject: str) -> Task:

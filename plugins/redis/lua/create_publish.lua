@@ -1,0 +1,21 @@
+-- create_publish: create tasks as create does and, in the same atomic step, add the id
+-- of each task created READY to its subject's stream (the transport's publish), noting
+-- the subject in the shard's registry. Duplicates are neither created nor published.
+-- KEYS[1..7] -> due, ready, running, finished, dead, order, counts (see _common.lua)
+-- KEYS[8] -> <p>:{<shard>}:subjects
+-- KEYS[9..8+m] -> <p>:{<shard>}:stream:<subject> of each of the batch's m subjects
+-- KEYS[9+m..8+m+n] -> the task key of each of the n tasks
+-- KEYS[9+m+n..] -> the idempotency key of each task that has one, in task order
+-- ARGV[1..5] -> as create: now, idempotency window (s), ready_until, key TTL (ms), nonce
+-- ARGV[6] -> m; ARGV[7..6+m] -> the subjects, in the order of their stream keys
+-- ARGV[7+m..] -> one per task, packed as for create
+-- Returns: per task, its id (or the existing task's) and 1 if created, else 0.
+
+local m = tonumber(ARGV[6])
+local streams = {}
+for j = 1, m do streams[ARGV[6 + j]] = KEYS[8 + j] end
+local out, published = create_tasks(9 + m, 7 + m, streams)
+local subjects = {}
+for subject in pairs(published) do subjects[#subjects + 1] = subject end
+if #subjects > 0 then call_chunked('SADD', KEYS[8], subjects) end
+return commit(out)

@@ -1,0 +1,295 @@
+"""``atp worker --processes N`` as real processes: N children share the work, a killed
+child is restarted and loses nothing, SIGTERM drains them all, a child that keeps crashing
+makes the supervisor give up, and children outlive no SIGKILLed supervisor.
+
+The backend is the session's Redis (this test's own key prefix) as store and transport,
+or the session's NATS (a stream of its own) beside a SQLite store. Children are found
+through /proc (Linux). Every wait is a bounded poll; none is a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from atp.core.model import State, TaskRecord
+from atp.core.platform import Platform
+from atp.core.settings import Settings
+from atp.sdk.client import Client
+from atp.sdk.conformance import unique
+from tests.e2e.processes_app import CRASH_CODE
+from tests.integration.nats._support import delete_stream, private_url
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc"),
+]
+
+T = TypeVar("T")
+HERE = Path(__file__).parent
+APP = "processes_app:app"
+SHORT = {
+    "ATP_LEASE": "2",
+    "ATP_HEARTBEAT": "0.5",
+    "ATP_LEADER_TTL": "2",
+    "ATP_READY_TIMEOUT": "5",
+    "ATP_REAP_INTERVAL": "0.5",
+    "ATP_DRAIN_TIMEOUT": "5",
+    "ATP_CONCURRENCY": "2",
+    "ATP_MAX_ATTEMPTS": "10",
+    "ATP_RETRY_BASE": "0.2",
+}
+STARTED = re.compile(r"worker process (\d+) started: pid (\d+), name (\S+)")
+
+
+class Proc:
+    """One atp process, its log in a file; it and its children are killed at the end."""
+
+    def __init__(self, log: Path, env: dict[str, str], *args: str) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "atp.adapters.cli", *args], cwd=log.parent, env=env,
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def names(self) -> dict[int, str]:
+        """The worker name of every child it started, by pid, from its log."""
+        return {int(pid): name for _, pid, name in STARTED.findall(self.text())}
+
+    def check_alive(self) -> None:
+        if self._proc.poll() is not None:
+            pytest.fail(f"{self.log.name} exited with {self._proc.returncode}:\n{self.text()}")
+
+    def signal(self, signum: int) -> None:
+        self._proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{self.log.name} did not exit within {timeout}s:\n{self.text()}")
+
+    def kill(self) -> None:
+        for pid in children(self.pid):
+            _kill(pid)
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+
+
+def children(pid: int) -> set[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue  # it ended while we looked
+        if int(ppid) == pid and state != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(params=["redis", "nats"])
+async def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[dict[str, str]]:
+    """Everything on Redis, or NATS as transport beside the SQLite store."""
+    if request.param == "redis":
+        url = f"{request.getfixturevalue('redis_url')}?prefix={unique('procs')}"
+        yield {"ATP_STORE": url, "ATP_TRANSPORT": url}
+        return
+    transport = private_url(request.getfixturevalue("nats_url"))
+    yield {"ATP_STORE": f"sqlite:///{tmp_path / 'atp.db'}", "ATP_TRANSPORT": transport}
+    await delete_stream(transport)
+
+
+@pytest.fixture
+def env(deployment: dict[str, str]) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ATP_")}
+    path = os.pathsep.join(filter(None, [str(HERE), clean.get("PYTHONPATH")]))
+    return {**clean, **SHORT, **deployment, "PYTHONPATH": path}
+
+
+@pytest.fixture
+def start(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[..., Proc]]:
+    started: list[Proc] = []
+
+    def run(name: str, *args: str, **more_env: str) -> Proc:
+        started.append(Proc(tmp_path / f"{name}.log", {**env, **more_env}, *args))
+        return started[-1]
+
+    yield run
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+async def client(env: dict[str, str]) -> AsyncIterator[Client]:
+    settings = Settings.load(env={k: v for k, v in env.items() if k.startswith("ATP_")})
+    async with Platform.build(settings) as platform:
+        yield Client(platform)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float, what: str, *alive: Proc
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        for proc in alive:
+            proc.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not reached within {timeout}s (last value {value!r})")
+        await asyncio.sleep(0.1)
+
+
+async def supervised(start: Callable[..., Proc], count: int = 2) -> tuple[Proc, set[int]]:
+    """An ``atp worker --processes COUNT`` whose children all printed their banner."""
+    supervisor = start("supervisor", "worker", APP, "--processes", str(count))
+
+    async def ready() -> set[int]:
+        pids = children(supervisor.pid)
+        banners = supervisor.text().count("atp worker (pid")
+        return pids if len(pids) == count and banners >= count else set()
+
+    return supervisor, await eventually(ready, 30, f"{count} children start", supervisor)
+
+
+async def publish(client: Client, count: int, pause: float) -> list[str]:
+    published = await client.publish_many(
+        Client.request("e2e.pid", {"pause": pause}) for _ in range(count)
+    )
+    return [p.id for p in published]
+
+
+async def records(client: Client, ids: list[str]) -> list[TaskRecord]:
+    return [await client.get(task_id) for task_id in ids]
+
+
+async def all_succeeded(client: Client, ids: list[str]) -> bool:
+    return all(r.state is State.SUCCEEDED for r in await records(client, ids))
+
+
+async def test_two_children_start_and_both_run_tasks(
+    start: Callable[..., Proc], client: Client
+) -> None:
+    supervisor, pids = await supervised(start)
+    assert len(set(supervisor.names().values())) == 2, "the children share a worker name"
+    ids = await publish(client, 20, pause=0.3)
+    await eventually(lambda: all_succeeded(client, ids), 60, "all 20 tasks ran", supervisor)
+    ran = {r.result for r in await records(client, ids)}
+    assert ran == pids, f"tasks ran in {ran}, the children are {pids}"
+
+
+async def test_a_sigkilled_child_is_restarted_and_no_task_is_lost(
+    start: Callable[..., Proc], client: Client
+) -> None:
+    scheduler = start("scheduler", "scheduler")
+    supervisor, pids = await supervised(start)
+    ids = await publish(client, 30, pause=0.5)
+    victim = min(pids)
+    name = supervisor.names()[victim]
+
+    async def victim_holds_tasks() -> bool:
+        return any(r.state is State.RUNNING and r.lease_owner == name
+                   for r in await records(client, ids))  # fmt: skip
+
+    await eventually(victim_holds_tasks, 30, "the victim runs tasks", supervisor)
+    os.kill(victim, signal.SIGKILL)
+
+    async def replaced() -> set[int]:
+        now = children(supervisor.pid)
+        return now if len(now) == 2 and victim not in now else set()
+
+    after = await eventually(replaced, 30, "a new child replaces the killed one", supervisor)
+    assert supervisor.names()[(after - pids).pop()] == name, "the new child took another name"
+    await eventually(lambda: all_succeeded(client, ids), 60, "all 30 tasks ran", scheduler)
+    assert "was killed by SIGKILL" in supervisor.text()
+    supervisor.check_alive()
+
+
+async def test_sigterm_drains_every_child_and_exits_zero(
+    start: Callable[..., Proc], client: Client
+) -> None:
+    supervisor, pids = await supervised(start)
+    ids = await publish(client, 8, pause=1.0)
+
+    async def both_busy() -> list[str]:
+        busy = [r for r in await records(client, ids) if r.state is State.RUNNING]
+        return [r.id for r in busy] if len({r.lease_owner for r in busy}) == 2 else []
+
+    draining = await eventually(both_busy, 30, "both children run tasks", supervisor)
+    supervisor.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(supervisor.wait, 30) == 0, supervisor.text()
+    assert not any(running(pid) for pid in pids), "a child outlived its supervisor"
+    assert await all_succeeded(client, draining), "a running task was not drained"
+    assert "draining 2 worker processes" in supervisor.text()
+
+
+@pytest.mark.parametrize("deployment", ["redis"], indirect=True)
+async def test_a_child_that_always_crashes_makes_the_supervisor_give_up(
+    start: Callable[..., Proc],
+) -> None:
+    args = ("worker", APP, "--processes", "2", "--restart-delay", "0.05", "--max-deaths", "2")
+    supervisor = start("supervisor", *args, E2E_CRASH="exit")
+    assert await asyncio.to_thread(supervisor.wait, 60) == 1, supervisor.text()
+    text = supervisor.text()
+    assert f"exited with code {CRASH_CODE}" in text
+    assert "restarting it in" in text
+    assert re.search(r"error: worker process \d died 3 times within \d+ s .*giving up", text)
+
+
+@pytest.mark.parametrize("deployment", ["redis"], indirect=True)
+async def test_an_app_that_does_not_import_is_not_restarted(start: Callable[..., Proc]) -> None:
+    supervisor = start("supervisor", "worker", APP, "--processes", "2", E2E_CRASH="raise")
+    assert await asyncio.to_thread(supervisor.wait, 60) == 5, supervisor.text()
+    text = supervisor.text()
+    assert "this app does not import" in text
+    assert "bad usage or configuration" in text
+    assert "restarting it in" not in text
+
+
+@pytest.mark.parametrize("deployment", ["redis"], indirect=True)
+async def test_children_of_a_sigkilled_supervisor_stop(start: Callable[..., Proc]) -> None:
+    supervisor, pids = await supervised(start)
+    supervisor.signal(signal.SIGKILL)
+    await asyncio.to_thread(supervisor.wait, 10)
+
+    async def all_gone() -> bool:
+        return not any(running(pid) for pid in pids)
+
+    await eventually(all_gone, 20, "the orphaned children stop")
