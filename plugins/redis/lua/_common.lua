@@ -85,8 +85,12 @@ local function append(errors, item)
   return string.sub(errors, 1, -2) .. ',' .. item .. ']'
 end
 
--- Split packed on "\n" into n fields, the last one taking the rest (it may hold anything);
--- one string.match, as a loop of find and sub costs twice as much.
+-- Split packed on "\n" into n fields (8 or 9), the last one taking the rest (it may
+-- hold anything): one string.match costs half a loop of find and sub.
+local SPLITS = {
+  [8] = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$',
+  [9] = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$',
+}
 local function split(packed, n)
-  return {string.match(packed, '^' .. string.rep('([^\n]*)\n', n - 1) .. '(.*)$')}
+  return {string.match(packed, SPLITS[n])}
 end
