@@ -196,7 +196,7 @@ class HookEmitter:
     listens to costs one dict lookup.
     """
 
-    def __init__(self, manager: pluggy.PluginManager) -> None:
+    def __init__(self, manager: PluginManager) -> None:
         self._manager = manager
         self.failures: Counter[str] = Counter()
         self._listeners: dict[str, tuple[HookImpl, ...]] = {}
@@ -225,12 +225,9 @@ class HookEmitter:
         return answers
 
     def _of(self, hook: str) -> tuple[HookImpl, ...]:
-        generation = getattr(self._manager, "generation", None)
-        if generation is None:  # a plain pluggy manager: no change counter to trust
-            return tuple(reversed(getattr(self._manager.hook, hook).get_hookimpls()))
-        if generation != self._generation:
+        if self._manager.generation != self._generation:
             self._listeners.clear()
-            self._generation = generation
+            self._generation = self._manager.generation
         found = self._listeners.get(hook)
         if found is None:
             found = tuple(reversed(getattr(self._manager.hook, hook).get_hookimpls()))

@@ -117,9 +117,7 @@ class FusedConformance(PortSuite):
         await self.create(fused, clock, [first])
         (dup,) = await self.create(fused, clock, [again])
         assert (dup.id, dup.created) == (first.id, False)
-        got = await self.claimed(consumer, 1)
-        assert [d.task_id for d, _ in got] == [first.id]
-        assert await self.quiet(consumer) == []
+        await self.claims_only(consumer, first)
 
     async def test_a_task_due_later_is_stored_scheduled_and_not_published(
         self,
@@ -149,9 +147,7 @@ class FusedConformance(PortSuite):
         gone, kept = (make_task(subject, clock.now()) for _ in "ab")
         await self.create(fused, clock, [gone, kept])
         await store.cancel([gone.id], now=clock.now())
-        got = await self.claimed(consumer, 1)
-        assert [d.task_id for d, _ in got] == [kept.id]
-        assert await self.quiet(consumer) == []
+        await self.claims_only(consumer, kept)
 
     async def test_an_unknown_id_is_terminated_and_never_returned(
         self,
@@ -164,9 +160,7 @@ class FusedConformance(PortSuite):
         await transport.publish([make_task(subject, clock.now())])  # never stored
         known = make_task(subject, clock.now())
         await self.create(fused, clock, [known])
-        got = await self.claimed(consumer, 1)
-        assert [d.task_id for d, _ in got] == [known.id]
-        assert await self.quiet(consumer) == []
+        await self.claims_only(consumer, known)
 
     # -- finish and ack ----------------------------------------------------------------------
 
@@ -216,6 +210,12 @@ class FusedConformance(PortSuite):
             got += await consumer.fetch_claimed(count - len(got), 0.5, owner=OWNER, lease=30.0)
         assert len(got) == count, f"{len(got)} of {count} claimed in {self.delivery_timeout} s"
         return got
+
+    async def claims_only(self, consumer: ClaimingConsumer, task: Task) -> None:
+        """``task`` is claimed, and nothing else comes."""
+        got = await self.claimed(consumer, 1)
+        assert [d.task_id for d, _ in got] == [task.id]
+        assert await self.quiet(consumer) == []
 
     async def quiet(self, consumer: ClaimingConsumer) -> list[tuple[Delivery, Claim]]:
         """What a fetch returns over ``quiet_period``: nothing, where nothing must come."""
