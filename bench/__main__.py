@@ -3,7 +3,8 @@
 Every figure comes with the raw backend's own rate measured in the same run, so the ratio
 survives a noisy machine. Nothing here is asserted by a test. Each suite is imported only
 when it runs, so one needs only its own extra (``python -m bench redis``: ``atp[redis]``);
-``pip install -e .[bench]`` brings what every suite needs.
+``pip install -e .[bench]`` brings what every suite needs but ``peers`` (atp beside
+huey, Dramatiq and taskiq), which needs ``.[peers]``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "cron": _lazy("cron"),
     "api": _lazy("api"),
     "workflows": _lazy("workflows"),
+    "peers": _lazy("peers"),
 }
 """Each loader returns a suite taking (repeat, count, concurrency), plus the options that
 ``main`` passes to it by name, and returning figures by scenario name."""

@@ -6,17 +6,17 @@ import logging
 import traceback
 from collections.abc import Mapping, Sequence
 from time import time_ns
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util import types
 
-__all__ = ["READABLE_FIELDS", "AttemptSpan"]
+__all__ = ["READABLE_FIELDS", "AttemptSpan", "make_span", "span_template"]
 
 log = logging.getLogger("atp.plugins.otel")
 
@@ -26,6 +26,39 @@ READABLE_FIELDS = frozenset(("_name", "_context", "_kind", "_parent", "_resource
 """The ReadableSpan fields AttemptSpan reads and writes, as the SDK's own ``Span`` does;
 ``SdkSpans.supports`` checks the installed SDK still has them."""
 
+R = TypeVar("R", bound=ReadableSpan)
+
+
+def span_template(tracer: sdk_trace.Tracer, kind: SpanKind, **extra: Any) -> dict[str, Any]:
+    """The fields every span of ``kind`` from ``tracer`` shares, as ``ReadableSpan`` sets
+    them (a field a newer SDK adds keeps its default), plus ``extra``."""
+    probe = ReadableSpan(
+        name="", resource=tracer.resource, kind=kind,
+        instrumentation_info=tracer.instrumentation_info,
+        instrumentation_scope=tracer._instrumentation_scope,
+    )  # fmt: skip
+    return {**vars(probe), **extra}
+
+
+def make_span(
+    cls: type[R], template: dict[str, Any], name: str, context: SpanContext,
+    parent: SpanContext | None, attributes: types.Attributes, links: Sequence[Link],
+    start: int, end: int | None,
+) -> R:  # fmt: skip
+    """A span of ``cls`` with ``template``'s fields and these: what ``ReadableSpan(...)``
+    builds, without its keyword handling (two of these are made per task)."""
+    span = object.__new__(cls)
+    fields = span.__dict__
+    fields.update(template)
+    fields["_name"] = name
+    fields["_context"] = context
+    fields["_parent"] = parent
+    fields["_attributes"] = attributes
+    fields["_links"] = links
+    fields["_start_time"] = start
+    fields["_end_time"] = end
+    return span
+
 
 class AttemptSpan(trace.Span, ReadableSpan):
     """A consumer span as handler code sees it through ``trace.get_current_span()``.
@@ -34,21 +67,12 @@ class AttemptSpan(trace.Span, ReadableSpan):
     links, status, exceptions, a new name; span limits apply), and is itself the
     ``ReadableSpan`` handed to the processor at ``end``: nothing changes it afterwards.
     atp's own attributes stay a plain mapping (they are known to be valid); the first one
-    handler code sets turns them into the SDK's bounded, cleaning mapping.
+    handler code sets turns them into the SDK's bounded, cleaning mapping. Made by
+    ``make_span`` from a template that also holds ``_processor`` and ``_limits``.
     """
 
-    def __init__(
-        self, processor: SpanProcessor, limits: SpanLimits, name: str, context: SpanContext,
-        parent: SpanContext | None, resource: Resource, attributes: types.Attributes,
-        links: Sequence[Link], info: InstrumentationInfo, scope: InstrumentationScope,
-    ) -> None:  # fmt: skip
-        ReadableSpan.__init__(
-            self, name=name, context=context, parent=parent, resource=resource,
-            attributes=attributes, links=links, kind=SpanKind.CONSUMER,
-            instrumentation_info=info, start_time=time_ns(), instrumentation_scope=scope,
-        )  # fmt: skip
-        self._processor = processor
-        self._limits = limits
+    _processor: sdk_trace.SpanProcessor
+    _limits: sdk_trace.SpanLimits
 
     def get_span_context(self) -> SpanContext:
         return self._context  # type: ignore[return-value]

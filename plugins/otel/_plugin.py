@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    INVALID_SPAN,
     INVALID_SPAN_CONTEXT,
-    Link,
     SpanContext,
     SpanKind,
     Status,
@@ -22,44 +20,36 @@ from atp.core.model import JSON, Task
 from atp.core.plugins import hookimpl
 from atp.core.settings import Settings
 from atp.core.worker.interceptors import CallNext, HandlerCall, Interceptor
+from atp.plugins.otel._attributes import task_attributes
 from atp.plugins.otel._setup import provider_from_env
 from atp.plugins.otel._spans import EMPTY, Recorder
-from atp.plugins.otel._w3c import BAGGAGE, TRACEPARENT, Propagation, headers_of, parse
+from atp.plugins.otel._w3c import (
+    BAGGAGE,
+    TRACEPARENT,
+    TRACESTATE,
+    Handoff,
+    Propagation,
+    headers_of,
+    parse,
+)
 
 __all__ = ["OtelPlugin", "TracingInterceptor", "task_attributes"]
 
-SYSTEM = "atp"
 SCOPE = "atp"
-NO_ATTRIBUTES = BoundedAttributes(immutable=True)
+SPAN_KEY = next(iter(trace.set_span_in_context(INVALID_SPAN, EMPTY)))
+"""The Context key of the current span, as ``set_span_in_context`` writes it."""
 
 
-def task_attributes(task: Task, operation: str, worker: str | None = None) -> dict[str, Any]:
-    """Messaging semantic-convention attributes of a task, plus atp's own (``atp.*``);
-    ``worker`` is the consumer's ``messaging.client.id``."""
-    attributes: dict[str, Any] = {
-        "messaging.system": SYSTEM,
-        "messaging.operation.type": operation,
-        "messaging.destination.name": task.subject,
-        "messaging.message.id": task.id,
-    }
-    if worker is not None:
-        attributes["messaging.client.id"] = worker
-    if task.attempt:
-        attributes["atp.task.attempt"] = task.attempt
-    if task.schedule is not None:
-        attributes["atp.schedule"] = task.schedule
-    if task.workflow_run is not None:
-        attributes["atp.workflow.run_id"] = task.workflow_run
-        attributes["atp.workflow.step"] = task.step or ""
-    return attributes
-
-
-def extract(headers: Mapping[str, str], fast: bool) -> tuple[Context | None, SpanContext]:
+def extract(
+    headers: Mapping[str, str], fast: bool, handoff: Handoff | None = None
+) -> tuple[Context | None, SpanContext]:
     """The producer's span context in task headers, and the whole Context extracted with
-    it: parsed directly on the fast path (W3C, no baggage), where the Context would hold
-    nothing else and is None; else by the configured propagator."""
+    it: on the fast path (W3C, no baggage), where the Context would hold nothing else and
+    is None, taken from ``handoff`` when this process wrote the headers, else parsed
+    directly; else by the configured propagator."""
     if fast and BAGGAGE not in headers:
-        return None, parse(headers) or INVALID_SPAN_CONTEXT
+        found = handoff.take(headers) if handoff is not None else None
+        return None, found or parse(headers) or INVALID_SPAN_CONTEXT
     parent = propagate.extract(headers)
     return parent, trace.get_current_span(parent).get_span_context()
 
@@ -76,24 +66,24 @@ class TracingInterceptor:
 
     def __init__(
         self, tracer: trace.Tracer, recorder: Recorder | None = None,
-        propagation: Propagation | None = None,
+        propagation: Propagation | None = None, handoff: Handoff | None = None,
     ) -> None:  # fmt: skip
         self._recorder = recorder or Recorder(tracer)
         self._propagation = propagation or Propagation()
+        self._handoff = handoff
 
     async def execute(self, call: HandlerCall, call_next: CallNext) -> JSON:
         task = call.task
         parent: Context | None = None
         producer = INVALID_SPAN_CONTEXT
         if task.headers:
-            parent, producer = extract(task.headers, self._propagation.fast())
-        links = (Link(producer, NO_ATTRIBUTES),) if producer.is_valid else ()
-        span = self._recorder.spans().consume(
-            f"process {task.subject}", parent, producer,
-            task_attributes(task, "process", call.worker), links,
-        )  # fmt: skip
+            parent, producer = extract(task.headers, self._propagation.fast(), self._handoff)
+        span = self._recorder.spans().consume(f"process {task.subject}", parent, producer,
+                                              task, call.worker)  # fmt: skip
         # What ``start_as_current_span`` does, without its two context managers.
-        token = otel_context.attach(trace.set_span_in_context(span, parent or EMPTY))
+        current = Context({SPAN_KEY: span}) if parent is None else trace.set_span_in_context(
+            span, parent)  # fmt: skip
+        token = otel_context.attach(current)
         try:
             return await call_next(call)
         except Exception as exc:
@@ -118,6 +108,10 @@ class OtelPlugin:
         self._recorder: Recorder | None = None
         self._propagation = Propagation()
         self._runs: dict[str, trace.Span] = {}
+        self._handoff = Handoff()
+        self._consumes = False
+        """Whether a worker of this process traces attempts: only then are producer
+        contexts kept in the handoff for it."""
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -143,18 +137,19 @@ class OtelPlugin:
         goes into the task's ``traceparent`` (and ``tracestate``, ``baggage``).
 
         The caller's context is looked up once per batch; on the fast path (a W3C
-        propagator, no baggage) the headers are formatted directly."""
+        propagator, no baggage) the headers are formatted directly, and a worker of this
+        process is handed each context rather than parsing it back."""
         recorder, propagation = self.recorder, self._propagation
         spans, fast = recorder.spans(), propagation.fast()
         current = otel_context.get_current()
         fast = fast and not baggage.get_all(current)
         caller = (current, trace.get_current_span(current).get_span_context())
+        handoff = self._handoff if fast and self._consumes else None
         answers: list[Mapping[str, str] | None] = []
         for task in tasks:
             parent, parent_span = self._parent(task, fast, caller)
-            context = spans.produce(f"create {task.subject}", parent, parent_span,
-                                    task_attributes(task, "create"))  # fmt: skip
-            answers.append(_headers(context, parent, fast))
+            context = spans.produce(f"create {task.subject}", parent, parent_span, task)
+            answers.append(_headers(context, parent, fast, handoff))
         return answers
 
     def _parent(
@@ -170,7 +165,8 @@ class OtelPlugin:
 
     @hookimpl
     def atp_interceptors(self, settings: Settings) -> Sequence[Interceptor]:
-        return [TracingInterceptor(self.tracer, self.recorder, self._propagation)]
+        self._consumes = True
+        return [TracingInterceptor(self.tracer, self.recorder, self._propagation, self._handoff)]
 
     # -- workflows: the run is the parent of its steps' tasks --------------------------
 
@@ -198,11 +194,18 @@ class OtelPlugin:
         run.end()
 
 
-def _headers(context: SpanContext, parent: Context | None, fast: bool) -> Mapping[str, str] | None:
-    """The headers carrying ``context``: formatted directly, or by the propagator (which
-    also writes the parent's baggage)."""
+def _headers(
+    context: SpanContext, parent: Context | None, fast: bool, handoff: Handoff | None
+) -> Mapping[str, str] | None:
+    """The headers carrying ``context``: formatted directly (and the context kept in
+    ``handoff``), or by the propagator (which also writes the parent's baggage)."""
     if fast:
-        return headers_of(context) if context.is_valid else None
+        if not context.is_valid:
+            return None
+        headers = headers_of(context)
+        if handoff is not None and TRACESTATE not in headers:
+            handoff.put(headers[TRACEPARENT], context)
+        return headers
     carrier: dict[str, str] = {}
     span = trace.NonRecordingSpan(context)
     propagate.inject(carrier, context=trace.set_span_in_context(span, parent or EMPTY))

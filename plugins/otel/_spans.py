@@ -15,7 +15,7 @@ SDK's internal span metrics off. Anything else goes through ``ApiSpans``, the pu
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import time_ns
 from typing import Any, Protocol
 
@@ -25,13 +25,22 @@ from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.util import types
 
-from atp.plugins.otel._attempt import READABLE_FIELDS, AttemptSpan
+from atp.core.model import Task
+from atp.plugins.otel._attempt import READABLE_FIELDS, AttemptSpan, make_span, span_template
+from atp.plugins.otel._attributes import links_to, task_attributes
 
-__all__ = ["EMPTY", "ApiSpans", "Recorder", "SdkSpans", "Spans", "context_of"]
+__all__ = ["EMPTY", "ApiSpans", "Recorder", "SdkSpans", "Spans", "context_of", "decision_rule"]
 
 EMPTY = Context()
 INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
@@ -41,6 +50,10 @@ _QUIET_HOOKS = {hook: {getattr(cls, hook, None) for cls in (sdk_trace.SpanProces
                          BatchSpanProcessor, SimpleSpanProcessor)}
                 for hook in ("on_start", "_on_ending")}  # fmt: skip
 """The start hooks that do nothing: the base class's and the SDK's batch and simple ones."""
+CREATE, PROCESS = "create", "process"
+"""The messaging operation types of the producer and consumer spans."""
+SAMPLE, DROP = Decision.RECORD_AND_SAMPLE, Decision.DROP
+Rule = Callable[[SpanContext, int], Decision | None]
 # TraceFlags by (sampled, random trace id), as the SDK's tracer sets them.
 _FLAGS = {(s, r): TraceFlags(s * TraceFlags.SAMPLED | r * TraceFlags.RANDOM_TRACE_ID)
           for s in (False, True) for r in (False, True)}  # fmt: skip
@@ -48,20 +61,22 @@ _FLAGS = {(s, r): TraceFlags(s * TraceFlags.SAMPLED | r * TraceFlags.RANDOM_TRAC
 
 class Spans(Protocol):
     """How the plugin records spans. ``parent_span`` is the parent's span context and
-    ``parent`` its whole Context, or None when that would hold nothing else."""
+    ``parent`` its whole Context, or None when that would hold nothing else. Attributes
+    and links come from the task (``task_attributes``, ``links_to``), built only for a
+    span that records or a sampler that must be asked."""
 
     def produce(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any],
-    ) -> SpanContext:  # fmt: skip
-        """Record a PRODUCER span that starts and ends now; return its context."""
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
+    ) -> SpanContext:
+        """Record the PRODUCER span of ``task`` that starts and ends now; its context."""
         ...
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any], links: Sequence[Link],
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        worker: str,
     ) -> trace.Span:  # fmt: skip
-        """Start a CONSUMER span; the caller ends it."""
+        """Start the CONSUMER span of an attempt of ``task``, linked to ``parent_span``
+        (its producer); the caller ends it."""
         ...
 
 
@@ -81,42 +96,41 @@ class ApiSpans:
         self._tracer = tracer
 
     def produce(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any],
-    ) -> SpanContext:  # fmt: skip
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
+    ) -> SpanContext:
         span = self._tracer.start_span(name, context=context_of(parent, parent_span),
-                                       kind=SpanKind.PRODUCER, attributes=attributes)  # fmt: skip
+                                       kind=SpanKind.PRODUCER,
+                                       attributes=task_attributes(task, CREATE))  # fmt: skip
         span.end()
         return span.get_span_context()
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any], links: Sequence[Link],
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        worker: str,
     ) -> trace.Span:  # fmt: skip
         return self._tracer.start_span(name, context=context_of(parent, parent_span),
-                                       kind=SpanKind.CONSUMER, attributes=attributes,
-                                       links=links)  # fmt: skip
+                                       kind=SpanKind.CONSUMER,
+                                       attributes=task_attributes(task, PROCESS, worker),
+                                       links=links_to(parent_span))  # fmt: skip
 
 
 class SdkSpans:
     """Spans handed straight to an SDK tracer's span processor (see the module docstring).
 
     The sampling decision is the sampler's: asked as ``start_span`` asks it, except where
-    its answer is known without asking. ``ALWAYS_ON`` and ``ALWAYS_OFF`` always answer the
-    same; a ``ParentBased`` sampler with its default delegates follows a remote parent's
-    sampled flag (so the consumer of a trace the producer did not sample costs a parse,
-    two ids and a non-recording span), and answers for a root span as its root sampler.
+    its answer is known without asking (``decision_rule``): then a span that does not
+    record costs two ids and a context, and no attributes are built for it.
     """
 
     def __init__(self, tracer: sdk_trace.Tracer) -> None:
         self._tracer = tracer
+        self._ids = tracer.id_generator
         self._limits: SpanLimits = tracer._span_limits
-        self._scope = tracer._instrumentation_scope
-        self._random_ids = tracer.id_generator.is_trace_id_random()
-        sampler = tracer.sampler
-        self._always = _fixed_decision(sampler)
-        self._parent_based = _default_parent_based(sampler)
-        self._root = _fixed_decision(sampler._root) if self._parent_based else None  # type: ignore[attr-defined]
+        self._random_ids = self._ids.is_trace_id_random()
+        self._rule = decision_rule(tracer.sampler)
+        self._producer = span_template(tracer, SpanKind.PRODUCER)
+        self._consumer = span_template(tracer, SpanKind.CONSUMER, _limits=self._limits,
+                                       _processor=tracer.span_processor)  # fmt: skip
         self._processors: object = None
         self._quiet = False
 
@@ -142,63 +156,64 @@ class SdkSpans:
         return self._quiet and self._tracer._is_enabled()
 
     def produce(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any],
-    ) -> SpanContext:  # fmt: skip
-        context, kept, recording = self._sample(name, parent, parent_span, SpanKind.PRODUCER,
-                                                attributes, ())  # fmt: skip
-        if recording:
-            tracer, now = self._tracer, time_ns()
-            tracer.span_processor.on_end(ReadableSpan(
-                name=name, context=context, parent=_parent_of(parent_span),
-                resource=tracer.resource, attributes=kept, kind=SpanKind.PRODUCER,
-                instrumentation_info=tracer.instrumentation_info, start_time=now, end_time=now,
-                instrumentation_scope=self._scope,
-            ))  # fmt: skip
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
+    ) -> SpanContext:
+        trace_id, random = self._trace_of(parent_span)
+        decision = self._rule(parent_span, trace_id) if self._rule is not None else None
+        kept: types.Attributes = None
+        if decision is None:
+            decision, state, kept = self._ask(parent, parent_span, trace_id, name,
+                                              SpanKind.PRODUCER, task_attributes(task, CREATE),
+                                              ())  # fmt: skip
+        else:
+            state = parent_span.trace_state if parent_span.is_valid else None
+        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random]
+        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
+        if decision is not Decision.DROP:
+            now = time_ns()
+            span = make_span(ReadableSpan, self._producer, name, context,
+                             _parent_of(parent_span),
+                             task_attributes(task, CREATE) if kept is None else kept, (),
+                             now, now)  # fmt: skip
+            self._tracer.span_processor.on_end(span)
         return context
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext,
-        attributes: dict[str, Any], links: Sequence[Link],
+        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        worker: str,
     ) -> trace.Span:  # fmt: skip
-        context, kept, recording = self._sample(name, parent, parent_span, SpanKind.CONSUMER,
-                                                attributes, links)  # fmt: skip
-        if not recording:
-            return trace.NonRecordingSpan(context)
-        tracer = self._tracer
-        return AttemptSpan(tracer.span_processor, self._limits, name, context,
-                           _parent_of(parent_span), tracer.resource, kept, links,
-                           tracer.instrumentation_info, self._scope)  # fmt: skip
-
-    def _sample(
-        self, name: str, parent: Context | None, parent_span: SpanContext, kind: SpanKind,
-        attributes: dict[str, Any], links: Sequence[Link],
-    ) -> tuple[SpanContext, types.Attributes, bool]:  # fmt: skip
-        """The new span's context, its attributes and whether it records, decided as
-        ``Tracer.start_span`` decides them."""
-        ids = self._tracer.id_generator
-        if parent_span.is_valid:
-            trace_id, random = parent_span.trace_id, parent_span.trace_flags.random_trace_id
-        else:
-            trace_id, random = ids.generate_trace_id(), self._random_ids
-        decision = self._known_decision(parent_span)
+        trace_id, random = self._trace_of(parent_span)
+        decision = self._rule(parent_span, trace_id) if self._rule is not None else None
+        kept: types.Attributes = None
         if decision is None:
-            asked = context_of(parent, parent_span)
-            decision, state, kept = self._ask(asked, trace_id, name, kind, attributes, links)
+            decision, state, kept = self._ask(parent, parent_span, trace_id, name,
+                                              SpanKind.CONSUMER,
+                                              task_attributes(task, PROCESS, worker),
+                                              links_to(parent_span))  # fmt: skip
         else:
-            kept = attributes
             state = parent_span.trace_state if parent_span.is_valid else None
         flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random]
-        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, state)
-        return context, kept, decision is not Decision.DROP
+        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
+        if decision is Decision.DROP:
+            return trace.NonRecordingSpan(context)
+        if kept is None:
+            kept = task_attributes(task, PROCESS, worker)
+        return make_span(AttemptSpan, self._consumer, name, context, _parent_of(parent_span),
+                         kept, links_to(parent_span), time_ns(), None)  # fmt: skip
+
+    def _trace_of(self, parent_span: SpanContext) -> tuple[int, bool]:
+        """The new span's trace id and whether it is random, as ``start_span`` has them."""
+        if parent_span.is_valid:
+            return parent_span.trace_id, parent_span.trace_flags.random_trace_id
+        return self._ids.generate_trace_id(), self._random_ids
 
     def _ask(
-        self, parent: Context, trace_id: int, name: str, kind: SpanKind,
-        attributes: dict[str, Any], links: Sequence[Link],
+        self, parent: Context | None, parent_span: SpanContext, trace_id: int, name: str,
+        kind: SpanKind, attributes: dict[str, Any], links: Sequence[Link],
     ) -> tuple[Decision, TraceState | None, types.Attributes]:  # fmt: skip
         """The sampler's decision, trace state and attributes (cleaned if it added some)."""
-        result = self._tracer.sampler.should_sample(parent, trace_id, name, kind, attributes,
-                                                    links)  # fmt: skip
+        result = self._tracer.sampler.should_sample(context_of(parent, parent_span), trace_id,
+                                                    name, kind, attributes, links)  # fmt: skip
         kept: types.Attributes = result.attributes
         if kept is not None and len(kept) != len(attributes):
             limits = self._limits
@@ -206,17 +221,32 @@ class SdkSpans:
                                      max_value_len=limits.max_span_attribute_length)  # fmt: skip
         return result.decision, result.trace_state, kept
 
-    def _known_decision(self, parent_span: SpanContext) -> Decision | None:
-        """The decision where the sampler's answer is known without asking it."""
-        if self._always is not None:
-            return self._always
-        if self._parent_based:
-            if parent_span.is_remote:
-                sampled = parent_span.trace_flags.sampled
-                return Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP
-            if not parent_span.is_valid:
-                return self._root
+
+def decision_rule(sampler: Sampler) -> Rule | None:
+    """How ``sampler`` decides for a span with ``parent_span`` in trace ``trace_id``, where
+    that is known without asking it (None where it is not): ``ALWAYS_ON`` and
+    ``ALWAYS_OFF`` always answer the same; ``TraceIdRatioBased`` compares the trace id's
+    low 64 bits with its bound; a ``ParentBased`` sampler with its default delegates
+    follows a parent's sampled flag, and answers for a root span as its root sampler."""
+    fixed = _fixed_decision(sampler)
+    if fixed is not None:
+        return lambda parent_span, trace_id: fixed
+    if isinstance(sampler, TraceIdRatioBased) and _own(sampler, TraceIdRatioBased):
+        bound, limit = sampler.bound, sampler.TRACE_ID_LIMIT
+        return lambda parent_span, trace_id: SAMPLE if trace_id & limit < bound else DROP
+    if not _default_parent_based(sampler):
         return None
+    root = decision_rule(sampler._root)  # type: ignore[attr-defined]
+    local = _default_local(sampler)
+
+    def decide(parent_span: SpanContext, trace_id: int) -> Decision | None:
+        if not parent_span.is_valid:
+            return None if root is None else root(parent_span, trace_id)
+        if parent_span.is_remote or local:
+            return SAMPLE if parent_span.trace_flags.sampled else DROP
+        return None
+
+    return decide
 
 
 class Recorder:
@@ -244,11 +274,24 @@ def _default_parent_based(sampler: Sampler) -> bool:
     parent's sampled flag decides, and a root span is its root sampler's."""
     return (
         isinstance(sampler, ParentBased)
-        and type(sampler).should_sample is ParentBased.should_sample
+        and _own(sampler, ParentBased)
         and getattr(sampler, "_remote_parent_sampled", None) is ALWAYS_ON
         and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
         and hasattr(sampler, "_root")
     )
+
+
+def _default_local(sampler: Sampler) -> bool:
+    """Whether a ParentBased sampler's local-parent delegates are the defaults too."""
+    return (
+        getattr(sampler, "_local_parent_sampled", None) is ALWAYS_ON
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
+
+
+def _own(sampler: Sampler, cls: type[Sampler]) -> bool:
+    """Whether ``sampler`` decides with ``cls``'s own ``should_sample``."""
+    return type(sampler).should_sample is cls.should_sample
 
 
 def _parent_of(parent_span: SpanContext) -> SpanContext | None:

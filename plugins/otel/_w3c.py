@@ -17,7 +17,7 @@ from opentelemetry import propagate
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-__all__ = ["Propagation", "headers_of", "parse"]
+__all__ = ["Handoff", "Propagation", "headers_of", "parse"]
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -33,6 +33,9 @@ _MAX_TRACESTATE = 512
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _FLAGS = {f"{flags:02x}": TraceFlags(flags) for flags in range(4)}
+_TRACE_FLAGS = [TraceFlags(flags) for flags in range(256)]
+HANDOFF_SIZE = 32768
+"""Producer contexts the Handoff keeps for this process's consumers (~150 bytes each)."""
 
 
 def headers_of(context: SpanContext) -> dict[str, str]:
@@ -66,6 +69,44 @@ def _state(header: str) -> TraceState | None:
     if len(header) > _MAX_TRACESTATE:
         return None
     return TraceState.from_header([header])
+
+
+class Handoff:
+    """The span context of each ``traceparent`` this process wrote, for its own consumers:
+    ``take`` gives what ``parse`` would read from the same headers, without reading them.
+
+    Only headers with no ``tracestate`` are kept (``put`` is given a context without
+    one), and ``take`` reads nothing from headers that have one: a miss is parsed as
+    before. The header string is the key, so a ``traceparent`` changed on the way misses.
+    When ``size`` are kept, all are dropped (tasks published here and consumed elsewhere
+    must not pin memory): the misses that follow are parsed.
+    """
+
+    def __init__(self, size: int = HANDOFF_SIZE) -> None:
+        self._size = size
+        self._sent: dict[str, tuple[int, int, int]] = {}
+        """Trace id, span id and flags by header: plain ints, which the garbage collector
+        stops tracking, where SpanContexts kept for a while would be promoted and
+        scanned by each full collection."""
+
+    def put(self, header: str, context: SpanContext) -> None:
+        """Keep ``context`` (sampled or not), written as ``header``."""
+        sent = self._sent
+        if len(sent) >= self._size:
+            sent.clear()
+        sent[header] = (context.trace_id, context.span_id, int(context.trace_flags))
+
+    def take(self, headers: Mapping[str, str]) -> SpanContext | None:
+        """The remote context kept for these headers' ``traceparent``, forgotten once
+        taken (a retry parses its headers)."""
+        if TRACESTATE in headers:
+            return None
+        header = headers.get(TRACEPARENT)
+        sent = self._sent.pop(header, None) if header is not None else None
+        if sent is None:
+            return None
+        trace_id, span_id, flags = sent
+        return SpanContext(trace_id, span_id, True, _TRACE_FLAGS[flags])
 
 
 class Propagation:

@@ -38,7 +38,6 @@ atp_leader_acquired = default_plugin.atp_leader_acquired
 atp_leader_lost = default_plugin.atp_leader_lost
 atp_task_enqueued = default_plugin.atp_task_enqueued
 atp_task_dispatched = default_plugin.atp_task_dispatched
-atp_task_started = default_plugin.atp_task_started
 atp_task_succeeded = default_plugin.atp_task_succeeded
 atp_task_failed = default_plugin.atp_task_failed
 atp_task_dead = default_plugin.atp_task_dead

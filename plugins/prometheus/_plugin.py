@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -28,25 +28,49 @@ __all__ = ["InFlight", "PrometheusPlugin"]
 log = logging.getLogger("atp.plugins.prometheus")
 
 METRICS_PATH = "/metrics"
+MAX_REMEMBERED = 10_000
+"""Subjects whose series ``_series`` remembers; others (all ``_other``) are looked up."""
 
 
 class InFlight:
-    """Counts the attempts running in a worker, exactly: up before the call, down after."""
+    """Counts the attempts running in a worker, exactly: up before the call, down after.
 
-    def __init__(self, gauge: Gauge) -> None:
+    The gauge reads the count when scraped. ``started`` (the plugin's) is told of each
+    attempt as it starts: this interceptor is where every attempt passes, so the
+    ``atp_task_started`` hook (one more call per task) is not needed. A failure there is
+    logged, never raised into the attempt.
+    """
+
+    def __init__(
+        self, gauge: Gauge, started: Callable[[Task], None] | None = None,
+        running: dict[str, int] | None = None,
+    ) -> None:  # fmt: skip
         self._gauge = gauge
-        self._workers: dict[str, Any] = {}
-        """The series of each worker name: ``labels()`` costs more than the inc and dec."""
+        self._started = started
+        self._running: dict[str, int] = {} if running is None else running
+        """Attempts running, by worker name; shared by the plugin's interceptors."""
+
+    def watch(self, worker: str) -> None:
+        """Serve ``worker``'s count (0 until its first attempt)."""
+        running = self._running
+        if worker not in running:
+            running[worker] = 0
+            self._gauge.labels(worker).set_function(lambda: running[worker])
 
     async def execute(self, call: HandlerCall, call_next: CallNext) -> JSON:
-        gauge = self._workers.get(call.worker)
-        if gauge is None:
-            gauge = self._workers[call.worker] = self._gauge.labels(call.worker)
-        gauge.inc()
+        worker, running = call.worker, self._running
+        if worker not in running:
+            self.watch(worker)
+        running[worker] += 1
+        if self._started is not None:
+            try:
+                self._started(call.task)
+            except Exception:
+                log.exception("recording the start of task %s failed", call.task.id)
         try:
             return await call_next(call)
         finally:
-            gauge.dec()
+            running[worker] -= 1
 
 
 class PrometheusPlugin:
@@ -62,6 +86,9 @@ class PrometheusPlugin:
         self.metrics = Metrics(registry)
         self.config = config or PrometheusConfig()
         self.labels = SubjectLabels(self.config.max_subjects)
+        self._subjects: dict[str, SubjectSeries] = {}
+        """The series of each subject seen, through ``labels`` (bounded in ``_series``)."""
+        self._running: dict[str, int] = {}
         store_errors = Counter("atp_metrics_store_errors_total", "Depth readings that failed.",
                                registry=registry)  # fmt: skip
         self.depth = Depth(self.config.depth_interval, self.labels, store_errors)
@@ -78,6 +105,7 @@ class PrometheusPlugin:
         config = PrometheusConfig.from_settings(settings)
         self.config = config
         self.labels = SubjectLabels(config.max_subjects)
+        self._subjects = {}
         old = self.depth
         self.registry.unregister(old)
         self.depth = Depth(config.depth_interval, self.labels, old.errors)
@@ -96,7 +124,7 @@ class PrometheusPlugin:
 
     @hookimpl
     def atp_interceptors(self, settings: Settings) -> Sequence[Interceptor]:
-        return [InFlight(self.metrics.in_flight)]
+        return [InFlight(self.metrics.in_flight, self._started, self._running)]
 
     async def refresh(self) -> None:
         """Bring cached readings up to date before a scrape."""
@@ -140,7 +168,7 @@ class PrometheusPlugin:
 
     @hookimpl
     def atp_worker_started(self, worker: str) -> None:
-        self.metrics.in_flight.labels(worker).set(0)
+        InFlight(self.metrics.in_flight, running=self._running).watch(worker)
         self._serve("worker")
 
     @hookimpl
@@ -169,17 +197,17 @@ class PrometheusPlugin:
     @hookimpl
     def atp_task_enqueued(self, tasks: Sequence[Task]) -> None:
         for subject, count in collections.Counter(task.subject for task in tasks).items():
-            self._series(subject).enqueued.inc(count)
+            self._series(subject).enqueued += count
 
     @hookimpl
     def atp_task_dispatched(self, tasks: Sequence[Task]) -> None:
         for subject, count in collections.Counter(task.subject for task in tasks).items():
-            self._series(subject).dispatched.inc(count)
+            self._series(subject).dispatched += count
 
-    @hookimpl
-    def atp_task_started(self, task: Task) -> None:
+    def _started(self, task: Task) -> None:
+        """An attempt of ``task`` starts (told by InFlight)."""
         series, now = self._series(task.subject), self._clock.now()
-        series.started.inc()
+        series.started += 1
         series.queue_wait.observe(max(now - max(task.run_at, task.created_at), 0.0))
         kind = _lateness_kind(task)
         if kind is not None:
@@ -187,30 +215,30 @@ class PrometheusPlugin:
 
     @hookimpl
     def atp_task_succeeded(self, record: TaskRecord, duration: float) -> None:
-        series = self._series(record.subject)
-        series.succeeded.inc()
+        series = self._series(record.task.subject)
+        series.succeeded += 1
         series.ran_ok.observe(duration)
 
     @hookimpl
     def atp_task_failed(self, record: TaskRecord, will_retry: bool, duration: float) -> None:
         series = self._series(record.subject)
-        series.failed.inc()
+        series.failed += 1
         if will_retry:
-            series.retried.inc()
+            series.retried += 1
         series.ran_failed.observe(duration)
 
     @hookimpl
     def atp_task_dead(self, record: TaskRecord) -> None:
-        self._series(record.subject).dead.inc()
+        self._series(record.subject).dead += 1
 
     @hookimpl
     def atp_task_cancelled(self, record: TaskRecord) -> None:
-        self._series(record.subject).cancelled.inc()
+        self._series(record.subject).cancelled += 1
 
     @hookimpl
     def atp_task_recovered(self, records: Sequence[TaskRecord]) -> None:
         for subject, count in collections.Counter(r.subject for r in records).items():
-            self._series(subject).recovered.inc(count)
+            self._series(subject).recovered += count
 
     @hookimpl
     def atp_cron_fired(self, schedule: str, tick: float) -> None:
@@ -226,7 +254,12 @@ class PrometheusPlugin:
         self.metrics.workflow_runs.labels(workflow, state).inc()
 
     def _series(self, subject: str) -> SubjectSeries:
-        return self.metrics.series(self.labels(subject))
+        found = self._subjects.get(subject)
+        if found is None:
+            found = self.metrics.series(self.labels(subject))
+            if len(self._subjects) < MAX_REMEMBERED:
+                self._subjects[subject] = found
+        return found
 
 
 def _lateness_kind(task: Task) -> str | None:
