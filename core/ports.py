@@ -321,6 +321,15 @@ class TaskStore(Protocol):
         """Move READY tasks back to SCHEDULED (their publish failed); others are untouched."""
         ...
 
+    async def stamp_ready(self, ids: Sequence[str], *, ready_until: float) -> None:
+        """Give READY tasks ``lease_until=ready_until``; others are untouched.
+
+        The forwarder takes tasks ahead of their due time under a short stamp, so a
+        leader that dies holding them leaves them to the reaper soon; once it has
+        published them it stamps them as a publish does (``now + ready_timeout``).
+        """
+        ...
+
     async def claim(
         self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
     ) -> list[Claim]:

@@ -26,10 +26,11 @@ log = logging.getLogger("atp.settings")
 
 _DURATIONS = frozenset(
     {"lease", "heartbeat", "timeout", "retry_base", "retry_cap", "max_delay",
-     "idempotency_window", "retention", "forward_interval", "ready_timeout",
+     "idempotency_window", "retention", "forward_interval", "forward_horizon", "ready_timeout",
      "leader_ttl", "drain_timeout", "reap_interval"}
 )  # fmt: skip
 _META_ENV = frozenset({"ATP_CONFIG"})
+MAX_HORIZON = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,10 @@ class Settings:
     """Seconds between the scheduler's looks for due tasks. Default 0.05."""
     forward_batch: int = 1000
     """Due tasks moved per look. Default 1000."""
+    forward_horizon: float = 1.0
+    """Seconds ahead of their due time the leader takes tasks into a local timer, which
+    publishes each at its ``run_at``, over a durable transport (Redis Streams, NATS
+    JetStream); 0 takes only due tasks, as over the memory transport. Default 1."""
     ready_timeout: float = 300.0
     """Seconds a published task may wait unclaimed before it is published again. Default 300."""
     reap_interval: float = 1.0
@@ -215,10 +220,15 @@ def _check(settings: Settings) -> None:
         value = getattr(settings, name)
         if not value > 0:
             raise ConfigError(f"setting {name!r} must be greater than 0, got {value!r}")
-    for name in ("retention", "max_delay", "drain_timeout", "retry_base"):
+    for name in ("retention", "max_delay", "drain_timeout", "retry_base", "forward_horizon"):
         value = getattr(settings, name)
         if value < 0:
             raise ConfigError(f"setting {name!r} must not be negative, got {value!r}")
+    if settings.forward_horizon > MAX_HORIZON:
+        raise ConfigError(
+            f"setting 'forward_horizon' must be at most {MAX_HORIZON:g} s (the leader holds "
+            f"what it takes ahead in memory), got {settings.forward_horizon!r}"
+        )
     if settings.heartbeat >= settings.lease:
         raise ConfigError(
             f"setting 'heartbeat' ({settings.heartbeat}) must be shorter than 'lease' "

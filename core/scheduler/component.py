@@ -43,13 +43,21 @@ class Component:
         """Do one round of work; return True when more is waiting."""
         raise NotImplementedError  # pragma: no cover - every component defines it
 
+    def pause(self) -> float:
+        """Seconds to wait before the next tick, when the last one was not a full batch."""
+        return self._interval
+
+    async def close(self) -> None:
+        """Hand back what the component holds; called once ``run`` stops ticking."""
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop`` is set."""
+        """Tick until ``stop`` is set, then ``close``."""
         while not stop.is_set():
             if await self._safe_tick():
                 await asyncio.sleep(0)  # a full batch: go again, but let others run
                 continue
-            await self._clock.wait(stop, self._interval)
+            await self._clock.wait(stop, self.pause())
+        await self.close()
 
     async def _safe_tick(self) -> bool:
         try:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from atp.core.errors import AtpError
-from atp.core.model import State
+from atp.core.model import State, Task
 from atp.core.platform import Platform
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component
@@ -26,10 +26,12 @@ class Reaper(Component):
       attempts left. Done on every transport, also those that redeliver by themselves:
       a transport's redelivery may already have been dropped as a duplicate while the
       old holder lived, and the store's lease is the one the worker's heartbeat keeps.
-    - READY past ``ready_timeout`` (published, never claimed): published again. When
+    - READY past its stamp (published, never claimed within ``ready_timeout``; or taken
+      ahead by a forwarder that died before publishing it): published again. When
       this process becomes leader over a non-durable transport, the queues of the
       previous leader's process are gone: every READY task stamped before this
-      leadership began is published again at once, batch by batch.
+      leadership began is published again at once, batch by batch. None is published
+      before its ``run_at``: one not yet due goes back to SCHEDULED.
     """
 
     name = "reaper"
@@ -78,8 +80,10 @@ class Reaper(Component):
         )
         if len(tasks) < self._batch:
             self._catching_up = False
+        taken = len(tasks)
+        tasks = await self._not_early(tasks, now)
         if not tasks:
-            return 0
+            return taken
         try:
             await self._platform.transport.publish(tasks)
         except AtpError:
@@ -87,4 +91,13 @@ class Reaper(Component):
             raise
         log.info("published %d READY tasks again", len(tasks))
         self._platform.emit("atp_task_dispatched", tasks=tasks)
-        return len(tasks)
+        return taken
+
+    async def _not_early(self, tasks: list[Task], now: float) -> list[Task]:
+        """The tasks already due; the others (taken ahead by a forwarder, met while
+        catching up) go back to SCHEDULED, for the forwarder to publish on time."""
+        early = [task.id for task in tasks if task.run_at > now]
+        if not early:
+            return tasks
+        await self._platform.store.release(early, now=now)
+        return [task for task in tasks if task.run_at <= now]

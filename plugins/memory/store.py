@@ -215,6 +215,13 @@ class MemoryStore(MemoryWorkflows):
             if record is not None and record.state is State.READY:
                 self._write(record.replace(state=State.SCHEDULED, lease_until=None, updated_at=now))
 
+    async def stamp_ready(self, ids: Sequence[str], *, ready_until: float) -> None:
+        """Give READY tasks ``lease_until=ready_until``; others are untouched."""
+        for task_id in ids:
+            record = self._records.get(task_id)
+            if record is not None and record.state is State.READY:
+                self._write(record.replace(lease_until=ready_until))
+
     async def claim(
         self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
     ) -> list[Claim]:

@@ -40,8 +40,9 @@ DEFAULT_TIMEOUT = 5.0
 _STORE = ("_common",)
 _ADMIN = ("_common", "_admin")
 _LIBRARIES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("take_due", "release", "cancel", "recover", "redispatch", "requeue",
-                     "delete", "schedule_put", "schedule_advance", "schedule_remove"), _ADMIN),
+    **dict.fromkeys(("take_due", "release", "stamp_ready", "cancel", "recover", "redispatch",
+                     "requeue", "delete", "schedule_put", "schedule_advance", "schedule_remove"),
+                    _ADMIN),
     "heartbeat": _STORE,
     "create": (*_STORE, "_create"),
     "create_publish": (*_STORE, "_create"),

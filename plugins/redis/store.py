@@ -149,6 +149,11 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         if ids:
             await self._run("release", self._with_tasks(ids), [num(now), *ids])
 
+    async def stamp_ready(self, ids: Sequence[str], *, ready_until: float) -> None:
+        """Give READY tasks ``lease_until=ready_until``; others are untouched."""
+        if ids:
+            await self._run("stamp_ready", self._with_tasks(ids), [num(ready_until), *ids])
+
     async def claim(
         self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
     ) -> list[Claim]:

@@ -124,6 +124,16 @@ def release(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
         conn.execute(sql, (now, *chunk))
 
 
+def stamp_ready(conn: sqlite3.Connection, ids: Sequence[str], ready_until: float) -> None:
+    """Give those of ``ids`` that are READY ``lease_until=ready_until``."""
+    for chunk in chunked(unique(ids)):
+        sql = (
+            "UPDATE tasks SET lease_until = ? "
+            f"WHERE state = 'READY' AND id IN ({marks(len(chunk))})"
+        )
+        conn.execute(sql, (ready_until, *chunk))
+
+
 def redispatch(
     conn: sqlite3.Connection,
     now: float,

@@ -87,6 +87,11 @@ class SqliteStore(SqliteWorkflows):
         if ids:
             await self._db.write(partial(_flow.release, ids=ids, now=now))
 
+    async def stamp_ready(self, ids: Sequence[str], *, ready_until: float) -> None:
+        """Restamp READY tasks in one transaction."""
+        if ids:
+            await self._db.write(partial(_flow.stamp_ready, ids=ids, ready_until=ready_until))
+
     async def claim(
         self, ids: Sequence[str], *, owner: str, now: float, lease_until: float
     ) -> list[Claim]:

@@ -308,6 +308,26 @@ class IntakeChecks:
         taken = await store.take_due(now=now, limit=10, ready_until=now + LEASE)
         assert [task.id for task in taken] == [ready.id]
 
+    async def test_stamp_ready_restamps_ready_tasks_and_leaves_others(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        ready, scheduled = make_task(subject, now), make_task(subject, now, run_at=now + 99)
+        await store.create([ready], now=now, idempotency_window=WINDOW, ready_until=now + 1)
+        await store.create([scheduled], now=now, idempotency_window=WINDOW)
+        running = await make_running(store, subject, now)
+        done = await make_finished(store, subject, now, State.SUCCEEDED)
+        before = await store.get([scheduled.id, running.id, done.id])
+        ids = [ready.id, scheduled.id, running.id, done.id, new_id(now)]
+        await store.stamp_ready(ids, ready_until=now + 50)
+        record = await get_one(store, ready.id)
+        assert (record.state, record.lease_until) == (State.READY, now + 50)
+        assert await store.get([scheduled.id, running.id, done.id]) == before
+        # The new stamp is the one redispatch goes by: not before it, then once.
+        assert await store.redispatch(now=now + 49, limit=10, ready_until=now + 99) == []
+        again = await store.redispatch(now=now + 50, limit=10, ready_until=now + 99)
+        assert [task.id for task in again] == [ready.id]
+
     # -- claim -------------------------------------------------------------------------------
 
     async def test_claim_runs_a_ready_task_under_a_lease(

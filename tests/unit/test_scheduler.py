@@ -17,6 +17,7 @@ from atp.core.plugins import hookimpl
 from atp.core.ports import Fence
 from atp.core.scheduler.component import Component, NotLeading
 from atp.core.scheduler.elector import Elector
+from atp.core.scheduler.forwarder import HELD_BATCHES
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.settings import Settings
 from atp.sdk import App
@@ -72,7 +73,7 @@ def counting_app() -> tuple[App, Counter[str]]:
 
 async def test_a_delayed_task_is_forwarded_when_due_and_not_before():
     app, runs = counting_app()
-    async with TestPlatform(app) as tp:
+    async with TestPlatform(app, Settings(forward_horizon=0)) as tp:
         published = await tp.client.publish("jobs.later", delay=10)
         assert published.run_at == tp.clock.now() + 10
         await tp.advance(9.9)
@@ -80,6 +81,164 @@ async def test_a_delayed_task_is_forwarded_when_due_and_not_before():
         await tp.advance(0.2)
         assert (await tp.get(published.id)).state is State.SUCCEEDED
     assert runs[published.id] == 1
+
+
+def durable(tp: TestPlatform) -> None:
+    """Make the memory transport say it is durable, as Redis Streams and JetStream are:
+    the forwarder then takes tasks ahead. Before the scheduler starts (it reads it then)."""
+    transport = tp.platform.transport
+    transport.capabilities = dataclasses.replace(transport.capabilities, durable=True)
+
+
+async def ahead(app: App, settings: Settings, **options) -> TestPlatform:
+    """A started TestPlatform whose forwarder takes tasks ahead of their due time."""
+    tp = TestPlatform(app, settings, scheduler=False, **options)
+    await tp.start()
+    durable(tp)
+    await tp.start_scheduler()
+    return tp
+
+
+async def test_a_task_taken_ahead_starts_at_its_due_time_not_a_look_later():
+    app = App()
+    starts: list[float] = []
+
+    @app.task("timed.*")
+    async def timed() -> None:
+        starts.append(tp.clock.now())
+
+    settings = Settings(forward_horizon=2, forward_interval=0.5)
+    async with await ahead(app, settings) as tp:
+        published = await tp.client.publish("timed.one", delay=10.3)
+        await tp.advance(8.0)
+        assert (await tp.get(published.id)).state is State.SCHEDULED
+        await tp.advance(0.5)  # the look at 8.5 takes it: due within the 2 s horizon
+        assert (await tp.get(published.id)).state is State.READY
+        await tp.advance(10.3 - 8.5 - 0.001)
+        assert starts == []  # held, not published before its run_at
+        await tp.advance(0.002)
+        assert starts == [published.run_at]  # not at the next look (10.5)
+        assert (await tp.wait(published.id)).state is State.SUCCEEDED
+
+
+async def test_a_stopping_leader_hands_back_what_it_took_ahead():
+    app, runs = counting_app()
+    events = Events()
+    async with TestPlatform(app, Settings(forward_horizon=5), scheduler=False,
+                            plugins=[events]) as tp:  # fmt: skip
+        durable(tp)
+        first = await tp.start_scheduler(owner="first")
+        await tp.advance(0.1)
+        published = await tp.client.publish("jobs.ahead", delay=4)
+        await tp.advance(0.5)
+        assert (await tp.get(published.id)).state is State.READY
+        await first.stop()
+        assert (await tp.get(published.id)).state is State.SCHEDULED
+        assert not events.dispatched
+        await tp.start_scheduler(owner="second")
+        record = await tp.wait(published.id)
+    assert record.state is State.SUCCEEDED
+    assert runs[published.id] == 1
+    assert events.dispatched[published.id] == 1
+
+
+async def test_a_leader_that_dies_holding_tasks_leaves_them_to_the_next_within_its_lease():
+    app = App()
+    starts: list[float] = []
+
+    @app.task("timed.*")
+    async def timed() -> None:
+        starts.append(tp.clock.now())
+
+    settings = Settings(forward_horizon=2, leader_ttl=6, ready_timeout=300)
+    async with TestPlatform(app, settings, scheduler=False) as tp:
+        durable(tp)
+        first = await tp.start_scheduler(owner="first")
+        await tp.start_scheduler(owner="second")
+        published = await tp.client.publish("timed.held", delay=1.5)
+        await tp.advance(0.5)
+        assert (await tp.get(published.id)).state is State.READY  # held by the leader
+        await first.crash()
+        record = await tp.wait(published.id)
+    assert record.state is State.SUCCEEDED
+    assert len(starts) == 1
+    # Its short stamp ran out leader_ttl past the horizon: not ready_timeout later.
+    assert published.run_at <= starts[0] <= published.run_at + 2 + 6 + settings.reap_interval
+
+
+async def test_published_held_tasks_are_stamped_as_a_publish_stamps_them():
+    app = App()
+    settings = Settings(forward_horizon=2, ready_timeout=40)
+    async with await ahead(app, settings, workers=0) as tp:
+        published = await tp.client.publish("idle.job", delay=1)
+        await tp.advance(1.1)
+        record = await tp.get(published.id)
+        assert record.state is State.READY
+        assert record.lease_until == pytest.approx(published.run_at + 40, abs=0.1)
+
+
+async def test_the_reaper_never_publishes_a_task_before_its_run_at():
+    app = App()
+    starts: list[float] = []
+
+    @app.task("timed.*")
+    async def timed() -> None:
+        starts.append(tp.clock.now())
+
+    async with TestPlatform(app) as tp:
+        published = await tp.client.publish("timed.early", delay=30)
+        now = tp.clock.now()
+        # As a forwarder that died holding it would leave it: READY, its stamp soon over.
+        [taken] = await tp.platform.store.take_due(now=now + 30, limit=1, ready_until=now + 2)
+        assert taken.id == published.id
+        await tp.advance(5)  # the reaper met it: back to SCHEDULED, not published
+        assert (await tp.get(published.id)).state is State.SCHEDULED
+        assert starts == []
+        await tp.wait(published.id)
+    assert published.run_at <= starts[0] <= published.run_at + 0.1
+
+
+async def test_a_task_cancelled_while_held_is_not_run():
+    app, runs = counting_app()
+    async with await ahead(app, Settings(forward_horizon=5)) as tp:
+        published = await tp.client.publish("jobs.ahead", delay=3)
+        await tp.advance(0.5)
+        assert (await tp.get(published.id)).state is State.READY
+        await tp.client.cancel(published.id)
+        await tp.run_until_idle()
+        assert (await tp.get(published.id)).state is State.CANCELLED
+    assert runs[published.id] == 0
+
+
+async def test_a_failed_publish_of_held_tasks_hands_all_of_them_back():
+    app, runs = counting_app()
+    async with await ahead(app, Settings(forward_horizon=5, forward_batch=2)) as tp:
+        flaky = FlakyPublish(tp.platform.transport, failures=1)
+        tp.platform.transport = flaky
+        published = await tp.client.publish_many(
+            [tp.client.request("jobs.ahead", delay=3) for _ in range(4)]
+        )
+        await tp.advance(0.5)
+        assert {(await tp.get(p.id)).state for p in published} == {State.READY}
+        await tp.advance(2.5 + 0.001)  # the first batch of two fails
+        assert len(flaky.attempts) == 1
+        assert {(await tp.get(p.id)).state for p in published} == {State.SCHEDULED}
+        await tp.run_until_idle()
+    assert sorted(runs[p.id] for p in published) == [1, 1, 1, 1]
+
+
+async def test_the_forwarder_holds_at_most_its_share_ahead():
+    app, runs = counting_app()
+    settings = Settings(forward_horizon=10, forward_batch=2)
+    async with await ahead(app, settings) as tp:
+        published = await tp.client.publish_many(
+            [tp.client.request("jobs.ahead", delay=5) for _ in range(3 * HELD_BATCHES)]
+        )
+        await tp.advance(1)
+        states = Counter([(await tp.get(p.id)).state for p in published])
+        assert states == {State.READY: 2 * HELD_BATCHES, State.SCHEDULED: HELD_BATCHES}
+        await tp.run_until_idle()
+    assert sorted(runs[p.id] for p in published) == [1] * 3 * HELD_BATCHES
 
 
 async def test_many_due_tasks_are_forwarded_in_full_batches_back_to_back():

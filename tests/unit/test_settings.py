@@ -164,6 +164,15 @@ def test_positive_settings_refuse_zero(name):
         Settings(**{name: 0})
 
 
+def test_the_forward_horizon_is_zero_to_a_minute():
+    assert Settings.from_mapping({"forward_horizon": "250ms"}).forward_horizon == 0.25
+    assert Settings(forward_horizon=0).forward_horizon == 0
+    with pytest.raises(ConfigError, match="'forward_horizon' must not be negative"):
+        Settings(forward_horizon=-1)
+    with pytest.raises(ConfigError, match="'forward_horizon' must be at most 60 s"):
+        Settings(forward_horizon=61)
+
+
 def test_heartbeat_must_be_shorter_than_the_lease():
     with pytest.raises(ConfigError, match=r"'heartbeat' .* must be shorter than 'lease'"):
         Settings(lease=5, heartbeat=5)

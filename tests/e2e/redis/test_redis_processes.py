@@ -136,19 +136,23 @@ async def publish_later(platform: Platform, subject: str, count: int, spread: fl
 
 
 async def forwarded_once(platform: Platform, url: str, subject: str, ids: set[str]) -> None:
-    """Wait until every task is READY, then check each reached the stream exactly once."""
-
-    async def all_ready() -> bool:
-        counts = await platform.store.counts()
-        return counts.get((subject, State.READY), 0) == len(ids)
-
-    await eventually(all_ready, 30, "every task forwarded")
+    """Wait until every task is READY and in the stream (a forwarder holds a task READY
+    until its due time), then check each reached the stream exactly once."""
     client = aioredis.Redis.from_url(url.split("?")[0])
-    prefix = url.split("prefix=")[1]
-    entries = await client.xrange(TransportKeys(prefix).stream(subject))
-    await client.aclose()
-    seen = Counter(fields[b"i"].decode() for _, fields in entries)
-    assert set(seen) == ids
+    stream = TransportKeys(url.split("prefix=")[1]).stream(subject)
+    seen: Counter[str] = Counter()
+
+    async def all_forwarded() -> bool:
+        counts = await platform.store.counts()
+        entries = await client.xrange(stream)
+        seen.clear()
+        seen.update(fields[b"i"].decode() for _, fields in entries)
+        return counts.get((subject, State.READY), 0) == len(ids) and set(seen) == ids
+
+    try:
+        await eventually(all_forwarded, 30, "every task forwarded")
+    finally:
+        await client.aclose()
     assert [n for n in seen.values() if n > 1] == [], "a task was forwarded twice"
 
 
