@@ -373,12 +373,37 @@ def _redis(repeat: int, count: int, concurrency: int) -> Figures:
         figures = {
             "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": median(
                 repeat, lambda: {"rate": asyncio.run(bench_redis.raw_streams(url, count))}),
+            # The floor of one-by-one publishing: one round trip per call, sync or asyncio.
+            "raw redis one by one: sync LPUSH, asyncio EVALSHA (redis-py / Link.call)": median(
+                repeat, lambda: _raw_one_by_one(url, count)),
             f"atp {_version('atp')} redis, 1 worker process, concurrency {concurrency}": median(
                 repeat, atp),
         }  # fmt: skip
         for db, peer in enumerate(REDIS_PEERS, start=1):
             _attempt(figures, peer.label(), repeat, partial(_peer, peer, _database(url, db), count))
     return figures
+
+
+def _raw_one_by_one(url: str, count: int) -> dict[str, float]:
+    """Calls/s, each returned before the next: redis-py's sync LPUSH (huey's publish),
+    and EVALSHA of a script that returns at once through redis-py's asyncio client and
+    through the atp plugin's ``Link.call``."""
+    import redis
+
+    from bench import redis as bench_redis
+
+    client = redis.Redis.from_url(url)
+    key = f"bench-raw-{secrets.token_hex(4)}"
+    started = time.perf_counter()
+    for n in range(count):
+        client.lpush(key, n)
+    lpush = count / (time.perf_counter() - started)
+    client.delete(key)
+    client.close()
+    floor = bench_redis.raw_evalsha
+    return {"sync_lpush": lpush,
+            "async_evalsha": asyncio.run(floor(url, count, lean=False)),
+            "lean_evalsha": asyncio.run(floor(url, count, lean=True))}  # fmt: skip
 
 
 def _nats(repeat: int, count: int, concurrency: int) -> Figures:

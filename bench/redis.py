@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ TOP = 5
 """Commands listed by name in the server-time breakdown; the rest add up to ``other``."""
 
 Figures = dict[str, dict[str, float]]
+
+
+PRODUCERS = 64
+"""Concurrent one-by-one producers in the enqueue scenario that has them."""
 
 
 def settings_for(url: str, concurrency: int) -> Settings:
@@ -106,6 +111,26 @@ async def raw_streams(url: str, count: int, batch: int = BATCH) -> float:
     return count / elapsed
 
 
+async def raw_evalsha(url: str, count: int, *, lean: bool) -> float:
+    """Calls/s of EVALSHA of a script that returns at once, each awaited before the next:
+    the floor of any one-by-one publish in asyncio (one round trip plus the client's cost
+    per command). ``lean``: through the plugin's ``Link.call``, else redis-py's client."""
+    from atp.plugins.redis._connection import Link, parse_url
+
+    parsed = parse_url(url)
+    assert parsed is not None
+    link = Link(parsed)
+    sha = await link.call("SCRIPT", "LOAD", "return 1")
+    body = b'{"i":1}' * 20
+    call = partial(link.call, "EVALSHA", sha) if lean else partial(link.client.evalsha, sha)
+    started = time.perf_counter()
+    for _ in range(count):
+        await call(1, "bench-raw-key", body)
+    elapsed = time.perf_counter() - started
+    await link.close()
+    return count / elapsed
+
+
 async def enqueue(url: str, count: int, batch: int) -> Run:
     """Tasks/s accepted by ``TaskService.publish`` (store create + XADD) in batches."""
     platform = Platform.build(settings_for(fresh(url), 1))
@@ -114,6 +139,24 @@ async def enqueue(url: str, count: int, batch: int) -> Run:
     started = time.perf_counter()
     for first in range(0, count, batch):
         await service.publish(requests[first : first + batch])
+    elapsed = time.perf_counter() - started
+    await platform.close()
+    return Run(count / elapsed)
+
+
+async def enqueue_concurrently(url: str, count: int, producers: int) -> Run:
+    """Tasks/s accepted from ``producers`` coroutines each publishing one task at a time
+    (web requests, each publishing one), sharing one TaskService as an app's Client does."""
+    platform = Platform.build(settings_for(fresh(url), 1))
+    service = TaskService(platform)
+    numbers = iter(range(count))
+
+    async def producer() -> None:
+        for n in numbers:
+            await service.publish([PublishRequest(SUBJECT, {"i": n})])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(producers)))
     elapsed = time.perf_counter() - started
     await platform.close()
     return Run(count / elapsed)
@@ -258,8 +301,13 @@ def suite(repeat: int, count: int, concurrency: int, scheduled: int = SCHEDULED)
                 repeat, lambda: {"rate": asyncio.run(raw_streams(url, count))}),
             "enqueue redis, batches of 1000 (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, count, BATCH))),
+            f"enqueue redis, one by one from {PRODUCERS} concurrent producers (tasks/s)": median(
+                repeat, lambda: rate(enqueue_concurrently(url, count, PRODUCERS))),
             "enqueue redis, one by one (tasks/s)": median(
                 repeat, lambda: rate(enqueue(url, small, 1))),
+            "raw redis: EVALSHA one by one, redis-py client / Link.call (calls/s)": median(
+                repeat, lambda: {"client": asyncio.run(raw_evalsha(url, small, lean=False)),
+                                 "lean": asyncio.run(raw_evalsha(url, small, lean=True))}),
             "end to end redis, 1 worker process (tasks/s)": median(repeat, probed),
             "redis server time by command, end to end 1 worker process (us/task)": _by_command(
                 probes, count),

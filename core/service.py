@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from atp.core import codec
+from atp.core.batching import GroupCommit
 from atp.core.errors import AtpError, InvalidInput, NotFound, PayloadTooLarge, StateConflict
 from atp.core.ids import new_id
 from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
@@ -75,18 +76,30 @@ class TaskService:
         self._store = platform.store
         self._clock = platform.clock
         self._settings = platform.settings
+        self._commit: GroupCommit[Task, Created] = GroupCommit(self._accept, MAX_BATCH)
 
     async def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
         """Accept tasks: validate all, create all in one store call, then dispatch.
 
         Bad input raises InvalidInput and writes nothing. Once the store has created a
         task it is accepted: a failed publish to the transport is left to the scheduler's
-        forwarder, never reported as a failure to the producer.
+        forwarder, never reported as a failure to the producer. Calls made while one is
+        in the store go together in the next store call (a group commit): many
+        producers publishing one task each share round trips.
         """
         if len(requests) > MAX_BATCH:
             raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
         now = self._clock.now()
         tasks = self._with_plugin_headers([self._build(request, now) for request in requests])
+        created = await self._commit.run(tasks)
+        return [
+            Published(result.id, result.created, task.run_at)
+            for task, result in zip(tasks, created, strict=True)
+        ]
+
+    async def _accept(self, tasks: list[Task]) -> list[Created]:
+        """Create ``tasks`` (one or more callers') in one store call, then dispatch."""
+        now = self._clock.now()
         created = await self._create(tasks, now)
         new = [task for task, result in zip(tasks, created, strict=True) if result.created]
         if new:
@@ -96,10 +109,7 @@ class TaskService:
             self._platform.emit("atp_task_dispatched", tasks=ready)
         elif self._platform.direct_publish:
             await self._dispatch(ready)
-        return [
-            Published(result.id, result.created, task.run_at)
-            for task, result in zip(tasks, created, strict=True)
-        ]
+        return created
 
     async def get(self, task_id: str) -> TaskRecord:
         """Return the task's record; NotFound for an unknown id."""
@@ -242,7 +252,11 @@ class TaskService:
         )
 
     def _with_plugin_headers(self, tasks: list[Task]) -> list[Task]:
-        """Merge the headers plugins add (a trace context) before the store sees the tasks."""
+        """Merge the headers plugins add (a trace context) before the store sees the tasks.
+
+        Each task is built once: its headers are the dict ``_build`` made for it, which
+        nothing outside this call holds yet, so the additions go into that dict.
+        """
         emit = self._platform.emit
         if not tasks or not emit.wants("atp_task_headers"):
             return tasks
@@ -251,10 +265,9 @@ class TaskService:
                 log.error("a plugin returned %d header sets for %d tasks; ignored",
                           len(added), len(tasks))  # fmt: skip
                 continue
-            tasks = [
-                task if not extra else task.replace(headers={**task.headers, **extra})
-                for task, extra in zip(tasks, added, strict=True)
-            ]
+            for task, extra in zip(tasks, added, strict=True):
+                if extra:
+                    cast(dict[str, str], task.headers).update(extra)
         return tasks
 
     def _check_payload(self, payload: JSON) -> None:
@@ -293,6 +306,8 @@ def _too_late(record: TaskRecord) -> StateConflict:
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
+    if not headers and type(headers) is dict:  # the common case, without the ABC check
+        return {}
     if not isinstance(headers, Mapping):
         raise InvalidInput(f"headers must be an object of strings, got {headers!r}")
     if len(headers) > MAX_HEADERS:
@@ -328,6 +343,8 @@ def _timeout(value: float | None) -> float | None:
 
 
 def _priority(value: int) -> int:
+    if value == 0 and type(value) is int:  # the default, without the checks below
+        return 0
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_PRIORITY:
         raise InvalidInput(f"priority must be an integer within ±{MAX_PRIORITY}, got {value!r}")
     return value

@@ -54,7 +54,7 @@ class Policy:
         """SUCCEEDED, unless the result cannot be stored: then DEAD, since a retry would
         run the side effects again only to fail the same way."""
         try:
-            size = len(codec.dumps(result))
+            size = 4 if result is None else len(codec.dumps(result))  # None: b"null"
         except InvalidInput as exc:
             return self._dead(task, now, f"handler returned an unserialisable result: {exc}",
                               "unserialisable")  # fmt: skip

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from atp.core.batching import Batcher
 from atp.core.context import set_current_task
@@ -99,6 +100,7 @@ class Worker:
         self._policy = Policy(settings, self.name, rng or random.Random())
         self._call = chain(list(interceptors or _plugin_interceptors(platform)), self._invoke)
         self._running: dict[str, _Running] = {}
+        self._fused_consumers: dict[Consumer, bool] = {}
         self._free = self.concurrency
         self._waiting = 0
         """Loops holding a fetched task until a slot is free."""
@@ -159,10 +161,14 @@ class Worker:
         hungry = True
         while not self._stopping.is_set():
             await asyncio.sleep(0)  # let loops woken by a freed slot take it first
-            if hungry:
-                hungry = await self._fetch_reserved(consumer)
-            else:
-                hungry = await self._fetch_one(consumer)
+            try:
+                if hungry:
+                    hungry = await self._fetch_reserved(consumer)
+                else:
+                    hungry = await self._fetch_one(consumer)
+            except Exception:  # a loop that ended would leave its pattern unserved
+                log.exception("worker %s: fetching crashed, retrying", self.name)
+                await self._clock.sleep(1.0)
 
     async def _fetch_reserved(self, consumer: Consumer) -> bool:
         """Reserve slots, take up to that many without waiting, start them; return whether
@@ -174,7 +180,7 @@ class Worker:
         self._free -= reserved
         started = 0
         try:
-            if isinstance(consumer, ClaimingConsumer):
+            if self._fused(consumer):
                 started = await self._take_claimed(consumer, reserved)
                 return started > 0
             deliveries = await consumer.fetch(reserved, 0.0)
@@ -220,6 +226,14 @@ class Worker:
         if slots > 0:
             self._slot_freed.set()
 
+    def _fused(self, consumer: Consumer) -> TypeGuard[ClaimingConsumer]:
+        """Whether ``consumer`` fetches and claims in one call; asked once per consumer,
+        since a Protocol check costs more than a batch of tasks."""
+        fused = self._fused_consumers.get(consumer)
+        if fused is None:
+            fused = self._fused_consumers[consumer] = isinstance(consumer, ClaimingConsumer)
+        return fused
+
     async def _take_claimed(self, consumer: ClaimingConsumer, reserved: int) -> int:
         """Fetch and claim in one call; only claimed deliveries come back."""
         pairs = await consumer.fetch_claimed(
@@ -241,7 +255,11 @@ class Worker:
             )
         except AtpError as exc:
             log.warning("worker %s: claiming %d tasks failed: %s", self.name, len(ids), exc)
-            await consumer.nack(deliveries, delay=1.0)
+            try:
+                await consumer.nack(deliveries, delay=1.0)
+            except AtpError as nack_exc:  # they come back after the transport's lease
+                log.warning("worker %s: handing back %d tasks failed: %s", self.name,
+                            len(ids), nack_exc)  # fmt: skip
             return 0
         started, skipped, unknown = 0, [], []
         for delivery, claim in zip(deliveries, claims, strict=True):
@@ -271,7 +289,8 @@ class Worker:
         task = record.task
         running = _Running(delivery, consumer, task, self._registry.resolve(task.subject))
         self._running[task.id] = running
-        running.job = asyncio.create_task(self._execute(running), name=f"atp-task-{task.id}")
+        loop = asyncio.get_running_loop()  # its create_task names the task without a detour
+        running.job = loop.create_task(self._execute(running), name=f"atp-task-{task.id}")
 
     # -- running one attempt -----------------------------------------------------------
 
@@ -376,7 +395,7 @@ class Worker:
         applied = [False] * len(items)
         plain: list[int] = []
         for consumer, indexes in by_consumer.items():
-            if not isinstance(consumer, ClaimingConsumer):
+            if not self._fused(consumer):
                 plain += indexes
                 continue
             outcomes = [items[i][1] for i in indexes]

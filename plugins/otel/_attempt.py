@@ -16,7 +16,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util import types
 
-__all__ = ["READABLE_FIELDS", "AttemptSpan", "make_span", "span_template"]
+__all__ = ["READABLE_FIELDS", "AttemptSpan", "make_span", "span_class"]
 
 log = logging.getLogger("atp.plugins.otel")
 
@@ -27,36 +27,40 @@ READABLE_FIELDS = frozenset(("_name", "_context", "_kind", "_parent", "_resource
 ``SdkSpans.supports`` checks the installed SDK still has them."""
 
 R = TypeVar("R", bound=ReadableSpan)
+OWN_FIELDS = ("_name", "_context", "_parent", "_attributes", "_links", "_start_time",
+              "_end_time")  # fmt: skip
+"""The fields ``make_span`` sets on each span; the others are its class's."""
 
 
-def span_template(tracer: sdk_trace.Tracer, kind: SpanKind, **extra: Any) -> dict[str, Any]:
-    """The fields every span of ``kind`` from ``tracer`` shares, as ``ReadableSpan`` sets
-    them (a field a newer SDK adds keeps its default), plus ``extra``."""
+def span_class(base: type[R], tracer: sdk_trace.Tracer, kind: SpanKind, **extra: Any) -> type[R]:
+    """A subclass of ``base`` holding, as class attributes, the fields every span of
+    ``kind`` from ``tracer`` shares, as ``ReadableSpan`` sets them (a field a newer SDK
+    adds keeps its default), plus ``extra``. A span of it sets only ``OWN_FIELDS``: no
+    per-span copy of the shared ones, and no ``__dict__`` for the garbage collector."""
     probe = ReadableSpan(
         name="", resource=tracer.resource, kind=kind,
         instrumentation_info=tracer.instrumentation_info,
         instrumentation_scope=tracer._instrumentation_scope,
     )  # fmt: skip
-    return {**vars(probe), **extra}
+    shared = {key: value for key, value in vars(probe).items() if key not in OWN_FIELDS}
+    namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    return type(base.__name__, (base,), {**namespace, **shared, **extra})
 
 
 def make_span(
-    cls: type[R], template: dict[str, Any], name: str, context: SpanContext,
-    parent: SpanContext | None, attributes: types.Attributes, links: Sequence[Link],
-    start: int, end: int | None,
+    cls: type[R], name: str, context: SpanContext, parent: SpanContext | None,
+    attributes: types.Attributes, links: Sequence[Link], start: int, end: int | None,
 ) -> R:  # fmt: skip
-    """A span of ``cls`` with ``template``'s fields and these: what ``ReadableSpan(...)``
+    """A span of ``cls`` (from ``span_class``) with these fields: what ``ReadableSpan(...)``
     builds, without its keyword handling (two of these are made per task)."""
     span = object.__new__(cls)
-    fields = span.__dict__
-    fields.update(template)
-    fields["_name"] = name
-    fields["_context"] = context
-    fields["_parent"] = parent
-    fields["_attributes"] = attributes
-    fields["_links"] = links
-    fields["_start_time"] = start
-    fields["_end_time"] = end
+    span._name = name
+    span._context = context
+    span._parent = parent
+    span._attributes = attributes
+    span._links = links
+    span._start_time = start
+    span._end_time = end
     return span
 
 
@@ -68,7 +72,7 @@ class AttemptSpan(trace.Span, ReadableSpan):
     ``ReadableSpan`` handed to the processor at ``end``: nothing changes it afterwards.
     atp's own attributes stay a plain mapping (they are known to be valid); the first one
     handler code sets turns them into the SDK's bounded, cleaning mapping. Made by
-    ``make_span`` from a template that also holds ``_processor`` and ``_limits``.
+    ``make_span`` from a ``span_class`` that also holds ``_processor`` and ``_limits``.
     """
 
     _processor: sdk_trace.SpanProcessor
@@ -144,9 +148,11 @@ class AttemptSpan(trace.Span, ReadableSpan):
         self.add_event("exception", event, timestamp)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._open("end"):
-            self._end_time = end_time if end_time is not None else time_ns()
-            self._processor.on_end(self)
+        if self._end_time is not None:  # once per attempt: the check inlined
+            self._open("end")
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        self._processor.on_end(self)
 
     def _open(self, what: str) -> bool:
         if self._end_time is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Link, SpanContext
 
 from atp.core.model import Task
 
@@ -38,4 +38,16 @@ def task_attributes(task: Task, operation: str, worker: str | None = None) -> di
 
 def links_to(producer: SpanContext) -> tuple[Link, ...]:
     """The consumer span's link to the producer span, as the messaging conventions ask."""
-    return (Link(producer, NO_ATTRIBUTES),) if producer.is_valid else ()
+    if not producer.is_valid:
+        return ()
+    if not _PLAIN_LINK:
+        return (Link(producer, NO_ATTRIBUTES),)
+    link = object.__new__(Link)  # what Link() builds, without its two __init__ calls
+    link._context = producer
+    link._attributes = NO_ATTRIBUTES
+    return (link,)
+
+
+_PLAIN_LINK = vars(Link(INVALID_SPAN_CONTEXT, NO_ATTRIBUTES)) == {
+    "_context": INVALID_SPAN_CONTEXT, "_attributes": NO_ATTRIBUTES}  # fmt: skip
+"""Whether a Link is still just its context and attributes (as in SDK 1.x)."""

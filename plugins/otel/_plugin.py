@@ -22,7 +22,7 @@ from atp.core.settings import Settings
 from atp.core.worker.interceptors import CallNext, HandlerCall, Interceptor
 from atp.plugins.otel._attributes import task_attributes
 from atp.plugins.otel._setup import provider_from_env
-from atp.plugins.otel._spans import EMPTY, Recorder
+from atp.plugins.otel._spans import EMPTY, Recorder, Spans
 from atp.plugins.otel._w3c import (
     BAGGAGE,
     TRACEPARENT,
@@ -144,12 +144,43 @@ class OtelPlugin:
         current = otel_context.get_current()
         fast = fast and not baggage.get_all(current)
         caller = (current, trace.get_current_span(current).get_span_context())
-        handoff = self._handoff if fast and self._consumes else None
+        if fast:
+            return self._formatted(tasks, spans, caller)
+        return self._propagated(tasks, spans, caller)
+
+    def _formatted(
+        self, tasks: Sequence[Task], spans: Spans, caller: tuple[Context, SpanContext]
+    ) -> list[Mapping[str, str] | None]:
+        """The fast path's headers: formatted directly, each context kept in the handoff
+        for this process's worker (when it has one). Most tasks have no parent of their
+        own: theirs is the caller's, looked up once."""
+        answers: list[Mapping[str, str] | None] = []
+        keep, kept, written = self._consumes, [], []
+        parent: Context | None
+        for task in tasks:
+            if task.workflow_run is None and TRACEPARENT not in task.headers:
+                parent, parent_span = caller  # the common case, without a call
+            else:
+                parent, parent_span = self._parent(task, True, caller)
+            context = spans.produce(f"create {task.subject}", parent, parent_span, task)
+            answer = headers_of(context) if context.is_valid else None
+            if keep and answer is not None and TRACESTATE not in answer:
+                kept.append(context)
+                written.append(answer[TRACEPARENT])
+            answers.append(answer)
+        if kept:
+            self._handoff.put_all(written, kept)
+        return answers
+
+    def _propagated(
+        self, tasks: Sequence[Task], spans: Spans, caller: tuple[Context, SpanContext]
+    ) -> list[Mapping[str, str] | None]:
+        """The headers the configured propagator writes (and the parent's baggage)."""
         answers: list[Mapping[str, str] | None] = []
         for task in tasks:
-            parent, parent_span = self._parent(task, fast, caller)
+            parent, parent_span = self._parent(task, False, caller)
             context = spans.produce(f"create {task.subject}", parent, parent_span, task)
-            answers.append(_headers(context, parent, fast, handoff))
+            answers.append(_injected(context, parent))
         return answers
 
     def _parent(
@@ -194,18 +225,9 @@ class OtelPlugin:
         run.end()
 
 
-def _headers(
-    context: SpanContext, parent: Context | None, fast: bool, handoff: Handoff | None
-) -> Mapping[str, str] | None:
-    """The headers carrying ``context``: formatted directly (and the context kept in
-    ``handoff``), or by the propagator (which also writes the parent's baggage)."""
-    if fast:
-        if not context.is_valid:
-            return None
-        headers = headers_of(context)
-        if handoff is not None and TRACESTATE not in headers:
-            handoff.put(headers[TRACEPARENT], context)
-        return headers
+def _injected(context: SpanContext, parent: Context | None) -> Mapping[str, str]:
+    """The headers the configured propagator writes for ``context`` (and the parent's
+    baggage)."""
     carrier: dict[str, str] = {}
     span = trace.NonRecordingSpan(context)
     propagate.inject(carrier, context=trace.set_span_in_context(span, parent or EMPTY))

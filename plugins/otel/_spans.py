@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -34,10 +36,11 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 from atp.core.model import Task
-from atp.plugins.otel._attempt import READABLE_FIELDS, AttemptSpan, make_span, span_template
+from atp.plugins.otel._attempt import READABLE_FIELDS, AttemptSpan, make_span, span_class
 from atp.plugins.otel._attributes import links_to, task_attributes
 
 __all__ = ["EMPTY", "ApiSpans", "Recorder", "SdkSpans", "Spans", "context_of", "decision_rule"]
@@ -54,9 +57,9 @@ CREATE, PROCESS = "create", "process"
 """The messaging operation types of the producer and consumer spans."""
 SAMPLE, DROP = Decision.RECORD_AND_SAMPLE, Decision.DROP
 Rule = Callable[[SpanContext, int], Decision | None]
-# TraceFlags by (sampled, random trace id), as the SDK's tracer sets them.
-_FLAGS = {(s, r): TraceFlags(s * TraceFlags.SAMPLED | r * TraceFlags.RANDOM_TRACE_ID)
-          for s in (False, True) for r in (False, True)}  # fmt: skip
+RANDOM = TraceFlags.RANDOM_TRACE_ID
+_FLAGS = [TraceFlags(bits) for bits in range((RANDOM | TraceFlags.SAMPLED) + 1)]
+"""TraceFlags by their value: a sampled bit and a random-trace-id bit."""
 
 
 class Spans(Protocol):
@@ -125,12 +128,15 @@ class SdkSpans:
     def __init__(self, tracer: sdk_trace.Tracer) -> None:
         self._tracer = tracer
         self._ids = tracer.id_generator
+        self._own_ids = type(self._ids) is RandomIdGenerator
+        """Ids drawn here as RandomIdGenerator draws them, without two calls per span."""
         self._limits: SpanLimits = tracer._span_limits
-        self._random_ids = self._ids.is_trace_id_random()
+        self._random_bit = RANDOM if self._ids.is_trace_id_random() else 0
         self._rule = decision_rule(tracer.sampler)
-        self._producer = span_template(tracer, SpanKind.PRODUCER)
-        self._consumer = span_template(tracer, SpanKind.CONSUMER, _limits=self._limits,
-                                       _processor=tracer.span_processor)  # fmt: skip
+        self._producer = span_class(ReadableSpan, tracer, SpanKind.PRODUCER)
+        self._consumer = span_class(AttemptSpan, tracer, SpanKind.CONSUMER, _limits=self._limits,
+                                    _processor=tracer.span_processor)  # fmt: skip
+        self._end: Callable[[ReadableSpan], None] = tracer.span_processor.on_end
         self._processors: object = None
         self._quiet = False
 
@@ -153,37 +159,47 @@ class SdkSpans:
         processors = self._tracer.span_processor._span_processors
         if processors is not self._processors:
             self._processors, self._quiet = processors, all(map(_quiet, processors))
+            self._ending(processors)
         return self._quiet and self._tracer._is_enabled()
+
+    def _ending(self, processors: Sequence[sdk_trace.SpanProcessor]) -> None:
+        """Where ended spans go: a lone processor directly (what the provider's own
+        processor would do with it: hand it on), else the provider's processor."""
+        processor = processors[0] if len(processors) == 1 else self._tracer.span_processor
+        self._end = processor.on_end
+        self._consumer._processor = processor
 
     def produce(
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
     ) -> SpanContext:
-        trace_id, random = self._trace_of(parent_span)
-        decision = self._rule(parent_span, trace_id) if self._rule is not None else None
+        valid = parent_span.is_valid
+        trace_id = parent_span.trace_id if valid else self._new_trace_id()
+        rule = self._rule
+        decision = rule(parent_span, trace_id) if rule is not None else None
         kept: types.Attributes = None
         if decision is None:
             decision, state, kept = self._ask(parent, parent_span, trace_id, name,
                                               SpanKind.PRODUCER, task_attributes(task, CREATE),
                                               ())  # fmt: skip
         else:
-            state = parent_span.trace_state if parent_span.is_valid else None
-        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random]
-        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
-        if decision is not Decision.DROP:
+            state = parent_span.trace_state if valid else None
+        random = parent_span.trace_flags & RANDOM if valid else self._random_bit
+        context = self._context(trace_id, random | (decision is SAMPLE), state)
+        if decision is not DROP:
             now = time_ns()
-            span = make_span(ReadableSpan, self._producer, name, context,
-                             _parent_of(parent_span),
-                             task_attributes(task, CREATE) if kept is None else kept, (),
-                             now, now)  # fmt: skip
-            self._tracer.span_processor.on_end(span)
+            self._end(make_span(self._producer, name, context, parent_span if valid else None,
+                                task_attributes(task, CREATE) if kept is None else kept, (),
+                                now, now))  # fmt: skip
         return context
 
     def consume(
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
         worker: str,
     ) -> trace.Span:  # fmt: skip
-        trace_id, random = self._trace_of(parent_span)
-        decision = self._rule(parent_span, trace_id) if self._rule is not None else None
+        valid = parent_span.is_valid
+        trace_id = parent_span.trace_id if valid else self._new_trace_id()
+        rule = self._rule
+        decision = rule(parent_span, trace_id) if rule is not None else None
         kept: types.Attributes = None
         if decision is None:
             decision, state, kept = self._ask(parent, parent_span, trace_id, name,
@@ -191,21 +207,32 @@ class SdkSpans:
                                               task_attributes(task, PROCESS, worker),
                                               links_to(parent_span))  # fmt: skip
         else:
-            state = parent_span.trace_state if parent_span.is_valid else None
-        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random]
-        context = SpanContext(trace_id, self._ids.generate_span_id(), False, flags, state)
-        if decision is Decision.DROP:
+            state = parent_span.trace_state if valid else None
+        random = parent_span.trace_flags & RANDOM if valid else self._random_bit
+        context = self._context(trace_id, random | (decision is SAMPLE), state)
+        if decision is DROP:
             return trace.NonRecordingSpan(context)
         if kept is None:
             kept = task_attributes(task, PROCESS, worker)
-        return make_span(AttemptSpan, self._consumer, name, context, _parent_of(parent_span),
-                         kept, links_to(parent_span), time_ns(), None)  # fmt: skip
+        return make_span(self._consumer, name, context, parent_span if valid else None, kept,
+                         links_to(parent_span), time_ns(), None)  # fmt: skip
 
-    def _trace_of(self, parent_span: SpanContext) -> tuple[int, bool]:
-        """The new span's trace id and whether it is random, as ``start_span`` has them."""
-        if parent_span.is_valid:
-            return parent_span.trace_id, parent_span.trace_flags.random_trace_id
-        return self._ids.generate_trace_id(), self._random_ids
+    def _new_trace_id(self) -> int:
+        if self._own_ids:  # RandomIdGenerator's loop draws again for the invalid id 0
+            return getrandbits(128) or self._ids.generate_trace_id()
+        return self._ids.generate_trace_id()
+
+    def _context(self, trace_id: int, flags: int, state: TraceState | None) -> SpanContext:
+        """The new span's context, with ``flags`` as ``start_span`` sets them: sampled
+        or not, and random as its parent's trace id, or as the id generator's."""
+        if not self._own_ids:
+            return SpanContext(trace_id, self._ids.generate_span_id(), False, _FLAGS[flags],
+                               state)  # fmt: skip
+        span_id = getrandbits(64) or self._ids.generate_span_id()
+        # What SpanContext() builds; both ids are known to be valid.
+        fields = (trace_id, span_id, False, _FLAGS[flags],
+                  DEFAULT_TRACE_STATE if state is None else state, True)  # fmt: skip
+        return tuple.__new__(SpanContext, fields)
 
     def _ask(
         self, parent: Context | None, parent_span: SpanContext, trace_id: int, name: str,
@@ -292,10 +319,6 @@ def _default_local(sampler: Sampler) -> bool:
 def _own(sampler: Sampler, cls: type[Sampler]) -> bool:
     """Whether ``sampler`` decides with ``cls``'s own ``should_sample``."""
     return type(sampler).should_sample is cls.should_sample
-
-
-def _parent_of(parent_span: SpanContext) -> SpanContext | None:
-    return parent_span if parent_span.is_valid else None
 
 
 def _quiet(processor: object) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import operator
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -196,12 +197,12 @@ class PrometheusPlugin:
 
     @hookimpl
     def atp_task_enqueued(self, tasks: Sequence[Task]) -> None:
-        for subject, count in collections.Counter(task.subject for task in tasks).items():
+        for subject, count in _by_subject(tasks).items():
             self._series(subject).enqueued += count
 
     @hookimpl
     def atp_task_dispatched(self, tasks: Sequence[Task]) -> None:
-        for subject, count in collections.Counter(task.subject for task in tasks).items():
+        for subject, count in _by_subject(tasks).items():
             self._series(subject).dispatched += count
 
     def _started(self, task: Task) -> None:
@@ -237,7 +238,7 @@ class PrometheusPlugin:
 
     @hookimpl
     def atp_task_recovered(self, records: Sequence[TaskRecord]) -> None:
-        for subject, count in collections.Counter(r.subject for r in records).items():
+        for subject, count in _by_subject(records).items():
             self._series(subject).recovered += count
 
     @hookimpl
@@ -260,6 +261,14 @@ class PrometheusPlugin:
             if len(self._subjects) < MAX_REMEMBERED:
                 self._subjects[subject] = found
         return found
+
+
+_SUBJECT = operator.attrgetter("subject")
+
+
+def _by_subject(items: Sequence[Task] | Sequence[TaskRecord]) -> collections.Counter[str]:
+    """How many of ``items`` have each subject (counted in C: these come by the thousand)."""
+    return collections.Counter(map(_SUBJECT, items))
 
 
 def _lateness_kind(task: Task) -> str | None:

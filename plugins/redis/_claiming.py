@@ -88,7 +88,7 @@ class ClaimingRedisConsumer(RedisConsumer):
         keys += [self._store.task(outcome.task_id) for outcome in outcomes]
         async with self._guard("finish and ack"):
             reply = await Scripts.run(
-                self._client, "finish_ack", keys, [self._group, len(index), *args]
+                self._link, "finish_ack", keys, [self._group, len(index), *args]
             )
         try:
             await self._trim(list(index))
@@ -113,7 +113,7 @@ class ClaimingRedisConsumer(RedisConsumer):
         args = [self._group, self._name, owner, num(now), num(now + lease), max_items,
                 self._lease_ms if reclaim else 0, self._turn]  # fmt: skip
         async with self._guard("fetch and claim"):
-            reply = await Scripts.run(self._client, "fetch_claim", keys, args)
+            reply = await Scripts.run(self._link, "fetch_claim", keys, args)
         lease_of = _Lease(owner, now, now + lease)
         return self._claimed(reply, [subject for _, subject in streams], lease_of)
 
@@ -145,7 +145,7 @@ class ClaimingRedisConsumer(RedisConsumer):
         lease_of = _Lease(owner, now, now + lease)
         try:
             async with self._guard("claiming fetched entries"):
-                reply = await Scripts.run(self._client, "claim_entries", keys + task_keys,
+                reply = await Scripts.run(self._link, "claim_entries", keys + task_keys,
                                           head + args)  # fmt: skip
         except BackendUnavailable:
             with contextlib.suppress(AtpError):  # else they come back after their lease

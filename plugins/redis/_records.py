@@ -10,6 +10,7 @@ envelope stored whole by an earlier version reads the same: the fields overlay i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from atp.core.codec import dumps, loads, task_from_stored_dict, task_to_dict
@@ -29,8 +30,13 @@ MAX_PRIORITY = 2**31 - 1
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
 
 
+@lru_cache(maxsize=256)
 def num(value: float) -> str:
-    """A time or number as the exact decimal string scripts store and compare."""
+    """A time or number as the exact decimal string scripts store and compare.
+
+    Kept for recent values: a batch's tasks share their times, and ``repr`` of a float
+    costs more than the lookup (0.0 and -0.0 share an entry; Lua compares them equal).
+    """
     return repr(float(value))
 
 
@@ -42,7 +48,7 @@ def rank(priority: int) -> str:
 def pack_task(task: Task) -> bytes:
     """The one ``create.lua`` argument of a task: its fields joined by newlines, the
     idempotency key last. InvalidInput if the payload is not JSON or the id is unusable."""
-    if not task.id or any(c in task.id for c in " \n"):
+    if not task.id or " " in task.id or "\n" in task.id:
         raise InvalidInput(f"task id {task.id!r} must be non-empty, without spaces or newlines")
     envelope = task_to_dict(task)
     payload = dumps(envelope["payload"])
@@ -50,11 +56,12 @@ def pack_task(task: Task) -> bytes:
         del envelope[name]
     if not envelope["headers"]:
         del envelope["headers"]
-    maxa = "" if task.max_attempts is None else str(task.max_attempts)
-    head = f"{task.id}\n{task.subject}\n{rank(task.priority)}\n{num(task.run_at)}\n"
-    head += f"{task.attempt}\n{maxa}\n"
-    key = (task.idempotency_key or "").encode()
-    return b"".join((head.encode(), dumps(envelope), b"\n", payload, b"\n", key))
+    maxa = "" if task.max_attempts is None else task.max_attempts
+    # The key goes last, so it may hold anything (the script splits off 8 fields).
+    head = (f"{task.id}\n{task.subject}\n{rank(task.priority)}\n{num(task.run_at)}\n"
+            f"{task.attempt}\n{maxa}\n")  # fmt: skip
+    tail = f"\n{task.idempotency_key}" if task.idempotency_key else "\n"
+    return b"".join((head.encode(), dumps(envelope), b"\n", payload, tail.encode()))
 
 
 def pack_outcome(outcome: Outcome) -> bytes:

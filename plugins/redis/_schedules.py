@@ -114,14 +114,14 @@ class ScheduleMethods:
         keys = [*self._indexes, self._keys.index("schedules"), self._keys.fence(fence.name),
                 *map(self._keys.schedule, names)]  # fmt: skip
         async with self._link.guard("advance_schedules"):
-            reply = await Scripts.run(self._link.client, "schedule_advance", keys, args)
+            reply = await Scripts.run(self._link, "schedule_advance", keys, args)
         return [flag == 1 for flag in reply]
 
     async def _schedule_script(self, script: str, names: list[str], args: list[Any]) -> Any:
         keys = [*self._indexes, self._keys.index("schedules"),
                 self._keys.index("schedule_names"), *map(self._keys.schedule, names)]  # fmt: skip
         async with self._link.guard(script):
-            return await Scripts.run(self._link.client, script, keys, args)
+            return await Scripts.run(self._link, script, keys, args)
 
 
 def _advanced(schedule: Schedule, advance: Advance, now: float) -> Schedule:

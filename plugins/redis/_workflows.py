@@ -215,7 +215,7 @@ class WorkflowMethods:
 
     async def _workflow_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
         async with self._link.guard(script):
-            return await Scripts.run(self._link.client, script, keys, args)
+            return await Scripts.run(self._link, script, keys, args)
 
 
 def _due(run: Run) -> str:

@@ -31,7 +31,7 @@ class RedisCoordinator:
         sent = self._clock.now()
         async with self._link.guard("lease acquire"):
             token = await Scripts.run(
-                self._link.client, "lease_acquire", [keys.holder, keys.token], [owner, _ms(ttl)]
+                self._link, "lease_acquire", [keys.holder, keys.token], [owner, _ms(ttl)]
             )
         if token is None:
             return None
@@ -43,7 +43,7 @@ class RedisCoordinator:
         sent = self._clock.now()
         async with self._link.guard("lease renew"):
             renewed = await Scripts.run(
-                self._link.client, "lease_renew", [keys.holder], [_value(lease), _ms(ttl)]
+                self._link, "lease_renew", [keys.holder], [_value(lease), _ms(ttl)]
             )
         return Lease(lease.name, lease.owner, lease.token, sent + ttl) if renewed == 1 else None
 
@@ -51,14 +51,14 @@ class RedisCoordinator:
         """Give the lease up; a no-op if it is no longer ours."""
         keys = LeaseKeys(self._prefix, lease.name)
         async with self._link.guard("lease release"):
-            await Scripts.run(self._link.client, "lease_release", [keys.holder], [_value(lease)])
+            await Scripts.run(self._link, "lease_release", [keys.holder], [_value(lease)])
 
     async def holder(self, name: str) -> Lease | None:
         """Return the unexpired lease of ``name``, or None."""
         keys = LeaseKeys(self._prefix, name)
         now = self._clock.now()
         async with self._link.guard("lease holder"):
-            found = await Scripts.run(self._link.client, "lease_holder", [keys.holder], [])
+            found = await Scripts.run(self._link, "lease_holder", [keys.holder], [])
         if not found or int(found[1]) <= 0:
             return None
         token, owner = found[0].decode().split(" ", 1)

@@ -17,6 +17,7 @@ streams in one script, and the transport's consumers claim as they fetch (``_cla
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = ["RedisStore"]
 _LEASE_MESSAGE = dumps("lease expired: the worker stopped renewing it")
 _STATUS = {1: LeaseStatus.HELD, 2: LeaseStatus.CANCEL_REQUESTED, 0: LeaseStatus.LOST}
 _PAGE = 500
+_SUBJECT_CACHE = 1000
 
 
 class RedisStore(ScheduleMethods, WorkflowMethods):
@@ -75,6 +77,10 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         self._keys = StoreKeys(url.prefix)
         self._indexes = self._keys.indexes()
         self._streams: TransportKeys | None = None
+        self._heads: dict[str, list[str]] = {}
+        # A create call's nonce: random per store, then counted (no syscall per call).
+        self._nonce_base = os.urandom(6).hex() + "-"
+        self._calls = itertools.count()
 
     # -- writes --------------------------------------------------------------------------
 
@@ -91,7 +97,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         tasks as created."""
         if not tasks:
             return []
-        head = _create_head(now, idempotency_window, ready_until)
+        head = self._create_head(now, idempotency_window, ready_until)
         return await self._create("create", tasks, self._indexes, head)
 
     def fuse(self, transport: Transport) -> bool:
@@ -115,8 +121,8 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         if not tasks:
             return []
         subjects = list(dict.fromkeys(task.subject for task in tasks))
-        keys = [*self._indexes, self._streams.subjects, *map(self._streams.stream, subjects)]
-        head = [*_create_head(now, idempotency_window, ready_until), len(subjects), *subjects]
+        keys = self._publish_keys(subjects, self._streams)
+        head = [*self._create_head(now, idempotency_window, ready_until), len(subjects), *subjects]
         return await self._create("create_publish", tasks, keys, head)
 
     async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
@@ -312,25 +318,44 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         async with self._link.guard(script):
-            return await Scripts.run(self._link.client, script, keys, args)
+            return await Scripts.run(self._link, script, keys, args)
 
     async def _create(
         self, script: str, tasks: Sequence[Task], head_keys: list[str], head: list[Any]
     ) -> list[Created]:
-        for task in tasks:
+        keys, args, idempotency = [*head_keys], [*head], []
+        for task in tasks:  # one pass: the batch's loop is the hot path of a big publish
             validate_subject(task.subject)
-        args = [pack_task(task) for task in tasks]
-        keys = [*head_keys, *(self._keys.task(task.id) for task in tasks)]
-        keys += [self._keys.idempotency(t.idempotency_key) for t in tasks if t.idempotency_key]
-        reply = await self._run(script, keys, head + args)
+            args.append(pack_task(task))
+            keys.append(self._keys.task(task.id))
+            if task.idempotency_key:
+                idempotency.append(self._keys.idempotency(task.idempotency_key))
+        reply = await self._run(script, keys + idempotency, args)
         return [Created(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+
+    def _create_head(self, now: float, window: float, ready_until: float | None) -> list[Any]:
+        """The first ARGV of create.lua: times, the keys' TTL and this call's nonce."""
+        ready = "" if ready_until is None else num(ready_until)
+        nonce = f"{self._nonce_base}{next(self._calls):x}"
+        return [num(now), num(window), ready, max(int(window * 1000), 1), nonce]
+
+    def _publish_keys(self, subjects: list[str], streams: TransportKeys) -> list[str]:
+        """The head KEYS of create_publish; those of a one-subject batch kept per subject."""
+        if len(subjects) > 1:
+            return [*self._indexes, streams.subjects, *map(streams.stream, subjects)]
+        keys = self._heads.get(subjects[0])
+        if keys is None:
+            keys = [*self._indexes, streams.subjects, streams.stream(subjects[0])]
+            if len(self._heads) < _SUBJECT_CACHE:  # bounded: subjects repeat, tasks don't
+                self._heads[subjects[0]] = keys
+        return keys
 
     async def _candidates(self, index: str, upper: str, limit: int) -> list[bytes]:
         if limit < 1:
             return []
         async with self._link.guard(f"reading the {index} index"):
-            found: list[bytes] = await self._link.client.zrangebyscore(
-                self._keys.index(index), "-inf", upper, start=0, num=limit
+            found: list[bytes] = await self._link.call(
+                "ZRANGEBYSCORE", self._keys.index(index), "-inf", upper, "LIMIT", 0, limit
             )
         return found
 
@@ -355,12 +380,6 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
 
     def _fence_key(self, fence: Fence | None) -> str:
         return self._keys.fence(fence.name if fence is not None else "-")
-
-
-def _create_head(now: float, window: float, ready_until: float | None) -> list[Any]:
-    """The first ARGV of create.lua: times, the keys' TTL and this call's nonce."""
-    ready = "" if ready_until is None else num(ready_until)
-    return [num(now), num(window), ready, max(int(window * 1000), 1), os.urandom(8).hex()]
 
 
 def _token(fence: Fence | None) -> str:

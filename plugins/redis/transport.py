@@ -85,7 +85,7 @@ class RedisTransport:
             args += (j, task.id)
         keys = [self.keys.subjects, *map(self.keys.stream, index)]
         async with self.link.guard("publish"):
-            await Scripts.run(self.link.client, "stream_publish", keys, [*index, *args])
+            await Scripts.run(self.link, "stream_publish", keys, [*index, *args])
 
     async def consume(self, pattern: str, group: str) -> Consumer:
         """A consumer of ``group`` over every subject matching ``pattern``, new ones too;
@@ -131,6 +131,10 @@ class RedisConsumer:
     @property
     def _client(self) -> Any:
         return self._transport.link.client
+
+    @property
+    def _link(self) -> Link:
+        return self._transport.link
 
     async def fetch(self, max_items: int, timeout: float) -> list[Delivery]:
         """Return expired deliveries taken over, else new ones, waiting up to ``timeout``.
@@ -251,7 +255,7 @@ class RedisConsumer:
             args = [self._group, self._name, self._lease_ms, want]
             try:
                 async with self._guard("reclaiming expired deliveries"):
-                    reply = await Scripts.run(self._client, "stream_reclaim", [stream], args)
+                    reply = await Scripts.run(self._link, "stream_reclaim", [stream], args)
             except BackendUnavailable as exc:
                 self._check_groups(exc)
                 break
@@ -304,14 +308,14 @@ class RedisConsumer:
             keys = [self._keys.stream(subject), self._keys.dead(subject)]
             async with self._guard("terminate"):
                 await Scripts.run(
-                    self._client, "stream_terminate", keys, [self._group, reason, now, *pairs]
+                    self._link, "stream_terminate", keys, [self._group, reason, now, *pairs]
                 )
 
     async def _settle(self, by_stream: dict[str, list[str]], idle_ms: int) -> None:
         for subject, ids in by_stream.items():
             args = [self._group, self._name, idle_ms, *ids]
             async with self._guard("settling deliveries"):
-                await Scripts.run(self._client, "stream_settle", [self._keys.stream(subject)], args)
+                await Scripts.run(self._link, "stream_settle", [self._keys.stream(subject)], args)
 
     def _guard(self, what: str, extra: float = 0.0) -> Guard:
         return self._transport.link.guard(what, extra)
@@ -333,7 +337,7 @@ class RedisConsumer:
                 continue
             self._trimmed[subject] = now + TRIM_INTERVAL
             async with self._guard("trimming a stream"):
-                await Scripts.run(self._client, "stream_trim", [self._keys.stream(subject)], [])
+                await Scripts.run(self._link, "stream_trim", [self._keys.stream(subject)], [])
 
 
 class _Raw:

@@ -17,6 +17,7 @@ from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
 from atp.core.subjects import validate_subject
 from atp.plugins.sqlite._rows import (
     INSERT,
+    RECORD_COLUMNS,
     TASK_COLUMNS,
     chunked,
     encode,
@@ -24,6 +25,7 @@ from atp.plugins.sqlite._rows import (
     ids_where,
     insert_row,
     marks,
+    record_from_row,
     select_records,
     task_from_row,
     unique,
@@ -43,6 +45,11 @@ _FINISH = (
     "errors = CASE WHEN :error IS NULL THEN errors "
     "ELSE json_insert(errors, '$[#]', json(:error)) END WHERE id = :id"
 )
+_SUCCEED = (
+    "UPDATE tasks SET state = 'SUCCEEDED', updated_at = ?, result = ?, finished_at = ?, "
+    "lease_owner = NULL, lease_until = NULL WHERE id = ?"
+)
+"""``_FINISH`` for a success: simpler, positional, so the common outcome binds and runs faster."""
 _RECOVER = (
     "UPDATE tasks SET state = :state, run_at = COALESCE(:run_at, run_at), "
     "finished_at = :finished_at, updated_at = :now, lease_owner = NULL, lease_until = NULL, "
@@ -185,20 +192,23 @@ def claim(
     conn: sqlite3.Connection, ids: Sequence[str], owner: str, now: float, lease_until: float
 ) -> list[Claim]:
     """Lease the READY (or expired RUNNING) tasks of ``ids`` to ``owner``."""
-    taken: set[str] = set()
+    taken: dict[str, TaskRecord] = {}
     for chunk in chunked(unique(ids)):
         sql = (
             "UPDATE tasks SET state = 'RUNNING', lease_owner = ?, lease_until = ?, "
             f"attempt = attempt + 1, updated_at = ? WHERE id IN ({marks(len(chunk))}) "
-            "AND (state = 'READY' OR (state = 'RUNNING' AND lease_until <= ?)) RETURNING id"
+            "AND (state = 'READY' OR (state = 'RUNNING' AND lease_until <= ?)) "
+            f"RETURNING {RECORD_COLUMNS}"
         )
-        taken.update(row[0] for row in conn.execute(sql, (owner, lease_until, now, *chunk, now)))
-    records = select_records(conn, ids)
+        for row in conn.execute(sql, (owner, lease_until, now, *chunk, now)):
+            taken[row[0]] = record_from_row(row)
+    # the claimed rows came back with the update; only the others are read again
+    records = select_records(conn, [task_id for task_id in ids if task_id not in taken])
+    records.update(taken)
     claims = []
     for task_id in ids:
-        claims.append(Claim(records.get(task_id), task_id in taken))
-        taken.discard(task_id)  # a repeated id was claimed once, by its first occurrence
-    return claims
+        claims.append(Claim(records.get(task_id), taken.pop(task_id, None) is not None))
+    return claims  # a repeated id was claimed once, by its first occurrence
 
 
 def heartbeat(
@@ -225,14 +235,18 @@ def finish(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> list[bool]:
                 "SUCCEEDED, SCHEDULED, DEAD or CANCELLED"
             )
     holders = _holders(conn, [outcome.task_id for outcome in outcomes])
-    applied, params = [], []
+    applied, succeeded, others = [], [], []
     for outcome in outcomes:
         ok = holders.get(outcome.task_id) == outcome.owner
         if ok:
             del holders[outcome.task_id]  # the task left RUNNING: a repeat cannot apply
-            params.append(_finish_params(outcome))
+            if outcome.state is State.SUCCEEDED and outcome.error is None:
+                succeeded.append(_success_params(outcome))
+            else:
+                others.append(_finish_params(outcome))
         applied.append(ok)
-    conn.executemany(_FINISH, params)
+    conn.executemany(_SUCCEED, succeeded)
+    conn.executemany(_FINISH, others)
     return applied
 
 
@@ -245,6 +259,11 @@ def _holders(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
         )
         found.update(conn.execute(sql, chunk).fetchall())
     return found
+
+
+def _success_params(outcome: Outcome) -> tuple[Any, ...]:
+    result = None if outcome.result is None else encode(outcome.result)
+    return (outcome.at, result, outcome.at, outcome.task_id)
 
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:

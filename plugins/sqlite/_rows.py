@@ -38,6 +38,7 @@ RECORD_COLUMNS = (
     "updated_at, finished_at, envelope, result, errors"
 )
 TASK_COLUMNS = "envelope, run_at, attempt"
+_STATES = {state.value: state for state in State}
 
 INSERT = (
     "INSERT INTO tasks (id, subject, state, run_at, priority, attempt, max_attempts, "
@@ -77,16 +78,18 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
     """Return the TaskRecord of a row from its ``RECORD_COLUMNS``."""
     (_, state, run_at, attempt, owner, lease_until, cancel, updated, finished,
      envelope, result, errors) = row  # fmt: skip
+    # Positional, and no JSON decoding for the common empty values: a claim decodes one
+    # record per task on the hot path.
     return TaskRecord(
-        task=task_from_row(envelope, run_at, attempt),
-        state=State(state),
-        updated_at=updated,
-        lease_owner=owner,
-        lease_until=lease_until,
-        result=None if result is None else loads(result),
-        errors=tuple(AttemptError(**error) for error in loads(errors)),
-        cancel_requested=bool(cancel),
-        finished_at=finished,
+        task_from_row(envelope, run_at, attempt),
+        _STATES[state],
+        updated,
+        owner,
+        lease_until,
+        None if result is None else loads(result),
+        () if errors == "[]" else tuple(AttemptError(**error) for error in loads(errors)),
+        bool(cancel),
+        finished,
     )
 
 

@@ -1,6 +1,8 @@
 import asyncio
 
-from atp.core.batching import Batcher
+import pytest
+
+from atp.core.batching import Batcher, GroupCommit
 
 
 async def turns(condition, limit: int = 50) -> None:
@@ -81,3 +83,106 @@ async def test_a_failed_flush_drops_its_batch_and_the_next_batch_still_runs():
     batcher.add(2)
     await batcher.join()
     assert recorder.batches == [[1], [2]]
+
+
+class Committer:
+    """A flush answering each item doubled, that a test can hold open or make fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.gate: asyncio.Event | None = None
+        self.fail: Exception | None = None
+
+    async def flush(self, items: list[int]) -> list[int]:
+        self.calls.append(list(items))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return [item * 2 for item in items]
+
+
+async def test_a_lone_call_runs_at_once_with_its_own_items():
+    committer = Committer()
+    commit = GroupCommit(committer.flush)
+    assert await commit.run([1, 2]) == [2, 4]
+    assert await commit.run([3]) == [6]
+    assert committer.calls == [[1, 2], [3]]
+
+
+async def test_calls_arriving_during_a_flush_share_the_next_and_get_their_own_results():
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush)
+    first = asyncio.ensure_future(commit.run([1]))
+    await turns(lambda: bool(committer.calls))
+    later = [asyncio.ensure_future(commit.run([n, n + 100])) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    assert committer.calls == [[1]]
+    committer.gate.set()
+    assert await first == [2]
+    assert [await call for call in later] == [[4, 204], [6, 206], [8, 208]]
+    assert committer.calls == [[1], [2, 102, 3, 103, 4, 104]]
+
+
+async def test_a_group_holds_at_most_max_size_items_unless_one_call_is_larger():
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush, max_size=3)
+    first = asyncio.ensure_future(commit.run([0]))
+    await turns(lambda: bool(committer.calls))
+    calls = [asyncio.ensure_future(commit.run(items)) for items in ([1, 2], [3], [4, 5, 6, 7])]
+    await asyncio.sleep(0)
+    committer.gate.set()
+    await asyncio.gather(first, *calls)
+    assert committer.calls == [[0], [1, 2, 3], [4, 5, 6, 7]]
+
+
+async def test_a_failed_group_fails_each_of_its_callers_and_the_next_still_runs():
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush, max_size=2)
+    first = asyncio.ensure_future(commit.run([0]))
+    await turns(lambda: bool(committer.calls))
+    failing = [asyncio.ensure_future(commit.run([n])) for n in (1, 2)]
+    after = asyncio.ensure_future(commit.run([3]))
+    await asyncio.sleep(0)
+    committer.fail = RuntimeError("store down")
+    committer.gate.set()
+    with pytest.raises(RuntimeError):
+        await first
+    committer.fail = None
+    for call in failing:
+        with pytest.raises(RuntimeError, match="store down"):
+            await call
+    assert await after == [6]
+
+
+async def test_a_waiter_cancelled_before_its_group_starts_is_left_out():
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush)
+    first = asyncio.ensure_future(commit.run([1]))
+    await turns(lambda: bool(committer.calls))
+    gone, kept = asyncio.ensure_future(commit.run([2])), asyncio.ensure_future(commit.run([3]))
+    await asyncio.sleep(0)
+    gone.cancel()
+    committer.gate.set()
+    assert await first == [2]
+    assert await kept == [6]
+    assert committer.calls == [[1], [3]]
+    assert gone.cancelled()
+
+
+async def test_a_cancelled_lone_caller_does_not_stall_those_waiting_behind_it():
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush)
+    first = asyncio.ensure_future(commit.run([1]))
+    await turns(lambda: bool(committer.calls))
+    waiting = asyncio.ensure_future(commit.run([2]))
+    await asyncio.sleep(0)
+    first.cancel()
+    await turns(lambda: len(committer.calls) == 2)
+    committer.gate.set()
+    assert await waiting == [4]

@@ -702,6 +702,27 @@ async def test_fetch_and_claim_failures_are_retried():
     assert tp.platform.store.failures == 0  # type: ignore[attr-defined]
 
 
+async def test_a_claim_and_a_nack_failing_together_do_not_stop_the_worker():
+    app = App()
+    calls: list[int] = []
+
+    @app.task("work")
+    async def work() -> None:
+        calls.append(1)
+
+    async with TestPlatform(app, workers=0) as tp:
+        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures=0,
+                                               nack_failures=1)  # fmt: skip
+        tp.platform.store = FlakyClaims(tp.platform.store, failures=1)
+        await tp.start_worker()
+        first = await tp.client.publish("work")
+        assert (await tp.wait(first.id)).state is State.SUCCEEDED
+        second = await tp.client.publish("work")  # the worker still fetches
+        assert (await tp.wait(second.id)).state is State.SUCCEEDED
+    assert calls == [1, 1]
+    assert tp.platform.transport.nack_failures == 0  # type: ignore[attr-defined]
+
+
 class FlakyClaims:
     def __init__(self, store, failures: int) -> None:
         self._store = store
@@ -720,10 +741,11 @@ class FlakyClaims:
 class FlakyConsumers:
     """A transport whose consumers fail their first fetches."""
 
-    def __init__(self, transport, fetch_failures: int) -> None:
+    def __init__(self, transport, fetch_failures: int, nack_failures: int = 0) -> None:
         self._transport = transport
         self.capabilities = transport.capabilities
         self.fetch_failures = fetch_failures
+        self.nack_failures = nack_failures
 
     def __getattr__(self, name):
         return getattr(self._transport, name)
@@ -745,6 +767,12 @@ class FlakyConsumer:
             self._owner.fetch_failures -= 1
             raise BackendUnavailable("fetch failed")
         return await self._consumer.fetch(max_items, timeout)
+
+    async def nack(self, deliveries, delay: float = 0.0) -> None:
+        if self._owner.nack_failures:
+            self._owner.nack_failures -= 1
+            raise BackendUnavailable("nack failed")
+        await self._consumer.nack(deliveries, delay=delay)
 
 
 async def test_a_short_store_outage_delays_the_outcome_without_running_it_again():

@@ -30,22 +30,28 @@ local function create_tasks(key_base, first, streams)
     return nil
   end
 
+  -- The task's hash, its optional fields (lu, m) passed on as they are: no table and
+  -- unpack per task.
+  local function hset(tkey, f, state, ...)
+    redis.call('HSET', tkey, 't', f[7], 'p', f[8], 's', state, 'sub', f[2], 'rk', f[3],
+      'u', ARGV[1], 'a', f[5], 'ra', f[4], 'cn', nonce, ...)
+  end
+
   local function store(f, tkey, state)
-    local id, subject, run_at = f[1], f[2], f[4]
-    local fields = {'t', f[7], 'p', f[8], 's', state, 'sub', subject, 'rk', f[3],
-      'u', ARGV[1], 'a', f[5], 'ra', run_at, 'cn', nonce}
-    if f[6] ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = f[6] end
+    local id, subject, run_at, max_attempts = f[1], f[2], f[4], f[6]
     if state == 'READY' then
-      fields[#fields + 1] = 'lu'; fields[#fields + 1] = ready_until
+      if max_attempts ~= '' then hset(tkey, f, state, 'lu', ready_until, 'm', max_attempts)
+      else hset(tkey, f, state, 'lu', ready_until) end
       add_later(READY, ready_until, id)
       if streams then
         redis.call('XADD', streams[subject], '*', 'i', id)
         published[subject] = true
       end
     else
+      if max_attempts ~= '' then hset(tkey, f, state, 'm', max_attempts)
+      else hset(tkey, f, state) end
       add_later(DUE, run_at, f[3] .. ':' .. id)
     end
-    redis.call('HSET', tkey, unpack(fields))
     add_later(ORDER, 0, id)
     count(subject, nil, state)
   end

@@ -15,7 +15,11 @@ local m = tonumber(ARGV[6])
 local streams = {}
 for j = 1, m do streams[ARGV[6 + j]] = KEYS[8 + j] end
 local out, published = create_tasks(9 + m, 7 + m, streams)
+-- SADD only the subjects the registry lacks: a read costs less than a write, which is
+-- propagated (AOF, replicas) even when it changes nothing.
 local subjects = {}
-for subject in pairs(published) do subjects[#subjects + 1] = subject end
+for subject in pairs(published) do
+  if redis.call('SISMEMBER', KEYS[8], subject) == 0 then subjects[#subjects + 1] = subject end
+end
 if #subjects > 0 then call_chunked('SADD', KEYS[8], subjects) end
 return commit(out)
