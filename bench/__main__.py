@@ -47,7 +47,7 @@ def main() -> None:
         print(json.dumps(results, indent=2))
     else:
         for name, figures in results.items():
-            print(f"{name:44s} " + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()))
+            print(f"{name:44s} " + "  ".join(f"{k}={_figure(v)}" for k, v in figures.items()))
 
 
 def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
@@ -74,6 +74,11 @@ def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[
 
 
 Suite = Callable[..., dict[str, dict[str, float]]]
+
+
+def _figure(value: float) -> str:
+    """One decimal, or two for a ratio below 10 (0.76 must not print as 0.8)."""
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def _lazy(module: str) -> Callable[[], Suite]:
