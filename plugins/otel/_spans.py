@@ -172,22 +172,12 @@ class SdkSpans:
     def produce(
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
     ) -> SpanContext:
-        valid = parent_span.is_valid
-        trace_id = parent_span.trace_id if valid else self._new_trace_id()
-        rule = self._rule
-        decision = rule(parent_span, trace_id) if rule is not None else None
-        kept: types.Attributes = None
-        if decision is None:
-            decision, state, kept = self._ask(parent, parent_span, trace_id, name,
-                                              SpanKind.PRODUCER, task_attributes(task, CREATE),
-                                              ())  # fmt: skip
-        else:
-            state = parent_span.trace_state if valid else None
-        random = parent_span.trace_flags & RANDOM if valid else self._random_bit
-        context = self._context(trace_id, random | (decision is SAMPLE), state)
+        context, decision, kept = self._sample(name, parent, parent_span, SpanKind.PRODUCER,
+                                               task, None)  # fmt: skip
         if decision is not DROP:
             now = time_ns()
-            self._end(make_span(self._producer, name, context, parent_span if valid else None,
+            self._end(make_span(self._producer, name, context,
+                                parent_span if parent_span.is_valid else None,
                                 task_attributes(task, CREATE) if kept is None else kept, (),
                                 now, now))  # fmt: skip
         return context
@@ -196,26 +186,37 @@ class SdkSpans:
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
         worker: str,
     ) -> trace.Span:  # fmt: skip
+        context, decision, kept = self._sample(name, parent, parent_span, SpanKind.CONSUMER,
+                                               task, worker)  # fmt: skip
+        if decision is DROP:
+            return trace.NonRecordingSpan(context)
+        if kept is None:
+            kept = task_attributes(task, PROCESS, worker)
+        return make_span(self._consumer, name, context,
+                         parent_span if parent_span.is_valid else None, kept,
+                         links_to(parent_span), time_ns(), None)  # fmt: skip
+
+    def _sample(
+        self, name: str, parent: Context | None, parent_span: SpanContext, kind: SpanKind,
+        task: Task, worker: str | None,
+    ) -> tuple[SpanContext, Decision, types.Attributes]:  # fmt: skip
+        """The new span's context, the decision and the attributes the sampler kept (None:
+        atp's own, built only if the span records), as ``Tracer.start_span`` has them."""
         valid = parent_span.is_valid
         trace_id = parent_span.trace_id if valid else self._new_trace_id()
         rule = self._rule
         decision = rule(parent_span, trace_id) if rule is not None else None
         kept: types.Attributes = None
         if decision is None:
-            decision, state, kept = self._ask(parent, parent_span, trace_id, name,
-                                              SpanKind.CONSUMER,
-                                              task_attributes(task, PROCESS, worker),
-                                              links_to(parent_span))  # fmt: skip
+            consumer = kind is SpanKind.CONSUMER
+            attributes = task_attributes(task, PROCESS if consumer else CREATE, worker)
+            links = links_to(parent_span) if consumer else ()
+            decision, state, kept = self._ask(parent, parent_span, trace_id, name, kind,
+                                              attributes, links)  # fmt: skip
         else:
             state = parent_span.trace_state if valid else None
         random = parent_span.trace_flags & RANDOM if valid else self._random_bit
-        context = self._context(trace_id, random | (decision is SAMPLE), state)
-        if decision is DROP:
-            return trace.NonRecordingSpan(context)
-        if kept is None:
-            kept = task_attributes(task, PROCESS, worker)
-        return make_span(self._consumer, name, context, parent_span if valid else None, kept,
-                         links_to(parent_span), time_ns(), None)  # fmt: skip
+        return self._context(trace_id, random | (decision is SAMPLE), state), decision, kept
 
     def _new_trace_id(self) -> int:
         if self._own_ids:  # RandomIdGenerator's loop draws again for the invalid id 0

@@ -123,22 +123,19 @@ def take_due(
 
 def release(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
     """Move those of ``ids`` that are READY back to SCHEDULED."""
-    for chunk in chunked(unique(ids)):
-        sql = (
-            "UPDATE tasks SET state = 'SCHEDULED', lease_until = NULL, updated_at = ? "
-            f"WHERE state = 'READY' AND id IN ({marks(len(chunk))})"
-        )
-        conn.execute(sql, (now, *chunk))
+    _update_ready(conn, ids, "state = 'SCHEDULED', lease_until = NULL, updated_at = ?", now)
 
 
 def stamp_ready(conn: sqlite3.Connection, ids: Sequence[str], ready_until: float) -> None:
     """Give those of ``ids`` that are READY ``lease_until=ready_until``."""
+    _update_ready(conn, ids, "lease_until = ?", ready_until)
+
+
+def _update_ready(conn: sqlite3.Connection, ids: Sequence[str], sets: str, value: float) -> None:
+    """``UPDATE tasks SET <sets>`` (one ``?``, given ``value``) on those of ``ids`` READY."""
     for chunk in chunked(unique(ids)):
-        sql = (
-            "UPDATE tasks SET lease_until = ? "
-            f"WHERE state = 'READY' AND id IN ({marks(len(chunk))})"
-        )
-        conn.execute(sql, (ready_until, *chunk))
+        sql = f"UPDATE tasks SET {sets} WHERE state = 'READY' AND id IN ({marks(len(chunk))})"
+        conn.execute(sql, (value, *chunk))
 
 
 def redispatch(

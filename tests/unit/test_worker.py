@@ -683,7 +683,9 @@ async def test_a_delivery_naming_no_stored_task_is_terminated():
     assert "unknown task id" in dead.reason
 
 
-async def test_fetch_and_claim_failures_are_retried():
+@pytest.mark.parametrize(("fetch_failures", "nack_failures"), [(1, 0), (0, 1)],
+                         ids=["a fetch fails", "the nack after the claim fails too"])  # fmt: skip
+async def test_fetch_and_claim_failures_are_retried(fetch_failures: int, nack_failures: int):
     app = App()
     calls: list[int] = []
 
@@ -692,27 +694,8 @@ async def test_fetch_and_claim_failures_are_retried():
         calls.append(1)
 
     async with TestPlatform(app, workers=0) as tp:
-        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures=1)
-        tp.platform.store = FlakyClaims(tp.platform.store, failures=1)
-        await tp.start_worker()
-        published = await tp.client.publish("work")
-        record = await tp.wait(published.id)
-    assert record.state is State.SUCCEEDED
-    assert calls == [1]
-    assert tp.platform.store.failures == 0  # type: ignore[attr-defined]
-
-
-async def test_a_claim_and_a_nack_failing_together_do_not_stop_the_worker():
-    app = App()
-    calls: list[int] = []
-
-    @app.task("work")
-    async def work() -> None:
-        calls.append(1)
-
-    async with TestPlatform(app, workers=0) as tp:
-        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures=0,
-                                               nack_failures=1)  # fmt: skip
+        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures,
+                                               nack_failures)  # fmt: skip
         tp.platform.store = FlakyClaims(tp.platform.store, failures=1)
         await tp.start_worker()
         first = await tp.client.publish("work")
@@ -720,6 +703,7 @@ async def test_a_claim_and_a_nack_failing_together_do_not_stop_the_worker():
         second = await tp.client.publish("work")  # the worker still fetches
         assert (await tp.wait(second.id)).state is State.SUCCEEDED
     assert calls == [1, 1]
+    assert tp.platform.store.failures == 0  # type: ignore[attr-defined]
     assert tp.platform.transport.nack_failures == 0  # type: ignore[attr-defined]
 
 
