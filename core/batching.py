@@ -82,6 +82,7 @@ class GroupCommit(Generic[T, R]):
         self._busy = False
         self._waiting: list[Waiter[T, R]] = []
         self._group: asyncio.Task[None] | None = None
+        """The group in flight, held so the event loop does not drop its task."""
 
     async def run(self, items: list[T]) -> list[R]:
         """The results of ``items``, flushed now or with the next group."""

@@ -101,9 +101,10 @@ class Forwarder(Component):
         )
         for task in tasks:
             heapq.heappush(self._held, (task.run_at, next(self._order), task))
-        if len(tasks) >= limit:
-            self._next_look = now
-        return len(tasks) >= limit
+        full = len(tasks) >= limit
+        if full:
+            self._next_look = now  # more may be due: look again at once
+        return full
 
     async def _publish_due(self) -> None:
         """Publish the held tasks now due, in batches of ``forward_batch``, while this

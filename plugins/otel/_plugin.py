@@ -152,16 +152,11 @@ class OtelPlugin:
         self, tasks: Sequence[Task], spans: Spans, caller: tuple[Context, SpanContext]
     ) -> list[Mapping[str, str] | None]:
         """The fast path's headers: formatted directly, each context kept in the handoff
-        for this process's worker (when it has one). Most tasks have no parent of their
-        own: theirs is the caller's, looked up once."""
+        for this process's worker (when it has one)."""
         answers: list[Mapping[str, str] | None] = []
         keep, kept, written = self._consumes, [], []
-        parent: Context | None
         for task in tasks:
-            if task.workflow_run is None and TRACEPARENT not in task.headers:
-                parent, parent_span = caller  # the common case, without a call
-            else:
-                parent, parent_span = self._parent(task, True, caller)
+            parent, parent_span = self._parent(task, True, caller)
             context = spans.produce(f"create {task.subject}", parent, parent_span, task)
             answer = headers_of(context) if context.is_valid else None
             if keep and answer is not None and TRACESTATE not in answer:

@@ -102,6 +102,19 @@ class Committer:
         return [item * 2 for item in items]
 
 
+Held = tuple[Committer, GroupCommit[int, int], "asyncio.Future[list[int]]"]
+
+
+async def in_flight(first_items: list[int], max_size: int = 1000) -> Held:
+    """A GroupCommit whose first call, of ``first_items``, is held open in its flush."""
+    committer = Committer()
+    committer.gate = asyncio.Event()
+    commit = GroupCommit(committer.flush, max_size=max_size)
+    first = asyncio.ensure_future(commit.run(first_items))
+    await turns(lambda: bool(committer.calls))
+    return committer, commit, first
+
+
 async def test_a_lone_call_runs_at_once_with_its_own_items():
     committer = Committer()
     commit = GroupCommit(committer.flush)
@@ -111,11 +124,7 @@ async def test_a_lone_call_runs_at_once_with_its_own_items():
 
 
 async def test_calls_arriving_during_a_flush_share_the_next_and_get_their_own_results():
-    committer = Committer()
-    committer.gate = asyncio.Event()
-    commit = GroupCommit(committer.flush)
-    first = asyncio.ensure_future(commit.run([1]))
-    await turns(lambda: bool(committer.calls))
+    committer, commit, first = await in_flight([1])
     later = [asyncio.ensure_future(commit.run([n, n + 100])) for n in (2, 3, 4)]
     await asyncio.sleep(0)
     assert committer.calls == [[1]]
@@ -126,11 +135,7 @@ async def test_calls_arriving_during_a_flush_share_the_next_and_get_their_own_re
 
 
 async def test_a_group_holds_at_most_max_size_items_unless_one_call_is_larger():
-    committer = Committer()
-    committer.gate = asyncio.Event()
-    commit = GroupCommit(committer.flush, max_size=3)
-    first = asyncio.ensure_future(commit.run([0]))
-    await turns(lambda: bool(committer.calls))
+    committer, commit, first = await in_flight([0], max_size=3)
     calls = [asyncio.ensure_future(commit.run(items)) for items in ([1, 2], [3], [4, 5, 6, 7])]
     await asyncio.sleep(0)
     committer.gate.set()
@@ -139,11 +144,7 @@ async def test_a_group_holds_at_most_max_size_items_unless_one_call_is_larger():
 
 
 async def test_a_failed_group_fails_each_of_its_callers_and_the_next_still_runs():
-    committer = Committer()
-    committer.gate = asyncio.Event()
-    commit = GroupCommit(committer.flush, max_size=2)
-    first = asyncio.ensure_future(commit.run([0]))
-    await turns(lambda: bool(committer.calls))
+    committer, commit, first = await in_flight([0], max_size=2)
     failing = [asyncio.ensure_future(commit.run([n])) for n in (1, 2)]
     after = asyncio.ensure_future(commit.run([3]))
     await asyncio.sleep(0)
@@ -159,11 +160,7 @@ async def test_a_failed_group_fails_each_of_its_callers_and_the_next_still_runs(
 
 
 async def test_a_waiter_cancelled_before_its_group_starts_is_left_out():
-    committer = Committer()
-    committer.gate = asyncio.Event()
-    commit = GroupCommit(committer.flush)
-    first = asyncio.ensure_future(commit.run([1]))
-    await turns(lambda: bool(committer.calls))
+    committer, commit, first = await in_flight([1])
     gone, kept = asyncio.ensure_future(commit.run([2])), asyncio.ensure_future(commit.run([3]))
     await asyncio.sleep(0)
     gone.cancel()
@@ -175,11 +172,7 @@ async def test_a_waiter_cancelled_before_its_group_starts_is_left_out():
 
 
 async def test_a_cancelled_lone_caller_does_not_stall_those_waiting_behind_it():
-    committer = Committer()
-    committer.gate = asyncio.Event()
-    commit = GroupCommit(committer.flush)
-    first = asyncio.ensure_future(commit.run([1]))
-    await turns(lambda: bool(committer.calls))
+    committer, commit, first = await in_flight([1])
     waiting = asyncio.ensure_future(commit.run([2]))
     await asyncio.sleep(0)
     first.cancel()

@@ -83,6 +83,18 @@ async def test_a_delayed_task_is_forwarded_when_due_and_not_before():
     assert runs[published.id] == 1
 
 
+def timed_app() -> tuple[App, ManualClock, list[float]]:
+    """An app whose ``timed.*`` handler records when, on the returned clock, it starts."""
+    app, clock = App(), ManualClock()
+    starts: list[float] = []
+
+    @app.task("timed.*")
+    async def timed() -> None:
+        starts.append(clock.now())
+
+    return app, clock, starts
+
+
 def durable(tp: TestPlatform) -> None:
     """Make the memory transport say it is durable, as Redis Streams and JetStream are:
     the forwarder then takes tasks ahead. Before the scheduler starts (it reads it then)."""
@@ -100,15 +112,9 @@ async def ahead(app: App, settings: Settings, **options) -> TestPlatform:
 
 
 async def test_a_task_taken_ahead_starts_at_its_due_time_not_a_look_later():
-    app = App()
-    starts: list[float] = []
-
-    @app.task("timed.*")
-    async def timed() -> None:
-        starts.append(tp.clock.now())
-
+    app, clock, starts = timed_app()
     settings = Settings(forward_horizon=2, forward_interval=0.5)
-    async with await ahead(app, settings) as tp:
+    async with await ahead(app, settings, clock=clock) as tp:
         published = await tp.client.publish("timed.one", delay=10.3)
         await tp.advance(8.0)
         assert (await tp.get(published.id)).state is State.SCHEDULED
@@ -143,15 +149,9 @@ async def test_a_stopping_leader_hands_back_what_it_took_ahead():
 
 
 async def test_a_leader_that_dies_holding_tasks_leaves_them_to_the_next_within_its_lease():
-    app = App()
-    starts: list[float] = []
-
-    @app.task("timed.*")
-    async def timed() -> None:
-        starts.append(tp.clock.now())
-
+    app, clock, starts = timed_app()
     settings = Settings(forward_horizon=2, leader_ttl=6, ready_timeout=300)
-    async with TestPlatform(app, settings, scheduler=False) as tp:
+    async with TestPlatform(app, settings, scheduler=False, clock=clock) as tp:
         durable(tp)
         first = await tp.start_scheduler(owner="first")
         await tp.start_scheduler(owner="second")
@@ -178,14 +178,8 @@ async def test_published_held_tasks_are_stamped_as_a_publish_stamps_them():
 
 
 async def test_the_reaper_never_publishes_a_task_before_its_run_at():
-    app = App()
-    starts: list[float] = []
-
-    @app.task("timed.*")
-    async def timed() -> None:
-        starts.append(tp.clock.now())
-
-    async with TestPlatform(app) as tp:
+    app, clock, starts = timed_app()
+    async with TestPlatform(app, clock=clock) as tp:
         published = await tp.client.publish("timed.early", delay=30)
         now = tp.clock.now()
         # As a forwarder that died holding it would leave it: READY, its stamp soon over.
