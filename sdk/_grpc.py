@@ -12,18 +12,6 @@ from typing import Any, TypeVar
 
 from grpc import aio
 
-from atp.adapters.grpc import _convert as convert
-from atp.adapters.grpc import _flows as flows
-from atp.adapters.grpc._gen import consumer_pb2 as cpb
-from atp.adapters.grpc._gen import (
-    consumer_pb2_grpc,
-    schedules_pb2_grpc,
-    tasks_pb2_grpc,
-    workflows_pb2_grpc,
-)
-from atp.adapters.grpc._gen import schedules_pb2 as spb
-from atp.adapters.grpc._gen import tasks_pb2 as pb
-from atp.adapters.grpc._gen import workflows_pb2 as wpb
 from atp.core import codec
 from atp.core.errors import AtpError, BackendUnavailable
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
@@ -33,6 +21,18 @@ from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import Definition, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState
 from atp.sdk._remote import error_from
+from atp.sdk.wire import flows
+from atp.sdk.wire import tasks as convert
+from atp.sdk.wire.pb import consumer_pb2 as cpb
+from atp.sdk.wire.pb import (
+    consumer_pb2_grpc,
+    schedules_pb2_grpc,
+    tasks_pb2_grpc,
+    workflows_pb2_grpc,
+)
+from atp.sdk.wire.pb import schedules_pb2 as spb
+from atp.sdk.wire.pb import tasks_pb2 as pb
+from atp.sdk.wire.pb import workflows_pb2 as wpb
 
 __all__ = ["GrpcRemote", "RemoteDelivery"]
 

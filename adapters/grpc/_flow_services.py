@@ -10,12 +10,12 @@ from typing import Any
 
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard
-from atp.adapters.grpc import _convert as convert
-from atp.adapters.grpc import _flows as flows
-from atp.adapters.grpc._gen import schedules_pb2 as spb
-from atp.adapters.grpc._gen import schedules_pb2_grpc, workflows_pb2_grpc
-from atp.adapters.grpc._gen import workflows_pb2 as wpb
 from atp.adapters.grpc._services import DEFAULT_PAGE, Ctx, _Base, guarded
+from atp.sdk.wire import flows
+from atp.sdk.wire import tasks as convert
+from atp.sdk.wire.pb import schedules_pb2 as spb
+from atp.sdk.wire.pb import schedules_pb2_grpc, workflows_pb2_grpc
+from atp.sdk.wire.pb import workflows_pb2 as wpb
 
 __all__ = ["SchedulesService", "WorkflowsService"]
 

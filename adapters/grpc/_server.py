@@ -14,7 +14,9 @@ from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard
 from atp.adapters.grpc._flow_services import SchedulesService, WorkflowsService
-from atp.adapters.grpc._gen import (
+from atp.adapters.grpc._services import ConsumerService, TasksService
+from atp.core.errors import ConfigError
+from atp.sdk.wire.pb import (
     consumer_pb2,
     consumer_pb2_grpc,
     schedules_pb2,
@@ -24,8 +26,6 @@ from atp.adapters.grpc._gen import (
     workflows_pb2,
     workflows_pb2_grpc,
 )
-from atp.adapters.grpc._services import ConsumerService, TasksService
-from atp.core.errors import ConfigError
 
 __all__ = ["GrpcServer"]
 

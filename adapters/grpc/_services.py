@@ -19,11 +19,11 @@ from grpc import aio
 from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard, Principal
-from atp.adapters.grpc import _convert as convert
-from atp.adapters.grpc._gen import consumer_pb2 as cpb
-from atp.adapters.grpc._gen import consumer_pb2_grpc, tasks_pb2_grpc
-from atp.adapters.grpc._gen import tasks_pb2 as pb
 from atp.core.errors import AtpError, InvalidInput, RateLimited
+from atp.sdk.wire import tasks as convert
+from atp.sdk.wire.pb import consumer_pb2 as cpb
+from atp.sdk.wire.pb import consumer_pb2_grpc, tasks_pb2_grpc
+from atp.sdk.wire.pb import tasks_pb2 as pb
 
 __all__ = ["ConsumerService", "TasksService"]
 

@@ -10,7 +10,6 @@ import pytest
 from atp.adapters._api.operations import Operations
 from atp.adapters._api.workflows import published_subjects
 from atp.adapters._auth import Principal, ServerSettings, parse_scopes
-from atp.adapters.grpc import _flows as flows
 from atp.core.clock import ManualClock
 from atp.core.errors import InvalidInput, PermissionDenied
 from atp.core.platform import Platform
@@ -18,6 +17,7 @@ from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.settings import Settings
 from atp.core.workflows.definition import definition_from_dict
 from atp.core.workflows.runs import Run, RunPage, RunState, StepRun, StepState
+from atp.sdk.wire import flows
 
 MEMORY = Settings(store="memory://", transport="memory://", coordinator="memory://")
 DEFINITION = {

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-GENERATED = REPO / "adapters" / "grpc" / "_gen"
+GENERATED = REPO / "sdk" / "wire" / "pb"
 
 
 def test_generated_code_matches_the_protos(tmp_path):
@@ -16,4 +16,4 @@ def test_generated_code_matches_the_protos(tmp_path):
     subprocess.run(["bash", str(REPO / "scripts" / "protos.sh")], env=env, check=True)
     fresh = {p.name: p.read_text() for p in (tmp_path / "gen").iterdir()}
     committed = {p.name: p.read_text() for p in GENERATED.iterdir() if p.is_file()}
-    assert fresh == committed, "run scripts/protos.sh and commit adapters/grpc/_gen"
+    assert fresh == committed, "run scripts/protos.sh and commit sdk/wire/pb"

@@ -12,9 +12,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from atp.adapters.grpc._gen import consumer_pb2 as cpb
-from atp.adapters.grpc._gen import consumer_pb2_grpc, tasks_pb2_grpc
-from atp.adapters.grpc._gen import tasks_pb2 as pb
+from atp.sdk.wire.pb import consumer_pb2 as cpb
+from atp.sdk.wire.pb import consumer_pb2_grpc, tasks_pb2_grpc
+from atp.sdk.wire.pb import tasks_pb2 as pb
 from tests.integration.api.conftest import ApiServer, kill_tasks
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,10 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from atp.adapters.grpc._gen import consumer_pb2 as cpb
-from atp.adapters.grpc._gen import consumer_pb2_grpc, schedules_pb2_grpc, workflows_pb2_grpc
-from atp.adapters.grpc._gen import schedules_pb2 as spb
-from atp.adapters.grpc._gen import workflows_pb2 as wpb
+from atp.sdk.wire.pb import consumer_pb2 as cpb
+from atp.sdk.wire.pb import consumer_pb2_grpc, schedules_pb2_grpc, workflows_pb2_grpc
+from atp.sdk.wire.pb import schedules_pb2 as spb
+from atp.sdk.wire.pb import workflows_pb2 as wpb
 from tests.integration.api.conftest import ApiServer
 from tests.integration.api.flows import definition, schedule
 from tests.integration.api.test_grpc import code_of

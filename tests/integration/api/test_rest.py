@@ -9,8 +9,8 @@ import grpc
 import httpx
 import pytest
 
-from atp.adapters.grpc._gen import tasks_pb2 as pb
-from atp.adapters.grpc._gen import tasks_pb2_grpc
+from atp.sdk.wire.pb import tasks_pb2 as pb
+from atp.sdk.wire.pb import tasks_pb2_grpc
 from tests.integration.api.conftest import ApiServer, kill_tasks, make_server
 
 pytestmark = pytest.mark.e2e

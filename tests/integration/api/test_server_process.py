@@ -13,10 +13,10 @@ import grpc
 import httpx
 import pytest
 
-from atp.adapters.grpc._gen import consumer_pb2 as cpb
-from atp.adapters.grpc._gen import consumer_pb2_grpc
 from atp.core.model import State
 from atp.plugins.sqlite.store import SqliteStore
+from atp.sdk.wire.pb import consumer_pb2 as cpb
+from atp.sdk.wire.pb import consumer_pb2_grpc
 from tests.integration.api.conftest import REPO, ApiServer, make_server
 from tests.services import free_port
 

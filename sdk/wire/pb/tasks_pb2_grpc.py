@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from atp.adapters.grpc._gen import tasks_pb2 as atp_dot_v1_dot_tasks__pb2
+from atp.sdk.wire.pb import tasks_pb2 as atp_dot_v1_dot_tasks__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,4 +1,4 @@
-from atp.adapters.grpc._gen import tasks_pb2 as _tasks_pb2
+from atp.sdk.wire.pb import tasks_pb2 as _tasks_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from atp.adapters.grpc._gen import tasks_pb2 as pb
 from atp.core import codec
 from atp.core.errors import InvalidInput
 from atp.core.model import JSON, RetryPolicy, State, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
+from atp.sdk.wire.pb import tasks_pb2 as pb
 
 __all__ = ["json_in", "json_out", "page_out", "published_out", "record_out", "request_in",
            "states_in"]  # fmt: skip

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from atp.adapters.grpc._convert import json_in, json_out
-from atp.adapters.grpc._gen import schedules_pb2 as spb
-from atp.adapters.grpc._gen import workflows_pb2 as wpb
 from atp.core import codec
 from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.workflows.definition import Definition, definition_from_dict, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState, StepRun, StepState
+from atp.sdk.wire.pb import schedules_pb2 as spb
+from atp.sdk.wire.pb import workflows_pb2 as wpb
+from atp.sdk.wire.tasks import json_in, json_out
 
 __all__ = ["definition_in", "definition_out", "run_in", "run_out", "run_page_in",
            "run_page_out", "schedule_in", "schedule_out"]  # fmt: skip
