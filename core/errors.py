@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 __all__ = [
     "AlreadyExists",
@@ -56,45 +57,50 @@ class AtpError(Exception):
         self.message = message
 
 
+_E = TypeVar("_E", bound=type[AtpError])
+
+
+def _wire(*, http: int | None = None, grpc: str | None = None, slug: str) -> Callable[[_E], _E]:
+    """Give an error class its HTTP status, gRPC code and problem type (the tree above);
+    a code left out is inherited."""
+
+    def mark(cls: _E) -> _E:
+        cls.type_slug = slug
+        if http is not None:
+            cls.http_status = http
+        if grpc is not None:
+            cls.grpc_code = grpc
+        return cls
+
+    return mark
+
+
+@_wire(http=400, grpc="INVALID_ARGUMENT", slug="invalid-input")
 class InvalidInput(AtpError):
     """The caller sent something atp cannot accept; nothing was changed."""
 
-    http_status = 400
-    grpc_code = "INVALID_ARGUMENT"
-    type_slug = "invalid-input"
 
-
+@_wire(http=413, slug="payload-too-large")
 class PayloadTooLarge(InvalidInput):
     """A payload, header set or result is over its size limit; nothing was changed."""
 
-    http_status = 413
-    type_slug = "payload-too-large"
 
-
+@_wire(http=404, grpc="NOT_FOUND", slug="not-found")
 class NotFound(AtpError):
     """No object with that id or name exists."""
 
-    http_status = 404
-    grpc_code = "NOT_FOUND"
-    type_slug = "not-found"
 
-
+@_wire(http=409, grpc="ALREADY_EXISTS", slug="already-exists")
 class AlreadyExists(AtpError):
     """An object with that unique name exists already; nothing was changed."""
 
-    http_status = 409
-    grpc_code = "ALREADY_EXISTS"
-    type_slug = "already-exists"
 
-
+@_wire(http=409, grpc="FAILED_PRECONDITION", slug="state-conflict")
 class StateConflict(AtpError):
     """The object's current state forbids the requested transition; nothing was changed."""
 
-    http_status = 409
-    grpc_code = "FAILED_PRECONDITION"
-    type_slug = "state-conflict"
 
-
+@_wire(slug="fenced-out")
 class FencedOut(StateConflict):
     """A leader-only write carried a fencing token older than one the store has seen.
 
@@ -102,37 +108,27 @@ class FencedOut(StateConflict):
     write was refused and nothing was changed.
     """
 
-    type_slug = "fenced-out"
 
-
+@_wire(http=401, grpc="UNAUTHENTICATED", slug="unauthenticated")
 class Unauthenticated(AtpError):
     """The request carries no bearer token, or one that atp does not know; nothing was changed."""
 
-    http_status = 401
-    grpc_code = "UNAUTHENTICATED"
-    type_slug = "unauthenticated"
 
-
+@_wire(http=403, grpc="PERMISSION_DENIED", slug="permission-denied")
 class PermissionDenied(AtpError):
     """The token is valid but its scopes do not cover the request; nothing was changed."""
 
-    http_status = 403
-    grpc_code = "PERMISSION_DENIED"
-    type_slug = "permission-denied"
 
-
+@_wire(http=429, grpc="RESOURCE_EXHAUSTED", slug="rate-limited")
 class RateLimited(AtpError):
     """The token's request rate is spent; nothing was changed. Try again after ``retry_after``."""
-
-    http_status = 429
-    grpc_code = "RESOURCE_EXHAUSTED"
-    type_slug = "rate-limited"
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after  # seconds until the request would be accepted
 
 
+@_wire(http=503, grpc="UNAVAILABLE", slug="backend-unavailable")
 class BackendUnavailable(AtpError):
     """A backend could not be reached or did not confirm the operation.
 
@@ -140,25 +136,15 @@ class BackendUnavailable(AtpError):
     may publish again with the same idempotency key.
     """
 
-    http_status = 503
-    grpc_code = "UNAVAILABLE"
-    type_slug = "backend-unavailable"
 
-
+@_wire(http=500, grpc="FAILED_PRECONDITION", slug="config-error")
 class ConfigError(AtpError):
     """A setting or a combination of plugins atp cannot honour; raised at start-up."""
 
-    http_status = 500
-    grpc_code = "FAILED_PRECONDITION"
-    type_slug = "config-error"
 
-
+@_wire(http=500, grpc="INTERNAL", slug="plugin-error")
 class PluginError(AtpError):
     """A plugin is missing, failed to load, or broke its contract."""
-
-    http_status = 500
-    grpc_code = "INTERNAL"
-    type_slug = "plugin-error"
 
 
 class Retry(Exception):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from atp.core.clock import SystemClock
+from atp.core.dispatch import Dispatcher
 from atp.core.errors import ConfigError
 from atp.core.handlers import Handler
 from atp.core.plugins import HookEmitter, PluginManager, make_plugin_manager
@@ -37,6 +39,19 @@ class Platform:
     local: bool = False
     fused: bool = False
     """The store and transport do store and transport work in one call (``FusingStore``)."""
+    dispatcher: Dispatcher = field(init=False, repr=False)
+    """Publishes READY tasks over ``transport``: the producers' and the scheduler's door."""
+
+    def __post_init__(self) -> None:
+        self.dispatcher = Dispatcher(self.transport, self.store, self.clock, self.emit)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A backend replaced on a running platform (tests wrap one in a fault injector)
+        # is the one the dispatcher uses from then on.
+        super().__setattr__(name, value)
+        dispatcher = self.__dict__.get("dispatcher")
+        if dispatcher is not None and name in ("transport", "store"):
+            setattr(dispatcher, name, value)
 
     @classmethod
     def build(

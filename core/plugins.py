@@ -44,9 +44,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "atp.plugins.nats",
 )
 
-_KINDS = {"transport": "atp_make_transport", "store": "atp_make_store",
-          "coordinator": "atp_make_coordinator"}  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
@@ -109,8 +106,10 @@ class PluginManager(pluggy.PluginManager):
 
     def info(self) -> list[PluginInfo]:
         """Describe every registered plugin."""
-        dists = {id(plugin): f"{dist.project_name} {dist.version}"
-                 for plugin, dist in self.list_plugin_distinfo()}  # fmt: skip
+        distributions = self.list_plugin_distinfo()
+        dists = {
+            id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in distributions
+        }
         result = []
         for name, plugin in sorted(self.list_name_plugin(), key=lambda item: str(item[0])):
             if plugin is None or name is None:

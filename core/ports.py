@@ -493,7 +493,8 @@ class ScheduleStore(Protocol):
     scheduler's cron component work; one that does not gets a clear ConfigError from them.
     Each schedule carries a ``revision``; writes name the revision they read, and the store
     adds one on every write. Batch calls are atomic per batch unless a method says
-    otherwise; results are in the order of the input.
+    otherwise; results are in the order of the input. A store can get every method from
+    ``atp.core.records.RecordStore`` by writing its four record primitives.
     """
 
     async def put_schedules(self, schedules: Sequence[Schedule], *, now: float) -> list[Schedule]:
@@ -556,7 +557,8 @@ class WorkflowStore(Protocol):
     write of a run is a compare-and-set on its ``revision``, which the store adds one to on
     every write; there are no leader-only writes here (the sweep's writes are the same
     compare-and-sets as a worker's), so none carries a Fence. Batch calls are atomic per
-    batch unless a method says otherwise; results are in the order of the input.
+    batch unless a method says otherwise; results are in the order of the input. Like
+    ScheduleStore, it comes with ``atp.core.records.RecordStore``.
     """
 
     async def put_definitions(self, definitions: Sequence[Definition], *, now: float) -> list[bool]:

@@ -13,10 +13,21 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from atp.core.errors import InvalidInput
+from atp.core.errors import AlreadyExists, InvalidInput, StateConflict
 from atp.core.model import JSON
 
-__all__ = ["Advance", "Misfire", "Overlap", "Schedule", "schedule_from_dict", "schedule_to_dict"]
+__all__ = [
+    "Advance",
+    "Misfire",
+    "Overlap",
+    "Schedule",
+    "advanced",
+    "name_taken",
+    "revision_changed",
+    "schedule_from_dict",
+    "schedule_to_dict",
+    "stored_copy",
+]
 
 
 class Misfire(enum.StrEnum):
@@ -86,6 +97,36 @@ class Advance:
     last_tick: float | None = None
     """The latest tick fired this round; None when the round fired nothing (skipped)."""
     last_task: str | None = None
+
+
+def stored_copy(schedule: Schedule, current: Schedule | None, now: float) -> Schedule:
+    """What a store keeps when ``schedule`` is put over ``current`` (None: created), the
+    revision check passed: one revision more, stamped ``now``."""
+    created = now if current is None else current.created_at
+    return schedule.replace(revision=schedule.revision + 1, created_at=created, updated_at=now)
+
+
+def name_taken(schedule: Schedule) -> AlreadyExists:
+    """The error of a create (revision 0) whose name is stored already."""
+    return AlreadyExists(f"a schedule named {schedule.name!r} exists already")
+
+
+def revision_changed(schedule: Schedule) -> StateConflict:
+    """The error of a replace whose revision is no longer the stored one."""
+    return StateConflict(
+        f"schedule {schedule.name!r} changed or was removed since revision "
+        f"{schedule.revision}; nothing was changed"
+    )
+
+
+def advanced(schedule: Schedule, advance: Advance, now: float) -> Schedule:
+    """The schedule after the leader recorded ``advance`` (its revision check passed)."""
+    schedule = schedule.replace(next_tick=advance.next_tick, revision=schedule.revision + 1)
+    if advance.last_tick is None:
+        return schedule
+    return schedule.replace(
+        last_tick=advance.last_tick, last_task=advance.last_task, last_fired_at=now
+    )
 
 
 def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:

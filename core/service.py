@@ -76,6 +76,7 @@ class TaskService:
         self._store = platform.store
         self._clock = platform.clock
         self._settings = platform.settings
+        self._dispatcher = platform.dispatcher
         self._commit: GroupCommit[Task, Created] = GroupCommit(self._accept, MAX_BATCH)
 
     async def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
@@ -128,18 +129,14 @@ class TaskService:
         if before.state is State.CANCELLED:
             return before
         if before.state in FINAL_STATES:
-            raise StateConflict(
-                f"task {task_id!r} is {before.state}, it can no longer be cancelled"
-            )
+            raise _too_late(before)
         (record,) = await self._store.cancel([task_id], now=self._clock.now())
         if record is None:
             raise NotFound(f"no task with id {task_id!r}")
         if record.state is State.CANCELLED:
             self._platform.emit("atp_task_cancelled", record=record)
         elif record.state in FINAL_STATES:  # it finished between the two calls
-            raise StateConflict(
-                f"task {task_id!r} is {record.state}, it can no longer be cancelled"
-            )
+            raise _too_late(record)
         return record
 
     async def query(
@@ -217,18 +214,9 @@ class TaskService:
         if not tasks:
             return
         try:
-            await self._platform.transport.publish(tasks)
-        except AtpError as exc:
+            await self._dispatcher.publish(tasks)
+        except AtpError as exc:  # accepted all the same: the forwarder publishes them
             log.warning("publish of %d tasks failed, the forwarder takes them: %s", len(tasks), exc)
-            await self._release(tasks)
-            return
-        self._platform.emit("atp_task_dispatched", tasks=tasks)
-
-    async def _release(self, tasks: list[Task]) -> None:
-        try:
-            await self._store.release([task.id for task in tasks], now=self._clock.now())
-        except AtpError as exc:  # the reaper republishes them after ready_timeout
-            log.warning("release of %d tasks failed: %s", len(tasks), exc)
 
     def _build(self, request: PublishRequest, now: float) -> Task:
         validate_subject(request.subject)
@@ -262,8 +250,9 @@ class TaskService:
             return tasks
         for added in emit.collect("atp_task_headers", tasks=tasks):
             if len(added) != len(tasks):
-                log.error("a plugin returned %d header sets for %d tasks; ignored",
-                          len(added), len(tasks))  # fmt: skip
+                log.error(
+                    "a plugin returned %d header sets for %d tasks; ignored", len(added), len(tasks)
+                )
                 continue
             for task, extra in zip(tasks, added, strict=True):
                 if extra:
@@ -302,6 +291,7 @@ class TaskService:
 
 
 def _too_late(record: TaskRecord) -> StateConflict:
+    """The refusal to cancel a task that has already finished."""
     return StateConflict(f"task {record.id!r} is {record.state}, it can no longer be cancelled")
 
 
@@ -326,10 +316,10 @@ def _key(key: str | None) -> str | None:
 
 
 def _attempts(value: int | None) -> int | None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int)
-        or not 1 <= value <= MAX_ATTEMPTS_LIMIT
-    ):  # fmt: skip
+    if value is None:
+        return None
+    not_int = isinstance(value, bool) or not isinstance(value, int)
+    if not_int or not 1 <= value <= MAX_ATTEMPTS_LIMIT:
         raise InvalidInput(f"max_attempts must be 1 to {MAX_ATTEMPTS_LIMIT}, got {value!r}")
     return value
 

@@ -25,10 +25,23 @@ __all__ = ["Settings"]
 log = logging.getLogger("atp.settings")
 
 _DURATIONS = frozenset(
-    {"lease", "heartbeat", "timeout", "retry_base", "retry_cap", "max_delay",
-     "idempotency_window", "retention", "forward_interval", "forward_horizon", "ready_timeout",
-     "leader_ttl", "drain_timeout", "reap_interval"}
-)  # fmt: skip
+    {
+        "lease",
+        "heartbeat",
+        "timeout",
+        "retry_base",
+        "retry_cap",
+        "max_delay",
+        "idempotency_window",
+        "retention",
+        "forward_interval",
+        "forward_horizon",
+        "ready_timeout",
+        "leader_ttl",
+        "drain_timeout",
+        "reap_interval",
+    }
+)
 _META_ENV = frozenset({"ATP_CONFIG"})
 MAX_HORIZON = 60.0
 
@@ -213,9 +226,21 @@ def _integer(value: Any) -> int:
 
 
 def _check(settings: Settings) -> None:
-    positive = ("concurrency", "lease", "heartbeat", "timeout", "max_attempts", "retry_cap",
-                "max_payload", "idempotency_window", "forward_interval", "forward_batch",
-                "ready_timeout", "reap_interval", "leader_ttl")  # fmt: skip
+    positive = (
+        "concurrency",
+        "lease",
+        "heartbeat",
+        "timeout",
+        "max_attempts",
+        "retry_cap",
+        "max_payload",
+        "idempotency_window",
+        "forward_interval",
+        "forward_batch",
+        "ready_timeout",
+        "reap_interval",
+        "leader_ttl",
+    )
     for name in positive:
         value = getattr(settings, name)
         if not value > 0:

@@ -1,7 +1,9 @@
 """A Client's connection to ``atp server`` over gRPC, and consuming tasks through it.
 
-``retrieve`` lets a Python worker consume over gRPC: it yields ``RemoteDelivery`` objects
-whose ``ack``, ``nack`` and ``heartbeat`` settle the task on the server.
+``GrpcRemote`` offers the Client's ``Operations``; every message is converted in
+``atp.sdk.wire``, the same module the server converts with. Its ``consumer`` lets a
+Python worker consume over gRPC: ``retrieve`` yields ``RemoteDelivery`` objects whose
+``ack``, ``nack`` and ``heartbeat`` settle the task on the server.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any, TypeVar
 from grpc import aio
 
 from atp.core import codec
+from atp.core.clock import SystemClock
 from atp.core.errors import AtpError, BackendUnavailable
-from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
-from atp.core.ports import LeaseStatus, Page
+from atp.core.model import JSON, State, Task, TaskRecord
+from atp.core.ports import Clock, LeaseStatus, Page
 from atp.core.schedules import Schedule
 from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import Definition, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState
-from atp.sdk._remote import error_from
+from atp.sdk._operations import Operations
 from atp.sdk.wire import flows
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
@@ -33,39 +36,66 @@ from atp.sdk.wire.pb import (
 from atp.sdk.wire.pb import schedules_pb2 as spb
 from atp.sdk.wire.pb import tasks_pb2 as pb
 from atp.sdk.wire.pb import workflows_pb2 as wpb
+from atp.sdk.wire.problems import error_from
 
-__all__ = ["GrpcRemote", "RemoteDelivery"]
+__all__ = ["GrpcConsumer", "GrpcRemote", "RemoteDelivery"]
 
 T = TypeVar("T")
 TIMEOUT = 30.0
 
 
 class GrpcRemote:
-    """The gRPC API of one server (``grpc://host:port``)."""
+    """The gRPC API of one server (``grpc://host:port``), as a Client's ``Operations``."""
 
-    def __init__(self, target: str, token: str | None, *, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None,
+        *,
+        clock: Clock | None = None,
+        timeout: float = TIMEOUT,
+    ) -> None:
         self.target = target
+        self.clock = clock or SystemClock()
         self._channel = aio.insecure_channel(target)
-        self._tasks = tasks_pb2_grpc.TasksStub(self._channel)  # type: ignore[no-untyped-call]
-        self._consumer = consumer_pb2_grpc.ConsumerStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
+        self.tasks = GrpcTasks(self)
         self.schedules = GrpcSchedules(self)
         self.workflows = GrpcWorkflows(self)
+        self.consumer = GrpcConsumer(self)
 
     def __repr__(self) -> str:
         return f"GrpcRemote({self.target!r})"
 
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def call(self, method: Callable[..., Awaitable[T]], message: Any) -> T:
+        """One unary call with this connection's token and timeout; atp errors back."""
+        try:
+            return await method(message, metadata=self._metadata, timeout=self._timeout)
+        except aio.AioRpcError as exc:
+            raise _error(exc) from exc
+
+
+class GrpcTasks:
+    """``atp.v1.Tasks``, as ``TaskService`` offers its operations."""
+
+    def __init__(self, remote: GrpcRemote) -> None:
+        self._call = remote.call
+        self._stub = tasks_pb2_grpc.TasksStub(remote._channel)  # type: ignore[no-untyped-call]
+
     async def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
-        message = pb.PublishBatchRequest(tasks=[_request(r) for r in requests])
-        found = await self._call(self._tasks.PublishBatch, message)
-        return [Published(p.id, p.created, p.run_at) for p in found.tasks]
+        message = pb.PublishBatchRequest(tasks=[convert.request_out(r) for r in requests])
+        found = await self._call(self._stub.PublishBatch, message)
+        return [convert.published_in(p) for p in found.tasks]
 
     async def get(self, task_id: str) -> TaskRecord:
-        return record_in(await self._call(self._tasks.GetTask, pb.TaskId(id=task_id)))
+        return convert.record_in(await self._call(self._stub.GetTask, pb.TaskId(id=task_id)))
 
     async def cancel(self, task_id: str) -> TaskRecord:
-        return record_in(await self._call(self._tasks.CancelTask, pb.TaskId(id=task_id)))
+        return convert.record_in(await self._call(self._stub.CancelTask, pb.TaskId(id=task_id)))
 
     async def query(
         self,
@@ -75,19 +105,19 @@ class GrpcRemote:
         cursor: str | None = None,
         limit: int = 100,
     ) -> Page:
-        message = pb.ListTasksRequest(subject=subject, states=[str(s) for s in states or ()],
-                                      cursor=cursor, limit=limit)  # fmt: skip
-        return _page(await self._call(self._tasks.ListTasks, message))
+        names = [str(s) for s in states or ()]
+        message = pb.ListTasksRequest(subject=subject, states=names, cursor=cursor, limit=limit)
+        return convert.page_in(await self._call(self._stub.ListTasks, message))
 
     async def counts(self) -> dict[tuple[str, State], int]:
-        found = await self._call(self._tasks.Counts, pb.CountsRequest())
+        found = await self._call(self._stub.Counts, pb.CountsRequest())
         return {(c.subject, State(c.state)): c.count for c in found.counts}
 
     async def dead_letters(
         self, *, subject: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page:
         message = pb.ListDeadLettersRequest(subject=subject, cursor=cursor, limit=limit)
-        return _page(await self._call(self._tasks.ListDeadLetters, message))
+        return convert.page_in(await self._call(self._stub.ListDeadLetters, message))
 
     async def requeue(
         self,
@@ -100,55 +130,22 @@ class GrpcRemote:
         message = pb.RequeueRequest(id=task_id, delay=delay)
         if replace_payload:
             message.payload = convert.json_out(payload)
-        return record_in(await self._call(self._tasks.Requeue, message))
+        return convert.record_in(await self._call(self._stub.Requeue, message))
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
         message = pb.PurgeRequest(ids=list(ids or ()), all=ids is None)
-        return int((await self._call(self._tasks.Purge, message)).purged)
-
-    async def retrieve(
-        self, pattern: str, *, group: str = "default", max_in_flight: int = 16,
-        lease: float | None = None,
-    ) -> AsyncIterator[RemoteDelivery]:  # fmt: skip
-        """Yield tasks leased to this caller, at most ``max_in_flight`` unsettled at once.
-
-        Settle each with ``ack`` or ``nack``; ``heartbeat`` before its lease runs out.
-        Closing the iterator ends the stream and gives the unsettled tasks back.
-        """
-        request = cpb.RetrieveRequest(pattern=pattern, group=group,
-                                      max_in_flight=max_in_flight, lease=lease)  # fmt: skip
-        stream = self._consumer.Retrieve(request, metadata=self._metadata)
-        try:
-            async for item in stream:
-                yield RemoteDelivery(self, record_in(item.task), item.lease_id, item.lease_until)
-        except aio.AioRpcError as exc:
-            raise _error(exc) from exc
-        finally:
-            stream.cancel()
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def _call(self, method: Callable[..., Awaitable[T]], message: Any) -> T:
-        try:
-            return await method(message, metadata=self._metadata, timeout=self._timeout)
-        except aio.AioRpcError as exc:
-            raise _error(exc) from exc
+        return int((await self._call(self._stub.Purge, message)).purged)
 
 
 class GrpcSchedules:
     """``atp.v1.Schedules``, as ``ScheduleService`` offers its operations."""
 
     def __init__(self, remote: GrpcRemote) -> None:
-        self._call = remote._call
+        self._call = remote.call
         self._stub = schedules_pb2_grpc.SchedulesStub(remote._channel)  # type: ignore[no-untyped-call]
 
     async def add(self, schedule: Schedule) -> Schedule:
-        message = spb.AddScheduleRequest(
-            name=schedule.name, expression=schedule.expression, subject=schedule.subject,
-            payload=convert.json_out(schedule.payload), tz=schedule.tz,
-            misfire=schedule.misfire.value, overlap=schedule.overlap.value,
-        )  # fmt: skip
+        message = flows.add_schedule_out(schedule)
         return flows.schedule_in(await self._call(self._stub.AddSchedule, message))
 
     async def get(self, name: str) -> Schedule:
@@ -169,7 +166,7 @@ class GrpcSchedules:
 
     async def trigger(self, name: str) -> Published:
         found = await self._call(self._stub.TriggerSchedule, spb.ScheduleName(name=name))
-        return Published(found.id, found.created, found.run_at)
+        return convert.published_in(found)
 
     async def remove(self, name: str) -> None:
         await self._call(self._stub.RemoveSchedule, spb.ScheduleName(name=name))
@@ -179,7 +176,7 @@ class GrpcWorkflows:
     """``atp.v1.Workflows``, as ``WorkflowEngine`` offers its operations."""
 
     def __init__(self, remote: GrpcRemote) -> None:
-        self._call = remote._call
+        self._call = remote.call
         self._stub = workflows_pb2_grpc.WorkflowsStub(remote._channel)  # type: ignore[no-untyped-call]
 
     async def register(self, definitions: Sequence[Definition]) -> list[bool]:
@@ -202,16 +199,20 @@ class GrpcWorkflows:
         return [flows.definition_in(item) for item in found.items]
 
     async def start(
-        self, name: str, input: JSON = None, *, version: int | None = None,
+        self,
+        name: str,
+        input: JSON = None,
+        *,
+        version: int | None = None,
         run_id: str | None = None,
-    ) -> Run:  # fmt: skip
-        message = wpb.StartRunRequest(workflow=name, input=convert.json_out(input),
-                                      version=version, run_id=run_id)  # fmt: skip
+    ) -> Run:
+        data = convert.json_out(input)
+        message = wpb.StartRunRequest(workflow=name, input=data, version=version, run_id=run_id)
         return flows.run_in(await self._call(self._stub.StartRun, message))
 
     async def signal(self, run_id: str, name: str, payload: JSON = None) -> Run:
-        message = wpb.SignalRunRequest(run_id=run_id, name=name,
-                                       payload=convert.json_out(payload))  # fmt: skip
+        data = convert.json_out(payload)
+        message = wpb.SignalRunRequest(run_id=run_id, name=name, payload=data)
         return flows.run_in(await self._call(self._stub.SignalRun, message))
 
     async def get(self, run_id: str) -> Run:
@@ -225,19 +226,54 @@ class GrpcWorkflows:
         cursor: str | None = None,
         limit: int = 100,
     ) -> RunPage:
-        message = wpb.ListRunsRequest(workflow=workflow, cursor=cursor, limit=limit,
-                                      states=[str(s).upper() for s in states or ()])  # fmt: skip
+        names = [str(s).upper() for s in states or ()]
+        message = wpb.ListRunsRequest(workflow=workflow, cursor=cursor, limit=limit, states=names)
         return flows.run_page_in(await self._call(self._stub.ListRuns, message))
 
     async def cancel(self, run_id: str) -> Run:
         return flows.run_in(await self._call(self._stub.CancelRun, wpb.RunId(id=run_id)))
 
 
+class GrpcConsumer:
+    """``atp.v1.Consumer``: lease tasks from outside a worker, and settle them."""
+
+    def __init__(self, remote: GrpcRemote) -> None:
+        self._remote = remote
+        self.call = remote.call
+        self.stub = consumer_pb2_grpc.ConsumerStub(remote._channel)  # type: ignore[no-untyped-call]
+
+    async def retrieve(
+        self,
+        pattern: str,
+        *,
+        group: str = "default",
+        max_in_flight: int = 16,
+        lease: float | None = None,
+    ) -> AsyncIterator[RemoteDelivery]:
+        """Yield tasks leased to this caller, at most ``max_in_flight`` unsettled at once.
+
+        Settle each with ``ack`` or ``nack``; ``heartbeat`` before its lease runs out.
+        Closing the iterator ends the stream and gives the unsettled tasks back.
+        """
+        request = cpb.RetrieveRequest(
+            pattern=pattern, group=group, max_in_flight=max_in_flight, lease=lease
+        )
+        stream = self.stub.Retrieve(request, metadata=self._remote._metadata)
+        try:
+            async for item in stream:
+                record = convert.record_in(item.task)
+                yield RemoteDelivery(self, record, item.lease_id, item.lease_until)
+        except aio.AioRpcError as exc:
+            raise _error(exc) from exc
+        finally:
+            stream.cancel()
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteDelivery:
     """One task leased to this process over gRPC until ``lease_until``."""
 
-    remote: GrpcRemote
+    consumer: GrpcConsumer
     record: TaskRecord
     lease_id: str
     lease_until: float
@@ -248,23 +284,27 @@ class RemoteDelivery:
 
     async def ack(self, result: JSON = None) -> None:
         """Record success; StateConflict if the lease was lost meanwhile."""
-        message = cpb.AckRequest(task_id=self.task.id, lease_id=self.lease_id,
-                                 result=convert.json_out(result))  # fmt: skip
-        await self.remote._call(self.remote._consumer.Ack, message)
+        data = convert.json_out(result)
+        message = cpb.AckRequest(task_id=self.task.id, lease_id=self.lease_id, result=data)
+        await self.consumer.call(self.consumer.stub.Ack, message)
 
     async def nack(
         self, error: str, *, delay: float | None = None, terminate: bool = False
     ) -> State:
         """Record a failure: retried after ``delay`` (the backoff if None) or dead."""
-        message = cpb.NackRequest(task_id=self.task.id, lease_id=self.lease_id, delay=delay,
-                                  error=error, terminate=terminate)  # fmt: skip
-        return State((await self.remote._call(self.remote._consumer.Nack, message)).state)
+        message = cpb.NackRequest(
+            task_id=self.task.id,
+            lease_id=self.lease_id,
+            delay=delay,
+            error=error,
+            terminate=terminate,
+        )
+        return State((await self.consumer.call(self.consumer.stub.Nack, message)).state)
 
     async def heartbeat(self, lease: float | None = None) -> LeaseStatus:
         """Extend the lease; CANCEL_REQUESTED asks this process to stop the task."""
-        message = cpb.HeartbeatRequest(task_ids=[self.task.id], lease_id=self.lease_id,
-                                       lease=lease)  # fmt: skip
-        found = await self.remote._call(self.remote._consumer.Heartbeat, message)
+        message = cpb.HeartbeatRequest(task_ids=[self.task.id], lease_id=self.lease_id, lease=lease)
+        found = await self.consumer.call(self.consumer.stub.Heartbeat, message)
         return LeaseStatus(found.statuses[0])
 
 
@@ -277,42 +317,4 @@ def _error(exc: aio.AioRpcError) -> AtpError:
     return error_from(problem, exc.details() or "", float(retry if isinstance(retry, str) else 1))
 
 
-def _request(request: PublishRequest) -> pb.PublishRequest:
-    message = pb.PublishRequest(
-        subject=request.subject, payload=convert.json_out(request.payload),
-        delay=request.delay, run_at=request.run_at, idempotency_key=request.idempotency_key,
-        headers=dict(request.headers), max_attempts=request.max_attempts,
-        timeout=request.timeout, priority=request.priority,
-    )  # fmt: skip
-    if request.retry is not None:
-        r = request.retry
-        message.retry.CopyFrom(pb.RetryPolicy(base=r.base, factor=r.factor, cap=r.cap,
-                                              jitter=r.jitter))  # fmt: skip
-    return message
-
-
-def _page(message: pb.TaskPage) -> Page:
-    cursor = message.next_cursor if message.HasField("next_cursor") else None
-    return Page([record_in(item) for item in message.items], cursor)
-
-
-def record_in(message: pb.TaskRecord) -> TaskRecord:
-    """A TaskRecord from its protobuf message."""
-
-    def opt(name: str) -> Any:
-        return getattr(message, name) if message.HasField(name) else None
-
-    task = Task(
-        id=message.id, subject=message.subject, payload=convert.json_in(message.payload, "payload"),
-        headers=dict(message.headers), idempotency_key=opt("idempotency_key"),
-        run_at=message.run_at, created_at=message.created_at, attempt=message.attempt,
-        max_attempts=opt("max_attempts"), timeout=opt("timeout"), priority=message.priority,
-        schedule=opt("schedule"), workflow_run=opt("workflow_run"), step=opt("step"),
-    )  # fmt: skip
-    return TaskRecord(
-        task=task, state=State(message.state), updated_at=message.updated_at,
-        lease_owner=opt("lease_owner"), lease_until=opt("lease_until"),
-        result=convert.json_in(message.result, "result"),
-        errors=tuple(AttemptError(e.attempt, e.at, e.message, e.kind) for e in message.errors),
-        cancel_requested=message.cancel_requested, finished_at=opt("finished_at"),
-    )  # fmt: skip
+_: type[Operations] = GrpcRemote

@@ -7,43 +7,48 @@ closed by ``async with`` or ``close()``::
         published = await client.publish("orders.close", {"order_id": 42}, delay="30m")
         record = await client.get(published.id)
 
-Every method is a thin, typed call into ``TaskService``, the same operations the CLI and
-the REST and gRPC adapters use, so input is validated the same way everywhere.
+Every method is a thin, typed call into the client's ``Operations``: ``TaskService``,
+``ScheduleService`` and ``WorkflowEngine`` on a Platform in this process (the same ones the
+CLI and the REST and gRPC adapters use, so input is validated the same way everywhere), or
+an ``atp server`` reached over REST or gRPC. Publish options (``PublishOptions``) become a
+``PublishRequest`` in one place, ``publish_request``, which every way in goes through.
 """
 
 from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, Unpack
 
-from atp.core.clock import SystemClock
-from atp.core.cron.service import ScheduleService, define_schedule
-from atp.core.durations import parse_duration
+from atp.core.cron.service import define_schedule
 from atp.core.errors import ConfigError, InvalidInput
-from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, TaskRecord
+from atp.core.model import FINAL_STATES, JSON, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import PluginManager
 from atp.core.ports import Clock, Page
 from atp.core.schedules import Misfire, Overlap, Schedule
-from atp.core.service import Published, PublishRequest, TaskService
+from atp.core.service import Published, PublishRequest
 from atp.core.settings import Settings
-from atp.sdk._remote import REMOTE_SCHEMES, Remote, open_remote
+from atp.sdk._local import LocalOperations
+from atp.sdk._operations import Operations
+from atp.sdk._options import Duration, Instant, PublishOptions, publish_request, seconds
+from atp.sdk._remote import REMOTE_SCHEMES, open_remote
 from atp.sdk._workflows import WorkflowMethods
 
 if TYPE_CHECKING:
-    from atp.core.workflows.engine import WorkflowEngine
     from atp.sdk._grpc import RemoteDelivery
 
-__all__ = ["Client", "Duration", "Instant", "PublishRequest", "Published"]
-
-Duration: TypeAlias = timedelta | float | str
-"""A length of time: a ``timedelta``, seconds as a number, or text such as ``"30s"``."""
-Instant: TypeAlias = datetime | float
-"""A point in time: a timezone-aware ``datetime``, or seconds since the Unix epoch."""
+__all__ = [
+    "Client",
+    "Duration",
+    "Instant",
+    "PublishOptions",
+    "PublishRequest",
+    "Published",
+    "publish_request",
+]
 
 
 class _Unset:
@@ -67,12 +72,14 @@ class Client(WorkflowMethods):
     any number of tasks of one event loop at once.
     """
 
-    def __init__(self, platform: Platform, *, owns_platform: bool = False) -> None:
-        self.platform = platform
-        self._service: TaskService | Remote = TaskService(platform)
-        self._clock: Clock = platform.clock
-        self._schedules = ScheduleService(platform)
-        self._owns_platform = owns_platform
+    def __init__(self, platform: Platform | Operations, *, owns_platform: bool = False) -> None:
+        """A client over ``platform`` (closed by ``close`` if ``owns_platform``), or over
+        the ``Operations`` of an ``atp server`` (what ``connect`` builds for its URL)."""
+        if isinstance(platform, Platform):
+            self._platform: Platform | None = platform
+            self._ops: Operations = LocalOperations(platform, owns_platform=owns_platform)
+        else:
+            self._platform, self._ops = None, platform
         self._closed = False
 
     @classmethod
@@ -99,7 +106,7 @@ class Client(WorkflowMethods):
         errors.
         """
         if url is not None and url.partition("://")[0] in REMOTE_SCHEMES:
-            return cls._remote(open_remote(url, token), clock or SystemClock())
+            return cls(open_remote(url, token, clock))
         if settings is None:
             settings = Settings.load(store=url)
         elif url is not None:
@@ -107,62 +114,27 @@ class Client(WorkflowMethods):
         platform = Platform.build(settings, plugins=plugins, clock=clock)
         return cls(platform, owns_platform=True)
 
-    @classmethod
-    def _remote(cls, remote: Remote, clock: Clock) -> Client:
-        """A client over an ``atp server``: no platform of its own."""
-        client = cls.__new__(cls)
-        client._service, client._clock = remote, clock
-        client._schedules = cast(ScheduleService, remote.schedules)
-        client._workflow_engine = cast("WorkflowEngine", remote.workflows)
-        client._owns_platform, client._closed = False, False
-        return client
+    @property
+    def platform(self) -> Platform:
+        """The Platform this client works on; ConfigError for a client of an atp server."""
+        if self._platform is None:
+            raise ConfigError(f"{self!r} reaches an atp server: it has no platform")
+        return self._platform
 
     # -- publishing ----------------------------------------------------------------------
 
     @staticmethod
     def request(
-        subject: str,
-        payload: JSON = None,
-        *,
-        delay: Duration | None = None,
-        run_at: Instant | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_attempts: int | None = None,
-        timeout: Duration | None = None,
-        priority: int = 0,
-        retry: RetryPolicy | None = None,
+        subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
     ) -> PublishRequest:
         """Build one request for ``publish_many``; arguments as for ``publish``.
 
         Raises InvalidInput for a naive datetime or a malformed duration.
         """
-        return PublishRequest(
-            subject=subject,
-            payload=payload,
-            delay=None if delay is None else _seconds(delay, "delay"),
-            run_at=None if run_at is None else _epoch(run_at),
-            idempotency_key=idempotency_key,
-            headers=dict(headers or {}),
-            max_attempts=max_attempts,
-            timeout=None if timeout is None else _seconds(timeout, "timeout"),
-            priority=priority,
-            retry=retry,
-        )
+        return publish_request(subject, payload, **options)
 
     async def publish(
-        self,
-        subject: str,
-        payload: JSON = None,
-        *,
-        delay: Duration | None = None,
-        run_at: Instant | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_attempts: int | None = None,
-        timeout: Duration | None = None,
-        priority: int = 0,
-        retry: RetryPolicy | None = None,
+        self, subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
     ) -> Published:
         """Publish one task to ``subject``; return its id once the store has it.
 
@@ -170,21 +142,11 @@ class Client(WorkflowMethods):
         returns the existing task's id, with ``created=False``, if the key was used within
         the idempotency window. ``max_attempts``, ``timeout`` and ``retry`` override the
         handler's defaults for this task; higher ``priority`` runs first where the
-        transport can order. Raises InvalidInput (nothing is written) for bad input.
+        transport can order; ``headers`` travel with the task. Raises InvalidInput
+        (nothing is written) for bad input. The options: ``PublishOptions``.
         """
-        request = self.request(
-            subject,
-            payload,
-            delay=delay,
-            run_at=run_at,
-            idempotency_key=idempotency_key,
-            headers=headers,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            priority=priority,
-            retry=retry,
-        )
-        (published,) = await self._service.publish([request])
+        request = publish_request(subject, payload, **options)
+        (published,) = await self._ops.tasks.publish([request])
         return published
 
     async def publish_many(self, requests: Iterable[PublishRequest]) -> builtins.list[Published]:
@@ -193,13 +155,13 @@ class Client(WorkflowMethods):
         All or nothing on bad input: one invalid request raises InvalidInput and no task
         of the batch is written.
         """
-        return await self._service.publish(builtins.list(requests))
+        return await self._ops.tasks.publish(builtins.list(requests))
 
     # -- inspecting ----------------------------------------------------------------------
 
     async def get(self, task_id: str) -> TaskRecord:
         """Return the task's record as the store has it now; NotFound for an unknown id."""
-        return await self._service.get(task_id)
+        return await self._ops.tasks.get(task_id)
 
     async def list(
         self,
@@ -213,13 +175,13 @@ class Client(WorkflowMethods):
 
         Pass the page's ``next_cursor`` as ``cursor`` for the next page.
         """
-        return await self._service.query(
+        return await self._ops.tasks.query(
             subject=subject, states=_states(states), cursor=cursor, limit=limit
         )
 
     async def counts(self) -> dict[tuple[str, State], int]:
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
-        return await self._service.counts()
+        return await self._ops.tasks.counts()
 
     async def wait(self, task_id: str, timeout: Duration | None = None) -> TaskRecord:
         """Return the task's record once it is SUCCEEDED, DEAD or CANCELLED.
@@ -228,8 +190,8 @@ class Client(WorkflowMethods):
         platform's clock. Raises TimeoutError if it is not final after ``timeout`` (None:
         wait for ever), NotFound for an unknown id.
         """
-        clock = self._clock
-        limit = math.inf if timeout is None else _seconds(timeout, "timeout")
+        clock = self._ops.clock
+        limit = math.inf if timeout is None else seconds(timeout, "timeout")
         deadline = clock.now() + limit
         pause = WAIT_FIRST_POLL
         while True:
@@ -251,13 +213,13 @@ class Client(WorkflowMethods):
         is CANCELLED when its worker next checks (its record says ``cancel_requested``).
         NotFound for an unknown id; StateConflict, changing nothing, for a finished task.
         """
-        return await self._service.cancel(task_id)
+        return await self._ops.tasks.cancel(task_id)
 
     async def dead_letters(
         self, *, subject: str | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page:
         """Return one page of DEAD tasks, newest first; each record has its error history."""
-        return await self._service.dead_letters(subject=subject, cursor=cursor, limit=limit)
+        return await self._ops.tasks.dead_letters(subject=subject, cursor=cursor, limit=limit)
 
     async def requeue(
         self, task_id: str, *, delay: Duration | None = None, payload: JSON | _Unset = UNSET
@@ -268,9 +230,9 @@ class Client(WorkflowMethods):
         history is kept. NotFound for an unknown id; StateConflict unless it is DEAD.
         """
         replace = not isinstance(payload, _Unset)
-        return await self._service.requeue(
+        return await self._ops.tasks.requeue(
             task_id,
-            delay=None if delay is None else _seconds(delay, "delay"),
+            delay=None if delay is None else seconds(delay, "delay"),
             payload=payload if replace else None,
             replace_payload=replace,
         )
@@ -282,7 +244,7 @@ class Client(WorkflowMethods):
         """
         if isinstance(ids, str):
             raise InvalidInput("purge takes a list of ids, not one string")
-        return await self._service.purge(None if ids is None else builtins.list(ids))
+        return await self._ops.tasks.purge(None if ids is None else builtins.list(ids))
 
     # -- cron schedules ------------------------------------------------------------------
 
@@ -308,59 +270,58 @@ class Client(WorkflowMethods):
         schedule = define_schedule(
             name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
         )
-        return await self._schedules.add(schedule)
+        return await self._ops.schedules.add(schedule)
 
     async def get_schedule(self, name: str) -> Schedule:
         """Return the schedule; NotFound for an unknown name."""
-        return await self._schedules.get(name)
+        return await self._ops.schedules.get(name)
 
     async def list_schedules(self) -> builtins.list[Schedule]:
         """Return every schedule, by name."""
-        return await self._schedules.list()
+        return await self._ops.schedules.list()
 
     async def pause_schedule(self, name: str) -> Schedule:
         """Stop firing the schedule until resumed. NotFound for an unknown name."""
-        return await self._schedules.pause(name)
+        return await self._ops.schedules.pause(name)
 
     async def resume_schedule(self, name: str) -> Schedule:
         """Fire the schedule again from its next tick; ticks while paused are not fired."""
-        return await self._schedules.resume(name)
+        return await self._ops.schedules.resume(name)
 
     async def trigger_schedule(self, name: str) -> Published:
         """Publish the schedule's task now, once, outside its timetable."""
-        return await self._schedules.trigger(name)
+        return await self._ops.schedules.trigger(name)
 
     async def remove_schedule(self, name: str) -> None:
         """Delete the schedule; the tasks it fired stay. NotFound for an unknown name."""
-        await self._schedules.remove(name)
+        await self._ops.schedules.remove(name)
 
     # -- consuming remotely ----------------------------------------------------------------
 
     def retrieve(
-        self, pattern: str, *, group: str = "default", max_in_flight: int = 16,
+        self,
+        pattern: str,
+        *,
+        group: str = "default",
+        max_in_flight: int = 16,
         lease: float | None = None,
-    ) -> AsyncIterator[RemoteDelivery]:  # fmt: skip
+    ) -> AsyncIterator[RemoteDelivery]:
         """Lease tasks of ``pattern`` over gRPC (a ``grpc://`` client only); each delivery
-        has ``ack``, ``nack`` and ``heartbeat``. See ``GrpcRemote.retrieve``."""
-        retrieve = getattr(self._service, "retrieve", None)
-        if retrieve is None:
+        has ``ack``, ``nack`` and ``heartbeat``. See ``GrpcConsumer.retrieve``."""
+        consumer = self._ops.consumer
+        if consumer is None:
             raise ConfigError("retrieve needs a client connected with a grpc:// URL")
-        stream: AsyncIterator[RemoteDelivery] = retrieve(
-            pattern, group=group, max_in_flight=max_in_flight, lease=lease
-        )
-        return stream
+        return consumer.retrieve(pattern, group=group, max_in_flight=max_in_flight, lease=lease)
 
     # -- lifetime ------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the platform's connections if this client built them; idempotent."""
+        """Close the connections this client opened (its platform's if it built it);
+        idempotent."""
         if self._closed:
             return
         self._closed = True
-        if not isinstance(self._service, TaskService):
-            await self._service.close()
-        elif self._owns_platform:
-            await self.platform.close()
+        await self._ops.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -374,31 +335,10 @@ class Client(WorkflowMethods):
         await self.close()
 
     def __repr__(self) -> str:
-        if not isinstance(self._service, TaskService):
-            return f"Client(remote={self._service!r})"
-        settings = self.platform.settings
+        if self._platform is None:
+            return f"Client(remote={self._ops!r})"
+        settings = self._platform.settings
         return f"Client(store={settings.store!r}, transport={settings.transport!r})"
-
-
-def _seconds(value: Duration, what: str) -> float:
-    """Seconds in a timedelta, a number or a duration text; InvalidInput otherwise."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return parse_duration(value, what)
-
-
-def _epoch(value: Instant) -> float:
-    """Seconds since the epoch of an aware datetime or a number; InvalidInput otherwise."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInput(
-                f"run_at {value.isoformat()} has no timezone: pass an aware datetime, "
-                "such as datetime.now(timezone.utc)"
-            )
-        return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"run_at must be a datetime or seconds since the epoch, got {value!r}")
-    return float(value)
 
 
 def _states(states: State | str | Iterable[State | str] | None) -> builtins.list[State] | None:

@@ -11,34 +11,64 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from atp.core.model import JSON, RetryPolicy, State, TaskRecord
 from atp.core.plugins import PluginManager
-from atp.core.ports import Page
-from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.settings import Settings
-from atp.sdk._workflows import SyncWorkflowMethods
-from atp.sdk.client import UNSET, Client, Duration, Instant, Published, PublishRequest, _Unset
+from atp.sdk.client import Client, Published, PublishRequest
 
 __all__ = ["SyncClient"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 CLOSE_TIMEOUT = 30.0
 """Seconds ``close`` waits for the client's connections to close."""
 
 
-class SyncClient(SyncWorkflowMethods):
+class _Blocking(Generic[P, T]):
+    """A ``Client`` coroutine method as a blocking ``SyncClient`` method.
+
+    The signature and the docstring are the Client method's, for mypy and for ``help``.
+    """
+
+    def __init__(self, method: Callable[Concatenate[Client, P], Coroutine[Any, Any, T]]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+        self.__wrapped__ = method
+
+    @overload
+    def __get__(self, instance: None, owner: type[SyncClient]) -> _Blocking[P, T]: ...
+
+    @overload
+    def __get__(self, instance: SyncClient, owner: type[SyncClient]) -> Callable[P, T]: ...
+
+    def __get__(
+        self, instance: SyncClient | None, owner: type[SyncClient]
+    ) -> _Blocking[P, T] | Callable[P, T]:
+        if instance is None:
+            return self
+        method = self._method
+
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            return instance._call(method(instance._client, *args, **kwargs))
+
+        return call
+
+
+class SyncClient:
     """A blocking facade over ``Client``: the same methods, each returning its result.
 
     Build it with ``SyncClient.connect(...)`` (same arguments as ``Client.connect``) and
     close it with ``with`` or ``close()``. A call from the client's own loop thread (a
-    hook running there) would deadlock and raises RuntimeError instead.
+    hook running there) would deadlock and raises RuntimeError instead. ``wait`` blocks
+    the calling thread until the task is final.
     """
 
     def __init__(self, factory: Callable[[], Client]) -> None:
@@ -74,127 +104,37 @@ class SyncClient(SyncWorkflowMethods):
         return self._client
 
     request = staticmethod(Client.request)
-
-    def publish(
-        self,
-        subject: str,
-        payload: JSON = None,
-        *,
-        delay: Duration | None = None,
-        run_at: Instant | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_attempts: int | None = None,
-        timeout: Duration | None = None,
-        priority: int = 0,
-        retry: RetryPolicy | None = None,
-    ) -> Published:
-        """As ``Client.publish``."""
-        return self._call(
-            self._client.publish(
-                subject,
-                payload,
-                delay=delay,
-                run_at=run_at,
-                idempotency_key=idempotency_key,
-                headers=headers,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                priority=priority,
-                retry=retry,
-            )
-        )
+    publish = _Blocking(Client.publish)
 
     def publish_many(self, requests: Iterable[PublishRequest]) -> builtins.list[Published]:
-        """As ``Client.publish_many``."""
+        """As ``Client.publish_many``; ``requests`` is read in the calling thread."""
         return self._call(self._client.publish_many(builtins.list(requests)))
 
-    def get(self, task_id: str) -> TaskRecord:
-        """As ``Client.get``."""
-        return self._call(self._client.get(task_id))
+    get = _Blocking(Client.get)
+    list = _Blocking(Client.list)
+    counts = _Blocking(Client.counts)
+    wait = _Blocking(Client.wait)
+    cancel = _Blocking(Client.cancel)
+    dead_letters = _Blocking(Client.dead_letters)
+    requeue = _Blocking(Client.requeue)
+    purge = _Blocking(Client.purge)
 
-    def list(
-        self,
-        *,
-        subject: str | None = None,
-        states: State | str | Iterable[State | str] | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> Page:
-        """As ``Client.list``."""
-        return self._call(
-            self._client.list(subject=subject, states=states, cursor=cursor, limit=limit)
-        )
+    add_schedule = _Blocking(Client.add_schedule)
+    get_schedule = _Blocking(Client.get_schedule)
+    list_schedules = _Blocking(Client.list_schedules)
+    pause_schedule = _Blocking(Client.pause_schedule)
+    resume_schedule = _Blocking(Client.resume_schedule)
+    trigger_schedule = _Blocking(Client.trigger_schedule)
+    remove_schedule = _Blocking(Client.remove_schedule)
 
-    def counts(self) -> dict[tuple[str, State], int]:
-        """As ``Client.counts``."""
-        return self._call(self._client.counts())
-
-    def wait(self, task_id: str, timeout: Duration | None = None) -> TaskRecord:
-        """As ``Client.wait``: blocks the calling thread until the task is final."""
-        return self._call(self._client.wait(task_id, timeout))
-
-    def cancel(self, task_id: str) -> TaskRecord:
-        """As ``Client.cancel``."""
-        return self._call(self._client.cancel(task_id))
-
-    def dead_letters(
-        self, *, subject: str | None = None, cursor: str | None = None, limit: int = 100
-    ) -> Page:
-        """As ``Client.dead_letters``."""
-        return self._call(self._client.dead_letters(subject=subject, cursor=cursor, limit=limit))
-
-    def requeue(
-        self, task_id: str, *, delay: Duration | None = None, payload: JSON | _Unset = UNSET
-    ) -> TaskRecord:
-        """As ``Client.requeue``."""
-        return self._call(self._client.requeue(task_id, delay=delay, payload=payload))
-
-    def purge(self, ids: Sequence[str] | None = None) -> int:
-        """As ``Client.purge``."""
-        return self._call(self._client.purge(ids))
-
-    def add_schedule(
-        self,
-        name: str,
-        expression: str,
-        subject: str,
-        payload: JSON = None,
-        *,
-        tz: str = "UTC",
-        misfire: Misfire | str = Misfire.ONCE,
-        overlap: Overlap | str = Overlap.ALLOW,
-    ) -> Schedule:
-        """As ``Client.add_schedule``."""
-        return self._call(
-            self._client.add_schedule(
-                name, expression, subject, payload, tz=tz, misfire=misfire, overlap=overlap
-            )
-        )
-
-    def get_schedule(self, name: str) -> Schedule:
-        """As ``Client.get_schedule``."""
-        return self._call(self._client.get_schedule(name))
-
-    def list_schedules(self) -> builtins.list[Schedule]:
-        """As ``Client.list_schedules``."""
-        return self._call(self._client.list_schedules())
-
-    def pause_schedule(self, name: str) -> Schedule:
-        """As ``Client.pause_schedule``."""
-        return self._call(self._client.pause_schedule(name))
-
-    def resume_schedule(self, name: str) -> Schedule:
-        """As ``Client.resume_schedule``."""
-        return self._call(self._client.resume_schedule(name))
-
-    def trigger_schedule(self, name: str) -> Published:
-        """As ``Client.trigger_schedule``."""
-        return self._call(self._client.trigger_schedule(name))
-
-    def remove_schedule(self, name: str) -> None:
-        """As ``Client.remove_schedule``."""
-        self._call(self._client.remove_schedule(name))
+    register_workflow = _Blocking(Client.register_workflow)
+    get_workflow = _Blocking(Client.get_workflow)
+    list_workflows = _Blocking(Client.list_workflows)
+    start_workflow = _Blocking(Client.start_workflow)
+    signal = _Blocking(Client.signal)
+    get_run = _Blocking(Client.get_run)
+    list_runs = _Blocking(Client.list_runs)
+    cancel_run = _Blocking(Client.cancel_run)
 
     def close(self) -> None:
         """Close the client's connections and stop its thread; idempotent."""

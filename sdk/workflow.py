@@ -150,7 +150,8 @@ class Workflow:
         if any(existing.name == step.name for existing in self._steps):
             raise InvalidInput(
                 f"workflow {self.name!r} has a step named {step.name!r} already; give this one "
-                "another name=")  # fmt: skip
+                "another name="
+            )
         Definition(self.name, self.version, (*self._steps, step)).check()
         self._steps.append(step)
         return StepRef(step.name)

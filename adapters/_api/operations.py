@@ -30,7 +30,7 @@ class Operations:
         self.platform = platform
         self.service = TaskService(platform)
         self.schedules = ScheduleOperations(platform)
-        self.workflows = WorkflowOperations(platform, server.max_page)
+        self.workflows = WorkflowOperations(platform, server)
         self._server = server
 
     async def publish(self, who: Principal, requests: Sequence[PublishRequest]) -> list[Published]:
@@ -57,7 +57,7 @@ class Operations:
         limit: int,
     ) -> Page:
         who.scopes.require_read()
-        self._check_page(limit)
+        self._server.check_page(limit)
         return await self.service.query(subject=subject, states=states, cursor=cursor, limit=limit)
 
     async def counts(self, who: Principal) -> dict[tuple[str, State], int]:
@@ -75,7 +75,7 @@ class Operations:
         self, who: Principal, *, subject: str | None, cursor: str | None, limit: int
     ) -> Page:
         who.scopes.require_read()
-        self._check_page(limit)
+        self._server.check_page(limit)
         return await self.service.dead_letters(subject=subject, cursor=cursor, limit=limit)
 
     async def dead_letter(self, who: Principal, task_id: str) -> TaskRecord:
@@ -105,7 +105,3 @@ class Operations:
         if ids is not None and len(ids) > self._server.max_batch:
             raise InvalidInput(f"purge at most {self._server.max_batch} ids at once")
         return await self.service.purge(ids)
-
-    def _check_page(self, limit: int) -> None:
-        if not 1 <= limit <= self._server.max_page:
-            raise InvalidInput(f"limit must be 1 to {self._server.max_page}, got {limit}")

@@ -38,8 +38,9 @@ class ScheduleOperations:
         overlap: str,
     ) -> Schedule:
         """Store a new schedule (scope ``admin``); AlreadyExists for a taken name."""
-        schedule = define_schedule(name, expression, subject, payload=payload, tz=tz,
-                                   misfire=misfire, overlap=overlap)  # fmt: skip
+        schedule = define_schedule(
+            name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
+        )
         who.scopes.require_admin()
         return await self.service.add(schedule)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from atp.adapters._auth.config import ServerSettings
 from atp.adapters._auth.guard import Principal
-from atp.core.errors import InvalidInput
 from atp.core.model import JSON
 from atp.core.platform import Platform
 from atp.core.workflows.definition import Definition, StepKind, definition_from_dict
@@ -36,10 +36,10 @@ def published_subjects(definition: Definition) -> list[str]:
 class WorkflowOperations:
     """The workflow operations on behalf of one caller at a time."""
 
-    def __init__(self, platform: Platform, max_page: int) -> None:
+    def __init__(self, platform: Platform, server: ServerSettings) -> None:
         self._platform = platform
         self._engine: WorkflowEngine | None = None
-        self._max_page = max_page
+        self._server = server
 
     @property
     def engine(self) -> WorkflowEngine:
@@ -86,8 +86,7 @@ class WorkflowOperations:
         limit: int,
     ) -> RunPage:
         who.scopes.require_read()
-        if not 1 <= limit <= self._max_page:
-            raise InvalidInput(f"limit must be 1 to {self._max_page}, got {limit}")
+        self._server.check_page(limit)
         return await self.engine.list(workflow=workflow, states=states, cursor=cursor, limit=limit)
 
     async def signal(self, who: Principal, run_id: str, name: str, payload: JSON) -> Run:

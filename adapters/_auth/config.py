@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from atp.adapters._auth.tokens import Token, TokenBook
-from atp.core.errors import ConfigError
+from atp.core.errors import ConfigError, InvalidInput
 from atp.core.settings import Settings
 
 __all__ = ["ServerSettings"]
@@ -68,8 +68,9 @@ class ServerSettings:
         known = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = sorted(set(table) - set(known))
         if unknown:
-            raise ConfigError(f"unknown [atp.server] setting(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(known)}")  # fmt: skip
+            raise ConfigError(
+                f"unknown [atp.server] setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
         server = cls(**{key: _convert(key, known[key], value) for key, value in table.items()})
         server.check()
         return server
@@ -82,6 +83,11 @@ class ServerSettings:
         for name in ("port", "grpc_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"[atp.server] {name} must be a port number")
+
+    def check_page(self, limit: int) -> None:
+        """Raise InvalidInput for a page size of a listing outside 1 to ``max_page``."""
+        if not 1 <= limit <= self.max_page:
+            raise InvalidInput(f"limit must be 1 to {self.max_page}, got {limit}")
 
     def token_book(self) -> TokenBook:
         """The configured tokens, from ``tokens_file`` and ``tokens``."""

@@ -64,8 +64,11 @@ class Scopes:
     def texts(self) -> list[str]:
         """The scopes as strings, as a tokens file spells them."""
         plain = [name for name in _PLAIN if getattr(self, name)]
-        return [*plain, *(f"publish:{p}" for p in self.publish),
-                *(f"consume:{p}" for p in self.consume)]  # fmt: skip
+        return [
+            *plain,
+            *(f"publish:{p}" for p in self.publish),
+            *(f"consume:{p}" for p in self.consume),
+        ]
 
     def require_read(self) -> None:
         if not (self.read or self.admin):

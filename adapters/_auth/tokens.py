@@ -55,8 +55,13 @@ class Token:
         if not _ID.match(token_id) or not digest.startswith(f"{_ALGORITHM}:"):
             raise ConfigError(f"token {token_id!r}: bad id or hash (expected sha256:<hex>)")
         rate, burst = entry.get("rate"), entry.get("burst")
-        return cls(token_id, digest, scopes, None if rate is None else float(rate),
-                   None if burst is None else int(burst))  # fmt: skip
+        return cls(
+            token_id,
+            digest,
+            scopes,
+            None if rate is None else float(rate),
+            None if burst is None else int(burst),
+        )
 
     def to_mapping(self) -> dict[str, Any]:
         """The ``[[tokens]]`` entry for this token."""

@@ -11,8 +11,7 @@ import click
 
 __all__ = ["chaos"]
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
-                 "help_option_names": []}  # fmt: skip
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
 @click.command(context_settings=_PASS_THROUGH, add_help_option=False)

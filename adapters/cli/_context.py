@@ -17,6 +17,7 @@ from atp.core.settings import Settings
 
 __all__ = ["Options", "pass_options"]
 
+S = TypeVar("S")
 T = TypeVar("T")
 
 
@@ -35,7 +36,11 @@ class Options:
 
     def call(self, operation: Callable[[TaskService], Awaitable[T]]) -> T:
         """Run ``operation`` on a TaskService over a fresh platform, then close the platform."""
-        return self.on_platform(lambda platform: operation(TaskService(platform)))
+        return self.using(TaskService, operation)
+
+    def using(self, service: Callable[[Platform], S], operation: Callable[[S], Awaitable[T]]) -> T:
+        """Run ``operation`` on the ``service`` built over a fresh platform, then close it."""
+        return self.on_platform(lambda platform: operation(service(platform)))
 
     def on_platform(self, operation: Callable[[Platform], Awaitable[T]]) -> T:
         """Run ``operation`` on a fresh platform from these settings, then close it."""

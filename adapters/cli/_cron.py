@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
 
 import click
 
@@ -17,7 +15,6 @@ from atp.core.schedules import Misfire, Overlap, Schedule, schedule_to_dict
 
 __all__ = ["cron"]
 
-T = TypeVar("T")
 
 MISFIRE = click.Choice([m.value for m in Misfire])
 OVERLAP = click.Choice([o.value for o in Overlap])
@@ -62,7 +59,7 @@ def add(
     schedule = define_schedule(
         name, expression, subject, payload=body, tz=tz, misfire=misfire, overlap=overlap
     )
-    stored = _call(options, lambda service: service.add(schedule))
+    stored = options.using(ScheduleService, lambda service: service.add(schedule))
     click.echo(f"added {stored.name}: next tick {_local(stored.next_tick, stored.tz)}")
 
 
@@ -79,7 +76,7 @@ def ls(options: Options, as_json: bool) -> None:
     async def listing(service: ScheduleService) -> list[tuple[Schedule, list[float]]]:
         return [(s, service.upcoming(s)) for s in await service.list()]
 
-    schedules = _call(options, listing)
+    schedules = options.using(ScheduleService, listing)
     if as_json:
         for schedule, upcoming in schedules:
             echo_json({**schedule_to_dict(schedule), "upcoming": upcoming})
@@ -100,7 +97,7 @@ def _row(schedule: Schedule, upcoming: list[float]) -> tuple[str, ...]:
 @pass_options
 def pause(options: Options, name: str) -> None:
     """Stop firing NAME until it is resumed."""
-    _call(options, lambda service: service.pause(name))
+    options.using(ScheduleService, lambda service: service.pause(name))
     click.echo(f"paused {name}")
 
 
@@ -109,7 +106,7 @@ def pause(options: Options, name: str) -> None:
 @pass_options
 def resume(options: Options, name: str) -> None:
     """Fire NAME again from its next tick; ticks while it was paused are not fired."""
-    stored = _call(options, lambda service: service.resume(name))
+    stored = options.using(ScheduleService, lambda service: service.resume(name))
     click.echo(f"resumed {name}: next tick {_local(stored.next_tick, stored.tz)}")
 
 
@@ -118,7 +115,7 @@ def resume(options: Options, name: str) -> None:
 @pass_options
 def trigger(options: Options, name: str) -> None:
     """Publish NAME's task now, once, outside its timetable."""
-    published = _call(options, lambda service: service.trigger(name))
+    published = options.using(ScheduleService, lambda service: service.trigger(name))
     click.echo(published.id)
 
 
@@ -127,7 +124,7 @@ def trigger(options: Options, name: str) -> None:
 @pass_options
 def rm(options: Options, name: str) -> None:
     """Remove NAME; the tasks it fired stay."""
-    _call(options, lambda service: service.remove(name))
+    options.using(ScheduleService, lambda service: service.remove(name))
     click.echo(f"removed {name}")
 
 
@@ -147,8 +144,3 @@ def _wall_times(ticks: list[float], tz: str) -> str:
 def _local(tick: float, tz: str) -> str:
     """A tick as ISO 8601 in the schedule's own time zone, with its UTC offset."""
     return datetime.fromtimestamp(tick, zone(tz)).isoformat(timespec="seconds")
-
-
-def _call(options: Options, operation: Callable[[ScheduleService], Awaitable[T]]) -> T:
-    """Run ``operation`` on a ScheduleService over a fresh platform, then close it."""
-    return options.on_platform(lambda platform: operation(ScheduleService(platform)))

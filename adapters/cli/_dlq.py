@@ -6,6 +6,7 @@ import click
 
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import iso
+from atp.adapters.cli._pages import page_options, subject_option
 from atp.adapters.cli._params import DURATION, read_ids, read_json
 from atp.adapters.cli._tasks import show_page
 from atp.core.errors import StateConflict
@@ -25,11 +26,8 @@ def dlq() -> None:
 
 
 @dlq.command("ls")
-@click.option("--subject", help="A subject pattern: orders.close, orders.*, orders.>.")
-@click.option("--limit", type=int, default=50, show_default=True, help="Tasks per page.")
-@click.option("--cursor", help="The cursor printed under the previous page.")
-@click.option("--ids", "ids_only", is_flag=True, help="Print only the ids, one a line.")
-@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
+@subject_option
+@page_options
 @pass_options
 def ls(
     options: Options,

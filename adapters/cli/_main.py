@@ -108,14 +108,19 @@ def cli(
     Settings come from atp.toml (or --config), then ATP_* environment variables, then
     these options.
     """
-    overrides = {"store": store, "transport": transport, "coordinator": coordinator,
-                 "log_level": log_level.upper() if log_level else None,
-                 "log_format": log_format}  # fmt: skip
+    overrides = {
+        "store": store,
+        "transport": transport,
+        "coordinator": coordinator,
+        "log_level": log_level.upper() if log_level else None,
+        "log_format": log_format,
+    }
     ctx.obj = Options(config, {k: v for k, v in overrides.items() if v is not None})
 
 
-for command in (dev, worker, scheduler, server, token, publish, task, dlq, cron, workflow,
-                plugins, chaos):  # fmt: skip
+RUNTIMES = (dev, worker, scheduler, server, token)
+TOOLS = (publish, task, dlq, cron, workflow, plugins, chaos)
+for command in (*RUNTIMES, *TOOLS):
     cli.add_command(command)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import TypeVar, cast
 
 import click
 
@@ -12,57 +13,68 @@ from atp.core.durations import parse_duration
 from atp.core.errors import InvalidInput
 from atp.core.model import JSON, State
 
-__all__ = ["DURATION", "HEADER", "STATE", "TIMESTAMP", "read_ids", "read_json"]
+__all__ = ["DURATION", "HEADER", "STATE", "TIMESTAMP", "Parsed", "read_ids", "read_json"]
+
+T = TypeVar("T")
 
 
-class Duration(click.ParamType[float]):
+class Parsed(click.ParamType[T]):
+    """A type ``parse`` reads from the command line's text. A value that already is a
+    ``done`` (a default, say) passes through; an InvalidInput becomes click's usage error."""
+
+    done: type
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if isinstance(value, self.done):
+            return cast(T, value)
+        try:
+            return self.parse(value)
+        except InvalidInput as exc:
+            # click names the option already: drop a leading "duration: " and the like
+            self.fail(exc.message.removeprefix(f"{self.name}: "), param, ctx)
+
+    def parse(self, value: object) -> T:
+        """Return ``value`` read; raise InvalidInput saying what is wrong with it."""
+        raise NotImplementedError
+
+
+class Duration(Parsed[float]):
     """``90``, ``1.5``, ``250ms``, ``30s``, ``5m``, ``2h``, ``1d`` -> seconds."""
 
     name = "duration"
+    done = float
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(value, "duration")
-        except InvalidInput as exc:
-            self.fail(exc.message.removeprefix("duration: "), param, ctx)
+    def parse(self, value: object) -> float:
+        return parse_duration(value, "duration")
 
 
-class Timestamp(click.ParamType[float]):
+class Timestamp(Parsed[float]):
     """An ISO 8601 time (``2030-01-02T03:04:05Z``) -> seconds since the epoch; naive is UTC."""
 
     name = "iso8601"
+    done = float
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
+    def parse(self, value: object) -> float:
         try:
             moment = datetime.fromisoformat(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2030-01-02T03:04:05Z)", param, ctx)
+            example = "e.g. 2030-01-02T03:04:05Z"
+            raise InvalidInput(f"{value!r} is not an ISO 8601 time ({example})") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
 
 
-class Header(click.ParamType[tuple[str, str]]):
+class Header(Parsed[tuple[str, str]]):
     """``name=value`` -> ``(name, value)``."""
 
     name = "name=value"
+    done = tuple
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, str]:
-        if isinstance(value, tuple):
-            return value
+    def parse(self, value: object) -> tuple[str, str]:
         name, sep, text = str(value).partition("=")
         if not sep or not name:
-            self.fail(f"{value!r} is not a header: write name=value", param, ctx)
+            raise InvalidInput(f"{value!r} is not a header: write name=value")
         return name, text
 
 

@@ -55,9 +55,15 @@ def server(
     token ([atp.server] tokens_file, made by 'atp token create') unless --no-auth.
     """
     settings = options.settings()
-    config = ServerSettings.load(settings, host=host, port=port, grpc_port=grpc_port,
-                                 tokens_file=tokens_file, limiter=limiter,
-                                 auth=False if no_auth else None)  # fmt: skip
+    config = ServerSettings.load(
+        settings,
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
+        tokens_file=tokens_file,
+        limiter=limiter,
+        auth=False if no_auth else None,
+    )
     platform = Platform.build(settings, local=with_scheduler)
     others: list[Runnable] = [Scheduler(platform)] if with_scheduler else []
     if not (platform.direct_publish or with_scheduler):
@@ -84,9 +90,13 @@ async def serve_api(platform: Platform, config: ServerSettings, others: list[Run
     except BaseException:
         await platform.close()
         raise
-    log.info("atp API: REST on http://%s:%d%s%s", config.host, http.port,
-             f", gRPC on {config.host}:{config.grpc_port}" if config.grpc_port else "",
-             "" if config.auth else " (authentication OFF)")  # fmt: skip
+    log.info(
+        "atp API: REST on http://%s:%d%s%s",
+        config.host,
+        http.port,
+        f", gRPC on {config.host}:{config.grpc_port}" if config.grpc_port else "",
+        "" if config.auth else " (authentication OFF)",
+    )
     try:
         await serve(platform, runnables)
     finally:
@@ -151,8 +161,13 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("token_id", metavar="ID")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              help="read, admin, publish:<pattern> or consume:<pattern>; repeatable.")  # fmt: skip
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="read, admin, publish:<pattern> or consume:<pattern>; repeatable.",
+)
 @click.option("--rate", type=float, help="Requests per second; default: the server's.")
 @click.option("--burst", type=int, help="Requests at once; default: the server's.")
 @click.option(
@@ -162,9 +177,12 @@ def token() -> None:
     help="Tokens file to append the entry to (else it is printed on stderr).",
 )
 def create(
-    token_id: str, scopes: tuple[str, ...], rate: float | None, burst: int | None,
+    token_id: str,
+    scopes: tuple[str, ...],
+    rate: float | None,
+    burst: int | None,
     path: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """Make a token and print it ONCE on stdout; its [[tokens]] entry goes to --file.
 
     atp keeps only the secret's hash, so a lost token cannot be shown again: make a new

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from atp.adapters.cli._errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
+from atp.adapters.cli._params import Parsed
 from atp.core.errors import AtpError, ConfigError, InvalidInput
 from atp.core.settings import Settings
 
@@ -60,8 +62,9 @@ PARENT_CHECK = 1.0
 """Seconds between a worker process's looks at whether its supervisor is still there."""
 FATAL_EXITS = frozenset({EXIT_USAGE, EXIT_CONFIG})
 """Exit codes no restart can mend: bad usage or configuration, the same for every child."""
-SUPERVISOR_PARAMS = frozenset({"processes", "name", "supervisor_pid", "restart_delay",
-                               "max_deaths"})  # fmt: skip
+SUPERVISOR_PARAMS = frozenset(
+    {"processes", "name", "supervisor_pid", "restart_delay", "max_deaths"}
+)
 """Options of ``atp worker`` the supervisor consumes instead of passing them on."""
 METRICS_PLUGIN = "atp.plugins.prometheus"
 METRICS_PORT = 9464
@@ -71,25 +74,23 @@ METRICS_PORT = 9464
 # -- the command line ------------------------------------------------------------------
 
 
-class ProcessCount(click.ParamType[int]):
+class ProcessCount(Parsed[int]):
     """A positive number of processes, or ``auto``: one per CPU this process may use."""
 
     name = "N|auto"
+    done = int
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
+    def parse(self, value: object) -> int:
         text = str(value).strip().lower()
         if text == "auto":
             return _cpus()
+        hint = "is not a number of processes: write N >= 1 or 'auto'"
         try:
             count = int(text)
         except ValueError:
-            self.fail(f"{value!r} is not a number of processes: write N >= 1 or 'auto'", param, ctx)
+            raise InvalidInput(f"{value!r} {hint}") from None
         if count < 1:
-            self.fail(f"{count} is not a number of processes: write N >= 1 or 'auto'", param, ctx)
+            raise InvalidInput(f"{count} {hint}")
         return count
 
 
@@ -104,14 +105,16 @@ def _cpus() -> int:
 
 def supervision_options(fn: F) -> F:
     """The hidden options of ``atp worker`` that only the supervisor and its children use."""
+    pid_help = "Set on a child: drain and exit once this parent is gone."
+    delay_help = "Seconds before a first restart."
+    deaths_help = "Deaths of one child tolerated in the window."
+    seconds, count = click.FloatRange(min=0), click.IntRange(min=0)
+    hide = functools.partial(click.option, hidden=True)
     hidden = [
-        click.option("--supervisor-pid", type=int, hidden=True,
-                     help="Set on a child: drain and exit once this parent is gone."),
-        click.option("--restart-delay", type=click.FloatRange(min=0), hidden=True,
-                     default=RESTART_DELAY, help="Seconds before a first restart."),
-        click.option("--max-deaths", type=click.IntRange(min=0), hidden=True,
-                     default=MAX_DEATHS, help="Deaths of one child tolerated in the window."),
-    ]  # fmt: skip
+        hide("--supervisor-pid", type=int, help=pid_help),
+        hide("--restart-delay", type=seconds, default=RESTART_DELAY, help=delay_help),
+        hide("--max-deaths", type=count, default=MAX_DEATHS, help=deaths_help),
+    ]
     for option in hidden:
         fn = option(fn)
     return fn
@@ -166,8 +169,8 @@ def child_specs(args: Sequence[str], count: int, name: str, settings: Settings) 
     specs = []
     for number in range(1, count + 1):
         child = f"{name}-{number}"
-        argv = [sys.executable, "-m", "atp.adapters.cli", *args, "--processes", "1",
-                "--name", child, "--supervisor-pid", parent]  # fmt: skip
+        command = [sys.executable, "-m", "atp.adapters.cli", *args]
+        argv = [*command, "--processes", "1", "--name", child, "--supervisor-pid", parent]
         env = {**os.environ, **_metrics_env(settings, number)}
         specs.append(ChildSpec(number, child, argv, env))
     return specs
@@ -303,17 +306,19 @@ class Supervisor:
         how, uptime = _describe(code), now - child.started
         if code in FATAL_EXITS:
             kind = InvalidInput if code == EXIT_USAGE else ConfigError
-            self._fail(kind(f"worker process {number} {how}: bad usage or configuration "
-                            "(its error is above); not restarting"))  # fmt: skip
+            why = "bad usage or configuration (its error is above); not restarting"
+            self._fail(kind(f"worker process {number} {how}: {why}"))
             return None
         delay = child.restarts.after_death(uptime, now)
         if delay is None:
             window = self._policy.window
-            self._fail(AtpError(f"worker process {number} died {len(child.restarts.deaths)} "
-                                f"times within {window:g} s (last {how}); giving up"))  # fmt: skip
+            deaths = len(child.restarts.deaths)
+            why = f"died {deaths} times within {window:g} s (last {how}); giving up"
+            self._fail(AtpError(f"worker process {number} {why}"))
             return None
-        log.warning("worker process %d %s after %.1f s; restarting it in %.1f s",
-                    number, how, uptime, delay)  # fmt: skip
+        log.warning(
+            "worker process %d %s after %.1f s; restarting it in %.1f s", number, how, uptime, delay
+        )
         return delay
 
     def _fail(self, error: AtpError) -> None:
@@ -359,12 +364,18 @@ class Supervisor:
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if not self._stopping.is_set():
-            log.info("%s: draining %d worker processes (send it again to stop at once)",
-                     name, len(self._children))  # fmt: skip
+            log.info(
+                "%s: draining %d worker processes (send it again to stop at once)",
+                name,
+                len(self._children),
+            )
             self._stopping.set()
             return
-        log.warning("%s again: killing the worker processes; their running tasks run again "
-                    "after their lease", name)  # fmt: skip
+        log.warning(
+            "%s again: killing the worker processes; their running tasks run again "
+            "after their lease",
+            name,
+        )
         self._killed_by = signum
         self._signal_all(signal.SIGKILL)
 

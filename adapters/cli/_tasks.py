@@ -12,7 +12,8 @@ from atp.adapters.cli._params import DURATION, HEADER, STATE, TIMESTAMP, read_js
 from atp.core import codec
 from atp.core.model import State, TaskRecord
 from atp.core.ports import Page
-from atp.core.service import Published, PublishRequest, TaskService
+from atp.core.service import Published, TaskService
+from atp.sdk.client import publish_request
 
 __all__ = ["publish", "task"]
 
@@ -49,9 +50,9 @@ def publish(
     When an idempotency key matches a task published earlier, that task's id is printed
     and nothing is created (a note says so on stderr).
     """
-    request = PublishRequest(
-        subject=subject,
-        payload=read_json(payload, "payload"),
+    request = publish_request(
+        subject,
+        read_json(payload, "payload"),
         delay=delay,
         run_at=run_at,
         idempotency_key=idempotency_key,
@@ -66,8 +67,7 @@ def publish(
 
 def _show_published(published: Published, as_json: bool) -> None:
     if as_json:
-        echo_json({"id": published.id, "created": published.created,
-                   "run_at": published.run_at})  # fmt: skip
+        echo_json({"id": published.id, "created": published.created, "run_at": published.run_at})
         return
     click.echo(published.id)
     if not published.created:
@@ -163,8 +163,12 @@ def show_page(
 ) -> None:
     """Print a page as JSON, as bare ids, or as a table with the next cursor on stderr."""
     if as_json:
-        echo_json({"items": [codec.record_to_dict(r) for r in page.items],
-                   "next_cursor": page.next_cursor})  # fmt: skip
+        echo_json(
+            {
+                "items": [codec.record_to_dict(r) for r in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
         return
     if ids_only:
         for record in page.items:

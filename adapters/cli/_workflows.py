@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import click
 
 from atp.adapters.cli._context import Options, pass_options
@@ -12,11 +9,10 @@ from atp.adapters.cli._output import echo_json, iso, table
 from atp.adapters.cli._params import read_json
 from atp.core.workflows.definition import definition_from_dict, definition_to_dict
 from atp.core.workflows.engine import WorkflowEngine
-from atp.core.workflows.runs import Run, RunState, run_to_dict
+from atp.core.workflows.runs import Run, RunState, StepRun, run_to_dict
 
 __all__ = ["workflow"]
 
-T = TypeVar("T")
 RUN_STATES = click.Choice([state.value for state in RunState], case_sensitive=False)
 
 
@@ -38,7 +34,7 @@ def register(options: Options, definition: str) -> None:
     A version is immutable: registering it again with other steps is refused (exit 4).
     """
     parsed = definition_from_dict(read_json(definition, "the definition"))
-    (created,) = _call(options, lambda engine: engine.register([parsed]))
+    (created,) = options.using(WorkflowEngine, lambda engine: engine.register([parsed]))
     state = "registered" if created else "unchanged"
     click.echo(f"{state} {parsed.name} v{parsed.version}")
 
@@ -48,13 +44,15 @@ def register(options: Options, definition: str) -> None:
 @pass_options
 def ls(options: Options, as_json: bool) -> None:
     """List registered workflow definitions, every version."""
-    definitions = _call(options, lambda engine: engine.definitions())
+    definitions = options.using(WorkflowEngine, lambda engine: engine.definitions())
     if as_json:
         for definition in definitions:
             echo_json(definition_to_dict(definition))
         return
-    rows = [(d.name, str(d.version), str(len(d.steps)), ", ".join(s.name for s in d.steps))
-            for d in definitions]  # fmt: skip
+    rows = [
+        (d.name, str(d.version), str(len(d.steps)), ", ".join(s.name for s in d.steps))
+        for d in definitions
+    ]
     table(("NAME", "VERSION", "STEPS", "STEP NAMES"), rows)
 
 
@@ -66,7 +64,7 @@ def ls(options: Options, as_json: bool) -> None:
 def start(options: Options, name: str, input_text: str | None, version: int | None) -> None:
     """Start a run of workflow NAME; print its id."""
     body = read_json(input_text, "--input")
-    run = _call(options, lambda engine: engine.start(name, body, version=version))
+    run = options.using(WorkflowEngine, lambda engine: engine.start(name, body, version=version))
     click.echo(run.id)
 
 
@@ -77,9 +75,13 @@ def start(options: Options, name: str, input_text: str | None, version: int | No
 @pass_options
 def runs(options: Options, name: str | None, states: tuple[str, ...], limit: int) -> None:
     """List runs, newest first."""
-    page = _call(options, lambda engine: engine.list(workflow=name, states=states, limit=limit))
-    rows = [(r.id, f"{r.workflow} v{r.version}", r.state.value, _progress(r), iso(r.created_at))
-            for r in page.items]  # fmt: skip
+    page = options.using(
+        WorkflowEngine, lambda engine: engine.list(workflow=name, states=states, limit=limit)
+    )
+    rows = [
+        (r.id, f"{r.workflow} v{r.version}", r.state.value, _progress(r), iso(r.created_at))
+        for r in page.items
+    ]
     table(("RUN", "WORKFLOW", "STATE", "STEPS DONE", "STARTED"), rows)
 
 
@@ -89,16 +91,14 @@ def runs(options: Options, name: str | None, states: tuple[str, ...], limit: int
 @pass_options
 def get(options: Options, run_id: str, as_json: bool) -> None:
     """Show run RUN_ID: each step's state, attempts, timings, task and error."""
-    run = _call(options, lambda engine: engine.get(run_id))
+    run = options.using(WorkflowEngine, lambda engine: engine.get(run_id))
     if as_json:
         echo_json(run_to_dict(run))
         return
     click.echo(f"run {run.id}: {run.workflow} v{run.version} {run.state}")
     if run.error:
         click.echo(f"error: {run.error}")
-    rows = [(name, s.state.value, str(s.attempts), iso(s.started_at), iso(s.finished_at),
-             s.task_id or "-", s.compensation.value if s.compensation else "-", s.error or "")
-            for name, s in run.steps.items()]  # fmt: skip
+    rows = [_step_row(name, step) for name, step in run.steps.items()]
     table(("STEP", "STATE", "ATTEMPTS", "STARTED", "FINISHED", "TASK", "UNDO", "ERROR"), rows)
 
 
@@ -110,7 +110,7 @@ def get(options: Options, run_id: str, as_json: bool) -> None:
 def signal(options: Options, run_id: str, name: str, payload: str | None) -> None:
     """Send signal NAME to run RUN_ID."""
     body = read_json(payload, "--payload")
-    run = _call(options, lambda engine: engine.signal(run_id, name, body))
+    run = options.using(WorkflowEngine, lambda engine: engine.signal(run_id, name, body))
     click.echo(f"signalled {run.id}: {run.state}")
 
 
@@ -119,15 +119,17 @@ def signal(options: Options, run_id: str, name: str, payload: str | None) -> Non
 @pass_options
 def cancel(options: Options, run_id: str) -> None:
     """Cancel run RUN_ID: pending steps are cancelled, running step tasks asked to stop."""
-    run = _call(options, lambda engine: engine.cancel(run_id))
+    run = options.using(WorkflowEngine, lambda engine: engine.cancel(run_id))
     click.echo(f"cancelled {run.id}")
+
+
+def _step_row(name: str, step: StepRun) -> tuple[str, ...]:
+    times = (iso(step.started_at), iso(step.finished_at))
+    undo = step.compensation.value if step.compensation else "-"
+    tail = (step.task_id or "-", undo, step.error or "")
+    return (name, step.state.value, str(step.attempts), *times, *tail)
 
 
 def _progress(run: Run) -> str:
     done = sum(step.state.value in ("SUCCEEDED", "SKIPPED") for step in run.steps.values())
     return f"{done}/{len(run.steps)}"
-
-
-def _call(options: Options, operation: Callable[[WorkflowEngine], Awaitable[T]]) -> T:
-    """Run ``operation`` on a WorkflowEngine over a fresh platform, then close it."""
-    return options.on_platform(lambda platform: operation(WorkflowEngine(platform)))

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from atp.adapters._api.operations import Operations
-from atp.adapters._auth.guard import Guard
-from atp.adapters.grpc._services import DEFAULT_PAGE, Ctx, _Base, guarded
+from atp.adapters._auth.guard import Guard, Principal
+from atp.adapters.grpc._services import DEFAULT_PAGE, _Base, guarded
 from atp.sdk.wire import flows
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import schedules_pb2 as spb
 from atp.sdk.wire.pb import schedules_pb2_grpc, workflows_pb2_grpc
 from atp.sdk.wire.pb import workflows_pb2 as wpb
+from atp.sdk.wire.tasks import field_or_none
 
 __all__ = ["SchedulesService", "WorkflowsService"]
 
@@ -28,44 +29,42 @@ class SchedulesService(_Base, schedules_pb2_grpc.SchedulesServicer):
         self._ops = operations.schedules
 
     @guarded
-    async def AddSchedule(self, request: spb.AddScheduleRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def AddSchedule(self, who: Principal, request: spb.AddScheduleRequest) -> Any:
         schedule = await self._ops.add(
-            who, name=request.name, expression=request.expression, subject=request.subject,
-            payload=convert.json_in(request.payload, "payload"), tz=request.tz or "UTC",
-            misfire=request.misfire or "once", overlap=request.overlap or "allow",
-        )  # fmt: skip
+            who,
+            name=request.name,
+            expression=request.expression,
+            subject=request.subject,
+            payload=convert.json_in(request.payload, "payload"),
+            tz=request.tz or "UTC",
+            misfire=request.misfire or "once",
+            overlap=request.overlap or "allow",
+        )
         return flows.schedule_out(schedule)
 
     @guarded
-    async def GetSchedule(self, request: spb.ScheduleName, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def GetSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
         return flows.schedule_out(await self._ops.get(who, request.name))
 
     @guarded
-    async def ListSchedules(self, request: spb.ListSchedulesRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ListSchedules(self, who: Principal, request: spb.ListSchedulesRequest) -> Any:
         found = await self._ops.list(who)
         return spb.ScheduleList(items=[flows.schedule_out(s) for s in found])
 
     @guarded
-    async def PauseSchedule(self, request: spb.ScheduleName, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def PauseSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
         return flows.schedule_out(await self._ops.pause(who, request.name))
 
     @guarded
-    async def ResumeSchedule(self, request: spb.ScheduleName, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ResumeSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
         return flows.schedule_out(await self._ops.resume(who, request.name))
 
     @guarded
-    async def TriggerSchedule(self, request: spb.ScheduleName, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def TriggerSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
         return convert.published_out(await self._ops.trigger(who, request.name))
 
     @guarded
-    async def RemoveSchedule(self, request: spb.ScheduleName, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def RemoveSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
         await self._ops.remove(who, request.name)
         return spb.RemoveScheduleResponse()
 
@@ -78,59 +77,54 @@ class WorkflowsService(_Base, workflows_pb2_grpc.WorkflowsServicer):
         self._ops = operations.workflows
 
     @guarded
-    async def RegisterWorkflow(self, request: wpb.RegisterWorkflowRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def RegisterWorkflow(self, who: Principal, request: wpb.RegisterWorkflowRequest) -> Any:
         data = convert.json_in(request.definition, "definition")
         definition, created = await self._ops.register(who, data)
-        return wpb.RegisterWorkflowResponse(name=definition.name, version=definition.version,
-                                            created=created)  # fmt: skip
+        return wpb.RegisterWorkflowResponse(
+            name=definition.name, version=definition.version, created=created
+        )
 
     @guarded
-    async def GetWorkflow(self, request: wpb.GetWorkflowRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
-        version = request.version if request.HasField("version") else None
+    async def GetWorkflow(self, who: Principal, request: wpb.GetWorkflowRequest) -> Any:
+        version = field_or_none(request, "version")
         return flows.definition_out(await self._ops.definition(who, request.name, version))
 
     @guarded
-    async def ListWorkflows(self, request: wpb.ListWorkflowsRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ListWorkflows(self, who: Principal, request: wpb.ListWorkflowsRequest) -> Any:
         found = await self._ops.definitions(who)
         return wpb.WorkflowList(items=[flows.definition_out(d) for d in found])
 
     @guarded
-    async def StartRun(self, request: wpb.StartRunRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def StartRun(self, who: Principal, request: wpb.StartRunRequest) -> Any:
         run = await self._ops.start(
-            who, request.workflow, convert.json_in(request.input, "input"),
-            version=request.version if request.HasField("version") else None,
-            run_id=request.run_id if request.HasField("run_id") else None,
-        )  # fmt: skip
+            who,
+            request.workflow,
+            convert.json_in(request.input, "input"),
+            version=field_or_none(request, "version"),
+            run_id=field_or_none(request, "run_id"),
+        )
         return flows.run_out(run)
 
     @guarded
-    async def GetRun(self, request: wpb.RunId, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def GetRun(self, who: Principal, request: wpb.RunId) -> Any:
         return flows.run_out(await self._ops.get(who, request.id))
 
     @guarded
-    async def ListRuns(self, request: wpb.ListRunsRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ListRuns(self, who: Principal, request: wpb.ListRunsRequest) -> Any:
         page = await self._ops.list(
             who,
-            workflow=request.workflow if request.HasField("workflow") else None,
+            workflow=field_or_none(request, "workflow"),
             states=list(request.states) or None,
-            cursor=request.cursor if request.HasField("cursor") else None,
+            cursor=field_or_none(request, "cursor"),
             limit=request.limit or DEFAULT_PAGE,
         )
         return flows.run_page_out(page)
 
     @guarded
-    async def SignalRun(self, request: wpb.SignalRunRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def SignalRun(self, who: Principal, request: wpb.SignalRunRequest) -> Any:
         payload = convert.json_in(request.payload, "payload")
         return flows.run_out(await self._ops.signal(who, request.run_id, request.name, payload))
 
     @guarded
-    async def CancelRun(self, request: wpb.RunId, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def CancelRun(self, who: Principal, request: wpb.RunId) -> Any:
         return flows.run_out(await self._ops.cancel(who, request.id))

@@ -59,8 +59,11 @@ class GrpcServer:
         schedules_pb2_grpc.add_SchedulesServicer_to_server(schedules, self._server)  # type: ignore[no-untyped-call]
         workflows_pb2_grpc.add_WorkflowsServicer_to_server(workflows, self._server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        names = (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME)  # fmt: skip
+        names = (
+            *SERVICES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
         reflection.enable_server_reflection(names, self._server)
         try:
             bound = self._server.add_insecure_port(self.address)

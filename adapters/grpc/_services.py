@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,34 +23,38 @@ from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
 from atp.sdk.wire.pb import consumer_pb2_grpc, tasks_pb2_grpc
 from atp.sdk.wire.pb import tasks_pb2 as pb
+from atp.sdk.wire.problems import PROBLEM_TYPE, retry_after
+from atp.sdk.wire.tasks import field_or_none
 
 __all__ = ["ConsumerService", "TasksService"]
 
 log = logging.getLogger("atp.grpc")
 
-PROBLEM_TYPE = "urn:atp:problem:"
 DEFAULT_PAGE = 100
 R = TypeVar("R")
 Ctx = aio.ServicerContext[Any, Any]
-Handler = Callable[..., Awaitable[R]]
+Handler = Callable[[Any, Any, Ctx], Awaitable[R]]
+Answer = Callable[[Any, Principal, Any], Awaitable[R]]
 
 
 async def abort(context: Ctx, exc: AtpError) -> None:
     """End the call with the status ``exc`` maps to; raises, as ``context.abort`` does."""
     trailers: list[tuple[str, str]] = [("atp-problem-type", PROBLEM_TYPE + exc.type_slug)]
     if isinstance(exc, RateLimited):
-        trailers.append(("retry-after", str(max(1, math.ceil(min(exc.retry_after, 86400))))))
+        trailers.append(("retry-after", retry_after(exc)))
     code = getattr(grpc.StatusCode, exc.grpc_code)
     await context.abort(code, exc.message, trailing_metadata=tuple(trailers))
 
 
-def guarded(method: Handler[R]) -> Handler[R]:
-    """Translate atp errors of a unary method into statuses; log anything unexpected."""
+def guarded(method: Answer[R]) -> Handler[R]:
+    """Make ``method(self, who, request)`` a unary gRPC method: authenticate the caller
+    from the ``authorization`` metadata, then end the call with the status an atp error
+    maps to."""
 
     @functools.wraps(method)
-    async def call(self: Any, request: Any, context: Ctx) -> R:
+    async def call(self: _Base, request: Any, context: Ctx) -> R:
         try:
-            return await method(self, request, context)
+            return await method(self, await self._caller(context), request)
         except AtpError as exc:
             await abort(context, exc)
             raise  # unreachable: abort raises
@@ -77,79 +80,76 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
         self._ops = operations
 
     @guarded
-    async def Publish(self, request: pb.PublishRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Publish(self, who: Principal, request: pb.PublishRequest) -> Any:
         (published,) = await self._ops.publish(who, [convert.request_in(request, None)])
         return convert.published_out(published)
 
     @guarded
-    async def PublishBatch(self, request: pb.PublishBatchRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
-        key = request.idempotency_key if request.HasField("idempotency_key") else None
-        requests = [convert.request_in(item, None if key is None else f"{key}:{index}")
-                    for index, item in enumerate(request.tasks)]  # fmt: skip
+    async def PublishBatch(self, who: Principal, request: pb.PublishBatchRequest) -> Any:
+        key = field_or_none(request, "idempotency_key")
+        requests = [
+            convert.request_in(item, None if key is None else f"{key}:{index}")
+            for index, item in enumerate(request.tasks)
+        ]
         published = await self._ops.publish(who, requests)
         return pb.PublishBatchResponse(tasks=[convert.published_out(p) for p in published])
 
     @guarded
-    async def GetTask(self, request: pb.TaskId, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def GetTask(self, who: Principal, request: pb.TaskId) -> Any:
         return convert.record_out(await self._ops.get(who, request.id))
 
     @guarded
-    async def CancelTask(self, request: pb.TaskId, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def CancelTask(self, who: Principal, request: pb.TaskId) -> Any:
         return convert.record_out(await self._ops.cancel(who, request.id))
 
     @guarded
-    async def ListTasks(self, request: pb.ListTasksRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ListTasks(self, who: Principal, request: pb.ListTasksRequest) -> Any:
         page = await self._ops.query(
             who,
-            subject=request.subject if request.HasField("subject") else None,
+            subject=field_or_none(request, "subject"),
             states=convert.states_in(list(request.states)),
-            cursor=request.cursor if request.HasField("cursor") else None,
+            cursor=field_or_none(request, "cursor"),
             limit=request.limit or DEFAULT_PAGE,
         )
         return convert.page_out(page)
 
     @guarded
-    async def Counts(self, request: pb.CountsRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Counts(self, who: Principal, request: pb.CountsRequest) -> Any:
         found = await self._ops.counts(who)
-        return pb.CountsResponse(counts=[pb.Count(subject=s, state=str(st), count=n)
-                                         for (s, st), n in sorted(found.items())])  # fmt: skip
+        counts = [
+            pb.Count(subject=s, state=str(st), count=n) for (s, st), n in sorted(found.items())
+        ]
+        return pb.CountsResponse(counts=counts)
 
     @guarded
-    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def ListDeadLetters(self, who: Principal, request: pb.ListDeadLettersRequest) -> Any:
         page = await self._ops.dead_letters(
             who,
-            subject=request.subject if request.HasField("subject") else None,
-            cursor=request.cursor if request.HasField("cursor") else None,
+            subject=field_or_none(request, "subject"),
+            cursor=field_or_none(request, "cursor"),
             limit=request.limit or DEFAULT_PAGE,
         )
         return convert.page_out(page)
 
     @guarded
-    async def GetDeadLetter(self, request: pb.TaskId, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def GetDeadLetter(self, who: Principal, request: pb.TaskId) -> Any:
         return convert.record_out(await self._ops.dead_letter(who, request.id))
 
     @guarded
-    async def Requeue(self, request: pb.RequeueRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Requeue(self, who: Principal, request: pb.RequeueRequest) -> Any:
         replace = request.HasField("payload")
         payload = convert.json_in(request.payload, "payload") if replace else None
         record = await self._ops.requeue(
-            who, request.id, delay=request.delay if request.HasField("delay") else None,
-            payload=payload, replace_payload=replace,
-        )  # fmt: skip
+            who,
+            request.id,
+            delay=field_or_none(request, "delay"),
+            payload=payload,
+            replace_payload=replace,
+        )
         return convert.record_out(record)
 
     @guarded
-    async def Purge(self, request: pb.PurgeRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Purge(self, who: Principal, request: pb.PurgeRequest) -> Any:
         if not request.all and not request.ids:
             raise InvalidInput("name the dead tasks to purge in ids, or set all = true")
         purged = await self._ops.purge(who, None if request.all else list(request.ids))
@@ -169,39 +169,46 @@ class ConsumerService(_Base, consumer_pb2_grpc.ConsumerServicer):
         try:
             who = await self._caller(context)
             stream = self._leases.retrieve(
-                who, request.pattern, request.group, request.max_in_flight or 1,
-                request.lease if request.HasField("lease") else None,
-            )  # fmt: skip
+                who,
+                request.pattern,
+                request.group,
+                request.max_in_flight or 1,
+                field_or_none(request, "lease"),
+            )
             async with contextlib.aclosing(stream) as leased:
                 async for item in leased:
-                    yield cpb.LeasedTask(task=convert.record_out(item.record),
-                                         lease_id=item.lease_id,
-                                         lease_until=item.lease_until)  # fmt: skip
+                    yield cpb.LeasedTask(
+                        task=convert.record_out(item.record),
+                        lease_id=item.lease_id,
+                        lease_until=item.lease_until,
+                    )
         except AtpError as exc:
             await abort(context, exc)
 
     @guarded
-    async def Ack(self, request: cpb.AckRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Ack(self, who: Principal, request: cpb.AckRequest) -> Any:
         result = convert.json_in(request.result, "result")
         await self._leases.ack(who, request.task_id, request.lease_id, result)
         return cpb.AckResponse()
 
     @guarded
-    async def Nack(self, request: cpb.NackRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Nack(self, who: Principal, request: cpb.NackRequest) -> Any:
         state = await self._leases.nack(
-            who, request.task_id, request.lease_id,
-            delay=request.delay if request.HasField("delay") else None,
-            error=request.error, terminate=request.terminate,
-        )  # fmt: skip
+            who,
+            request.task_id,
+            request.lease_id,
+            delay=field_or_none(request, "delay"),
+            error=request.error,
+            terminate=request.terminate,
+        )
         return cpb.NackResponse(state=str(state))
 
     @guarded
-    async def Heartbeat(self, request: cpb.HeartbeatRequest, context: Ctx) -> Any:
-        who = await self._caller(context)
+    async def Heartbeat(self, who: Principal, request: cpb.HeartbeatRequest) -> Any:
         statuses = await self._leases.heartbeat(
-            who, list(request.task_ids), request.lease_id,
-            request.lease if request.HasField("lease") else None,
-        )  # fmt: skip
+            who,
+            list(request.task_ids),
+            request.lease_id,
+            field_or_none(request, "lease"),
+        )
         return cpb.HeartbeatResponse(statuses=[str(s) for s in statuses])

@@ -97,8 +97,10 @@ def _health(app: FastAPI, platform: Platform) -> None:
     )
     async def readyz() -> Any:
         """Every backend answers: the store and the coordinator are each asked once."""
-        probes = {"store": lambda: platform.store.get([PROBE_ID]),
-                  "coordinator": lambda: platform.coordinator.holder(PROBE_ID)}  # fmt: skip
+        probes = {
+            "store": lambda: platform.store.get([PROBE_ID]),
+            "coordinator": lambda: platform.coordinator.holder(PROBE_ID),
+        }
         checks = {name: await _probe(probe) for name, probe in probes.items()}
         ready = all(result == "ok" for result in checks.values())
         body = Health(status="ok" if ready else "unavailable", checks=checks)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atp.core.model import AttemptError, RetryPolicy, TaskRecord
+from atp.core.model import TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
+from atp.sdk.wire import rest
 
 __all__ = [
     "BatchIn",
@@ -63,23 +63,12 @@ class TaskIn(_Strict):
     priority: int = 0
     retry: RetryIn | None = None
 
-    def request(
-        self, idempotency_key: str | None, seconds: Callable[[float | str, str], float]
-    ) -> PublishRequest:
-        """The core request; ``seconds`` parses a duration (raises InvalidInput)."""
-        retry = None if self.retry is None else RetryPolicy(**self.retry.model_dump())
-        return PublishRequest(
-            subject=self.subject,
-            payload=self.payload,
-            delay=None if self.delay is None else seconds(self.delay, "delay"),
-            run_at=self.run_at,
-            idempotency_key=self.idempotency_key or idempotency_key,
-            headers=self.headers,
-            max_attempts=self.max_attempts,
-            timeout=None if self.timeout is None else seconds(self.timeout, "timeout"),
-            priority=self.priority,
-            retry=retry,
-        )
+    def request(self, idempotency_key: str | None) -> PublishRequest:
+        """The core request, ``idempotency_key`` (the header's) unless the body names one.
+
+        Raises InvalidInput for a malformed duration.
+        """
+        return rest.request_in(self.model_dump(), idempotency_key)
 
 
 class BatchIn(_Strict):
@@ -97,7 +86,7 @@ class PublishedOut(BaseModel):
 
     @classmethod
     def of(cls, published: Published) -> PublishedOut:
-        return cls(id=published.id, created=published.created, run_at=published.run_at)
+        return cls.model_validate(rest.published_out(published))
 
 
 class BatchOut(BaseModel):
@@ -113,10 +102,6 @@ class ErrorOut(BaseModel):
     at: float
     message: str
     kind: str
-
-    @classmethod
-    def of(cls, error: AttemptError) -> ErrorOut:
-        return cls(attempt=error.attempt, at=error.at, message=error.message, kind=error.kind)
 
 
 class TaskOut(BaseModel):
@@ -147,18 +132,7 @@ class TaskOut(BaseModel):
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskOut:
-        task = record.task
-        return cls(
-            id=task.id, subject=task.subject, state=str(record.state), payload=task.payload,
-            headers=dict(task.headers), idempotency_key=task.idempotency_key,
-            run_at=task.run_at, created_at=task.created_at, updated_at=record.updated_at,
-            attempt=task.attempt, max_attempts=task.max_attempts, timeout=task.timeout,
-            priority=task.priority, lease_owner=record.lease_owner,
-            lease_until=record.lease_until, result=record.result,
-            errors=[ErrorOut.of(e) for e in record.errors],
-            cancel_requested=record.cancel_requested, finished_at=record.finished_at,
-            schedule=task.schedule, workflow_run=task.workflow_run, step=task.step,
-        )  # fmt: skip
+        return cls.model_validate(rest.record_out(record))
 
 
 class PageOut(BaseModel):

@@ -7,7 +7,6 @@ the status the class maps to. A 429 carries ``Retry-After``, a 401 ``WWW-Authent
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,24 +16,39 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atp.core.errors import AtpError, InvalidInput, PayloadTooLarge, RateLimited
+from atp.sdk.wire.problems import PROBLEM_TYPE, retry_after
 
 __all__ = ["PROBLEM_TYPE", "BodyLimit", "install_handlers", "problem_response"]
 
 log = logging.getLogger("atp.http")
 
-PROBLEM_TYPE = "urn:atp:problem:"
 MEDIA_TYPE = "application/problem+json"
-_TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Conflict", 413: "Content too large",
-           429: "Too many requests", 500: "Internal error", 503: "Unavailable"}  # fmt: skip
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Unavailable",
+}
 
 
 def problem_response(
     status: int, slug: str, detail: str, instance: str, **extra: Any
 ) -> JSONResponse:
     """A problem document response."""
-    body = {"type": PROBLEM_TYPE + slug, "title": _TITLES.get(status, "Error"),
-            "status": status, "detail": detail, "instance": instance, **extra}  # fmt: skip
+    body = {
+        "type": PROBLEM_TYPE + slug,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
@@ -42,7 +56,7 @@ def error_response(exc: AtpError, instance: str) -> JSONResponse:
     """The problem document for an atp error, with the headers its status calls for."""
     response = problem_response(exc.http_status, exc.type_slug, exc.message, instance)
     if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(max(1, math.ceil(min(exc.retry_after, 86400))))
+        response.headers["Retry-After"] = retry_after(exc)
     if exc.http_status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="atp"'
     return response
@@ -59,11 +73,18 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg"))}
-                  for e in exc.errors()]  # fmt: skip
+        errors = [
+            {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg"))}
+            for e in exc.errors()
+        ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-        return problem_response(400, InvalidInput.type_slug, detail or "invalid request",
-                                request.url.path, errors=errors)  # fmt: skip
+        return problem_response(
+            400,
+            InvalidInput.type_slug,
+            detail or "invalid request",
+            request.url.path,
+            errors=errors,
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -75,8 +96,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return problem_response(500, "internal", "internal error; see the server log",
-                                request.url.path)  # fmt: skip
+        return problem_response(
+            500, "internal", "internal error; see the server log", request.url.path
+        )
 
 
 class BodyLimit:

@@ -35,8 +35,10 @@ bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer atp_<id
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     shared = (400, 401, 403, 413, 429, 503)
     content = {"application/problem+json": {"schema": Problem.model_json_schema()}}
-    return {status: {"model": Problem, "content": content, "description": "A problem document"}
-            for status in sorted({*shared, *statuses})}  # fmt: skip
+    return {
+        status: {"model": Problem, "content": content, "description": "A problem document"}
+        for status in sorted({*shared, *statuses})
+    }
 
 
 def operations(request: Request) -> Operations:
@@ -58,26 +60,31 @@ Who = Annotated[Principal, Depends(caller)]
 Ops = Annotated[Operations, Depends(operations)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=200,
-           description="Returns the existing task for a repeated key (batch: <key>:<index>)"),
-]  # fmt: skip
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Returns the existing task for a repeated key (batch: <key>:<index>)",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, description="Page size, up to the server's max_page")]
 SubjectFilter = Annotated[str | None, Query(description="Subject pattern, e.g. orders.*")]
 
 
-def _seconds(value: float | str, what: str) -> float:
-    return parse_duration(value, what)
-
-
-@router.post("/tasks", status_code=201, response_model=PublishedOut,
-             responses={200: {"model": PublishedOut, "description": "Idempotency key matched"},
-                        **_problems()})  # fmt: skip
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=PublishedOut,
+    responses={
+        200: {"model": PublishedOut, "description": "Idempotency key matched"},
+        **_problems(),
+    },
+)
 async def publish(
     body: TaskIn, response: Response, ops: Ops, who: Who, key: IdempotencyKey = None
 ) -> PublishedOut:
     """Publish one task (scope ``publish:<subject>``). 201 when created, 200 when an
     idempotency key matched an existing task (nothing created)."""
-    (published,) = await ops.publish(who, [body.request(key, _seconds)])
+    (published,) = await ops.publish(who, [body.request(key)])
     if not published.created:
         response.status_code = 200
     return PublishedOut.of(published)
@@ -87,7 +94,7 @@ async def publish(
 async def publish_batch(body: BatchIn, ops: Ops, who: Who, key: IdempotencyKey = None) -> BatchOut:
     """Publish tasks in one store call: all accepted, or none on bad input or scope."""
     requests = [
-        item.request(None if key is None else f"{key}:{index}", _seconds)
+        item.request(None if key is None else f"{key}:{index}")
         for index, item in enumerate(body.tasks)
     ]
     published = await ops.publish(who, requests)
@@ -126,15 +133,19 @@ async def cancel_task(task_id: str, ops: Ops, who: Who) -> TaskOut:
 async def counts(ops: Ops, who: Who) -> CountsOut:
     """How many tasks each subject holds in each state (scope ``read``)."""
     found = await ops.counts(who)
-    return CountsOut(counts=[CountOut(subject=s, state=str(st), count=n)
-                             for (s, st), n in sorted(found.items())])  # fmt: skip
+    return CountsOut(
+        counts=[CountOut(subject=s, state=str(st), count=n) for (s, st), n in sorted(found.items())]
+    )
 
 
 @router.get("/dead-letters", response_model=PageOut, responses=_problems())
 async def dead_letters(
-    ops: Ops, who: Who, subject: SubjectFilter = None, cursor: str | None = None,
+    ops: Ops,
+    who: Who,
+    subject: SubjectFilter = None,
+    cursor: str | None = None,
     limit: Limit = 100,
-) -> PageOut:  # fmt: skip
+) -> PageOut:
     """Dead tasks, newest first, each with its error history (scope ``read``)."""
     return PageOut.of(await ops.dead_letters(who, subject=subject, cursor=cursor, limit=limit))
 
@@ -145,16 +156,18 @@ async def dead_letter(task_id: str, ops: Ops, who: Who) -> TaskOut:
     return TaskOut.of(await ops.dead_letter(who, task_id))
 
 
-@router.post("/dead-letters/{task_id}/requeue", response_model=TaskOut,
-             responses=_problems(404, 409))  # fmt: skip
+@router.post(
+    "/dead-letters/{task_id}/requeue", response_model=TaskOut, responses=_problems(404, 409)
+)
 async def requeue(task_id: str, ops: Ops, who: Who, body: RequeueIn | None = None) -> TaskOut:
     """Give a dead task a new life (scope ``admin``): attempts reset, after ``delay``,
     with ``payload`` replacing the old one when the field is present."""
     body = body or RequeueIn()
-    delay = None if body.delay is None else _seconds(body.delay, "delay")
+    delay = None if body.delay is None else parse_duration(body.delay, "delay")
     replace = "payload" in body.model_fields_set
-    record = await ops.requeue(who, task_id, delay=delay, payload=body.payload,
-                               replace_payload=replace)  # fmt: skip
+    record = await ops.requeue(
+        who, task_id, delay=delay, payload=body.payload, replace_payload=replace
+    )
     return TaskOut.of(record)
 
 

@@ -110,8 +110,12 @@ async def trigger_schedule(name: str, ops: Ops, who: Who) -> PublishedOut:
     return PublishedOut.of(await ops.schedules.trigger(who, name))
 
 
-@router.delete("/{name}", status_code=204, response_class=Response,
-               responses={204: {"description": "Deleted"}, **_problems(404)})  # fmt: skip
+@router.delete(
+    "/{name}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted"}, **_problems(404)},
+)
 async def remove_schedule(name: str, ops: Ops, who: Who) -> Response:
     """Delete the schedule (scope ``admin``); the tasks it fired stay."""
     await ops.schedules.remove(who, name)

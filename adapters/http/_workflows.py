@@ -154,9 +154,12 @@ class RunPageOut(BaseModel):
         return cls(items=[RunOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/workflows", status_code=201, response_model=RegisteredOut,
-             responses={200: {"model": RegisteredOut, "description": "Stored already"},
-                        **_problems(409)})  # fmt: skip
+@router.post(
+    "/workflows",
+    status_code=201,
+    response_model=RegisteredOut,
+    responses={200: {"model": RegisteredOut, "description": "Stored already"}, **_problems(409)},
+)
 async def register_workflow(
     body: DefinitionIn, response: Response, ops: Ops, who: Who
 ) -> RegisteredOut:
@@ -183,14 +186,14 @@ async def get_workflow(
     return DefinitionOut.of(await ops.workflows.definition(who, name, version))
 
 
-@router.post("/workflows/{name}/runs", status_code=201, response_model=RunOut,
-             responses=_problems(404, 409))  # fmt: skip
+@router.post(
+    "/workflows/{name}/runs", status_code=201, response_model=RunOut, responses=_problems(404, 409)
+)
 async def start_run(name: str, ops: Ops, who: Who, body: StartIn | None = None) -> RunOut:
     """Start a run (scope ``publish`` on every subject of the definition); the steps
     without parents are enqueued at once."""
     body = body or StartIn()
-    run = await ops.workflows.start(who, name, body.input, version=body.version,
-                                    run_id=body.run_id)  # fmt: skip
+    run = await ops.workflows.start(who, name, body.input, version=body.version, run_id=body.run_id)
     return RunOut.of(run)
 
 
@@ -204,8 +207,9 @@ async def list_runs(
     limit: Limit = 100,
 ) -> RunPageOut:
     """Runs newest first, by workflow name and states (scope ``read``)."""
-    page = await ops.workflows.list(who, workflow=workflow, states=state, cursor=cursor,
-                                    limit=limit)  # fmt: skip
+    page = await ops.workflows.list(
+        who, workflow=workflow, states=state, cursor=cursor, limit=limit
+    )
     return RunPageOut.of(page)
 
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from atp.core.errors import AtpError, FencedOut
 from atp.core.ports import Clock, Fence
 
-__all__ = ["Component", "NotLeading"]
+__all__ = ["Component", "Leadership", "NotLeading"]
 
 log = logging.getLogger("atp.scheduler")
 
 
 class NotLeading(Exception):
     """The leader lease ran out under a running component; the elector is about to notice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    """What a component needs of the leader it runs under."""
+
+    fence: Callable[[], Fence]
+    """The current lease's fencing token, for leader-only writes; NotLeading once it ran out."""
+    fenced_out: Callable[[], None]
+    """Tells the leader that a write was fenced out, so it steps down."""
 
 
 class Component:
@@ -31,13 +42,12 @@ class Component:
         self,
         clock: Clock,
         interval: float,
-        fence: Callable[[], Fence],
-        on_fenced: Callable[[], None],
+        leader: Leadership,
     ) -> None:
         self._clock = clock
         self._interval = interval
-        self._fence = fence
-        self._on_fenced = on_fenced
+        self._fence = leader.fence
+        self._on_fenced = leader.fenced_out
 
     async def tick(self) -> bool:
         """Do one round of work; return True when more is waiting."""

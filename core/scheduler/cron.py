@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from atp.core.cron.expression import CronExpression
 from atp.core.cron.planner import Round, plan_round
-from atp.core.cron.service import schedule_store, tick_key
-from atp.core.errors import AtpError, ConfigError, InvalidInput
+from atp.core.cron.service import tick_key
+from atp.core.errors import AtpError, InvalidInput
 from atp.core.model import ACTIVE_STATES
-from atp.core.platform import Platform
-from atp.core.ports import Fence, ScheduleStore
-from atp.core.scheduler.component import Component
+from atp.core.plugins import HookEmitter
+from atp.core.ports import Clock, ScheduleStore, TaskStore
+from atp.core.scheduler.component import Component, Leadership
 from atp.core.schedules import Advance, Overlap, Schedule
 from atp.core.service import Published, PublishRequest, TaskService
 
@@ -61,17 +61,26 @@ class Cron(Component):
     name = "cron"
 
     def __init__(
-        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+        self,
+        schedules: ScheduleStore | None,
+        tasks: TaskService,
+        store: TaskStore,
+        clock: Clock,
+        emit: HookEmitter,
+        *,
+        leader: Leadership,
     ) -> None:
-        super().__init__(platform.clock, REFRESH, fence, on_fenced)
-        self._platform = platform
-        self._tasks = TaskService(platform)
+        """``schedules`` None: the store keeps no schedules, and the component stays idle."""
+        super().__init__(clock, REFRESH, leader)
+        self._tasks = tasks
+        self._store = store
+        self._emit = emit
         self._expressions: dict[tuple[str, str], CronExpression] = {}
-        self._store: ScheduleStore | None = _schedules(platform)
+        self._schedules = schedules
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire due ticks until ``stop`` is set, waking at each next tick."""
-        if self._store is None:
+        if self._schedules is None:
             return
         while not stop.is_set():
             if await self._safe_tick():
@@ -80,11 +89,11 @@ class Cron(Component):
             await self._clock.wait(stop, await self._pause())
 
     async def tick(self) -> bool:
-        store = self._store
-        if store is None:
+        schedules = self._schedules
+        if schedules is None:
             return False
         now = self._clock.now()
-        due = await store.due_schedules(now=now, limit=BATCH)
+        due = await schedules.due_schedules(now=now, limit=BATCH)
         if not due:
             return False
         fence = self._fence()  # NotLeading before anything is published
@@ -92,7 +101,7 @@ class Cron(Component):
         plans, requests, published = await self._publish(plans)
         await self._announce(requests, published)  # created, so announced, whatever follows
         advances = _advances(plans, published)
-        applied = await store.advance_schedules(advances, now=self._clock.now(), fence=fence)
+        applied = await schedules.advance_schedules(advances, now=self._clock.now(), fence=fence)
         for advance, done in zip(advances, applied, strict=True):
             if not done:
                 log.info("schedule %r changed while firing; it is read again", advance.name)
@@ -125,10 +134,10 @@ class Cron(Component):
 
     async def _pause(self) -> float:
         """Seconds until the earliest next tick, at most REFRESH; RETRY if it is past."""
-        if self._store is None:
+        if self._schedules is None:
             return REFRESH
         try:
-            tick = await self._store.next_tick()
+            tick = await self._schedules.next_tick()
         except AtpError as exc:
             log.warning("cron: reading the next tick failed: %s", exc)
             return REFRESH
@@ -163,7 +172,7 @@ class Cron(Component):
         watched = [p.schedule.last_task for p in plans if _watched(p)]
         if not watched:
             return plans
-        records = await self._platform.store.get([task_id for task_id in watched if task_id])
+        records = await self._store.get([task_id for task_id in watched if task_id])
         busy = {r.id for r in records if r is not None and r.state in ACTIVE_STATES}
         kept = []
         for plan in plans:
@@ -179,24 +188,16 @@ class Cron(Component):
 
     async def _announce(self, requests: list[PublishRequest], published: list[Published]) -> None:
         """Fire ``atp_cron_fired`` for each task created (a duplicate tick is not announced)."""
-        emit = self._platform.emit
+        emit = self._emit
         created = [(r, p) for r, p in zip(requests, published, strict=True) if p.created]
         if not created or not emit.wants("atp_cron_fired"):
             return
-        records = await self._platform.store.get([p.id for _, p in created])
+        records = await self._store.get([p.id for _, p in created])
         for (request, _), record in zip(created, records, strict=True):
             if record is not None:
                 emit(
                     "atp_cron_fired", schedule=request.schedule, tick=request.tick, task=record.task
                 )
-
-
-def _schedules(platform: Platform) -> ScheduleStore | None:
-    try:
-        return schedule_store(platform)
-    except ConfigError as exc:
-        log.error("cron schedules are not fired: %s", exc)
-        return None
 
 
 def _watched(plan: _Plan) -> bool:

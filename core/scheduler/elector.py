@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from atp.core.errors import AtpError
-from atp.core.platform import Platform
-from atp.core.ports import Fence, Lease
+from atp.core.ports import Clock, Coordinator, Fence, Lease
 from atp.core.scheduler.component import NotLeading
 
 __all__ = ["Elector"]
@@ -21,18 +20,27 @@ class Elector:
     leader cut off from its coordinator stops acting before another can be elected.
     """
 
-    def __init__(self, platform: Platform, owner: str, role: str = "scheduler") -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        clock: Clock,
+        owner: str,
+        *,
+        ttl: float,
+        role: str = "scheduler",
+    ) -> None:
         self.owner = owner
         self.role = role
-        self._platform = platform
-        self._ttl = platform.settings.leader_ttl
+        self._coordinator = coordinator
+        self._clock = clock
+        self._ttl = ttl
         self._lease: Lease | None = None
 
     @property
     def lease(self) -> Lease | None:
         """The lease while this process leads and it has not run out, else None."""
         lease = self._lease
-        if lease is not None and lease.expires_at <= self._platform.clock.now():
+        if lease is not None and lease.expires_at <= self._clock.now():
             return None
         return lease
 
@@ -50,7 +58,7 @@ class Elector:
 
     async def step(self) -> bool:
         """Acquire or renew once; return whether this process leads afterwards."""
-        coordinator = self._platform.coordinator
+        coordinator = self._coordinator
         try:
             if self._lease is None:
                 self._lease = await coordinator.acquire(self.role, self.owner, self._ttl)
@@ -70,6 +78,6 @@ class Elector:
         if lease is None:
             return
         try:
-            await self._platform.coordinator.release(lease)
+            await self._coordinator.release(lease)
         except AtpError as exc:
             log.warning("elector %s: release failed, the lease runs out: %s", self.owner, exc)

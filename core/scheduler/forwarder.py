@@ -5,13 +5,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
 
+from atp.core.dispatch import Dispatcher
 from atp.core.errors import AtpError
 from atp.core.model import Task
-from atp.core.platform import Platform
-from atp.core.ports import Fence
-from atp.core.scheduler.component import Component, NotLeading
+from atp.core.ports import Clock, TaskStore
+from atp.core.scheduler.component import Component, Leadership, NotLeading
+from atp.core.settings import Settings
 
 __all__ = ["HELD_BATCHES", "Forwarder"]
 
@@ -41,22 +41,29 @@ class Forwarder(Component):
     name = "forwarder"
 
     def __init__(
-        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+        self,
+        store: TaskStore,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        settings: Settings,
+        *,
+        durable: bool,
+        leader: Leadership,
     ) -> None:
-        settings = platform.settings
-        super().__init__(platform.clock, settings.forward_interval, fence, on_fenced)
-        self._platform = platform
+        """``durable``: the transport keeps what it was given across a process's death."""
+        super().__init__(clock, settings.forward_interval, leader)
+        self._store = store
+        self._dispatcher = dispatcher
         self._batch = settings.forward_batch
         self._ready_timeout = settings.ready_timeout
         # Over a non-durable transport the reaper republishes every READY task stamped
         # before a leadership began, which would meet tasks taken ahead: take due ones only.
-        durable = platform.transport.capabilities.durable
         self._horizon = settings.forward_horizon if durable else 0.0
         self._hold_stamp = settings.leader_ttl
         self._held: list[tuple[float, int, Task]] = []
         """Tasks taken ahead, by due time then the order they were taken in."""
         self._order = itertools.count()
-        self._next_look = platform.clock.now()
+        self._next_look = clock.now()
 
     async def tick(self) -> bool:
         await self._publish_due()
@@ -82,7 +89,7 @@ class Forwarder(Component):
             return
         try:
             self._fence()
-            await self._platform.store.release(ids, now=self._clock.now())
+            await self._store.release(ids, now=self._clock.now())
         except (NotLeading, AtpError) as exc:
             log.warning("left %d tasks taken ahead to the reaper: %s", len(ids), exc)
 
@@ -96,7 +103,7 @@ class Forwarder(Component):
         limit = min(self._batch, room)
         until = now + self._horizon
         stamp = until + (self._hold_stamp if self._horizon else self._ready_timeout)
-        tasks = await self._platform.store.take_due(
+        tasks = await self._store.take_due(
             now=until, limit=limit, ready_until=stamp, fence=self._fence()
         )
         for task in tasks:
@@ -118,20 +125,17 @@ class Forwarder(Component):
             await self.close()
             raise
         while held and held[0][0] <= now:
-            batch = [heapq.heappop(held)[2] for _ in range(self._batch)
-                     if held and held[0][0] <= now]  # fmt: skip
-            await self._publish(batch)
+            await self._publish(_pop_due(held, self._batch, now))
 
     async def _publish(self, tasks: list[Task]) -> None:
         """Publish ``tasks``; if that fails, hand them and all held back to the store, so
         the next look takes them again rather than retrying at once."""
         try:
-            await self._platform.transport.publish(tasks)
+            await self._dispatcher.publish(tasks, release=False)
         except AtpError:
             self._held.extend((task.run_at, next(self._order), task) for task in tasks)
             await self.close()
             raise
-        self._platform.emit("atp_task_dispatched", tasks=tasks)
         if self._horizon:
             await self._stamp([task.id for task in tasks])
 
@@ -139,8 +143,14 @@ class Forwarder(Component):
         """Stamp published tasks as a publish does; if that fails the short stamp stays,
         and the reaper may publish one of them once more (claims keep it to one run)."""
         try:
-            await self._platform.store.stamp_ready(
-                ids, ready_until=self._clock.now() + self._ready_timeout
-            )
+            await self._store.stamp_ready(ids, ready_until=self._clock.now() + self._ready_timeout)
         except AtpError as exc:
             log.warning("could not restamp %d published tasks: %s", len(ids), exc)
+
+
+def _pop_due(held: list[tuple[float, int, Task]], limit: int, now: float) -> list[Task]:
+    """Pop up to ``limit`` tasks due by ``now`` off the ``held`` heap, earliest first."""
+    batch: list[Task] = []
+    while held and held[0][0] <= now and len(batch) < limit:
+        batch.append(heapq.heappop(held)[2])
+    return batch

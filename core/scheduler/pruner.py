@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from atp.core.platform import Platform
-from atp.core.ports import Fence
-from atp.core.scheduler.component import Component
+from atp.core.ports import Clock, TaskStore
+from atp.core.scheduler.component import Component, Leadership
 
 __all__ = ["Pruner"]
 
@@ -20,15 +17,22 @@ class Pruner(Component):
     name = "pruner"
 
     def __init__(
-        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+        self,
+        store: TaskStore,
+        clock: Clock,
+        *,
+        retention: float,
+        batch: int,
+        leader: Leadership,
     ) -> None:
-        super().__init__(platform.clock, PRUNE_INTERVAL, fence, on_fenced)
-        self._platform = platform
-        self._batch = platform.settings.forward_batch
+        super().__init__(clock, PRUNE_INTERVAL, leader)
+        self._store = store
+        self._retention = retention
+        self._batch = batch
 
     async def tick(self) -> bool:
         now = self._clock.now()
-        deleted = await self._platform.store.prune(
-            finished_before=now - self._platform.settings.retention, now=now, limit=self._batch
+        deleted = await self._store.prune(
+            finished_before=now - self._retention, now=now, limit=self._batch
         )
         return deleted >= self._batch

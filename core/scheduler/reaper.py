@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from atp.core.errors import AtpError
+from atp.core.dispatch import Dispatcher
 from atp.core.model import State, Task
-from atp.core.platform import Platform
-from atp.core.ports import Fence
-from atp.core.scheduler.component import Component
+from atp.core.plugins import HookEmitter
+from atp.core.ports import Clock, TaskStore
+from atp.core.scheduler.component import Component, Leadership
+from atp.core.settings import Settings
 
 __all__ = ["Reaper"]
 
@@ -37,15 +37,27 @@ class Reaper(Component):
     name = "reaper"
 
     def __init__(
-        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+        self,
+        store: TaskStore,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        emit: HookEmitter,
+        settings: Settings,
+        *,
+        durable: bool,
+        leader: Leadership,
     ) -> None:
-        settings = platform.settings
-        super().__init__(platform.clock, settings.reap_interval, fence, on_fenced)
-        self._platform = platform
+        """``durable``: the transport keeps what it was given across a process's death."""
+        super().__init__(clock, settings.reap_interval, leader)
+        self._store = store
+        self._dispatcher = dispatcher
+        self._emit = emit
         self._batch = settings.forward_batch
-        self._catching_up = not platform.transport.capabilities.durable
+        self._max_attempts = settings.max_attempts
+        self._ready_timeout = settings.ready_timeout
+        self._catching_up = not durable
         # Stamps are now + ready_timeout: older ones were made before this leadership.
-        self._horizon = platform.clock.now() + settings.ready_timeout
+        self._horizon = clock.now() + settings.ready_timeout
 
     async def tick(self) -> bool:
         recovered = await self._recover()
@@ -53,29 +65,27 @@ class Reaper(Component):
         return max(recovered, republished) >= self._batch
 
     async def _recover(self) -> int:
-        settings = self._platform.settings
-        records = await self._platform.store.recover(
+        records = await self._store.recover(
             now=self._clock.now(),
             limit=self._batch,
-            default_max_attempts=settings.max_attempts,
+            default_max_attempts=self._max_attempts,
             fence=self._fence(),
         )
         if records:
             log.warning("recovered %d tasks whose worker's lease expired", len(records))
-            self._platform.emit("atp_task_recovered", records=records)
+            self._emit("atp_task_recovered", records=records)
             for record in records:
                 if record.state is State.DEAD and record.last_error is not None:
-                    self._platform.emit("atp_task_dead", record=record,
-                                        reason=record.last_error.message)  # fmt: skip
+                    self._emit("atp_task_dead", record=record, reason=record.last_error.message)
         return len(records)
 
     async def _redispatch(self) -> int:
         now = self._clock.now()
         catching_up = self._catching_up
-        tasks = await self._platform.store.redispatch(
+        tasks = await self._store.redispatch(
             now=self._horizon - HORIZON_MARGIN if catching_up else now,
             limit=self._batch,
-            ready_until=now + self._platform.settings.ready_timeout,
+            ready_until=now + self._ready_timeout,
             fence=self._fence(),
         )
         if len(tasks) < self._batch:
@@ -84,13 +94,8 @@ class Reaper(Component):
         tasks = await self._not_early(tasks, now)
         if not tasks:
             return taken
-        try:
-            await self._platform.transport.publish(tasks)
-        except AtpError:
-            await self._platform.store.release([t.id for t in tasks], now=self._clock.now())
-            raise
+        await self._dispatcher.publish(tasks)
         log.info("published %d READY tasks again", len(tasks))
-        self._platform.emit("atp_task_dispatched", tasks=tasks)
         return taken
 
     async def _not_early(self, tasks: list[Task], now: float) -> list[Task]:
@@ -99,5 +104,5 @@ class Reaper(Component):
         early = [task.id for task in tasks if task.run_at > now]
         if not early:
             return tasks
-        await self._platform.store.release(early, now=now)
+        await self._store.release(early, now=now)
         return [task for task in tasks if task.run_at <= now]

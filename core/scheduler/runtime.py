@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from atp.core.ids import process_name
 from atp.core.platform import Platform
 from atp.core.plugins import Lifecycle
-from atp.core.ports import Fence
-from atp.core.scheduler.component import Component
-from atp.core.scheduler.cron import Cron
+from atp.core.scheduler.component import Leadership
+from atp.core.scheduler.components import (
+    ComponentFactory,
+    cron,
+    forwarder,
+    pruner,
+    reaper,
+    workflow_sweep,
+)
 from atp.core.scheduler.elector import Elector
-from atp.core.scheduler.forwarder import Forwarder
-from atp.core.scheduler.pruner import Pruner
-from atp.core.scheduler.reaper import Reaper
-from atp.core.workflows.sweep import WorkflowSweep
 
 __all__ = ["COMPONENTS", "Scheduler"]
 
 log = logging.getLogger("atp.scheduler")
 
-ComponentFactory = Callable[[Platform, Callable[[], Fence], Callable[[], None]], Component]
-COMPONENTS: tuple[ComponentFactory, ...] = (Forwarder, Cron, WorkflowSweep, Reaper, Pruner)
+COMPONENTS: tuple[ComponentFactory, ...] = (forwarder, cron, workflow_sweep, reaper, pruner)
 """Started in this order when leadership is won, stopped in reverse when it is lost."""
 
 
@@ -37,8 +37,12 @@ class Scheduler:
         owner: str | None = None,
         components: tuple[ComponentFactory, ...] = COMPONENTS,
     ) -> None:
-        owner = owner or process_name()
-        self.elector = Elector(platform, owner)
+        self.elector = Elector(
+            platform.coordinator,
+            platform.clock,
+            owner or process_name(),
+            ttl=platform.settings.leader_ttl,
+        )
         self._platform = platform
         self._factories = components
         self._fenced = asyncio.Event()
@@ -70,9 +74,8 @@ class Scheduler:
         assert lease is not None
         self._announce("atp_leader_acquired", token=lease.token)
         stop_components = asyncio.Event()
-        components = [
-            f(self._platform, self.elector.fence, self._fenced.set) for f in self._factories
-        ]
+        leader = Leadership(self.elector.fence, self._fenced.set)
+        components = [factory(self._platform, leader) for factory in self._factories]
         tasks = [asyncio.create_task(c.run(stop_components)) for c in components]
         try:
             await self._hold(stop)

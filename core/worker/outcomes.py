@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 from atp.core import codec
 from atp.core.errors import AtpError, Fail, InvalidInput, Retry
@@ -14,11 +15,20 @@ from atp.core.settings import Settings
 
 __all__ = ["Policy", "backoff"]
 
+T = TypeVar("T")
+
 
 def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Seconds to wait after failed attempt ``attempt``: full jitter under the ceiling."""
     ceiling = policy.ceiling(attempt)
     return rng.uniform(0.0, ceiling) if policy.jitter else ceiling
+
+
+def _first(task: T | None, handler: T | None, default: T) -> T:
+    """A task's own option wins over its handler's, which wins over the settings'."""
+    if task is not None:
+        return task
+    return handler if handler is not None else default
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,25 +40,17 @@ class Policy:
     rng: random.Random
 
     def max_attempts(self, task: Task, handler: Handler | None) -> int:
-        if task.max_attempts is not None:
-            return task.max_attempts
-        if handler is not None and handler.max_attempts is not None:
-            return handler.max_attempts
-        return self.settings.max_attempts
+        own = handler.max_attempts if handler else None
+        return _first(task.max_attempts, own, self.settings.max_attempts)
 
     def retry_policy(self, task: Task, handler: Handler | None) -> RetryPolicy:
-        if task.retry is not None:
-            return task.retry
-        if handler is not None and handler.retry is not None:
-            return handler.retry
-        return RetryPolicy(base=self.settings.retry_base, cap=self.settings.retry_cap)
+        own = handler.retry if handler else None
+        default = RetryPolicy(base=self.settings.retry_base, cap=self.settings.retry_cap)
+        return _first(task.retry, own, default)
 
     def timeout(self, task: Task, handler: Handler | None) -> float:
-        if task.timeout is not None:
-            return task.timeout
-        if handler is not None and handler.timeout is not None:
-            return handler.timeout
-        return self.settings.timeout
+        own = handler.timeout if handler else None
+        return _first(task.timeout, own, self.settings.timeout)
 
     def success(self, task: Task, result: JSON, now: float) -> Outcome:
         """SUCCEEDED, unless the result cannot be stored: then DEAD, since a retry would
@@ -56,8 +58,8 @@ class Policy:
         try:
             size = 4 if result is None else len(codec.dumps(result))  # None: b"null"
         except InvalidInput as exc:
-            return self._dead(task, now, f"handler returned an unserialisable result: {exc}",
-                              "unserialisable")  # fmt: skip
+            reason = f"handler returned an unserialisable result: {exc}"
+            return self._dead(task, now, reason, "unserialisable")
         if size > self.settings.max_payload:
             message = f"result is {size} bytes of JSON, the limit is {self.settings.max_payload}"
             return self._dead(task, now, message, "unserialisable")

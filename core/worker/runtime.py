@@ -45,8 +45,11 @@ FINISH_RETRIES = (0.1, 0.5, 2.0)
 NO_HANDLER_DELAY = 60.0
 """Seconds before a task with no handler in this worker is offered again."""
 _OUTCOME_HOOKS: tuple[Lifecycle, ...] = (
-    "atp_task_succeeded", "atp_task_failed", "atp_task_cancelled", "atp_task_dead"
-)  # fmt: skip
+    "atp_task_succeeded",
+    "atp_task_failed",
+    "atp_task_cancelled",
+    "atp_task_dead",
+)
 
 
 @dataclass(eq=False)
@@ -135,8 +138,10 @@ class Worker:
             "atp_worker_started", worker=self.name, patterns=self.patterns, group=self.group
         )
         fetchers = [asyncio.create_task(self._fetch_loop(consumer)) for consumer in consumers]
-        helpers = [asyncio.create_task(self._heartbeat_loop()),
-                   asyncio.create_task(self._deadlines.run())]  # fmt: skip
+        helpers = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._deadlines.run()),
+        ]
         try:
             await stop.wait()
         finally:
@@ -258,8 +263,9 @@ class Worker:
             try:
                 await consumer.nack(deliveries, delay=1.0)
             except AtpError as nack_exc:  # they come back after the transport's lease
-                log.warning("worker %s: handing back %d tasks failed: %s", self.name,
-                            len(ids), nack_exc)  # fmt: skip
+                log.warning(
+                    "worker %s: handing back %d tasks failed: %s", self.name, len(ids), nack_exc
+                )
             return 0
         started, skipped, unknown = 0, [], []
         for delivery, claim in zip(deliveries, claims, strict=True):
@@ -369,8 +375,12 @@ class Worker:
         try:
             applied = await self._settle_outcomes(items)
         except AtpError as exc:
-            log.error("worker %s: %d outcomes not recorded, they run again after their lease: "
-                      "%s", self.name, len(items), exc)  # fmt: skip
+            log.error(
+                "worker %s: %d outcomes not recorded, they run again after their lease: %s",
+                self.name,
+                len(items),
+                exc,
+            )
             applied = [False] * len(items)
         finally:
             for running, _ in items:
@@ -378,8 +388,9 @@ class Worker:
         steps = []
         for (running, outcome), ok in zip(items, applied, strict=True):
             if not ok:
-                log.warning("worker %s: task %s was taken over; outcome dropped", self.name,
-                            running.task.id)  # fmt: skip
+                log.warning(
+                    "worker %s: task %s was taken over; outcome dropped", self.name, running.task.id
+                )
                 continue
             self._announce(running, outcome)
             if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
@@ -400,8 +411,8 @@ class Worker:
                 continue
             outcomes = [items[i][1] for i in indexes]
             deliveries = [items[i][0].delivery for i in indexes]
-            done = await self._retried(functools.partial(consumer.finish_and_ack, outcomes,
-                                                         deliveries))  # fmt: skip
+            finish = functools.partial(consumer.finish_and_ack, outcomes, deliveries)
+            done = await self._retried(finish)
             for i, ok in zip(indexes, done, strict=True):
                 applied[i] = ok
         if plain:
@@ -420,8 +431,9 @@ class Worker:
             try:
                 await consumer.ack(deliveries)
             except AtpError as exc:  # recorded in the store; a redelivery is dropped at claim
-                log.warning("worker %s: ack of %d deliveries failed: %s", self.name,
-                            len(deliveries), exc)  # fmt: skip
+                log.warning(
+                    "worker %s: ack of %d deliveries failed: %s", self.name, len(deliveries), exc
+                )
 
     async def _retried(self, record: Callable[[], Awaitable[list[bool]]]) -> list[bool]:
         """Record outcomes, tried again over a short outage: an outcome given up on means
@@ -430,8 +442,12 @@ class Worker:
             try:
                 return await record()
             except BackendUnavailable as exc:
-                log.warning("worker %s: recording outcomes failed, retrying in %gs: %s",
-                            self.name, pause, exc)  # fmt: skip
+                log.warning(
+                    "worker %s: recording outcomes failed, retrying in %gs: %s",
+                    self.name,
+                    pause,
+                    exc,
+                )
                 await self._clock.sleep(pause)
         return await record()
 
@@ -447,10 +463,16 @@ class Worker:
             emit("atp_task_cancelled", record=record)
         elif outcome.error is not None and outcome.error.kind not in ("shutdown", "no-handler"):
             will_retry = outcome.state is State.SCHEDULED
-            emit("atp_task_failed", record=record, error=outcome.error.message,
-                 will_retry=will_retry, duration=duration)  # fmt: skip
+            error = outcome.error.message
+            emit(
+                "atp_task_failed",
+                record=record,
+                error=error,
+                will_retry=will_retry,
+                duration=duration,
+            )
             if not will_retry:
-                emit("atp_task_dead", record=record, reason=outcome.error.message)
+                emit("atp_task_dead", record=record, reason=error)
 
     # -- leases and shutdown -----------------------------------------------------------
 

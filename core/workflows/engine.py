@@ -179,11 +179,7 @@ class WorkflowEngine:
         """The run, with the live attempt count of each running step; NotFound if unknown."""
         run = await self._run(run_id)
         records = await self._records(run)
-        steps = {
-            name: step.replace(attempts=records[step.task_id].task.attempt)
-            if step.state is StepState.ACTIVE and step.task_id in records else step
-            for name, step in run.steps.items()
-        }  # fmt: skip
+        steps = {name: _live(step, records) for name, step in run.steps.items()}
         return run.replace(steps=steps)
 
     async def list(
@@ -267,9 +263,7 @@ class WorkflowEngine:
         return run.replace(steps=steps)
 
     async def _records(self, run: Run) -> dict[str, TaskRecord]:
-        ids = [s.task_id for s in run.steps.values() if s.state is StepState.ACTIVE and s.task_id]
-        ids += [s.compensation_task for s in run.steps.values()
-                if s.compensation is StepState.ACTIVE and s.compensation_task]  # fmt: skip
+        ids = [task_id for step in run.steps.values() for task_id in _active_tasks(step)]
         if not ids:
             return {}
         return {r.id: r for r in await self._platform.store.get(ids) if r is not None}
@@ -293,12 +287,12 @@ class WorkflowEngine:
     def _announce(self, before: Run, after: Run, finished: Sequence[str]) -> None:
         emit = self._platform.emit
         for name in finished:
-            emit("atp_workflow_step_finished", run_id=after.id, step=name,
-                 state=after.steps[name].state.value)  # fmt: skip
+            state = after.steps[name].state.value
+            emit("atp_workflow_step_finished", run_id=after.id, step=name, state=state)
         if not before.finished and after.finished:
             log.info("workflow run %s (%s) %s", after.id, after.workflow, after.state)
-            emit("atp_workflow_run_finished", run_id=after.id, workflow=after.workflow,
-                 state=after.state.value)  # fmt: skip
+            workflow, state = after.workflow, after.state.value
+            emit("atp_workflow_run_finished", run_id=after.id, workflow=workflow, state=state)
 
     def _check_size(self, value: JSON, what: str) -> None:
         size, limit = len(codec.dumps(value)), self._platform.settings.max_payload
@@ -350,8 +344,8 @@ class StepListener:
             self._disabled = True
             log.error("workflow steps finish but runs cannot advance: %s", exc)
         except AtpError as exc:
-            log.warning("run %s not advanced after step %s, the sweep will: %s",
-                        task.workflow_run, task.step, exc)  # fmt: skip
+            message = "run %s not advanced after step %s, the sweep will: %s"
+            log.warning(message, task.workflow_run, task.step, exc)
         except Exception:
             log.exception("run %s not advanced after step %s", task.workflow_run, task.step)
 
@@ -373,13 +367,32 @@ def _cancelled(run: Run, now: float) -> tuple[Run, list[str]]:
     steps: dict[str, StepRun] = {}
     task_ids: list[str] = []
     for name, step in run.steps.items():
+        task_ids += _active_tasks(step)
         if step.state in (StepState.PENDING, StepState.ACTIVE):
-            if step.state is StepState.ACTIVE and step.task_id:
-                task_ids.append(step.task_id)
             step = step.replace(state=StepState.CANCELLED, finished_at=now, deadline=None)
-        if step.compensation is StepState.ACTIVE and step.compensation_task:
-            task_ids.append(step.compensation_task)
         steps[name] = step
-    changes: dict[str, Any] = {"state": RunState.CANCELLED, "steps": steps, "finished_at": now,
-                               "updated_at": now, "wake_at": None}  # fmt: skip
+    changes: dict[str, Any] = {
+        "state": RunState.CANCELLED,
+        "steps": steps,
+        "finished_at": now,
+        "updated_at": now,
+        "wake_at": None,
+    }
     return run.replace(**changes), task_ids
+
+
+def _live(step: StepRun, records: dict[str, TaskRecord]) -> StepRun:
+    """``step`` with the attempt count of its running task, where that task was read."""
+    if step.state is StepState.ACTIVE and step.task_id in records:
+        return step.replace(attempts=records[step.task_id].task.attempt)
+    return step
+
+
+def _active_tasks(step: StepRun) -> list[str]:
+    """The ids of ``step``'s tasks that are still active: its own, its compensation's."""
+    ids: list[str] = []
+    if step.state is StepState.ACTIVE and step.task_id:
+        ids.append(step.task_id)
+    if step.compensation is StepState.ACTIVE and step.compensation_task:
+        ids.append(step.compensation_task)
+    return ids

@@ -142,8 +142,15 @@ class _Planner:
         if done is StepState.FAILED:
             self.error = f"{self.error}; compensation of step {name!r} failed"
 
-    def _finish(self, name: str, state: StepState, *, result: JSON = None,
-                error: str | None = None, attempts: int | None = None) -> None:  # fmt: skip
+    def _finish(
+        self,
+        name: str,
+        state: StepState,
+        *,
+        result: JSON = None,
+        error: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
         step = self.steps[name]
         self.steps[name] = step.replace(
             state=state,
@@ -213,12 +220,18 @@ class _Planner:
         }
         size = len(codec.dumps(payload))
         if size > self.max_payload:
-            self._finish(spec.name, StepState.FAILED, error=(
-                f"the step's input (run input and parents' results) is {size} bytes of JSON, "
-                f"over the {self.max_payload}-byte payload limit"))  # fmt: skip
+            self._finish(
+                spec.name,
+                StepState.FAILED,
+                error=(
+                    f"the step's input (run input and parents' results) is {size} bytes of JSON, "
+                    f"over the {self.max_payload}-byte payload limit"
+                ),
+            )
             return
-        task = StepTask(spec.name, spec.subject, payload, max_attempts=spec.max_attempts,
-                        timeout=spec.timeout)  # fmt: skip
+        task = StepTask(
+            spec.name, spec.subject, payload, max_attempts=spec.max_attempts, timeout=spec.timeout
+        )
         self.out.publish.append(task)
 
     def _condition_value(self, spec: Step) -> JSON:
@@ -255,10 +268,14 @@ class _Planner:
 
     def _undo_order(self) -> list[str]:
         order = self.order
-        done = [n for n in order if self.steps[n].state is StepState.SUCCEEDED
-                and self.specs[n].compensate is not None]  # fmt: skip
-        return sorted(done, key=lambda n: (self.steps[n].finished_at or 0.0, order.index(n)),
-                      reverse=True)  # fmt: skip
+        done = [
+            n
+            for n in order
+            if self.steps[n].state is StepState.SUCCEEDED and self.specs[n].compensate is not None
+        ]
+        return sorted(
+            done, key=lambda n: (self.steps[n].finished_at or 0.0, order.index(n)), reverse=True
+        )
 
     def _start_compensation(self, name: str, step: StepRun) -> None:
         spec = self.specs[name]
@@ -274,9 +291,11 @@ class _Planner:
     def result(self) -> Plan:
         final = self.state not in (RunState.RUNNING, RunState.COMPENSATING)
         changes: dict[str, object] = {
-            "steps": self.steps, "state": self.state, "error": self.error,
+            "steps": self.steps,
+            "state": self.state,
+            "error": self.error,
             "wake_at": None if final else self._wake_at(),
-        }  # fmt: skip
+        }
         if final and not self.run.finished:
             changes["finished_at"] = self.now
             if self.state is RunState.SUCCEEDED:

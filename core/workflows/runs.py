@@ -125,6 +125,11 @@ class Run:
     def finished(self) -> bool:
         return self.state not in ACTIVE_RUN_STATES
 
+    @property
+    def due_at(self) -> float | None:
+        """When the sweep looks at this run: ``wake_at`` while active, else None."""
+        return None if self.finished else self.wake_at
+
 
 @dataclass(frozen=True, slots=True)
 class RunQuery:
@@ -135,6 +140,12 @@ class RunQuery:
     cursor: str | None = None
     """The ``next_cursor`` of the previous page."""
     limit: int = 100
+
+    def matches(self, run: Run) -> bool:
+        """Whether ``run`` passes the filter (the cursor and limit aside)."""
+        if self.workflow is not None and run.workflow != self.workflow:
+            return False
+        return self.states is None or run.state in self.states
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,18 +10,12 @@ and a start whose process died before its first steps were enqueued.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable
 
-from atp.core.errors import ConfigError
-from atp.core.platform import Platform
-from atp.core.ports import Fence
-from atp.core.scheduler.component import Component
+from atp.core.ports import Clock
+from atp.core.scheduler.component import Component, Leadership
 from atp.core.workflows.engine import WorkflowEngine
 
 __all__ = ["WorkflowSweep"]
-
-log = logging.getLogger("atp.scheduler.workflows")
 
 INTERVAL = 1.0
 """Seconds between two looks for due runs: the resolution of signal timeouts."""
@@ -38,10 +32,15 @@ class WorkflowSweep(Component):
     name = "workflows"
 
     def __init__(
-        self, platform: Platform, fence: Callable[[], Fence], on_fenced: Callable[[], None]
+        self,
+        engine: WorkflowEngine | None,
+        clock: Clock,
+        *,
+        leader: Leadership,
     ) -> None:
-        super().__init__(platform.clock, INTERVAL, fence, on_fenced)
-        self._engine = _engine(platform)
+        """``engine`` None: the store keeps no workflows, and the component stays idle."""
+        super().__init__(clock, INTERVAL, leader)
+        self._engine = engine
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until ``stop`` is set; return at once if the store keeps no workflows."""
@@ -53,11 +52,3 @@ class WorkflowSweep(Component):
             return False
         self._fence()  # NotLeading once the lease ran out: leave the runs to the next leader
         return await self._engine.sweep(BATCH) >= BATCH
-
-
-def _engine(platform: Platform) -> WorkflowEngine | None:
-    try:
-        return WorkflowEngine(platform)
-    except ConfigError as exc:
-        log.info("workflow runs are not swept: %s", exc)
-        return None

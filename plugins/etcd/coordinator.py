@@ -143,9 +143,15 @@ class EtcdCoordinator:
         return entry.create_revision if moved else None
 
     async def _keep(
-        self, name: str, owner: str, token: int, lease_id: int, ttl: float, started: float,
+        self,
+        name: str,
+        owner: str,
+        token: int,
+        lease_id: int,
+        ttl: float,
+        started: float,
         previous: Entry | None,
-    ) -> Lease:  # fmt: skip
+    ) -> Lease:
         """Remember the lease taken; end the etcd lease the key has just left."""
         self._held[name] = _Held(owner, token, lease_id, _seconds(ttl))
         if previous is not None and previous.lease not in (0, lease_id):

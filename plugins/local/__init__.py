@@ -14,7 +14,7 @@ from atp.core.plugins import hookimpl
 from atp.core.ports import Clock, Coordinator
 from atp.core.settings import Settings
 from atp.plugins.local.coordinator import LocalCoordinator
-from atp.plugins.sqlite._url import parse_url
+from atp.plugins.sqlite.files import parse_url
 
 __all__ = ["LocalCoordinator", "atp_make_coordinator", "atp_url_schemes"]
 

@@ -12,8 +12,7 @@ from functools import partial
 
 from atp.core.errors import InvalidInput
 from atp.core.ports import Clock, Coordinator, Lease
-from atp.plugins.sqlite._db import Database
-from atp.plugins.sqlite._url import SqliteTarget
+from atp.plugins.sqlite.files import Database, SqliteTarget
 
 __all__ = ["LocalCoordinator"]
 

@@ -21,8 +21,9 @@ def refill(
     (and ``tokens left`` is the refilled count, nothing taken). Shared by every Limiter.
     """
     if rate <= 0 or burst < 1 or cost < 1:
-        raise InvalidInput(f"rate limit needs rate > 0, burst >= 1, cost >= 1; got {rate}, "
-                           f"{burst}, {cost}")  # fmt: skip
+        raise InvalidInput(
+            f"rate limit needs rate > 0, burst >= 1, cost >= 1; got {rate}, {burst}, {cost}"
+        )
     level = min(float(burst), tokens + max(now - updated, 0.0) * rate)
     if level >= cost:
         return level - cost, 0.0

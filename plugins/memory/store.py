@@ -18,11 +18,11 @@ import bisect
 import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from atp.core.codec import dumps, loads
-from atp.core.errors import AlreadyExists, FencedOut, InvalidInput, StateConflict
-from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
+from atp.core.errors import FencedOut, InvalidInput
+from atp.core.model import JSON, State, Task, TaskRecord
 from atp.core.ports import (
     Claim,
     Created,
@@ -36,11 +36,13 @@ from atp.core.ports import (
     TaskStore,
     WorkflowStore,
 )
-from atp.core.schedules import Advance, Schedule
+from atp.core.records import Decide, Record, RecordStore, Scan, Table
+from atp.core.recovery import recovered
 from atp.core.subjects import compile_pattern, validate_subject
-from atp.plugins.memory.workflows import MemoryWorkflows, WorkflowTables
 
 __all__ = ["MemoryStore"]
+
+T = TypeVar("T")
 
 _Entry = tuple[Any, ...]
 """A heap entry: the record's index key, then its id."""
@@ -130,7 +132,7 @@ def _is_plain(value: JSON) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class MemoryStore(MemoryWorkflows):
+class MemoryStore(RecordStore):
     """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit."""
 
     def __init__(self) -> None:
@@ -154,8 +156,7 @@ class MemoryStore(MemoryWorkflows):
         self._order: list[str] = []  # ids, ascending once sorted; deleted ids linger
         self._order_sorted = True
         self._fences: dict[str, int] = {}
-        self._schedules: dict[str, Schedule] = {}
-        self._workflows = WorkflowTables()
+        self._tables: dict[Table, dict[str, Record]] = {table: {} for table in Table}
 
     # -- writes --------------------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class MemoryStore(MemoryWorkflows):
             record = self._running.pop(self._records, lambda entry: entry[0] <= now)
             if record is None:
                 break
-            record = _recovered(record, now, default_max_attempts)
+            record = recovered(record, now, default_max_attempts)
             self._write(record)
             changed.append(record)
         return _out_all(changed)
@@ -410,69 +411,37 @@ class MemoryStore(MemoryWorkflows):
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
         return dict(self._counts)
 
-    # -- schedules -----------------------------------------------------------------------
+    # -- records (the ScheduleStore and WorkflowStore methods come from RecordStore) -----
 
-    async def put_schedules(self, schedules: Sequence[Schedule], *, now: float) -> list[Schedule]:
-        """Create (revision 0) or replace (same revision) every schedule, or none of them."""
-        if len({s.name for s in schedules}) != len(schedules):
-            raise InvalidInput("a schedule name appears twice in one batch")
-        for schedule in schedules:
-            self._check_revision(schedule)
-        stored = [_put(schedule, self._schedules.get(schedule.name), now) for schedule in schedules]
-        for schedule in stored:
-            self._schedules[schedule.name] = schedule
-        return stored
+    async def read_records(self, table: Table, keys: Sequence[str]) -> dict[str, Record]:
+        """Return the stored record of each key that has one."""
+        return self._read_records(table, keys)
 
-    async def get_schedules(self, names: Sequence[str]) -> list[Schedule | None]:
-        """Return the schedule of each name, or None."""
-        found = [self._schedules.get(name) for name in names]
-        return [None if schedule is None else _detached(schedule) for schedule in found]
+    async def scan_records(self, table: Table, scan: Scan) -> list[Record]:
+        """Return the records ``scan`` selects; a scan, as records are few next to tasks."""
+        return scan.select(self._tables[table].values())
 
-    async def list_schedules(self) -> list[Schedule]:
-        """Return every schedule, by name."""
-        return [_detached(self._schedules[name]) for name in sorted(self._schedules)]
+    async def due_records(self, table: Table, *, now: float, limit: int) -> list[Record]:
+        """Return records with ``due <= now``, earliest first; a scan."""
+        rows = self._tables[table].values()
+        due = [r for r in rows if r.due is not None and r.due <= now]
+        return sorted(due, key=_due_order)[: max(limit, 0)]
 
-    async def remove_schedules(self, names: Sequence[str]) -> list[bool]:
-        """Delete schedules; per name whether it existed."""
-        return [self._schedules.pop(name, None) is not None for name in names]
-
-    async def due_schedules(self, *, now: float, limit: int) -> list[Schedule]:
-        """Active schedules with ``next_tick <= now``, earliest first. A scan: schedules
-        are few next to tasks."""
-        due = [s for s in self._schedules.values() if not s.paused and s.next_tick <= now]
-        due = sorted(due, key=lambda s: (s.next_tick, s.name))[:limit]
-        return [_detached(schedule) for schedule in due]
-
-    async def next_tick(self) -> float | None:
-        """The earliest next tick of the active schedules."""
-        return min((s.next_tick for s in self._schedules.values() if not s.paused), default=None)
-
-    async def advance_schedules(
-        self, advances: Sequence[Advance], *, now: float, fence: Fence
-    ) -> list[bool]:
-        """Apply each advance whose revision is still current."""
+    async def change_records(
+        self, table: Table, keys: Sequence[str], decide: Decide[T], *, fence: Fence | None = None
+    ) -> T:
+        """Check the fence, decide over the current records, apply the change."""
         self._check_fence(fence)
-        applied = []
-        for advance in advances:
-            schedule = self._schedules.get(advance.name)
-            if schedule is None or schedule.revision != advance.revision:
-                applied.append(False)
-                continue
-            self._schedules[advance.name] = _advanced(schedule, advance, now)
-            applied.append(True)
-        return applied
+        change = decide(self._read_records(table, keys))
+        rows = self._tables[table]
+        for key in change.deletes:
+            rows.pop(key, None)
+        rows.update((record.key, record) for record in change.writes)
+        return change.result
 
-    def _check_revision(self, schedule: Schedule) -> None:
-        current = self._schedules.get(schedule.name)
-        if schedule.revision == 0 and current is not None:
-            raise AlreadyExists(f"a schedule named {schedule.name!r} exists already")
-        if schedule.revision != 0 and (current is None or current.revision != schedule.revision):
-            raise StateConflict(
-                f"schedule {schedule.name!r} changed or was removed since revision "
-                f"{schedule.revision}; nothing was changed"
-            )
-
-    # -- internals -----------------------------------------------------------------------
+    def _read_records(self, table: Table, keys: Sequence[str]) -> dict[str, Record]:
+        rows = self._tables[table]
+        return {key: rows[key] for key in keys if key in rows}
 
     def _existing(
         self, task: Task, now: float, window: float, batch_keys: dict[str, str]
@@ -568,8 +537,12 @@ class MemoryStore(MemoryWorkflows):
 
 def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     """The record after ``outcome`` ended the attempt it holds."""
-    changes: dict[str, Any] = {"state": outcome.state, "updated_at": outcome.at,
-                               "lease_owner": None, "lease_until": None}  # fmt: skip
+    changes: dict[str, Any] = {
+        "state": outcome.state,
+        "updated_at": outcome.at,
+        "lease_owner": None,
+        "lease_until": None,
+    }
     if outcome.error is not None:
         changes["errors"] = (*record.errors, outcome.error)
     if outcome.state is State.SCHEDULED:
@@ -581,26 +554,6 @@ def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     if outcome.state is State.SUCCEEDED:
         changes["result"] = result
     return record.replace(**changes)
-
-
-def _recovered(record: TaskRecord, now: float, default_max_attempts: int) -> TaskRecord:
-    """The record of a RUNNING task whose worker stopped renewing its lease."""
-    task = record.task
-    error = AttemptError(
-        task.attempt, now, "lease expired: the worker stopped renewing it", "lease"
-    )
-    limit = default_max_attempts if task.max_attempts is None else task.max_attempts
-    changes: dict[str, Any] = {
-        "errors": (*record.errors, error),
-        "updated_at": now,
-        "lease_owner": None,
-        "lease_until": None,
-    }
-    if record.cancel_requested:
-        return record.replace(state=State.CANCELLED, finished_at=now, **changes)
-    if task.attempt >= limit:
-        return record.replace(state=State.DEAD, finished_at=now, **changes)
-    return record.replace(state=State.SCHEDULED, task=task.replace(run_at=now), **changes)
 
 
 def _requeued(record: TaskRecord, request: Requeue, payload: JSON, now: float) -> TaskRecord:
@@ -620,28 +573,8 @@ def _requeued(record: TaskRecord, request: Requeue, payload: JSON, now: float) -
     )
 
 
-def _detached(schedule: Schedule) -> Schedule:
-    """A copy safe to hand out, as ``_out`` makes for records."""
-    if _is_plain(schedule.payload):
-        return schedule
-    return schedule.replace(payload=_detach(schedule.payload))
-
-
-def _put(schedule: Schedule, current: Schedule | None, now: float) -> Schedule:
-    created = now if current is None else current.created_at
-    return schedule.replace(
-        payload=_detach(schedule.payload),
-        revision=schedule.revision + 1,
-        created_at=created,
-        updated_at=now,
-    )
-
-
-def _advanced(schedule: Schedule, advance: Advance, now: float) -> Schedule:
-    changes: dict[str, Any] = {"next_tick": advance.next_tick, "revision": schedule.revision + 1}
-    if advance.last_tick is not None:
-        changes.update(last_tick=advance.last_tick, last_task=advance.last_task, last_fired_at=now)
-    return schedule.replace(**changes)
+def _due_order(record: Record) -> tuple[float, str]:
+    return (record.due or 0.0, record.key)
 
 
 _STORE: type[TaskStore] = MemoryStore

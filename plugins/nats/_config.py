@@ -139,8 +139,9 @@ def _stream(url: str, key: str, value: str) -> str:
 
 def _storage(url: str, key: str, value: str) -> str:
     if value.lower() not in _STORAGE:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: storage must be 'file' or 'memory', "
-                           f"got {value!r}")  # fmt: skip
+        raise InvalidInput(
+            f"nats URL {_safe(url)!r}: storage must be 'file' or 'memory', got {value!r}"
+        )
     return value.lower()
 
 

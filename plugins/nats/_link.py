@@ -51,11 +51,13 @@ _READABLE = re.compile(r"[^A-Za-z0-9_-]")
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Re-raise nats-py's errors (and socket errors) as BackendUnavailable naming ``what``."""
-    with translate_errors({
-        nats.errors.Error: lambda exc: BackendUnavailable(f"nats: {what} failed: {_say(exc)}"),
-        OSError: lambda exc: BackendUnavailable(f"nats: {what} failed: {_say(exc)}"),
-        TimeoutError: lambda exc: BackendUnavailable(f"nats: {what} timed out"),
-    }):  # fmt: skip
+    with translate_errors(
+        {
+            nats.errors.Error: lambda exc: BackendUnavailable(f"nats: {what} failed: {_say(exc)}"),
+            OSError: lambda exc: BackendUnavailable(f"nats: {what} failed: {_say(exc)}"),
+            TimeoutError: lambda exc: BackendUnavailable(f"nats: {what} timed out"),
+        }
+    ):
         yield
 
 
@@ -137,9 +139,13 @@ class Link:
             found = await self._consumer_info(js, name)
             position = found.delivered.stream_seq if found and found.delivered else 0
             if found is not None and position > last:
-                log.warning("nats: consumer %s is at stream sequence %d past the stream's "
-                            "last %d (the server lost its sequence); creating it afresh",
-                            name, position, last)  # fmt: skip
+                log.warning(
+                    "nats: consumer %s is at stream sequence %d past the stream's "
+                    "last %d (the server lost its sequence); creating it afresh",
+                    name,
+                    position,
+                    last,
+                )
                 await js.delete_consumer(stream, name)
                 found = None
         if found is None:
@@ -167,13 +173,15 @@ class Link:
     async def _create_consumer(
         self, js: JetStreamContext, name: str, pattern: str, group: str
     ) -> None:
-        config = self._tuned(ConsumerConfig(
-            durable_name=name,
-            description=f"atp group {group!r}, pattern {pattern!r}",
-            filter_subject=self.config.subject(pattern),
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-        ))  # fmt: skip
+        config = self._tuned(
+            ConsumerConfig(
+                durable_name=name,
+                description=f"atp group {group!r}, pattern {pattern!r}",
+                filter_subject=self.config.subject(pattern),
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+            )
+        )
         try:
             with translated(f"creating consumer {name!r}"):
                 await js.add_consumer(self.config.stream, config)
@@ -342,9 +350,9 @@ class Link:
 
     def _unconfirmed(self, batch: _Batch, total: int) -> BackendUnavailable:
         failed = batch.waiting + len(batch.errors)
-        why = batch.errors[0] if batch.errors else (
-            f"no ack within {self.config.publish_timeout:g}s"
-        )  # fmt: skip
+        why = (
+            batch.errors[0] if batch.errors else (f"no ack within {self.config.publish_timeout:g}s")
+        )
         return BackendUnavailable(
             f"nats: {failed} of {total} publishes to stream {self.config.stream!r} were not "
             f"confirmed ({why}); some may have been stored, publishing again is safe"
@@ -375,8 +383,10 @@ def _refused(exc: BaseException) -> bool:
 
 def _consumer_changes(found: ConsumerConfig, config: NatsConfig) -> bool:
     return (found.ack_wait, found.max_deliver, found.max_ack_pending) != (
-        config.ack_wait, -1, config.max_ack_pending
-    )  # fmt: skip
+        config.ack_wait,
+        -1,
+        config.max_ack_pending,
+    )
 
 
 def _differences(found: StreamConfig, wanted: StreamConfig) -> list[str]:

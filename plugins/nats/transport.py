@@ -77,10 +77,13 @@ class NatsTransport:
         if not tasks:
             return
         messages: list[Outgoing] = [
-            (self.config.subject(validate_subject(task.subject)), task.id.encode(),
-             message_id(task))
+            (
+                self.config.subject(validate_subject(task.subject)),
+                task.id.encode(),
+                message_id(task),
+            )
             for task in tasks
-        ]  # fmt: skip
+        ]
         await self._link.publish(messages)
 
     async def consume(self, pattern: str, group: str) -> Consumer:

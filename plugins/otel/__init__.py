@@ -18,8 +18,13 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in CI
 from atp.plugins.otel._plugin import OtelPlugin, TracingInterceptor, task_attributes
 from atp.plugins.otel._setup import provider_from_env
 
-__all__ = ["OtelPlugin", "TracingInterceptor", "default_plugin", "provider_from_env",
-           "task_attributes"]  # fmt: skip
+__all__ = [
+    "OtelPlugin",
+    "TracingInterceptor",
+    "default_plugin",
+    "provider_from_env",
+    "task_attributes",
+]
 
 default_plugin = OtelPlugin()
 """The process's plugin: its tracer is set up from ``OTEL_*`` at ``atp_configure``."""

@@ -20,15 +20,28 @@ __all__ = ["READABLE_FIELDS", "AttemptSpan", "make_span", "span_class"]
 
 log = logging.getLogger("atp.plugins.otel")
 
-READABLE_FIELDS = frozenset(("_name", "_context", "_kind", "_parent", "_resource", "_attributes",
-                             "_events", "_links", "_status", "_start_time", "_end_time",
-                             "_instrumentation_info", "_instrumentation_scope"))  # fmt: skip
+READABLE_FIELDS = frozenset(
+    (
+        "_name",
+        "_context",
+        "_kind",
+        "_parent",
+        "_resource",
+        "_attributes",
+        "_events",
+        "_links",
+        "_status",
+        "_start_time",
+        "_end_time",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+    )
+)
 """The ReadableSpan fields AttemptSpan reads and writes, as the SDK's own ``Span`` does;
 ``SdkSpans.supports`` checks the installed SDK still has them."""
 
 R = TypeVar("R", bound=ReadableSpan)
-OWN_FIELDS = ("_name", "_context", "_parent", "_attributes", "_links", "_start_time",
-              "_end_time")  # fmt: skip
+OWN_FIELDS = ("_name", "_context", "_parent", "_attributes", "_links", "_start_time", "_end_time")
 """The fields ``make_span`` sets on each span; the others are its class's."""
 
 
@@ -38,19 +51,27 @@ def span_class(base: type[R], tracer: sdk_trace.Tracer, kind: SpanKind, **extra:
     adds keeps its default), plus ``extra``. A span of it sets only ``OWN_FIELDS``: no
     per-span copy of the shared ones, and no ``__dict__`` for the garbage collector."""
     probe = ReadableSpan(
-        name="", resource=tracer.resource, kind=kind,
+        name="",
+        resource=tracer.resource,
+        kind=kind,
         instrumentation_info=tracer.instrumentation_info,
         instrumentation_scope=tracer._instrumentation_scope,
-    )  # fmt: skip
+    )
     shared = {key: value for key, value in vars(probe).items() if key not in OWN_FIELDS}
     namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__}
     return type(base.__name__, (base,), {**namespace, **shared, **extra})
 
 
 def make_span(
-    cls: type[R], name: str, context: SpanContext, parent: SpanContext | None,
-    attributes: types.Attributes, links: Sequence[Link], start: int, end: int | None,
-) -> R:  # fmt: skip
+    cls: type[R],
+    name: str,
+    context: SpanContext,
+    parent: SpanContext | None,
+    attributes: types.Attributes,
+    links: Sequence[Link],
+    start: int,
+    end: int | None,
+) -> R:
     """A span of ``cls`` (from ``span_class``) with these fields: what ``ReadableSpan(...)``
     builds, without its keyword handling (two of these are made per task)."""
     span = object.__new__(cls)
@@ -100,8 +121,7 @@ class AttemptSpan(trace.Span, ReadableSpan):
         if not self._open("add_event"):
             return
         limits = self._limits
-        bounded = BoundedAttributes(limits.max_event_attributes, attributes, immutable=True,
-                                    max_value_len=limits.max_attribute_length)  # fmt: skip
+        bounded = self._limited(limits.max_event_attributes, attributes)
         if not isinstance(self._events, BoundedList):
             self._events = BoundedList(limits.max_events)
         self._events.append(Event(name, bounded, timestamp))
@@ -111,11 +131,15 @@ class AttemptSpan(trace.Span, ReadableSpan):
         if not self._open("add_link") or not valid:
             return
         limits = self._limits
-        bounded = BoundedAttributes(limits.max_link_attributes, attributes, immutable=True,
-                                    max_value_len=limits.max_attribute_length)  # fmt: skip
+        bounded = self._limited(limits.max_link_attributes, attributes)
         if not isinstance(self._links, BoundedList):
             self._links = BoundedList.from_seq(limits.max_links, self._links)
         self._links.append(Link(context, bounded))
+
+    def _limited(self, most: int | None, attributes: types.Attributes) -> BoundedAttributes:
+        """Read-only ``attributes``, at most ``most`` of them, values cut to the limit."""
+        max_len = self._limits.max_attribute_length
+        return BoundedAttributes(most, attributes, immutable=True, max_value_len=max_len)
 
     def update_name(self, name: str) -> None:
         if self._open("update_name"):
@@ -132,9 +156,12 @@ class AttemptSpan(trace.Span, ReadableSpan):
             self._status = Status(status, description)
 
     def record_exception(
-        self, exception: BaseException, attributes: types.Attributes = None,
-        timestamp: int | None = None, escaped: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         """An ``exception`` event with the semantic-convention attributes, as the SDK's."""
         module, qualname = type(exception).__module__, type(exception).__qualname__
         named = f"{module}.{qualname}" if module and module != "builtins" else qualname
@@ -164,7 +191,9 @@ class AttemptSpan(trace.Span, ReadableSpan):
         if not isinstance(self._attributes, BoundedAttributes):
             limits = self._limits
             self._attributes = BoundedAttributes(
-                limits.max_span_attributes, self._attributes, immutable=False,
+                limits.max_span_attributes,
+                self._attributes,
+                immutable=False,
                 max_value_len=limits.max_span_attribute_length,
-            )  # fmt: skip
+            )
         return self._attributes

@@ -49,5 +49,7 @@ def links_to(producer: SpanContext) -> tuple[Link, ...]:
 
 
 _PLAIN_LINK = vars(Link(INVALID_SPAN_CONTEXT, NO_ATTRIBUTES)) == {
-    "_context": INVALID_SPAN_CONTEXT, "_attributes": NO_ATTRIBUTES}  # fmt: skip
+    "_context": INVALID_SPAN_CONTEXT,
+    "_attributes": NO_ATTRIBUTES,
+}
 """Whether a Link is still just its context and attributes (as in SDK 1.x)."""

@@ -65,9 +65,12 @@ class TracingInterceptor:
     """
 
     def __init__(
-        self, tracer: trace.Tracer, recorder: Recorder | None = None,
-        propagation: Propagation | None = None, handoff: Handoff | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        tracer: trace.Tracer,
+        recorder: Recorder | None = None,
+        propagation: Propagation | None = None,
+        handoff: Handoff | None = None,
+    ) -> None:
         self._recorder = recorder or Recorder(tracer)
         self._propagation = propagation or Propagation()
         self._handoff = handoff
@@ -78,11 +81,13 @@ class TracingInterceptor:
         producer = INVALID_SPAN_CONTEXT
         if task.headers:
             parent, producer = extract(task.headers, self._propagation.fast(), self._handoff)
-        span = self._recorder.spans().consume(f"process {task.subject}", parent, producer,
-                                              task, call.worker)  # fmt: skip
+        span = self._recorder.spans().consume(
+            f"process {task.subject}", parent, producer, task, call.worker
+        )
         # What ``start_as_current_span`` does, without its two context managers.
-        current = Context({SPAN_KEY: span}) if parent is None else trace.set_span_in_context(
-            span, parent)  # fmt: skip
+        current = (
+            Context({SPAN_KEY: span}) if parent is None else trace.set_span_in_context(span, parent)
+        )
         token = otel_context.attach(current)
         try:
             return await call_next(call)
@@ -199,9 +204,10 @@ class OtelPlugin:
     @hookimpl
     def atp_workflow_run_started(self, run_id: str, workflow: str) -> None:
         self._runs[run_id] = self.tracer.start_span(
-            f"workflow {workflow}", kind=SpanKind.INTERNAL,
+            f"workflow {workflow}",
+            kind=SpanKind.INTERNAL,
             attributes={"atp.workflow.name": workflow, "atp.workflow.run_id": run_id},
-        )  # fmt: skip
+        )
 
     @hookimpl
     def atp_workflow_step_finished(self, run_id: str, step: str, state: str) -> None:

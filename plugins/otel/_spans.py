@@ -49,9 +49,13 @@ EMPTY = Context()
 INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 MOST_ATTRIBUTES = 16
 """More than atp puts on a span; smaller span limits take the API path."""
-_QUIET_HOOKS = {hook: {getattr(cls, hook, None) for cls in (sdk_trace.SpanProcessor,
-                         BatchSpanProcessor, SimpleSpanProcessor)}
-                for hook in ("on_start", "_on_ending")}  # fmt: skip
+_QUIET_HOOKS = {
+    hook: {
+        getattr(cls, hook, None)
+        for cls in (sdk_trace.SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+    }
+    for hook in ("on_start", "_on_ending")
+}
 """The start hooks that do nothing: the base class's and the SDK's batch and simple ones."""
 CREATE, PROCESS = "create", "process"
 """The messaging operation types of the producer and consumer spans."""
@@ -75,9 +79,13 @@ class Spans(Protocol):
         ...
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        self,
+        name: str,
+        parent: Context | None,
+        parent_span: SpanContext,
+        task: Task,
         worker: str,
-    ) -> trace.Span:  # fmt: skip
+    ) -> trace.Span:
         """Start the CONSUMER span of an attempt of ``task``, linked to ``parent_span``
         (its producer); the caller ends it."""
         ...
@@ -101,20 +109,30 @@ class ApiSpans:
     def produce(
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
     ) -> SpanContext:
-        span = self._tracer.start_span(name, context=context_of(parent, parent_span),
-                                       kind=SpanKind.PRODUCER,
-                                       attributes=task_attributes(task, CREATE))  # fmt: skip
+        span = self._tracer.start_span(
+            name,
+            context=context_of(parent, parent_span),
+            kind=SpanKind.PRODUCER,
+            attributes=task_attributes(task, CREATE),
+        )
         span.end()
         return span.get_span_context()
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        self,
+        name: str,
+        parent: Context | None,
+        parent_span: SpanContext,
+        task: Task,
         worker: str,
-    ) -> trace.Span:  # fmt: skip
-        return self._tracer.start_span(name, context=context_of(parent, parent_span),
-                                       kind=SpanKind.CONSUMER,
-                                       attributes=task_attributes(task, PROCESS, worker),
-                                       links=links_to(parent_span))  # fmt: skip
+    ) -> trace.Span:
+        return self._tracer.start_span(
+            name,
+            context=context_of(parent, parent_span),
+            kind=SpanKind.CONSUMER,
+            attributes=task_attributes(task, PROCESS, worker),
+            links=links_to(parent_span),
+        )
 
 
 class SdkSpans:
@@ -134,8 +152,13 @@ class SdkSpans:
         self._random_bit = RANDOM if self._ids.is_trace_id_random() else 0
         self._rule = decision_rule(tracer.sampler)
         self._producer = span_class(ReadableSpan, tracer, SpanKind.PRODUCER)
-        self._consumer = span_class(AttemptSpan, tracer, SpanKind.CONSUMER, _limits=self._limits,
-                                    _processor=tracer.span_processor)  # fmt: skip
+        self._consumer = span_class(
+            AttemptSpan,
+            tracer,
+            SpanKind.CONSUMER,
+            _limits=self._limits,
+            _processor=tracer.span_processor,
+        )
         self._end: Callable[[ReadableSpan], None] = tracer.span_processor.on_end
         self._processors: object = None
         self._quiet = False
@@ -172,34 +195,60 @@ class SdkSpans:
     def produce(
         self, name: str, parent: Context | None, parent_span: SpanContext, task: Task
     ) -> SpanContext:
-        context, decision, kept = self._sample(name, parent, parent_span, SpanKind.PRODUCER,
-                                               task, None)  # fmt: skip
+        context, decision, kept = self._sample(
+            name, parent, parent_span, SpanKind.PRODUCER, task, None
+        )
         if decision is not DROP:
             now = time_ns()
-            self._end(make_span(self._producer, name, context,
-                                parent_span if parent_span.is_valid else None,
-                                task_attributes(task, CREATE) if kept is None else kept, (),
-                                now, now))  # fmt: skip
+            self._end(
+                make_span(
+                    self._producer,
+                    name,
+                    context,
+                    parent_span if parent_span.is_valid else None,
+                    task_attributes(task, CREATE) if kept is None else kept,
+                    (),
+                    now,
+                    now,
+                )
+            )
         return context
 
     def consume(
-        self, name: str, parent: Context | None, parent_span: SpanContext, task: Task,
+        self,
+        name: str,
+        parent: Context | None,
+        parent_span: SpanContext,
+        task: Task,
         worker: str,
-    ) -> trace.Span:  # fmt: skip
-        context, decision, kept = self._sample(name, parent, parent_span, SpanKind.CONSUMER,
-                                               task, worker)  # fmt: skip
+    ) -> trace.Span:
+        context, decision, kept = self._sample(
+            name, parent, parent_span, SpanKind.CONSUMER, task, worker
+        )
         if decision is DROP:
             return trace.NonRecordingSpan(context)
         if kept is None:
             kept = task_attributes(task, PROCESS, worker)
-        return make_span(self._consumer, name, context,
-                         parent_span if parent_span.is_valid else None, kept,
-                         links_to(parent_span), time_ns(), None)  # fmt: skip
+        return make_span(
+            self._consumer,
+            name,
+            context,
+            parent_span if parent_span.is_valid else None,
+            kept,
+            links_to(parent_span),
+            time_ns(),
+            None,
+        )
 
     def _sample(
-        self, name: str, parent: Context | None, parent_span: SpanContext, kind: SpanKind,
-        task: Task, worker: str | None,
-    ) -> tuple[SpanContext, Decision, types.Attributes]:  # fmt: skip
+        self,
+        name: str,
+        parent: Context | None,
+        parent_span: SpanContext,
+        kind: SpanKind,
+        task: Task,
+        worker: str | None,
+    ) -> tuple[SpanContext, Decision, types.Attributes]:
         """The new span's context, the decision and the attributes the sampler kept (None:
         atp's own, built only if the span records), as ``Tracer.start_span`` has them."""
         valid = parent_span.is_valid
@@ -211,8 +260,9 @@ class SdkSpans:
             consumer = kind is SpanKind.CONSUMER
             attributes = task_attributes(task, PROCESS if consumer else CREATE, worker)
             links = links_to(parent_span) if consumer else ()
-            decision, state, kept = self._ask(parent, parent_span, trace_id, name, kind,
-                                              attributes, links)  # fmt: skip
+            decision, state, kept = self._ask(
+                parent, parent_span, trace_id, name, kind, attributes, links
+            )
         else:
             state = parent_span.trace_state if valid else None
         random = parent_span.trace_flags & RANDOM if valid else self._random_bit
@@ -227,26 +277,42 @@ class SdkSpans:
         """The new span's context, with ``flags`` as ``start_span`` sets them: sampled
         or not, and random as its parent's trace id, or as the id generator's."""
         if not self._own_ids:
-            return SpanContext(trace_id, self._ids.generate_span_id(), False, _FLAGS[flags],
-                               state)  # fmt: skip
+            return SpanContext(trace_id, self._ids.generate_span_id(), False, _FLAGS[flags], state)
         span_id = getrandbits(64) or self._ids.generate_span_id()
         # What SpanContext() builds; both ids are known to be valid.
-        fields = (trace_id, span_id, False, _FLAGS[flags],
-                  DEFAULT_TRACE_STATE if state is None else state, True)  # fmt: skip
+        fields = (
+            trace_id,
+            span_id,
+            False,
+            _FLAGS[flags],
+            DEFAULT_TRACE_STATE if state is None else state,
+            True,
+        )
         return tuple.__new__(SpanContext, fields)
 
     def _ask(
-        self, parent: Context | None, parent_span: SpanContext, trace_id: int, name: str,
-        kind: SpanKind, attributes: dict[str, Any], links: Sequence[Link],
-    ) -> tuple[Decision, TraceState | None, types.Attributes]:  # fmt: skip
+        self,
+        parent: Context | None,
+        parent_span: SpanContext,
+        trace_id: int,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+    ) -> tuple[Decision, TraceState | None, types.Attributes]:
         """The sampler's decision, trace state and attributes (cleaned if it added some)."""
-        result = self._tracer.sampler.should_sample(context_of(parent, parent_span), trace_id,
-                                                    name, kind, attributes, links)  # fmt: skip
+        result = self._tracer.sampler.should_sample(
+            context_of(parent, parent_span), trace_id, name, kind, attributes, links
+        )
         kept: types.Attributes = result.attributes
         if kept is not None and len(kept) != len(attributes):
             limits = self._limits
-            kept = BoundedAttributes(limits.max_span_attributes, kept, immutable=False,
-                                     max_value_len=limits.max_span_attribute_length)  # fmt: skip
+            kept = BoundedAttributes(
+                limits.max_span_attributes,
+                kept,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
         return result.decision, result.trace_state, kept
 
 

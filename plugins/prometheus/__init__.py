@@ -19,8 +19,14 @@ from atp.plugins.prometheus._config import PrometheusConfig
 from atp.plugins.prometheus._http import MetricsApp, MetricsServer
 from atp.plugins.prometheus._plugin import InFlight, PrometheusPlugin
 
-__all__ = ["InFlight", "MetricsApp", "MetricsServer", "PrometheusConfig", "PrometheusPlugin",
-           "default_plugin"]  # fmt: skip
+__all__ = [
+    "InFlight",
+    "MetricsApp",
+    "MetricsServer",
+    "PrometheusConfig",
+    "PrometheusPlugin",
+    "default_plugin",
+]
 
 default_plugin = PrometheusPlugin()
 """The process's plugin, on prometheus_client's default registry (with process metrics)."""

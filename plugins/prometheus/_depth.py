@@ -60,10 +60,14 @@ class Depth(Collector):
         counts = self._counts
         if counts is None:
             return
-        depth = GaugeMetricFamily("atp_task_depth", "Tasks in each active state, from the "
-                                  "store.", labels=("subject", "state"))  # fmt: skip
-        dead = GaugeMetricFamily("atp_dead_letters", "Dead tasks kept in the store.",
-                                 labels=("subject",))  # fmt: skip
+        depth = GaugeMetricFamily(
+            "atp_task_depth",
+            "Tasks in each active state, from the store.",
+            labels=("subject", "state"),
+        )
+        dead = GaugeMetricFamily(
+            "atp_dead_letters", "Dead tasks kept in the store.", labels=("subject",)
+        )
         active: dict[tuple[str, str], int] = {}
         dead_by: dict[str, int] = {}
         for (subject, state), count in counts.items():

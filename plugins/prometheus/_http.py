@@ -65,11 +65,17 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, content_type: str,
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
     extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:  # fmt: skip
-    headers = [(b"content-type", content_type.encode()),
-               (b"content-length", str(len(body)).encode()), *(extra or [])]  # fmt: skip
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -146,8 +152,14 @@ class MetricsServer:
         else:
             status, kind = b"200 OK", CONTENT_TYPE_LATEST
             body = await exposition(self._registry, self._refresh)
-        head = (b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode()
-                + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+        head = (
+            b"HTTP/1.1 "
+            + status
+            + b"\r\nContent-Type: "
+            + kind.encode()
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+        )
         writer.write(head + (b"" if method == b"HEAD" else body))
         await writer.drain()

@@ -12,8 +12,14 @@ from atp.plugins.prometheus._tally import (
     TaskFamilies,
 )
 
-__all__ = ["DURATION_BUCKETS", "LATENESS_KINDS", "WAIT_BUCKETS", "Metrics", "SubjectLabels",
-           "SubjectSeries"]  # fmt: skip
+__all__ = [
+    "DURATION_BUCKETS",
+    "LATENESS_KINDS",
+    "WAIT_BUCKETS",
+    "Metrics",
+    "SubjectLabels",
+    "SubjectSeries",
+]
 
 OTHER = "_other"
 
@@ -43,22 +49,43 @@ class Metrics:
         self.tasks = TaskFamilies()
         """The ``atp_tasks_*_total`` counters and the three task histograms, by subject."""
         registry.register(self.tasks)
-        self.in_flight = Gauge("atp_worker_in_flight", "Attempts running in this worker.",
-                               ("worker",), registry=registry)  # fmt: skip
-        self.leader = Gauge("atp_leader", "1 while this process leads the role, else 0.",
-                            ("role",), registry=registry)  # fmt: skip
-        self.cron_firings = Counter("atp_cron_firings_total", "Cron ticks that enqueued a task.",
-                                    ("schedule",), registry=registry)  # fmt: skip
+        self.in_flight = Gauge(
+            "atp_worker_in_flight",
+            "Attempts running in this worker.",
+            ("worker",),
+            registry=registry,
+        )
+        self.leader = Gauge(
+            "atp_leader",
+            "1 while this process leads the role, else 0.",
+            ("role",),
+            registry=registry,
+        )
+        self.cron_firings = Counter(
+            "atp_cron_firings_total",
+            "Cron ticks that enqueued a task.",
+            ("schedule",),
+            registry=registry,
+        )
         self.cron_lateness = Histogram(
-            "atp_cron_fire_lateness_seconds", "From a cron tick to its task being enqueued.",
-            ("schedule",), buckets=WAIT_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.workflow_started = Counter("atp_workflow_runs_started_total",
-                                        "Workflow runs started.", ("workflow",),
-                                        registry=registry)  # fmt: skip
-        self.workflow_runs = Counter("atp_workflow_runs_total",
-                                     "Workflow runs finished, by outcome.",
-                                     ("workflow", "outcome"), registry=registry)  # fmt: skip
+            "atp_cron_fire_lateness_seconds",
+            "From a cron tick to its task being enqueued.",
+            ("schedule",),
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.workflow_started = Counter(
+            "atp_workflow_runs_started_total",
+            "Workflow runs started.",
+            ("workflow",),
+            registry=registry,
+        )
+        self.workflow_runs = Counter(
+            "atp_workflow_runs_total",
+            "Workflow runs finished, by outcome.",
+            ("workflow", "outcome"),
+            registry=registry,
+        )
 
     def series(self, subject: str) -> SubjectSeries:
         """The series of the label value ``subject`` (already bounded by SubjectLabels)."""

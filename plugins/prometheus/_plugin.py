@@ -43,9 +43,11 @@ class InFlight:
     """
 
     def __init__(
-        self, gauge: Gauge, started: Callable[[Task], None] | None = None,
+        self,
+        gauge: Gauge,
+        started: Callable[[Task], None] | None = None,
         running: dict[str, int] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._gauge = gauge
         self._started = started
         self._running: dict[str, int] = {} if running is None else running
@@ -90,8 +92,9 @@ class PrometheusPlugin:
         self._subjects: dict[str, SubjectSeries] = {}
         """The series of each subject seen, through ``labels`` (bounded in ``_series``)."""
         self._running: dict[str, int] = {}
-        store_errors = Counter("atp_metrics_store_errors_total", "Depth readings that failed.",
-                               registry=registry)  # fmt: skip
+        store_errors = Counter(
+            "atp_metrics_store_errors_total", "Depth readings that failed.", registry=registry
+        )
         self.depth = Depth(self.config.depth_interval, self.labels, store_errors)
         registry.register(self.depth)
         self.server: MetricsServer | None = None

@@ -35,14 +35,16 @@ COUNTERS = {
 }
 """``atp_tasks_<event>_total{subject}``: each event and its help text, in serving order."""
 LATENESS_KINDS = ("delayed", "retry", "cron")
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                    300.0, 1800.0)  # fmt: skip
-WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-                3600.0)  # fmt: skip
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Seconds, 5 ms to 5 min; each histogram adds its own last bucket."""
+DURATION_BUCKETS = (*_BUCKETS, 1800.0)
+WAIT_BUCKETS = (*_BUCKETS, 3600.0)
 RUN_DURATION = ("atp_task_run_duration_seconds", "Handler run time of one attempt.")
 QUEUE_WAIT = ("atp_task_queue_wait_seconds", "From when a task was due (ready) to its start.")
-LATENESS = ("atp_task_schedule_lateness_seconds",
-            "From run_at to the start, for delayed, retried and cron tasks.")  # fmt: skip
+LATENESS = (
+    "atp_task_schedule_lateness_seconds",
+    "From run_at to the start, for delayed, retried and cron tasks.",
+)
 
 
 class Observations:
@@ -104,24 +106,35 @@ class TaskFamilies(Collector):
         for event, doc in COUNTERS.items():
             family = Metric(f"atp_tasks_{event}", doc, "counter")
             for subject, found in series:
-                family.add_sample(f"{family.name}_total", {"subject": subject},
-                                  float(getattr(found, event)))  # fmt: skip
+                family.add_sample(
+                    f"{family.name}_total", {"subject": subject}, float(getattr(found, event))
+                )
                 if created:
-                    family.add_sample(f"{family.name}_created", {"subject": subject},
-                                      found.created)  # fmt: skip
+                    family.add_sample(f"{family.name}_created", {"subject": subject}, found.created)
             yield family
-        yield _histogram(RUN_DURATION, created, [
-            ({"subject": subject, "outcome": outcome}, found.created, observed)
-            for subject, found in series
-            for outcome, observed in (("succeeded", found.ran_ok), ("failed", found.ran_failed))
-        ])  # fmt: skip
-        yield _histogram(QUEUE_WAIT, created, [
-            ({"subject": subject}, found.created, found.queue_wait) for subject, found in series
-        ])  # fmt: skip
-        yield _histogram(LATENESS, created, [
-            ({"subject": subject, "kind": kind}, found.created, found.lateness[kind])
-            for subject, found in series for kind in LATENESS_KINDS
-        ])  # fmt: skip
+        yield _histogram(
+            RUN_DURATION,
+            created,
+            [
+                ({"subject": subject, "outcome": outcome}, found.created, observed)
+                for subject, found in series
+                for outcome, observed in (("succeeded", found.ran_ok), ("failed", found.ran_failed))
+            ],
+        )
+        yield _histogram(
+            QUEUE_WAIT,
+            created,
+            [({"subject": subject}, found.created, found.queue_wait) for subject, found in series],
+        )
+        yield _histogram(
+            LATENESS,
+            created,
+            [
+                ({"subject": subject, "kind": kind}, found.created, found.lateness[kind])
+                for subject, found in series
+                for kind in LATENESS_KINDS
+            ],
+        )
 
 
 Child = tuple[dict[str, str], float, Observations]

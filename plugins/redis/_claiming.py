@@ -110,8 +110,16 @@ class ClaimingRedisConsumer(RedisConsumer):
         keys: list[str | bytes] = [*self._indexes, self._store.task_prefix]
         for stream, subject in streams:
             keys += (stream, self._keys.dead(subject))
-        args = [self._group, self._name, owner, num(now), num(now + lease), max_items,
-                self._lease_ms if reclaim else 0, self._turn]  # fmt: skip
+        args = [
+            self._group,
+            self._name,
+            owner,
+            num(now),
+            num(now + lease),
+            max_items,
+            self._lease_ms if reclaim else 0,
+            self._turn,
+        ]
         async with self._guard("fetch and claim"):
             reply = await Scripts.run(self._link, "fetch_claim", keys, args)
         lease_of = _Lease(owner, now, now + lease)
@@ -145,8 +153,9 @@ class ClaimingRedisConsumer(RedisConsumer):
         lease_of = _Lease(owner, now, now + lease)
         try:
             async with self._guard("claiming fetched entries"):
-                reply = await Scripts.run(self._link, "claim_entries", keys + task_keys,
-                                          head + args)  # fmt: skip
+                reply = await Scripts.run(
+                    self._link, "claim_entries", keys + task_keys, head + args
+                )
         except BackendUnavailable:
             with contextlib.suppress(AtpError):  # else they come back after their lease
                 await self._settle(_group_raws(raws), max(self._lease_ms - 1000, 0))
@@ -174,14 +183,28 @@ class _Lease:
     def __init__(self, owner: str, now: float, until: float) -> None:
         self.owner, self.now, self.until = owner, now, until
 
-    def record(self, i: bytes, t: bytes, p: bytes, a: bytes, ra: bytes, sub: bytes, rk: bytes,
-               e: Any, c: Any) -> TaskRecord:  # fmt: skip
+    def record(
+        self,
+        i: bytes,
+        t: bytes,
+        p: bytes,
+        a: bytes,
+        ra: bytes,
+        sub: bytes,
+        rk: bytes,
+        e: Any,
+        c: Any,
+    ) -> TaskRecord:
         errors = tuple(AttemptError(**item) for item in loads(e)) if e and e != b"[]" else ()
         return TaskRecord(
-            task=decode_task(i, t, p, a, ra, sub, rk), state=State.RUNNING, updated_at=self.now,
-            lease_owner=self.owner, lease_until=self.until, errors=errors,
+            task=decode_task(i, t, p, a, ra, sub, rk),
+            state=State.RUNNING,
+            updated_at=self.now,
+            lease_owner=self.owner,
+            lease_until=self.until,
+            errors=errors,
             cancel_requested=c is not None,
-        )  # fmt: skip
+        )
 
 
 _CLAIMING: type[ClaimingConsumer] = ClaimingRedisConsumer

@@ -41,9 +41,22 @@ DEFAULT_TIMEOUT = 5.0
 _STORE = ("_common",)
 _ADMIN = ("_common", "_admin")
 _LIBRARIES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("take_due", "release", "stamp_ready", "cancel", "recover", "redispatch",
-                     "requeue", "delete", "schedule_put", "schedule_advance", "schedule_remove"),
-                    _ADMIN),
+    **dict.fromkeys(
+        (
+            "take_due",
+            "release",
+            "stamp_ready",
+            "cancel",
+            "recover",
+            "redispatch",
+            "requeue",
+            "delete",
+            "schedule_put",
+            "schedule_advance",
+            "schedule_remove",
+        ),
+        _ADMIN,
+    ),
     "heartbeat": _STORE,
     "create": (*_STORE, "_create"),
     "create_publish": (*_STORE, "_create"),
@@ -54,7 +67,7 @@ _LIBRARIES: dict[str, tuple[str, ...]] = {
     "finish_ack": (*_STORE, "_finish"),
     "stream_terminate": ("_streams",),
     "stream_reclaim": ("_streams",),
-}  # fmt: skip
+}
 """The shared Lua each script is built from, prepended in this order."""
 
 
@@ -156,8 +169,9 @@ class Guard:
         self._expired = True
         self._task.cancel()
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: Any) -> bool:  # fmt: skip
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
         if self._handle is not None:
             self._handle.cancel()
         # Our own cancel, not the caller's: asyncio.timeout's test (uncancel down to the
@@ -222,9 +236,11 @@ class _Pools:
             retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 3)
             # No socket timeout (redis-py's default is 5 s): Link.guard bounds each call.
             client = aioredis.Redis.from_url(
-                url, retry=retry, retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+                url,
+                retry=retry,
+                retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
                 socket_timeout=None,
-            )  # fmt: skip
+            )
             pool = client.connection_pool
             ssl = issubclass(pool.connection_class, aioredis.SSLConnection)
             pool.connection_class = _SSLConnection if ssl else _Connection

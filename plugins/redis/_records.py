@@ -18,8 +18,17 @@ from atp.core.errors import InvalidInput
 from atp.core.model import AttemptError, State, Task, TaskRecord
 from atp.core.ports import Outcome
 
-__all__ = ["FIELD_COUNT", "HASH_FIELDS", "decode_record", "decode_task", "encode_error", "num",
-           "pack_outcome", "pack_task", "rank"]  # fmt: skip
+__all__ = [
+    "FIELD_COUNT",
+    "HASH_FIELDS",
+    "decode_record",
+    "decode_task",
+    "encode_error",
+    "num",
+    "pack_outcome",
+    "pack_task",
+    "rank",
+]
 
 FIELD_COUNT = 15
 """Values per record in a script's reply: the id, then the hash fields t p s u lo lu r e c f
@@ -58,8 +67,10 @@ def pack_task(task: Task) -> bytes:
         del envelope["headers"]
     maxa = "" if task.max_attempts is None else task.max_attempts
     # The key goes last, so it may hold anything (the script splits off 8 fields).
-    head = (f"{task.id}\n{task.subject}\n{rank(task.priority)}\n{num(task.run_at)}\n"
-            f"{task.attempt}\n{maxa}\n")  # fmt: skip
+    head = (
+        f"{task.id}\n{task.subject}\n{rank(task.priority)}\n{num(task.run_at)}\n"
+        f"{task.attempt}\n{maxa}\n"
+    )
     tail = f"\n{task.idempotency_key}" if task.idempotency_key else "\n"
     return b"".join((head.encode(), dumps(envelope), b"\n", payload, tail.encode()))
 
@@ -86,9 +97,14 @@ def encode_error(error: AttemptError) -> bytes:
 
 
 def decode_task(
-    task_id: bytes | str, envelope: bytes, payload: bytes, attempt: bytes, run_at: bytes,
-    subject: bytes, rank_: bytes,
-) -> Task:  # fmt: skip
+    task_id: bytes | str,
+    envelope: bytes,
+    payload: bytes,
+    attempt: bytes,
+    run_at: bytes,
+    subject: bytes,
+    rank_: bytes,
+) -> Task:
     """The Task stored as these fields (the store's own writing: not checked again)."""
     data = loads(envelope)
     data["id"] = task_id.decode() if isinstance(task_id, bytes) else task_id

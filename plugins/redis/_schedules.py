@@ -11,9 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from atp.core.codec import dumps, loads
-from atp.core.errors import AlreadyExists, InvalidInput, StateConflict
+from atp.core.errors import InvalidInput
 from atp.core.ports import Fence
-from atp.core.schedules import Advance, Schedule, schedule_from_dict, schedule_to_dict
+from atp.core.schedules import (
+    Advance,
+    Schedule,
+    advanced,
+    name_taken,
+    revision_changed,
+    schedule_from_dict,
+    schedule_to_dict,
+    stored_copy,
+)
 from atp.plugins.redis._connection import Link, Scripts
 from atp.plugins.redis._records import num
 from atp.plugins.redis.keys import StoreKeys
@@ -36,15 +45,17 @@ class ScheduleMethods:
         if len(set(names)) != len(names):
             raise InvalidInput("a schedule name appears twice in one batch")
         current = await self.get_schedules(names)
-        stored = [
-            s.replace(revision=s.revision + 1, updated_at=now,
-                      created_at=now if old is None else old.created_at)
-            for s, old in zip(schedules, current, strict=True)
-        ]  # fmt: skip
+        stored = [stored_copy(s, old, now) for s, old in zip(schedules, current, strict=True)]
         args: list[Any] = []
         for schedule, new in zip(schedules, stored, strict=True):
-            args += [schedule.name, schedule.revision, dumps(schedule_to_dict(new)),
-                     num(new.next_tick), "1" if new.paused else "0", new.revision]  # fmt: skip
+            args += [
+                schedule.name,
+                schedule.revision,
+                dumps(schedule_to_dict(new)),
+                num(new.next_tick),
+                "1" if new.paused else "0",
+                new.revision,
+            ]
         reply = await self._schedule_script("schedule_put", names, args)
         if reply != 0:
             _refuse(schedules[int(reply[0]) - 1], reply[1].decode())
@@ -108,33 +119,29 @@ class ScheduleMethods:
             json = (
                 b""
                 if schedule is None
-                else dumps(schedule_to_dict(_advanced(schedule, advance, now)))
+                else dumps(schedule_to_dict(advanced(schedule, advance, now)))
             )
             args += [advance.name, advance.revision, json, num(advance.next_tick)]
-        keys = [*self._indexes, self._keys.index("schedules"), self._keys.fence(fence.name),
-                *map(self._keys.schedule, names)]  # fmt: skip
+        keys = [
+            *self._indexes,
+            self._keys.index("schedules"),
+            self._keys.fence(fence.name),
+            *map(self._keys.schedule, names),
+        ]
         async with self._link.guard("advance_schedules"):
             reply = await Scripts.run(self._link, "schedule_advance", keys, args)
         return [flag == 1 for flag in reply]
 
     async def _schedule_script(self, script: str, names: list[str], args: list[Any]) -> Any:
-        keys = [*self._indexes, self._keys.index("schedules"),
-                self._keys.index("schedule_names"), *map(self._keys.schedule, names)]  # fmt: skip
+        keys = [
+            *self._indexes,
+            self._keys.index("schedules"),
+            self._keys.index("schedule_names"),
+            *map(self._keys.schedule, names),
+        ]
         async with self._link.guard(script):
             return await Scripts.run(self._link, script, keys, args)
 
 
-def _advanced(schedule: Schedule, advance: Advance, now: float) -> Schedule:
-    changes: dict[str, Any] = {"next_tick": advance.next_tick, "revision": schedule.revision + 1}
-    if advance.last_tick is not None:
-        changes.update(last_tick=advance.last_tick, last_task=advance.last_task, last_fired_at=now)
-    return schedule.replace(**changes)
-
-
 def _refuse(schedule: Schedule, why: str) -> None:
-    if why == "exists":
-        raise AlreadyExists(f"a schedule named {schedule.name!r} exists already")
-    raise StateConflict(
-        f"schedule {schedule.name!r} changed or was removed since revision "
-        f"{schedule.revision}; nothing was changed"
-    )
+    raise name_taken(schedule) if why == "exists" else revision_changed(schedule)

@@ -20,9 +20,9 @@ from typing import Any
 
 from atp.core.codec import dumps, loads
 from atp.core.errors import AlreadyExists, InvalidInput
+from atp.core.records import changed_definition
 from atp.core.workflows.definition import Definition, definition_from_dict, definition_to_dict
 from atp.core.workflows.runs import (
-    ACTIVE_RUN_STATES,
     Run,
     RunPage,
     RunQuery,
@@ -65,7 +65,7 @@ class WorkflowMethods:
                 return [flag == 1 for flag in reply[1:]]
             index, stored = int(reply[1]) - 1, reply[2]
             if loads(stored) != definition_to_dict(definitions[index]):
-                raise AlreadyExists(_changed(*keys[index]))
+                raise AlreadyExists(changed_definition(*keys[index]))
             bodies[index] = stored
         raise AssertionError("unreachable: every definition was settled")
 
@@ -134,8 +134,15 @@ class WorkflowMethods:
         for run in runs:
             new = run.replace(revision=run.revision + 1)
             keys += [self._keys.run(run.id), self._keys.workflow_runs(run.workflow)]
-            args += [run.id, run.revision, new.revision, run.workflow, run.state.value,
-                     _due(run), _encode(new)]  # fmt: skip
+            args += [
+                run.id,
+                run.revision,
+                new.revision,
+                run.workflow,
+                run.state.value,
+                _due(run),
+                _encode(new),
+            ]
         reply = await self._workflow_script("workflow_update_runs", keys, args)
         return [flag == 1 for flag in reply]
 
@@ -154,7 +161,8 @@ class WorkflowMethods:
             ids = await self._newest([self._keys.index("runs")], query)
         page = ids[: query.limit]
         runs = await self.get_runs(page)
-        items = [run for run in runs if run is not None and _matches(run, query)]
+        # Checked again on the JSON: a run may have changed between the two reads.
+        items = [run for run in runs if run is not None and query.matches(run)]
         return RunPage(items, page[-1] if len(ids) > query.limit else None)
 
     async def due_runs(self, *, now: float, limit: int) -> list[Run]:
@@ -166,8 +174,7 @@ class WorkflowMethods:
                 self._keys.index("runs_due"), "-inf", num(now), start=0, num=limit
             )
         runs = await self.get_runs([run_id.decode() for run_id in ids])
-        due = [run for run in runs if run is not None and run.state in ACTIVE_RUN_STATES
-               and run.wake_at is not None and run.wake_at <= now]  # fmt: skip
+        due = [run for run in runs if run is not None and _due_by(run, now)]
         return sorted(due, key=lambda run: (run.wake_at, run.id))
 
     async def _newest(self, indexes: list[str], query: RunQuery) -> list[str]:
@@ -219,24 +226,13 @@ class WorkflowMethods:
 
 
 def _due(run: Run) -> str:
-    """The ``runs_due`` score of a run: its wake_at while active, else '' (not indexed)."""
-    if run.state in ACTIVE_RUN_STATES and run.wake_at is not None:
-        return num(run.wake_at)
-    return ""
+    """The ``runs_due`` score of a run: its ``due_at``, or '' (not indexed)."""
+    return "" if run.due_at is None else num(run.due_at)
 
 
-def _matches(run: Run, query: RunQuery) -> bool:
-    """Checked again on the JSON: a run may have changed between the two reads."""
-    if query.workflow is not None and run.workflow != query.workflow:
-        return False
-    return query.states is None or run.state in query.states
-
-
-def _changed(name: str, version: int) -> str:
-    return (
-        f"workflow {name!r} version {version} is registered already with other steps; "
-        "a version never changes: register it as a new version"
-    )
+def _due_by(run: Run, now: float) -> bool:
+    """Checked again on the JSON: a run may have changed since its index entry."""
+    return run.due_at is not None and run.due_at <= now
 
 
 def _encode(run: Run) -> bytes:

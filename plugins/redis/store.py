@@ -40,6 +40,7 @@ from atp.core.ports import (
     Transport,
     WorkflowStore,
 )
+from atp.core.recovery import LEASE_EXPIRED
 from atp.core.subjects import compile_pattern, validate_subject
 from atp.plugins.redis._connection import Link, RedisUrl, Scripts
 from atp.plugins.redis._records import (
@@ -58,7 +59,7 @@ from atp.plugins.redis.transport import RedisTransport
 
 __all__ = ["RedisStore"]
 
-_LEASE_MESSAGE = dumps("lease expired: the worker stopped renewing it")
+_LEASE_MESSAGE = dumps(LEASE_EXPIRED)
 _STATUS = {1: LeaseStatus.HELD, 2: LeaseStatus.CANCEL_REQUESTED, 0: LeaseStatus.LOST}
 _PAGE = 500
 _SUBJECT_CACHE = 1000
@@ -255,8 +256,10 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         deleted = 0
         while True:
             async with self._link.guard("purge"):
-                batch = [m.decode() for m in await self._link.client.zrange(
-                    self._keys.index("dead"), 0, _PAGE - 1)]  # fmt: skip
+                batch = [
+                    m.decode()
+                    for m in await self._link.client.zrange(self._keys.index("dead"), 0, _PAGE - 1)
+                ]
             if not batch:
                 return deleted
             deleted += await self._delete(batch, "DEAD", "")
@@ -264,8 +267,10 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
     async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
         """Delete up to ``limit`` SUCCEEDED or CANCELLED tasks finished before the time,
         oldest first. Idempotency keys need nothing: they expire with their window."""
-        ids = [m.decode() for m in await self._candidates(
-            "finished", "(" + num(finished_before), limit)]  # fmt: skip
+        ids = [
+            m.decode()
+            for m in await self._candidates("finished", "(" + num(finished_before), limit)
+        ]
         return await self._delete(ids, "SUCCEEDED CANCELLED", num(finished_before)) if ids else 0
 
     async def close(self) -> None:

@@ -61,9 +61,15 @@ class RedisTransport:
         self.store_keys: StoreKeys | None = None
         """The keys of the store this transport is fused with (``bind``), else None."""
         self.capabilities = Capabilities(
-            delay=False, deduplication=False, lease_extension=True, dead_letters=True,
-            durable=True, lease_recovery=True, shared=True, lease=lease,
-        )  # fmt: skip
+            delay=False,
+            deduplication=False,
+            lease_extension=True,
+            dead_letters=True,
+            durable=True,
+            lease_recovery=True,
+            shared=True,
+            lease=lease,
+        )
 
     def bind(self, store_keys: StoreKeys) -> None:
         """Fuse with the store of ``store_keys`` (same server, prefix and shard): every
@@ -290,8 +296,9 @@ class RedisConsumer:
         for raw in raws:
             task_id = _task_id(raw.task_id)
             if task_id is None:
-                log.error("redis stream %s: entry %s names no task id, dropped",
-                          raw.subject, raw.entry_id)  # fmt: skip
+                log.error(
+                    "redis stream %s: entry %s names no task id, dropped", raw.subject, raw.entry_id
+                )
                 bad.append(raw)
                 continue
             good.append(Delivery(task_id, raw.subject, raw.token, raw.deliveries))

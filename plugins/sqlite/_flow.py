@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from atp.core.errors import FencedOut, InvalidInput
-from atp.core.model import FINAL_STATES, AttemptError, State, Task, TaskRecord
+from atp.core.model import FINAL_STATES, State, Task, TaskRecord
 from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
+from atp.core.recovery import recovery
 from atp.core.subjects import validate_subject
 from atp.plugins.sqlite._rows import (
     INSERT,
@@ -303,7 +304,7 @@ def recover(
     CANCELLED when a cancel was requested."""
     check_fence(conn, fence)
     rows = conn.execute(
-        "SELECT id, attempt, max_attempts, lease_owner, cancel_requested "
+        "SELECT id, attempt, max_attempts, cancel_requested "
         "FROM tasks INDEXED BY tasks_lease "
         "WHERE state = 'RUNNING' AND lease_until <= ? ORDER BY lease_until, id LIMIT ?",
         (now, max(limit, 0)),
@@ -314,16 +315,19 @@ def recover(
 
 
 def _recover_params(row: Sequence[Any], now: float, default_max: int) -> dict[str, Any]:
-    task_id, attempt, max_attempts, owner, cancel_requested = row
-    dead = attempt >= (default_max if max_attempts is None else max_attempts)
-    error = AttemptError(attempt, now, f"lease of worker {owner!r} expired", kind="lease")
-    state = State.CANCELLED if cancel_requested else State.DEAD if dead else State.SCHEDULED
-    final = state is not State.SCHEDULED
+    task_id, attempt, max_attempts, cancel_requested = row
+    decided = recovery(
+        attempt=attempt,
+        max_attempts=max_attempts,
+        cancel_requested=bool(cancel_requested),
+        now=now,
+        default_max_attempts=default_max,
+    )
     return {
         "id": task_id,
-        "state": state.value,
-        "run_at": None if final else now,
-        "finished_at": now if final else None,
+        "state": decided.state.value,
+        "run_at": decided.run_at,
+        "finished_at": decided.finished_at,
         "now": now,
-        "error": error_json(error),
+        "error": error_json(decided.error),
     }

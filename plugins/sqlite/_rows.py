@@ -61,9 +61,18 @@ def error_json(error: AttemptError) -> str:
 def insert_row(task: Task, state: State, lease_until: float | None, now: float) -> tuple[Any, ...]:
     """Return the parameters of ``INSERT`` for a new task."""
     return (
-        task.id, task.subject, state.value, task.run_at, task.priority, task.attempt,
-        task.max_attempts, lease_until, task.created_at, now, encode(task_to_dict(task)),
-    )  # fmt: skip
+        task.id,
+        task.subject,
+        state.value,
+        task.run_at,
+        task.priority,
+        task.attempt,
+        task.max_attempts,
+        lease_until,
+        task.created_at,
+        now,
+        encode(task_to_dict(task)),
+    )
 
 
 def task_from_row(envelope: str, run_at: float, attempt: int) -> Task:
@@ -76,8 +85,20 @@ def task_from_row(envelope: str, run_at: float, attempt: int) -> Task:
 
 def record_from_row(row: Sequence[Any]) -> TaskRecord:
     """Return the TaskRecord of a row from its ``RECORD_COLUMNS``."""
-    (_, state, run_at, attempt, owner, lease_until, cancel, updated, finished,
-     envelope, result, errors) = row  # fmt: skip
+    (
+        _,
+        state,
+        run_at,
+        attempt,
+        owner,
+        lease_until,
+        cancel,
+        updated,
+        finished,
+        envelope,
+        result,
+        errors,
+    ) = row
     # Positional, and no JSON decoding for the common empty values: a claim decodes one
     # record per task on the hot path.
     return TaskRecord(

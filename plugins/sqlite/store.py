@@ -24,16 +24,15 @@ from atp.core.ports import (
     TaskStore,
     WorkflowStore,
 )
-from atp.core.schedules import Advance, Schedule
-from atp.plugins.sqlite import _admin, _flow, _schedules
+from atp.plugins.sqlite import _admin, _flow
 from atp.plugins.sqlite._db import Database
+from atp.plugins.sqlite._records import SqliteRecords
 from atp.plugins.sqlite._url import SqliteTarget, parse_url
-from atp.plugins.sqlite._workflows import SqliteWorkflows
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteWorkflows):
+class SqliteStore(SqliteRecords):
     """A TaskStore in one SQLite file (or one private in-memory database).
 
     Opens the file on first use, creating the tables if needed; a missing directory is a
@@ -178,41 +177,6 @@ class SqliteStore(SqliteWorkflows):
     async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
         """Delete in one transaction; ``limit`` bounds the keys deleted too."""
         work = partial(_admin.prune, finished_before=finished_before, now=now, limit=limit)
-        return await self._db.write(work)
-
-    # -- schedules (ScheduleStore) -------------------------------------------------------
-
-    async def put_schedules(self, schedules: Sequence[Schedule], *, now: float) -> list[Schedule]:
-        """Compare-and-set every schedule in one transaction."""
-        if not schedules:
-            return []
-        return await self._db.write(partial(_schedules.put, schedules=schedules, now=now))
-
-    async def get_schedules(self, names: Sequence[str]) -> list[Schedule | None]:
-        """Read the schedules from one snapshot."""
-        return await self._db.read(partial(_schedules.get, names=names)) if names else []
-
-    async def list_schedules(self) -> list[Schedule]:
-        """Read every schedule, by name."""
-        return await self._db.read(_schedules.list_all)
-
-    async def remove_schedules(self, names: Sequence[str]) -> list[bool]:
-        """Delete in one transaction."""
-        return await self._db.write(partial(_schedules.remove, names=names)) if names else []
-
-    async def due_schedules(self, *, now: float, limit: int) -> list[Schedule]:
-        """Read the due index."""
-        return await self._db.read(partial(_schedules.due, now=now, limit=limit))
-
-    async def next_tick(self) -> float | None:
-        """Read the smallest next tick of the active schedules."""
-        return await self._db.read(_schedules.next_tick)
-
-    async def advance_schedules(
-        self, advances: Sequence[Advance], *, now: float, fence: Fence
-    ) -> list[bool]:
-        """Check the fence and apply the advances in one transaction."""
-        work = partial(_schedules.advance, advances=advances, now=now, fence=fence)
         return await self._db.write(work)
 
     async def close(self) -> None:

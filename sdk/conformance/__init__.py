@@ -21,8 +21,19 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 
 import pytest
 
-_CHECKS = ("_store_intake", "_store_listing", "_store_running", "_store_support", "_support",
-           "coordinator", "fused", "schedules", "store", "transport", "workflows")  # fmt: skip
+_CHECKS = (
+    "_store_intake",
+    "_store_listing",
+    "_store_running",
+    "_store_support",
+    "_support",
+    "coordinator",
+    "fused",
+    "schedules",
+    "store",
+    "transport",
+    "workflows",
+)
 pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402

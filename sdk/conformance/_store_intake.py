@@ -20,6 +20,7 @@ from atp.sdk.conformance._store_support import (
     get_one,
     make_finished,
     make_in_state,
+    make_ready,
     make_running,
 )
 from atp.sdk.conformance._support import (
@@ -91,8 +92,7 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str, payload: Any
     ) -> None:
         now = clock.now()
-        task = make_task(subject, now, payload=payload, headers={"h": "ü ✓"})
-        await store.create([task], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        task = await make_ready(store, subject, now, payload=payload, headers={"h": "ü ✓"})
         record = await get_one(store, task.id)
         assert record.task.payload == payload
         assert type(record.task.payload) is type(payload)
@@ -267,8 +267,7 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now = clock.now()
-        ready = make_task(subject, now)
-        await store.create([ready], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        ready = await make_ready(store, subject, now)
         running = await make_running(store, subject, now)
         cancelled = make_task(subject, now)
         await store.create([cancelled], now=now, idempotency_window=WINDOW)
@@ -296,8 +295,8 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now = clock.now()
-        ready, scheduled = make_task(subject, now), make_task(subject, now, run_at=now + 99)
-        await store.create([ready], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        ready = await make_ready(store, subject, now)
+        scheduled = make_task(subject, now, run_at=now + 99)
         await store.create([scheduled], now=now, idempotency_window=WINDOW)
         running = await make_running(store, subject, now)
         done = await make_finished(store, subject, now, State.SUCCEEDED)
@@ -334,8 +333,7 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now = clock.now()
-        task = make_task(subject, now)
-        await store.create([task], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        task = await make_ready(store, subject, now)
         [claim] = await store.claim([task.id], owner=OWNER, now=now + 1, lease_until=now + 31)
         assert claim.claimed
         assert claim.record == await get_one(store, task.id)
@@ -398,8 +396,7 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now = clock.now()
-        ready = make_task(subject, now)
-        await store.create([ready], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        ready = await make_ready(store, subject, now)
         running = await make_running(store, subject, now)
         unknown = new_id(now)
         claims = await store.claim(

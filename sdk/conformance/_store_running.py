@@ -18,6 +18,7 @@ from atp.sdk.conformance._store_support import (
     make_fencing_target,
     make_finished,
     make_in_state,
+    make_ready,
     make_running,
 )
 from atp.sdk.conformance._support import make_task, unique
@@ -201,8 +202,7 @@ class RunningChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now = clock.now()
-        ready = make_task(subject, now)
-        await store.create([ready], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+        ready = await make_ready(store, subject, now)
         done = await make_finished(store, subject, now, State.SUCCEEDED)
         before = await store.get([ready.id, done.id])
         outcomes = [

@@ -22,12 +22,18 @@ async def get_one(store: TaskStore, task_id: str) -> TaskRecord:
     return record
 
 
+async def make_ready(store: TaskStore, subject: str, now: float, **fields: Any) -> Task:
+    """A task created READY at ``now``, published until ``now + LEASE``."""
+    task = make_task(subject, now, **fields)
+    await store.create([task], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+    return task
+
+
 async def make_running(
     store: TaskStore, subject: str, now: float, owner: str = OWNER, **fields: Any
 ) -> TaskRecord:
     """A task claimed by ``owner`` at ``now`` with a lease until ``now + LEASE``."""
-    task = make_task(subject, now, **fields)
-    await store.create([task], now=now, idempotency_window=WINDOW, ready_until=now + LEASE)
+    task = await make_ready(store, subject, now, **fields)
     [claim] = await store.claim([task.id], owner=owner, now=now, lease_until=now + LEASE)
     assert claim.claimed, f"could not claim {task.id}: {claim}"
     assert claim.record is not None

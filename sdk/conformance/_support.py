@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import pytest
 
@@ -112,6 +112,8 @@ async def pass_time(clock: Clock, seconds: float) -> None:
 class PortSuite:
     """Fixtures and knobs every suite has; a subclass overrides what its backend needs."""
 
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+
     max_real_wait: ClassVar[float] = 10.0
     """Longest single real-time wait a test may need with a real clock; a test needing
     more (a transport configured with a long lease) is skipped, naming this knob."""
@@ -131,3 +133,8 @@ class PortSuite:
                 "in the fixture, or raise max_real_wait on the test class"
             )
         return seconds
+
+
+def missing_fixture(suite: object, name: str) -> NoReturn:
+    """Fail a test whose suite did not override the backend fixture ``name``."""
+    pytest.fail(f"{type(suite).__name__} must define a `{name}` fixture (see its docstring)")

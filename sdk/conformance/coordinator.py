@@ -26,7 +26,7 @@ from typing import ClassVar
 import pytest
 
 from atp.core.ports import Clock, Coordinator, Lease
-from atp.sdk.conformance._support import PortSuite, is_manual, pass_time, unique
+from atp.sdk.conformance._support import PortSuite, is_manual, missing_fixture, pass_time, unique
 
 __all__ = ["CoordinatorConformance"]
 
@@ -36,8 +36,6 @@ TTL = 30.0
 class CoordinatorConformance(PortSuite):
     """Checks a Coordinator against the contract in ``atp.core.ports``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     expiry_ttl: ClassVar[float] = 1.0
     """Seconds of the leases the expiry tests let run out."""
     time_tolerance: ClassVar[float] = 0.5
@@ -46,7 +44,7 @@ class CoordinatorConformance(PortSuite):
     @pytest.fixture
     def coordinator(self, clock: Clock) -> Coordinator:
         """Override: a Coordinator built with ``clock``."""
-        pytest.fail(f"{type(self).__name__} must define a `coordinator` fixture")
+        missing_fixture(self, "coordinator")
 
     @pytest.fixture
     def name(self) -> str:

@@ -42,7 +42,7 @@ from atp.core.ports import (
     TaskStore,
     Transport,
 )
-from atp.sdk.conformance._support import PAYLOADS, PortSuite, make_task, unique
+from atp.sdk.conformance._support import PAYLOADS, PortSuite, make_task, missing_fixture, unique
 
 __all__ = ["FusedConformance"]
 
@@ -53,8 +53,6 @@ OWNER = "conformance-worker"
 class FusedConformance(PortSuite):
     """Checks a fused store and transport against ``FusingStore`` and ``ClaimingConsumer``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     delivery_timeout: ClassVar[float] = 5.0
     """Seconds a test waits for deliveries that must come."""
     quiet_period: ClassVar[float] = 0.5
@@ -63,12 +61,12 @@ class FusedConformance(PortSuite):
     @pytest.fixture
     def store(self, clock: Clock) -> TaskStore:
         """Override: a store that can fuse with ``transport``."""
-        pytest.fail(f"{type(self).__name__} must define a `store` fixture")
+        missing_fixture(self, "store")
 
     @pytest.fixture
     def transport(self, clock: Clock) -> Transport:
         """Override: a transport on the same server as ``store``."""
-        pytest.fail(f"{type(self).__name__} must define a `transport` fixture")
+        missing_fixture(self, "transport")
 
     @pytest_asyncio.fixture
     async def fused(self, store: TaskStore, transport: Transport) -> FusingStore:
@@ -185,8 +183,10 @@ class FusedConformance(PortSuite):
         assert first is not None
         assert second is not None
         assert (first.state, first.result, second.state) == (
-            State.SUCCEEDED, {"ok": 1}, State.RUNNING
-        )  # fmt: skip
+            State.SUCCEEDED,
+            {"ok": 1},
+            State.RUNNING,
+        )
 
     async def test_an_empty_fetch_waits_for_its_timeout_and_returns_nothing(
         self, consumer: ClaimingConsumer, clock: Clock

@@ -17,14 +17,14 @@ waits; its times are offsets from ``clock.now()``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from atp.core.errors import AlreadyExists, FencedOut, InvalidInput, StateConflict
 from atp.core.ports import Clock, Fence, ScheduleStore, TaskStore
 from atp.core.schedules import Advance, Misfire, Overlap, Schedule
-from atp.sdk.conformance._support import PAYLOADS, PortSuite, payload_id, unique
+from atp.sdk.conformance._support import PAYLOADS, PortSuite, missing_fixture, payload_id, unique
 
 __all__ = ["ScheduleStoreConformance"]
 
@@ -65,12 +65,10 @@ async def stored_schedule(store: ScheduleStore, name: str) -> Schedule:
 class ScheduleStoreConformance(PortSuite):
     """Checks a ScheduleStore against the contract in ``atp.core.ports``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     @pytest.fixture
     def store(self, clock: Clock) -> ScheduleStore:
         """Override: a fresh, empty ScheduleStore built with ``clock``."""
-        pytest.fail(f"{type(self).__name__} must define a `store` fixture (see its docstring)")
+        missing_fixture(self, "store")
 
     @pytest.fixture
     def name(self) -> str:
@@ -233,9 +231,12 @@ class ScheduleStoreConformance(PortSuite):
         assert await store.advance_schedules([advance], now=now + 3601, fence=fence) == [True]
         after = await stored_schedule(store, name)
         assert after == stored.replace(
-            next_tick=now + 7200, last_tick=now + 3600, last_task="t1",
-            last_fired_at=now + 3601, revision=stored.revision + 1,
-        )  # fmt: skip
+            next_tick=now + 7200,
+            last_tick=now + 3600,
+            last_task="t1",
+            last_fired_at=now + 3601,
+            revision=stored.revision + 1,
+        )
         assert await store.due_schedules(now=now + 3601, limit=10) == []
         assert await store.advance_schedules([advance], now=now, fence=fence) == [False]
         assert await store.get_schedules([name]) == [after]

@@ -20,15 +20,13 @@ Its times are offsets from ``clock.now()``; the default ``clock`` fixture is a
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import pytest
 
 from atp.core.ports import Clock, TaskStore
 from atp.sdk.conformance._store_intake import IntakeChecks
 from atp.sdk.conformance._store_listing import ListingChecks
 from atp.sdk.conformance._store_running import RunningChecks
-from atp.sdk.conformance._support import PortSuite, unique
+from atp.sdk.conformance._support import PortSuite, missing_fixture, unique
 
 __all__ = ["TaskStoreConformance"]
 
@@ -36,12 +34,10 @@ __all__ = ["TaskStoreConformance"]
 class TaskStoreConformance(IntakeChecks, RunningChecks, ListingChecks, PortSuite):
     """Checks a TaskStore against the contract in ``atp.core.ports``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     @pytest.fixture
     def store(self, clock: Clock) -> TaskStore:
         """Override: a fresh, empty TaskStore built with ``clock``."""
-        pytest.fail(f"{type(self).__name__} must define a `store` fixture (see its docstring)")
+        missing_fixture(self, "store")
 
     @pytest.fixture
     def subject(self) -> str:

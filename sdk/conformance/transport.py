@@ -43,6 +43,7 @@ from atp.sdk.conformance._support import (
     full_task,
     is_manual,
     make_task,
+    missing_fixture,
     pass_time,
     unique,
 )
@@ -85,8 +86,6 @@ class Consumers:
 class TransportConformance(PortSuite):
     """Checks a Transport and its Consumers against the contract in ``atp.core.ports``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     quiet_period: ClassVar[float] = 0.5
     """Seconds a test watches for a message that must not come."""
     delivery_timeout: ClassVar[float] = 5.0
@@ -101,7 +100,7 @@ class TransportConformance(PortSuite):
     @pytest.fixture
     def transport(self, clock: Clock) -> Transport:
         """Override: a Transport built with ``clock``."""
-        pytest.fail(f"{type(self).__name__} must define a `transport` fixture")
+        missing_fixture(self, "transport")
 
     @pytest.fixture
     def prefix(self) -> str:

@@ -17,7 +17,7 @@ waits; its times are offsets from ``clock.now()``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -26,7 +26,7 @@ from atp.core.ids import new_id
 from atp.core.ports import Clock, WorkflowStore
 from atp.core.workflows.definition import Definition, Step, StepKind
 from atp.core.workflows.runs import Run, RunQuery, RunState, StepRun, StepState
-from atp.sdk.conformance._support import PAYLOADS, PortSuite, payload_id, unique
+from atp.sdk.conformance._support import PAYLOADS, PortSuite, missing_fixture, payload_id, unique
 
 __all__ = ["WorkflowStoreConformance"]
 
@@ -61,12 +61,10 @@ def make_run(workflow: str, now: float, **fields: Any) -> Run:
 class WorkflowStoreConformance(PortSuite):
     """Checks a WorkflowStore against the contract in ``atp.core.ports``."""
 
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-
     @pytest.fixture
     def store(self, clock: Clock) -> WorkflowStore:
         """Override: a fresh, empty WorkflowStore built with ``clock``."""
-        pytest.fail(f"{type(self).__name__} must define a `store` fixture (see its docstring)")
+        missing_fixture(self, "store")
 
     @pytest.fixture
     def name(self) -> str:
@@ -114,11 +112,30 @@ class WorkflowStoreConformance(PortSuite):
         self, store: WorkflowStore, clock: Clock, name: str, value: Any
     ) -> None:
         now = clock.now()
-        step = StepRun(StepState.SUCCEEDED, "task-1", 2, value, "boom", now, now + 1.5,
-                       now + 9, StepState.ACTIVE, "task-2")  # fmt: skip
-        run = make_run(name, now, input=value, steps={"first": step, "wait": StepRun()},
-                       signals={"go": value}, result=value, error="e", finished_at=now + 2,
-                       wake_at=now + 3, state=RunState.COMPENSATING)  # fmt: skip
+        step = StepRun(
+            StepState.SUCCEEDED,
+            "task-1",
+            2,
+            value,
+            "boom",
+            now,
+            now + 1.5,
+            now + 9,
+            StepState.ACTIVE,
+            "task-2",
+        )
+        run = make_run(
+            name,
+            now,
+            input=value,
+            steps={"first": step, "wait": StepRun()},
+            signals={"go": value},
+            result=value,
+            error="e",
+            finished_at=now + 2,
+            wake_at=now + 3,
+            state=RunState.COMPENSATING,
+        )
         (stored,) = await store.create_runs([run])
         assert stored == run.replace(revision=1)
         assert await store.get_runs([run.id, "unknown"]) == [stored, None]

@@ -1,7 +1,8 @@
-"""atp's gRPC wire format: the generated messages (``pb``) and the conversions between
-them and core types, both ways (``tasks``, ``flows``).
+"""atp's wire formats and the conversions between them and core types, both ways: gRPC's
+generated messages (``pb``) with ``tasks`` and ``flows``, and the REST API's JSON bodies
+with ``rest``.
 
-One module for both ends: the gRPC adapter (the server) sends with it and the SDK's gRPC
-client reads back with it, so the two cannot drift. Adapters import the SDK, never the
-other way round (``ARCHITECTURE.md``).
+One module per format for both ends: the adapters (the server) send with it and the SDK's
+clients read back with it, and the other way round, so the two cannot drift. Adapters
+import the SDK, never the other way round (``ARCHITECTURE.md``).
 """

@@ -1,16 +1,50 @@
-"""Between protobuf messages and core types. JSON values travel as JSON text in bytes."""
+"""Between protobuf messages and core types, both ways (the server's gRPC adapter sends
+``*_out`` and reads ``*_in``; the SDK's gRPC client does the opposite). JSON values travel
+as JSON text in bytes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from atp.core import codec
 from atp.core.errors import InvalidInput
-from atp.core.model import JSON, RetryPolicy, State, TaskRecord
+from atp.core.model import JSON, AttemptError, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
+from atp.sdk._options import publish_request
 from atp.sdk.wire.pb import tasks_pb2 as pb
 
-__all__ = ["json_in", "json_out", "page_out", "published_out", "record_out", "request_in",
-           "states_in"]  # fmt: skip
+__all__ = [
+    "field_or_none",
+    "json_in",
+    "json_out",
+    "page_in",
+    "page_out",
+    "published_in",
+    "published_out",
+    "record_in",
+    "record_out",
+    "request_in",
+    "request_out",
+    "set_optional",
+    "states_in",
+]
+
+_TASK_OPTIONAL = ("idempotency_key", "max_attempts", "timeout", "schedule", "workflow_run", "step")
+_RECORD_OPTIONAL = ("lease_owner", "lease_until", "finished_at")
+
+
+def field_or_none(message: Any, name: str) -> Any:
+    """The value of an ``optional`` field, or None where it is not set."""
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def set_optional(message: Any, source: object, names: tuple[str, ...]) -> None:
+    """Copy the ``names`` attributes of ``source`` that are not None onto ``message``."""
+    for name in names:
+        value = getattr(source, name)
+        if value is not None:
+            setattr(message, name, value)
 
 
 def json_in(data: bytes, what: str) -> JSON:
@@ -28,49 +62,105 @@ def json_out(value: JSON) -> bytes:
 
 
 def request_in(message: pb.PublishRequest, fallback_key: str | None) -> PublishRequest:
+    """The core request of a publish message; ``fallback_key`` if it names no key."""
     retry = None
     if message.HasField("retry"):
         r = message.retry
-        retry = RetryPolicy(base=r.base, factor=r.factor or 2.0, cap=r.cap or 300.0,
-                            jitter=r.jitter)  # fmt: skip
-    return PublishRequest(
-        subject=message.subject,
-        payload=json_in(message.payload, "payload"),
-        delay=message.delay if message.HasField("delay") else None,
-        run_at=message.run_at if message.HasField("run_at") else None,
-        idempotency_key=_optional(message, "idempotency_key") or fallback_key,
-        headers=dict(message.headers),
-        max_attempts=message.max_attempts if message.HasField("max_attempts") else None,
-        timeout=message.timeout if message.HasField("timeout") else None,
+        retry = RetryPolicy(
+            base=r.base, factor=r.factor or 2.0, cap=r.cap or 300.0, jitter=r.jitter
+        )
+    return publish_request(
+        message.subject,
+        json_in(message.payload, "payload"),
+        delay=field_or_none(message, "delay"),
+        run_at=field_or_none(message, "run_at"),
+        idempotency_key=field_or_none(message, "idempotency_key") or fallback_key,
+        headers=message.headers,
+        max_attempts=field_or_none(message, "max_attempts"),
+        timeout=field_or_none(message, "timeout"),
         priority=message.priority,
         retry=retry,
     )
+
+
+def request_out(request: PublishRequest) -> pb.PublishRequest:
+    message = pb.PublishRequest(
+        subject=request.subject,
+        payload=json_out(request.payload),
+        delay=request.delay,
+        run_at=request.run_at,
+        idempotency_key=request.idempotency_key,
+        headers=dict(request.headers),
+        max_attempts=request.max_attempts,
+        timeout=request.timeout,
+        priority=request.priority,
+    )
+    if request.retry is not None:
+        r = request.retry
+        message.retry.CopyFrom(
+            pb.RetryPolicy(base=r.base, factor=r.factor, cap=r.cap, jitter=r.jitter)
+        )
+    return message
+
+
+def published_in(message: pb.PublishResponse) -> Published:
+    return Published(message.id, message.created, message.run_at)
 
 
 def published_out(published: Published) -> pb.PublishResponse:
     return pb.PublishResponse(id=published.id, created=published.created, run_at=published.run_at)
 
 
+def record_in(message: pb.TaskRecord) -> TaskRecord:
+    task = Task(
+        id=message.id,
+        subject=message.subject,
+        payload=json_in(message.payload, "payload"),
+        headers=dict(message.headers),
+        run_at=message.run_at,
+        created_at=message.created_at,
+        attempt=message.attempt,
+        priority=message.priority,
+        **{name: field_or_none(message, name) for name in _TASK_OPTIONAL},
+    )
+    return TaskRecord(
+        task=task,
+        state=State(message.state),
+        updated_at=message.updated_at,
+        result=json_in(message.result, "result"),
+        errors=tuple(AttemptError(e.attempt, e.at, e.message, e.kind) for e in message.errors),
+        cancel_requested=message.cancel_requested,
+        **{name: field_or_none(message, name) for name in _RECORD_OPTIONAL},
+    )
+
+
 def record_out(record: TaskRecord) -> pb.TaskRecord:
     task = record.task
     message = pb.TaskRecord(
-        id=task.id, subject=task.subject, state=str(record.state),
-        payload=json_out(task.payload), headers=dict(task.headers), run_at=task.run_at,
-        created_at=task.created_at, updated_at=record.updated_at, attempt=task.attempt,
-        priority=task.priority, result=json_out(record.result),
+        id=task.id,
+        subject=task.subject,
+        state=str(record.state),
+        payload=json_out(task.payload),
+        headers=dict(task.headers),
+        run_at=task.run_at,
+        created_at=task.created_at,
+        updated_at=record.updated_at,
+        attempt=task.attempt,
+        priority=task.priority,
+        result=json_out(record.result),
         cancel_requested=record.cancel_requested,
-        errors=[pb.AttemptError(attempt=e.attempt, at=e.at, message=e.message, kind=e.kind)
-                for e in record.errors],
-    )  # fmt: skip
-    optional = {"idempotency_key": task.idempotency_key, "max_attempts": task.max_attempts,
-                "timeout": task.timeout, "lease_owner": record.lease_owner,
-                "lease_until": record.lease_until, "finished_at": record.finished_at,
-                "schedule": task.schedule, "workflow_run": task.workflow_run,
-                "step": task.step}  # fmt: skip
-    for name, value in optional.items():
-        if value is not None:
-            setattr(message, name, value)
+        errors=[
+            pb.AttemptError(attempt=e.attempt, at=e.at, message=e.message, kind=e.kind)
+            for e in record.errors
+        ],
+    )
+    set_optional(message, task, _TASK_OPTIONAL)
+    set_optional(message, record, _RECORD_OPTIONAL)
     return message
+
+
+def page_in(message: pb.TaskPage) -> Page:
+    return Page([record_in(item) for item in message.items], field_or_none(message, "next_cursor"))
 
 
 def page_out(page: Page) -> pb.TaskPage:
@@ -84,9 +174,6 @@ def states_in(names: list[str]) -> list[State] | None:
     try:
         return [State(name.upper()) for name in names] or None
     except ValueError as exc:
-        raise InvalidInput(f"unknown task state in {names!r}; states are "
-                           f"{', '.join(State)}") from exc  # fmt: skip
-
-
-def _optional(message: object, name: str) -> str | None:
-    return getattr(message, name) if message.HasField(name) else None  # type: ignore[attr-defined]
+        raise InvalidInput(
+            f"unknown task state in {names!r}; states are {', '.join(State)}"
+        ) from exc

@@ -132,8 +132,18 @@ class TestTheirCoordinator(CoordinatorConformance):
 
 def test_only_subclasses_are_collected_and_they_run_in_strict_mode(tmp_path: Path) -> None:
     (tmp_path / "test_theirs.py").write_text(PLUGIN_AUTHORS_MODULE)
-    command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-               "-o", "asyncio_mode=strict", "test_theirs.py"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_mode=strict",
+        "test_theirs.py",
+    ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     suite = [name for name in dir(CoordinatorConformance) if name.startswith("test_")]
     passed = [line for line in done.stdout.splitlines() if line.startswith("PASSED")]

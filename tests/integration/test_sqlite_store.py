@@ -312,9 +312,15 @@ _CHILD = textwrap.dedent(
 
 async def _spawn_child(url: str, mode: str) -> asyncio.subprocess.Process:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CHILD, url, mode, str(NOW),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        _CHILD,
+        url,
+        mode,
+        str(NOW),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert child.stdout is not None
     assert await child.stdout.readline() == b"ready\n"
     return child
@@ -443,8 +449,10 @@ async def test_an_older_fence_is_refused_and_changes_nothing(tmp_path):
     found = await records(leader, [t.id for t in tasks])
     assert sorted((r.state, r.lease_until) for r in found) == [
         (State.READY, NOW + 30),
-        (State.SCHEDULED, None), (State.SCHEDULED, None), (State.SCHEDULED, None),
-    ]  # fmt: skip
+        (State.SCHEDULED, None),
+        (State.SCHEDULED, None),
+        (State.SCHEDULED, None),
+    ]
 
     assert (
         len(await stale.take_due(now=NOW, limit=1, ready_until=NOW + 30, fence=Fence("sched", 2)))

@@ -19,7 +19,7 @@ from atp.core.errors import (
 )
 from atp.core.settings import Settings
 from atp.plugins.memory.limiter import MemoryLimiter, refill
-from atp.sdk._remote import error_from
+from atp.sdk.wire.problems import error_from
 
 # -- scopes --------------------------------------------------------------------------------
 

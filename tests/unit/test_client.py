@@ -1,6 +1,7 @@
 """The SDK Client and SyncClient: argument handling, every operation, and both process shapes."""
 
 import asyncio
+import inspect
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -177,6 +178,11 @@ def test_request_converts_its_arguments():
     )
     assert (request.delay, request.timeout, dict(request.headers)) == (60.0, 0.25, {"k": "v"})
     assert Client.request("a", run_at=datetime.fromtimestamp(START, UTC)).run_at == START
+
+
+def test_a_misspelt_publish_option_is_refused():
+    with pytest.raises(TypeError, match="unexpected publish option 'dealy'"):
+        Client.request("a", dealy=5)  # type: ignore[call-arg]
 
 
 # -- inspecting -----------------------------------------------------------------------
@@ -373,6 +379,27 @@ async def test_connect_with_explicit_settings(workdir):
 def test_connect_to_a_scheme_nobody_serves(workdir):
     with pytest.raises(ConfigError, match="no plugin serves store URL scheme 'nope'"):
         Client.connect("nope://somewhere", settings=Settings(coordinator="memory://"))
+
+
+async def test_a_client_of_a_server_has_no_platform_and_only_grpc_retrieves():
+    async with Client.connect("http://127.0.0.1:9", token="t") as client:
+        assert "HttpRemote('http://127.0.0.1:9')" in repr(client)
+        with pytest.raises(ConfigError, match="reaches an atp server: it has no platform"):
+            client.platform  # noqa: B018
+        with pytest.raises(ConfigError, match="needs a client connected with a grpc:// URL"):
+            client.retrieve("orders.*")
+
+
+async def test_a_local_client_retrieves_nothing(tp):
+    with pytest.raises(ConfigError, match="needs a client connected with a grpc:// URL"):
+        tp.client.retrieve("orders.*")
+
+
+def test_sync_client_methods_are_the_client_methods():
+    for name in ("publish", "get", "list", "wait", "requeue", "add_schedule", "list_runs"):
+        blocking, coroutine = getattr(SyncClient, name), getattr(Client, name)
+        assert blocking.__doc__ == coroutine.__doc__
+        assert inspect.signature(blocking.__wrapped__) == inspect.signature(coroutine)
 
 
 async def test_a_client_over_a_shared_platform_leaves_it_open(tp):

@@ -24,7 +24,8 @@ from atp.core.errors import (
 from atp.core.model import State, Task, TaskRecord
 from atp.core.plugins import hookimpl
 from atp.core.ports import Created, Lease, TaskQuery
-from atp.core.scheduler.cron import Cron
+from atp.core.scheduler.component import Leadership
+from atp.core.scheduler.components import cron
 from atp.core.schedules import Schedule
 from atp.core.service import PublishRequest, TaskService
 from atp.core.settings import Settings
@@ -198,8 +199,8 @@ async def test_a_dead_leaders_firings_and_a_stale_leader_still_make_one_task_per
         fenced: list[str] = []
         old = Lease("scheduler", "a", 1, clock.now() + 60)
         new = Lease("scheduler", "b", 2, clock.now() + 60)
-        stale = Cron(tp.platform, lambda: old.fence, lambda: fenced.append("old"))
-        leader = Cron(tp.platform, lambda: new.fence, lambda: fenced.append("new"))
+        stale = cron(tp.platform, Leadership(lambda: old.fence, lambda: fenced.append("old")))
+        leader = cron(tp.platform, Leadership(lambda: new.fence, lambda: fenced.append("new")))
         await leader._safe_tick()  # fires 1 to 3 again: the keys match, nothing is created
         await clock.jump(1)
         await stale._safe_tick()  # publishes tick 4, then its record is fenced out

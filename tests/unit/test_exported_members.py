@@ -54,5 +54,5 @@ def test_every_export_exists_and_is_documented():
 
 def test_nothing_public_is_left_out():
     public = {name for name in vars(atp.sdk) if not name.startswith("_")}
-    modules = {"app", "client", "sync", "testing", "conformance", "workflow"}
+    modules = {"app", "client", "sync", "testing", "conformance", "workflow", "wire"}
     assert public - modules == set(SDK)

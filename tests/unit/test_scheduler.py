@@ -15,7 +15,7 @@ from atp.core.model import State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import hookimpl
 from atp.core.ports import Fence
-from atp.core.scheduler.component import Component, NotLeading
+from atp.core.scheduler.component import Component, Leadership, NotLeading
 from atp.core.scheduler.elector import Elector
 from atp.core.scheduler.forwarder import HELD_BATCHES
 from atp.core.scheduler.runtime import Scheduler
@@ -130,8 +130,9 @@ async def test_a_task_taken_ahead_starts_at_its_due_time_not_a_look_later():
 async def test_a_stopping_leader_hands_back_what_it_took_ahead():
     app, runs = counting_app()
     events = Events()
-    async with TestPlatform(app, Settings(forward_horizon=5), scheduler=False,
-                            plugins=[events]) as tp:  # fmt: skip
+    async with TestPlatform(
+        app, Settings(forward_horizon=5), scheduler=False, plugins=[events]
+    ) as tp:
         durable(tp)
         first = await tp.start_scheduler(owner="first")
         await tp.advance(0.1)
@@ -361,8 +362,9 @@ async def test_the_reaper_recovers_an_expired_lease():
 
 async def test_an_expired_lease_without_attempts_left_goes_dead():
     events = Events()
-    async with TestPlatform(App(), Settings(lease=10, heartbeat=2), workers=0,
-                            plugins=[events]) as tp:  # fmt: skip
+    async with TestPlatform(
+        App(), Settings(lease=10, heartbeat=2), workers=0, plugins=[events]
+    ) as tp:
         published = await tp.client.publish("jobs.orphan", max_attempts=1)
         await dead_claim(tp, published.id)
         await tp.advance(12)
@@ -448,8 +450,9 @@ async def test_of_two_schedulers_one_leads_and_a_crashed_leader_is_replaced():
 
 async def test_a_stopped_leader_hands_over_at_once():
     events = Events()
-    async with TestPlatform(App(), Settings(leader_ttl=30), scheduler=False,
-                            plugins=[events]) as tp:  # fmt: skip
+    async with TestPlatform(
+        App(), Settings(leader_ttl=30), scheduler=False, plugins=[events]
+    ) as tp:
         first = await tp.start_scheduler(owner="first")
         second = await tp.start_scheduler(owner="second")
         await first.stop()
@@ -492,8 +495,7 @@ class CountingTakes:
 async def test_tasks_due_while_leaderless_are_published_once_by_the_new_leader():
     app, runs = counting_app()
     events = Events()
-    async with TestPlatform(app, Settings(leader_ttl=6), scheduler=False,
-                            plugins=[events]) as tp:  # fmt: skip
+    async with TestPlatform(app, Settings(leader_ttl=6), scheduler=False, plugins=[events]) as tp:
         first = await tp.start_scheduler(owner="first")
         await tp.start_scheduler(owner="second")
         published = await tp.client.publish("jobs.gap", delay=6)
@@ -542,7 +544,7 @@ class Scripted(Component):
 
     def __init__(self, clock: ManualClock, script: list[object]) -> None:
         self.fenced = 0
-        super().__init__(clock, 1.0, lambda: Fence("x", 1), self._fence_lost)
+        super().__init__(clock, 1.0, Leadership(lambda: Fence("x", 1), self._fence_lost))
         self.script = script
         self.ticks: list[float] = []
 
@@ -596,7 +598,7 @@ async def test_an_elector_cut_off_from_its_coordinator_leads_only_until_its_leas
     clock = ManualClock(start=0)
     platform = Platform.build(Settings(**MEMORY, leader_ttl=9), clock=clock, local=True)
     platform.coordinator = BrokenCoordinator(platform.coordinator)  # type: ignore[assignment]
-    elector = Elector(platform, "me")
+    elector = Elector(platform.coordinator, clock, "me", ttl=platform.settings.leader_ttl)
     with pytest.raises(NotLeading, match="no longer holds"):
         elector.fence()
     assert await elector.step()

@@ -31,7 +31,9 @@ async def test_plugin_headers_never_reach_the_producers_mappings():
         records = [await tp.get(p.id) for p in published]
     assert theirs == {"keep": "1"}
     assert [dict(r.task.headers) for r in records] == [
-        {"keep": "1", "traceparent": "mine"}, {"traceparent": "mine"}]  # fmt: skip
+        {"keep": "1", "traceparent": "mine"},
+        {"traceparent": "mine"},
+    ]
     assert records[0].task.headers is not records[1].task.headers
 
 
@@ -78,8 +80,9 @@ async def test_publishes_made_while_one_is_in_the_store_share_the_next_call():
         await asyncio.sleep(0)  # the first call is in the store
         assert store.batches == [1]
         keyed = PublishRequest("a.b", "same key", idempotency_key="k")
-        later = [asyncio.ensure_future(service.publish([PublishRequest("a.b", n)]))
-                 for n in range(1, 6)]  # fmt: skip
+        later = [
+            asyncio.ensure_future(service.publish([PublishRequest("a.b", n)])) for n in range(1, 6)
+        ]
         twins = [asyncio.ensure_future(service.publish([keyed])) for _ in range(2)]
         bad = asyncio.ensure_future(service.publish([PublishRequest("a..b", 9)]))
         await asyncio.sleep(0)

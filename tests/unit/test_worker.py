@@ -683,8 +683,11 @@ async def test_a_delivery_naming_no_stored_task_is_terminated():
     assert "unknown task id" in dead.reason
 
 
-@pytest.mark.parametrize(("fetch_failures", "nack_failures"), [(1, 0), (0, 1)],
-                         ids=["a fetch fails", "the nack after the claim fails too"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fetch_failures", "nack_failures"),
+    [(1, 0), (0, 1)],
+    ids=["a fetch fails", "the nack after the claim fails too"],
+)
 async def test_fetch_and_claim_failures_are_retried(fetch_failures: int, nack_failures: int):
     app = App()
     calls: list[int] = []
@@ -694,8 +697,7 @@ async def test_fetch_and_claim_failures_are_retried(fetch_failures: int, nack_fa
         calls.append(1)
 
     async with TestPlatform(app, workers=0) as tp:
-        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures,
-                                               nack_failures)  # fmt: skip
+        tp.platform.transport = FlakyConsumers(tp.platform.transport, fetch_failures, nack_failures)
         tp.platform.store = FlakyClaims(tp.platform.store, failures=1)
         await tp.start_worker()
         first = await tp.client.publish("work")

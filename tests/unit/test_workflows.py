@@ -304,8 +304,11 @@ async def test_cancel_cancels_pending_steps_and_their_tasks(rec: Recorder) -> No
         with pytest.raises(StateConflict):
             await tp.client.signal(run.id, "anything")
     assert cancelled.state is RunState.CANCELLED
-    assert states(cancelled) == {"k.first": StepState.SUCCEEDED, "nap": StepState.CANCELLED,
-                                 "k.second": StepState.CANCELLED}  # fmt: skip
+    assert states(cancelled) == {
+        "k.first": StepState.SUCCEEDED,
+        "nap": StepState.CANCELLED,
+        "k.second": StepState.CANCELLED,
+    }
     assert timer.state is State.CANCELLED
     assert rec.calls["k.second"] == 0
 

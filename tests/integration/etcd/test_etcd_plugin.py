@@ -107,7 +107,10 @@ else:
 def test_without_the_extra_atp_runs_and_etcd_urls_get_an_install_hint():
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(WITHOUT_THE_EXTRA)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "pip install 'atp[etcd]'" in done.stdout

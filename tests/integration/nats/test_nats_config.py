@@ -27,26 +27,36 @@ def test_defaults_follow_the_settings() -> None:
     config = parse_url("nats://127.0.0.1:4222", Settings(lease=12, ready_timeout=60))
     assert config.servers == ("nats://127.0.0.1:4222",)
     assert (config.stream, config.prefix, config.storage, config.replicas) == (
-        "ATP", "atp", "file", 1
-    )  # fmt: skip
+        "ATP",
+        "atp",
+        "file",
+        1,
+    )
     assert (config.ack_wait, config.duplicate_window, config.max_age) == (12, 30, 3600)
     assert config.subject("orders.*") == "atp.orders.*"
 
 
 def test_every_option_is_read() -> None:
-    url = ("nats://ada:secret@a:4222,b:4223?stream=JOBS&prefix=jobs.eu&storage=memory"
-           "&replicas=3&max_age=2h&duplicate_window=30s&ack_wait=1m&max_ack_pending=500"
-           "&publish_timeout=250ms&connect_timeout=3")  # fmt: skip
+    url = (
+        "nats://ada:secret@a:4222,b:4223?stream=JOBS&prefix=jobs.eu&storage=memory"
+        "&replicas=3&max_age=2h&duplicate_window=30s&ack_wait=1m&max_ack_pending=500"
+        "&publish_timeout=250ms&connect_timeout=3"
+    )
     config = parse_url(url, SETTINGS)
     assert config.servers == ("nats://ada:secret@a:4222", "nats://b:4223")
     assert "secret" not in config.url
     assert (config.stream, config.prefix, config.storage, config.replicas) == (
-        "JOBS", "jobs.eu", "memory", 3
-    )  # fmt: skip
+        "JOBS",
+        "jobs.eu",
+        "memory",
+        3,
+    )
     assert (config.max_age, config.duplicate_window, config.ack_wait) == (7200, 30, 60)
     assert (config.max_ack_pending, config.publish_timeout, config.connect_timeout) == (
-        500, 0.25, 3
-    )  # fmt: skip
+        500,
+        0.25,
+        3,
+    )
 
 
 def test_the_stream_name_follows_the_prefix() -> None:
@@ -105,9 +115,13 @@ def test_a_password_never_shows_in_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("group", "pattern"),
-    [("default", ">"), ("default", "orders.*"), ("a group with spaces/ä", "x.>"),
-     ("g" * 300, ".".join(["t"] * 16))],
-)  # fmt: skip
+    [
+        ("default", ">"),
+        ("default", "orders.*"),
+        ("a group with spaces/ä", "x.>"),
+        ("g" * 300, ".".join(["t"] * 16)),
+    ],
+)
 def test_consumer_names_are_valid_nats_names(group: str, pattern: str) -> None:
     name = consumer_name(group, pattern)
     assert validate_subject(name) == name
@@ -134,8 +148,11 @@ def test_capabilities_are_declared_honestly(storage: str, durable: bool) -> None
     caps = NatsTransport(config, ManualClock()).capabilities
     assert (caps.durable, caps.lease, caps.shared) == (durable, 40, True)
     assert (caps.delay, caps.deduplication, caps.lease_extension, caps.lease_recovery) == (
-        True, True, True, True
-    )  # fmt: skip
+        True,
+        True,
+        True,
+        True,
+    )
     assert not caps.dead_letters
 
 

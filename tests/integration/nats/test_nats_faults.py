@@ -151,8 +151,9 @@ async def test_duplicate_publishes_of_one_task_are_dropped_by_the_server(
     assert [(d.task_id, d.deliveries) for d in got] == [(task.id, 1), (task.id, 1)]
     stored = await stored_messages(server.url, transport.config.stream)  # type: ignore[attr-defined]
     assert [(m.headers or {}).get("Nats-Msg-Id") for m in stored] == [
-        message_id(task), message_id(retry)
-    ]  # fmt: skip
+        message_id(task),
+        message_id(retry),
+    ]
 
 
 async def test_a_closing_consumer_gives_back_what_it_holds_at_once(

@@ -73,8 +73,9 @@ async def test_a_delivery_names_the_task_and_its_atp_subject(transport: NatsTran
     await transport.publish(sent)
     got = await fetch_all(consumer, 2)
     assert [(d.task_id, d.subject, d.deliveries) for d in got] == [
-        (sent[0].id, "jobs.work", 1), (sent[1].id, "jobs.other.deep", 1)
-    ]  # fmt: skip
+        (sent[0].id, "jobs.work", 1),
+        (sent[1].id, "jobs.other.deep", 1),
+    ]
     await consumer.ack(got)
 
 
@@ -83,8 +84,11 @@ async def test_an_envelope_published_before_ids_is_delivered_by_its_id(
 ) -> None:
     consumer = await transport.consume("jobs.>", "workers")
     old = task()
-    await js.publish(transport.config.subject(old.subject), codec.encode_task(old),
-                     headers={"Nats-Msg-Id": message_id(old)})  # fmt: skip
+    await js.publish(
+        transport.config.subject(old.subject),
+        codec.encode_task(old),
+        headers={"Nats-Msg-Id": message_id(old)},
+    )
     new = task()
     await transport.publish([new])
     got = await fetch_all(consumer, 2)
@@ -142,8 +146,11 @@ async def test_a_fetch_that_does_not_wait_takes_what_the_stream_holds(
 
 @pytest.mark.parametrize(
     ("body", "task_id"),
-    [(b"01JABC", "01JABC"), (b'{"id": "01JABC", "subject": "a.b"}', "01JABC"),
-     *[(body, None) for body in NO_TASK]],
-)  # fmt: skip
+    [
+        (b"01JABC", "01JABC"),
+        (b'{"id": "01JABC", "subject": "a.b"}', "01JABC"),
+        *[(body, None) for body in NO_TASK],
+    ],
+)
 def test_task_id_of_a_body(body: bytes, task_id: str | None) -> None:
     assert task_id_of(body) == task_id

@@ -31,8 +31,16 @@ async def main(store: str, subject: str) -> None:
     async with Platform.build(settings, plugins=manager) as platform:
         (published,) = await TaskService(platform).publish([PublishRequest(subject)])
     (span,) = exporter.get_finished_spans()
-    print(json.dumps({"task_id": published.id, "trace_id": f"{span.context.trace_id:032x}",
-                      "span_id": f"{span.context.span_id:016x}", "name": span.name}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "task_id": published.id,
+                "trace_id": f"{span.context.trace_id:032x}",
+                "span_id": f"{span.context.span_id:016x}",
+                "name": span.name,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -81,16 +81,28 @@ def dev(tmp_path: Path, store_url: str) -> Iterator[tuple[subprocess.Popen[bytes
     config = tmp_path / "atp.toml"
     config.write_text(f"[atp]\n{SHORT}\n[atp.prometheus]\nport = {port}\ndepth_interval = 0.1\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "OTEL_"))}
-    env.update(ATP_CONFIG=str(config), ATP_STORE=store_url, ATP_TRANSPORT="memory://",
-               ATP_PLUGINS="atp.plugins.prometheus,atp.plugins.otel",
-               OTEL_TRACES_EXPORTER="none", PYTHONPATH=os.pathsep.join(
-                   filter(None, [str(HERE), env.get("PYTHONPATH")])))  # fmt: skip
+    env.update(
+        ATP_CONFIG=str(config),
+        ATP_STORE=store_url,
+        ATP_TRANSPORT="memory://",
+        ATP_PLUGINS="atp.plugins.prometheus,atp.plugins.otel",
+        OTEL_TRACES_EXPORTER="none",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])),
+    )
     log = tmp_path / "dev.log"
-    command = [sys.executable, "-m", "atp.adapters.cli", "--log-format", "json", "dev",
-               "obs_app:app"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "atp.adapters.cli",
+        "--log-format",
+        "json",
+        "dev",
+        "obs_app:app",
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield process, port, log
     finally:
@@ -152,10 +164,17 @@ async def test_a_real_process_serves_metrics_and_json_logs_after_a_known_sequenc
     assert value(samples, "atp_task_queue_wait_seconds_count", subject="obs.ok") == 2
 
     producers = {s.attributes["messaging.message.id"]: s for s in exporter.get_finished_spans()}
-    (line,) = [json.loads(raw) for raw in log.read_text().splitlines()
-               if raw.startswith("{") and "obs handler ran" in raw and ids[0] in raw]  # fmt: skip
+    (line,) = [
+        json.loads(raw)
+        for raw in log.read_text().splitlines()
+        if raw.startswith("{") and "obs handler ran" in raw and ids[0] in raw
+    ]
     assert (line["logger"], line["level"], line["subject"], line["attempt"]) == (
-        "obs.app", "INFO", "obs.ok", 1)  # fmt: skip
+        "obs.app",
+        "INFO",
+        "obs.ok",
+        1,
+    )
     assert line["trace_id"] == f"{producers[ids[0]].context.trace_id:032x}"
 
 
@@ -163,9 +182,13 @@ async def test_the_consumer_span_links_to_a_producer_span_of_another_process(
     store_url: str, exporter: InMemorySpanExporter
 ) -> None:
     produced = await asyncio.to_thread(
-        subprocess.run, [sys.executable, str(HERE / "produce.py"), store_url, "obs.link"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        subprocess.run,
+        [sys.executable, str(HERE / "produce.py"), store_url, "obs.link"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     producer = json.loads(produced.stdout)
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -180,8 +203,10 @@ async def test_the_consumer_span_links_to_a_producer_span_of_another_process(
 
     async with Platform.build(settings, plugins=manager, local=True) as platform:
         stop = asyncio.Event()
-        jobs = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
-                asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+        jobs = [
+            asyncio.create_task(Worker(platform, app.registry).run(stop)),
+            asyncio.create_task(Scheduler(platform).run(stop)),
+        ]
         service = TaskService(platform)
 
         async def done() -> bool:
@@ -208,15 +233,30 @@ def api_server(
     """``atp server`` with the prometheus plugin, on a free port, without auth or gRPC."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ATP_", "OTEL_"))}
-    env.update(ATP_STORE=store_url, ATP_TRANSPORT="memory://",
-               ATP_PLUGINS="atp.plugins.prometheus",
-               ATP_PROMETHEUS__DEPTH_INTERVAL="0.1")  # fmt: skip
-    command = [sys.executable, "-m", "atp.adapters.cli", "server", "--no-auth", "--host",
-               "127.0.0.1", "--port", str(port), "--grpc-port", "0"]  # fmt: skip
+    env.update(
+        ATP_STORE=store_url,
+        ATP_TRANSPORT="memory://",
+        ATP_PLUGINS="atp.plugins.prometheus",
+        ATP_PROMETHEUS__DEPTH_INTERVAL="0.1",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "atp.adapters.cli",
+        "server",
+        "--no-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--grpc-port",
+        "0",
+    ]
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         yield process, port, log
     finally:

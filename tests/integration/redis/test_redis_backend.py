@@ -34,10 +34,14 @@ async def test_fifty_concurrent_producers_with_one_key_create_one_task(url: str)
     platforms = [Platform.build(settings) for _ in range(50)]
     key = unique("order")
     try:
-        published = await asyncio.gather(*(
-            TaskService(p).publish([PublishRequest("orders.close", {"n": n}, idempotency_key=key)])
-            for n, p in enumerate(platforms)
-        ))  # fmt: skip
+        published = await asyncio.gather(
+            *(
+                TaskService(p).publish(
+                    [PublishRequest("orders.close", {"n": n}, idempotency_key=key)]
+                )
+                for n, p in enumerate(platforms)
+            )
+        )
         ids = {result.id for [result] in published}
         assert len(ids) == 1
         assert sum(result.created for [result] in published) == 1
@@ -211,9 +215,16 @@ def test_store_and_stream_keys_share_the_shard_hash_tag() -> None:
     keys, streams = StoreKeys("atp"), TransportKeys("atp")
     tags = {
         key.split("{")[1].split("}")[0]
-        for key in [*keys.indexes(), keys.task("x"), keys.idempotency("k"), keys.fence("f"),
-                    streams.stream("a.b"), streams.dead("a.b"), streams.subjects]
-    }  # fmt: skip
+        for key in [
+            *keys.indexes(),
+            keys.task("x"),
+            keys.idempotency("k"),
+            keys.fence("f"),
+            streams.stream("a.b"),
+            streams.dead("a.b"),
+            streams.subjects,
+        ]
+    }
     assert tags == {"s0"}
     assert streams.stream("orders.close") == "atp:{s0}:stream:orders.close"
     assert streams.dead("orders.close") == "atp:{s0}:dead:orders.close"
@@ -239,8 +250,9 @@ except ConfigError as exc:
 
 
 def test_other_backends_work_without_redis_py() -> None:
-    done = subprocess.run([sys.executable, "-c", WITHOUT_REDIS], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REDIS], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "refused: redis:// needs redis-py" in done.stdout
 

@@ -31,9 +31,17 @@ PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 def short(url: str) -> Settings:
-    return Settings(store=url, transport=url, lease=2.0, heartbeat=0.5, leader_ttl=2.0,
-                    ready_timeout=5.0, reap_interval=0.5, forward_interval=0.05,
-                    concurrency=16)  # fmt: skip
+    return Settings(
+        store=url,
+        transport=url,
+        lease=2.0,
+        heartbeat=0.5,
+        leader_ttl=2.0,
+        ready_timeout=5.0,
+        reap_interval=0.5,
+        forward_interval=0.05,
+        concurrency=16,
+    )
 
 
 async def test_unconfirmed_publish_raises_and_a_consumer_resumes_alone(
@@ -94,8 +102,9 @@ async def test_commands_start_no_task_of_their_own(
     private_server: Callable[..., ServerProcess],
 ) -> None:
     server = private_server("redis")
-    store = make_plugin_manager().make_store(f"{server.url}?prefix=tasks", Settings(),
-                                             SystemClock())  # fmt: skip
+    store = make_plugin_manager().make_store(
+        f"{server.url}?prefix=tasks", Settings(), SystemClock()
+    )
     loop = asyncio.get_running_loop()
     started: list[object] = []
     default = loop.get_task_factory()
@@ -158,8 +167,10 @@ async def test_restart_mid_run_loses_no_accepted_task(
         return n
 
     stop = asyncio.Event()
-    loops = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
-             asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+    loops = [
+        asyncio.create_task(Worker(platform, app.registry).run(stop)),
+        asyncio.create_task(Scheduler(platform).run(stop)),
+    ]
     service = TaskService(platform)
     accepted: list[str] = []
     try:

@@ -79,8 +79,12 @@ def test_fuses_only_with_a_redis_transport_on_the_same_keyspace(url: str, prefix
     store = manager.make_store(url, Settings(), clock)
     assert isinstance(store, FusingStore)
     base = url.split("?")[0]
-    others = [f"{base}?prefix={prefix}x", f"{base[:-1]}1?prefix={prefix}", "memory://",
-              f"redis://127.0.0.1:1/0?prefix={prefix}"]  # fmt: skip
+    others = [
+        f"{base}?prefix={prefix}x",
+        f"{base[:-1]}1?prefix={prefix}",
+        "memory://",
+        f"redis://127.0.0.1:1/0?prefix={prefix}",
+    ]
     for other in others:
         assert not store.fuse(manager.make_transport(other, Settings(), clock)), other
     same = f"{url}&socket_timeout=2"
@@ -179,8 +183,10 @@ async def test_finish_and_ack_acks_only_the_outcomes_applied(fused: Fused) -> No
     assert len(got) == 3
     deliveries = [d for d, _ in got]
     owners = ["w1", "other", "w1"]
-    outcomes = [Outcome(d.task_id, who, State.DEAD, time.time())
-                for d, who in zip(deliveries, owners, strict=True)]  # fmt: skip
+    outcomes = [
+        Outcome(d.task_id, who, State.DEAD, time.time())
+        for d, who in zip(deliveries, owners, strict=True)
+    ]
     assert await consumer.finish_and_ack(outcomes, deliveries) == [True, False, True]
     entry = deliveries[1].token.split(" ")[1].encode()
     assert await fused.pending() == [entry]

@@ -35,8 +35,14 @@ class Shard:
         self.subject = f"{unique('s')}.x"
 
     def task(self, n: int, *, delay: float = 0.0, key: str | None = None) -> Task:
-        return Task(new_id(NOW), self.subject, payload={"n": n}, run_at=NOW + delay,
-                    created_at=NOW, idempotency_key=key)  # fmt: skip
+        return Task(
+            new_id(NOW),
+            self.subject,
+            payload={"n": n},
+            run_at=NOW + delay,
+            created_at=NOW,
+            idempotency_key=key,
+        )
 
     async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return await Scripts.run(self.client, script, keys, args)
@@ -58,8 +64,12 @@ class Shard:
         return self.streams.stream(self.subject)
 
     async def fetch_claim(self, want: int, idle_ms: int = 0, owner: str = "w1") -> list[Any]:
-        keys = [*self.keys.indexes(), self.keys.task_prefix, self.stream,
-                self.streams.dead(self.subject)]  # fmt: skip
+        keys = [
+            *self.keys.indexes(),
+            self.keys.task_prefix,
+            self.stream,
+            self.streams.dead(self.subject),
+        ]
         args = [GROUP, owner, owner, num(NOW + 1), num(NOW + 31), want, idle_ms, 1]
         reply: list[Any] = await self.run("fetch_claim", keys, args)
         return reply
@@ -101,16 +111,26 @@ async def test_create_publish_streams_ready_tasks_once(shard: Shard) -> None:
     now, later = shard.task(1), shard.task(2, delay=60)
     keyed, dup = shard.task(3, key="k"), shard.task(4, key="k")
     reply = await shard.create_publish([now, later, keyed, dup])
-    assert reply == [now.id.encode(), 1, later.id.encode(), 1, keyed.id.encode(), 1,
-                     keyed.id.encode(), 0]  # fmt: skip
+    assert reply == [
+        now.id.encode(),
+        1,
+        later.id.encode(),
+        1,
+        keyed.id.encode(),
+        1,
+        keyed.id.encode(),
+        0,
+    ]
     again = await shard.create_publish([now, later, keyed, dup])
     assert again[1::2] == [1, 1, 1, 0], "a retried call reports its own tasks created"
     ids = [fields[b"i"].decode() for _, fields in await shard.client.xrange(shard.stream)]
     assert ids == [now.id, keyed.id], "only READY tasks are streamed, and only once"
     assert (await shard.state(now), await shard.state(later)) == (b"READY", b"SCHEDULED")
     counts = await shard.client.hgetall(shard.keys.index("counts"))
-    assert counts == {f"{shard.subject} READY".encode(): b"2",
-                      f"{shard.subject} SCHEDULED".encode(): b"1"}  # fmt: skip
+    assert counts == {
+        f"{shard.subject} READY".encode(): b"2",
+        f"{shard.subject} SCHEDULED".encode(): b"1",
+    }
     assert await shard.client.sismember(shard.streams.subjects, shard.subject)
 
 
@@ -134,8 +154,10 @@ async def test_fetch_claim_claims_acks_duplicates_and_terminates_unknown_ids(
     assert await shard.state(good) == b"RUNNING"
     assert await shard.pending() == 1, "only the claimed entry stays pending"
     reasons = [(d[b"i"], d[b"reason"]) for d in await shard.dead_letters()]
-    assert reasons == [(b"no-such-task", b"unknown task id: not in the task store"),
-                       (b"", b"not a task id")]  # fmt: skip
+    assert reasons == [
+        (b"no-such-task", b"unknown task id: not in the task store"),
+        (b"", b"not a task id"),
+    ]
     counts = await shard.client.hgetall(shard.keys.index("counts"))
     assert counts[f"{shard.subject} RUNNING".encode()] == b"1"
     assert f"{shard.subject} READY".encode() in counts  # the SUCCEEDED one, set by hand
@@ -214,8 +236,10 @@ async def test_finish_ack_acks_only_the_outcomes_applied(shard: Shard) -> None:
     await shard.create_publish([ours, lost])
     _, _, claimed = await shard.fetch_claim(2)
     entries = [claimed[i + 1] for i in range(0, len(claimed), 12)]
-    outcomes = [Outcome(ours.id, "w1", State.SUCCEEDED, NOW + 2, result={"ok": True}),
-                Outcome(lost.id, "someone-else", State.SUCCEEDED, NOW + 2)]  # fmt: skip
+    outcomes = [
+        Outcome(ours.id, "w1", State.SUCCEEDED, NOW + 2, result={"ok": True}),
+        Outcome(lost.id, "someone-else", State.SUCCEEDED, NOW + 2),
+    ]
     keys = [*shard.keys.indexes(), shard.stream, *(shard.keys.task(o.task_id) for o in outcomes)]
     args: list[Any] = [GROUP, 1]
     for entry, outcome in zip(entries, outcomes, strict=True):
@@ -225,8 +249,10 @@ async def test_finish_ack_acks_only_the_outcomes_applied(shard: Shard) -> None:
     pending = await shard.client.xpending_range(shard.stream, GROUP, "-", "+", 10)
     assert [p["message_id"] for p in pending] == [entries[1]]
     counts = await shard.client.hgetall(shard.keys.index("counts"))
-    assert counts == {f"{shard.subject} SUCCEEDED".encode(): b"1",
-                      f"{shard.subject} RUNNING".encode(): b"1"}  # fmt: skip
+    assert counts == {
+        f"{shard.subject} SUCCEEDED".encode(): b"1",
+        f"{shard.subject} RUNNING".encode(): b"1",
+    }
 
 
 async def test_finish_batches_counts_and_indexes_and_refuses_a_lost_lease(shard: Shard) -> None:
@@ -235,8 +261,10 @@ async def test_finish_batches_counts_and_indexes_and_refuses_a_lost_lease(shard:
     await shard.create_publish(tasks)
     await shard.fetch_claim(5)
     outcomes = [Outcome(t.id, "w1", State.SUCCEEDED, NOW + 2) for t in tasks[:3]]
-    outcomes += [Outcome(tasks[3].id, "w1", State.SCHEDULED, NOW + 2, run_at=NOW + 9),
-                 Outcome(tasks[4].id, "w2", State.DEAD, NOW + 2)]  # fmt: skip
+    outcomes += [
+        Outcome(tasks[3].id, "w1", State.SCHEDULED, NOW + 2, run_at=NOW + 9),
+        Outcome(tasks[4].id, "w2", State.DEAD, NOW + 2),
+    ]
     keys = [*shard.keys.indexes(), *(shard.keys.task(o.task_id) for o in outcomes)]
     assert await shard.run("finish", keys, [pack_outcome(o) for o in outcomes]) == [1, 1, 1, 1, 0]
     assert await shard.client.zcard(shard.keys.index("finished")) == 3
@@ -244,9 +272,11 @@ async def test_finish_batches_counts_and_indexes_and_refuses_a_lost_lease(shard:
     [(member, score)] = await shard.client.zrange(shard.keys.index("due"), 0, -1, withscores=True)
     assert (member.decode().split(":")[1], score) == (tasks[3].id, NOW + 9)
     counts = await shard.client.hgetall(shard.keys.index("counts"))
-    assert counts == {f"{shard.subject} SUCCEEDED".encode(): b"3",
-                      f"{shard.subject} SCHEDULED".encode(): b"1",
-                      f"{shard.subject} RUNNING".encode(): b"1"}  # fmt: skip
+    assert counts == {
+        f"{shard.subject} SUCCEEDED".encode(): b"3",
+        f"{shard.subject} SCHEDULED".encode(): b"1",
+        f"{shard.subject} RUNNING".encode(): b"1",
+    }
 
 
 async def test_claim_answers_unknown_not_claimable_and_claimed(shard: Shard) -> None:
@@ -259,8 +289,12 @@ async def test_claim_answers_unknown_not_claimable_and_claimed(shard: Shard) -> 
     assert flags == [1, 0, -1]
     claimed = reply[1:16]
     assert (claimed[0], claimed[3], claimed[4], claimed[5], claimed[11]) == (
-        ready.id.encode(), b"RUNNING", num(NOW + 1).encode(), b"w", b"1"
-    ), "id, state, updated_at, owner and attempt as after the claim"  # fmt: skip
+        ready.id.encode(),
+        b"RUNNING",
+        num(NOW + 1).encode(),
+        b"w",
+        b"1",
+    ), "id, state, updated_at, owner and attempt as after the claim"
     assert reply[33] == b"missing"
     assert reply[34:48] == [None] * 14, "an unknown id: no fields"
 

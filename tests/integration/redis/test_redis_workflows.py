@@ -98,16 +98,37 @@ async def test_each_write_script_answers_its_refusal_and_writes_nothing(
     fresh = run(name)
     states = [state.value for state in RunState]
     state_keys = [keys.runs_in(state) for state in states]
-    create_keys = [keys.index("runs"), keys.index("runs_due"), *state_keys, keys.run(fresh.id),
-                   keys.workflow_runs(name), keys.run(stored.id),
-                   keys.workflow_runs(name)]  # fmt: skip
-    create_args = [*states, fresh.id, name, "FAILED", "", b"{}",
-                   stored.id, name, "RUNNING", "", b"{}"]  # fmt: skip
+    create_keys = [
+        keys.index("runs"),
+        keys.index("runs_due"),
+        *state_keys,
+        keys.run(fresh.id),
+        keys.workflow_runs(name),
+        keys.run(stored.id),
+        keys.workflow_runs(name),
+    ]
+    create_args = [
+        *states,
+        fresh.id,
+        name,
+        "FAILED",
+        "",
+        b"{}",
+        stored.id,
+        name,
+        "RUNNING",
+        "",
+        b"{}",
+    ]
     assert await Scripts.run(raw, "workflow_create_runs", create_keys, create_args) == 2
     assert not await raw.exists(keys.run(fresh.id), keys.runs_in("FAILED"))
 
-    update_keys = [keys.index("runs_due"), *state_keys, keys.run(stored.id),
-                   keys.workflow_runs(name)]  # fmt: skip
+    update_keys = [
+        keys.index("runs_due"),
+        *state_keys,
+        keys.run(stored.id),
+        keys.workflow_runs(name),
+    ]
     update_args = [*states, stored.id, 7, 8, name, "FAILED", repr(NOW), b"{}"]
     assert await Scripts.run(raw, "workflow_update_runs", update_keys, update_args) == [0]
     assert await store.get_runs([stored.id]) == [stored]
@@ -125,8 +146,11 @@ async def test_listing_by_states_follows_updates_across_pages(store: RedisStore)
     second = await store.list_runs(RunQuery(states=wanted, cursor=first.next_cursor, limit=2))
     assert second.next_cursor is None
     seen = [(r.id, r.state) for r in [*first.items, *second.items]]
-    expected = [(r.id, RunState.FAILED if i in (1, 4) else RunState.RUNNING)
-                for i, r in enumerate(runs) if i not in (0, 3)]  # fmt: skip
+    expected = [
+        (r.id, RunState.FAILED if i in (1, 4) else RunState.RUNNING)
+        for i, r in enumerate(runs)
+        if i not in (0, 3)
+    ]
     assert seen == expected[::-1]
     only = await store.list_runs(RunQuery(states=frozenset({RunState.SUCCEEDED})))
     assert [r.id for r in only.items] == [runs[3].id, runs[0].id]
@@ -176,9 +200,15 @@ async def test_every_workflow_key_carries_the_store_hash_tag(
     assert len(written) == 6
     assert {key.split("{")[1].split("}")[0] for key in written} == {"s0"}
     keys = StoreKeys(prefix)
-    built = [keys.workflow(name), keys.run("x"), keys.workflow_runs(name),
-             keys.index("workflows"), keys.index("runs"), keys.index("runs_due"),
-             keys.runs_in("RUNNING")]  # fmt: skip
+    built = [
+        keys.workflow(name),
+        keys.run("x"),
+        keys.workflow_runs(name),
+        keys.index("workflows"),
+        keys.index("runs"),
+        keys.index("runs_due"),
+        keys.runs_in("RUNNING"),
+    ]
     assert all(key.startswith(f"{prefix}:{{s0}}:") for key in built)
 
 
@@ -187,14 +217,24 @@ async def test_every_workflow_key_carries_the_store_hash_tag(
 
 async def test_a_chain_with_fan_out_and_fan_in_succeeds_on_redis(url: str) -> None:
     app, calls = recording_app()
-    settings = Settings(store=url, transport=url, coordinator=url, lease=5, heartbeat=1,
-                        leader_ttl=2, reap_interval=0.2, forward_interval=0.05,
-                        drain_timeout=2)  # fmt: skip
+    settings = Settings(
+        store=url,
+        transport=url,
+        coordinator=url,
+        lease=5,
+        heartbeat=1,
+        leader_ttl=2,
+        reap_interval=0.2,
+        forward_interval=0.05,
+        drain_timeout=2,
+    )
     platform = Platform.build(settings)
     client = Client(platform)
     stop = asyncio.Event()
-    runners = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
-               asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+    runners = [
+        asyncio.create_task(Worker(platform, app.registry).run(stop)),
+        asyncio.create_task(Scheduler(platform).run(stop)),
+    ]
     try:
         await client.register_workflow(*app.workflows.values())
         started = await client.start_workflow("orders.flow", {"order": 7})
@@ -209,8 +249,9 @@ async def test_a_chain_with_fan_out_and_fan_in_succeeds_on_redis(url: str) -> No
     assert {step.state for step in done.steps.values()} == {StepState.SUCCEEDED}
     assert calls == Counter({"orders.check": 1, "orders.pack": 3, "orders.ship": 1})
     assert counts == {(subject, State.SUCCEEDED): n for subject, n in calls.items()}
-    assert done.result == {"ship": {"step": "orders.ship", "parents": ["pack-0", "pack-1",
-                                                                       "pack-2"]}}  # fmt: skip
+    assert done.result == {
+        "ship": {"step": "orders.ship", "parents": ["pack-0", "pack-1", "pack-2"]}
+    }
 
 
 def recording_app() -> tuple[App, Counter[str]]:

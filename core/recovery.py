@@ -1,0 +1,71 @@
+"""The recover decision: what taking back an expired lease does to its task.
+
+Written once here and called by every store (``TaskStore.recover``). The Redis store keeps
+the same rule in ``recover.lua`` for atomicity; its script test compares the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atp.core.model import AttemptError, State, TaskRecord
+
+__all__ = ["LEASE_EXPIRED", "Recovery", "recovered", "recovery"]
+
+LEASE_EXPIRED = "lease expired: the worker stopped renewing it"
+"""The message of the ``lease`` error a recovered task gets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """The next state of a RUNNING task whose lease expired, and what changes with it."""
+
+    state: State
+    """SCHEDULED again, CANCELLED (a cancel was requested) or DEAD (attempts spent)."""
+    run_at: float | None
+    """SCHEDULED: when it runs again (now); None when it keeps its ``run_at``."""
+    finished_at: float | None
+    """CANCELLED or DEAD: now; None for SCHEDULED."""
+    error: AttemptError
+    """Appended to the task's error history."""
+
+
+def recovery(
+    *,
+    attempt: int,
+    max_attempts: int | None,
+    cancel_requested: bool,
+    now: float,
+    default_max_attempts: int,
+) -> Recovery:
+    """Decide what recovering a task at ``attempt`` does; pure."""
+    error = AttemptError(attempt, now, LEASE_EXPIRED, "lease")
+    limit = default_max_attempts if max_attempts is None else max_attempts
+    if cancel_requested:
+        return Recovery(State.CANCELLED, None, now, error)
+    if attempt >= limit:
+        return Recovery(State.DEAD, None, now, error)
+    return Recovery(State.SCHEDULED, now, None, error)
+
+
+def recovered(record: TaskRecord, now: float, default_max_attempts: int) -> TaskRecord:
+    """The record after ``recovery`` was applied to it (lease cleared)."""
+    task = record.task
+    decided = recovery(
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        cancel_requested=record.cancel_requested,
+        now=now,
+        default_max_attempts=default_max_attempts,
+    )
+    if decided.run_at is not None:
+        task = task.replace(run_at=decided.run_at)
+    return record.replace(
+        task=task,
+        state=decided.state,
+        finished_at=decided.finished_at,
+        errors=(*record.errors, decided.error),
+        updated_at=now,
+        lease_owner=None,
+        lease_until=None,
+    )

@@ -1,0 +1,97 @@
+"""The options of a publish, defined once, and the one way they become a ``PublishRequest``
+(both public as ``atp.sdk.client.PublishOptions`` and ``atp.sdk.client.publish_request``).
+
+``Client.publish``, ``Client.request`` and ``SyncClient.publish`` take them as keyword
+arguments; the CLI's ``atp publish``, the REST body and the gRPC message map their own
+field names onto them and go through ``publish_request`` too, so every way in reads
+durations, times and headers the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TypeAlias, TypedDict, Unpack
+
+from atp.core.durations import parse_duration
+from atp.core.errors import InvalidInput
+from atp.core.model import JSON, RetryPolicy
+from atp.core.service import PublishRequest
+
+__all__ = ["Duration", "Instant", "PublishOptions", "epoch", "publish_request", "seconds"]
+
+Duration: TypeAlias = timedelta | float | str
+"""A length of time: a ``timedelta``, seconds as a number, or text such as ``"30s"``."""
+Instant: TypeAlias = datetime | float
+"""A point in time: a timezone-aware ``datetime``, or seconds since the Unix epoch."""
+
+
+class PublishOptions(TypedDict, total=False):
+    """How one task is published; every key may be left out."""
+
+    delay: Duration | None
+    """Run after this long (exclusive with ``run_at``); neither: now."""
+    run_at: Instant | None
+    """Run at this time (exclusive with ``delay``)."""
+    idempotency_key: str | None
+    """Publishing the same key again within the window returns the same task."""
+    headers: Mapping[str, str] | None
+    """String headers carried by the task (``traceparent`` among them)."""
+    max_attempts: int | None
+    """Attempts before the task is dead; None: the handler's default."""
+    timeout: Duration | None
+    """How long one attempt may run; None: the handler's default."""
+    priority: int
+    """Higher runs first where the transport can order; 0 by default."""
+    retry: RetryPolicy | None
+    """The backoff between attempts; None: the handler's default."""
+
+
+_KNOWN = PublishOptions.__optional_keys__
+
+
+def publish_request(
+    subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
+) -> PublishRequest:
+    """The core request for ``subject`` with these options.
+
+    Raises InvalidInput for a naive datetime or a malformed duration, TypeError for an
+    option that does not exist (as a misspelt keyword argument would).
+    """
+    if not options.keys() <= _KNOWN:
+        unknown = min(options.keys() - _KNOWN)
+        raise TypeError(f"unexpected publish option {unknown!r}")
+    delay, run_at, timeout = options.get("delay"), options.get("run_at"), options.get("timeout")
+    return PublishRequest(
+        subject=subject,
+        payload=payload,
+        delay=None if delay is None else seconds(delay, "delay"),
+        run_at=None if run_at is None else epoch(run_at),
+        idempotency_key=options.get("idempotency_key"),
+        headers=dict(options.get("headers") or {}),
+        max_attempts=options.get("max_attempts"),
+        timeout=None if timeout is None else seconds(timeout, "timeout"),
+        priority=options.get("priority", 0),
+        retry=options.get("retry"),
+    )
+
+
+def seconds(value: Duration, what: str) -> float:
+    """Seconds in a timedelta, a number or a duration text; InvalidInput otherwise."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return parse_duration(value, what)
+
+
+def epoch(value: Instant) -> float:
+    """Seconds since the epoch of an aware datetime or a number; InvalidInput otherwise."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(
+                f"run_at {value.isoformat()} has no timezone: pass an aware datetime, "
+                "such as datetime.now(timezone.utc)"
+            )
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"run_at must be a datetime or seconds since the epoch, got {value!r}")
+    return float(value)
