@@ -6,9 +6,8 @@ import click
 
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import iso
-from atp.adapters.cli._pages import page_options, subject_option
+from atp.adapters.cli._pages import page_options, show_page, subject_option
 from atp.adapters.cli._params import DURATION, read_ids, read_json
-from atp.adapters.cli._tasks import show_page
 from atp.core.errors import StateConflict
 from atp.core.model import State, TaskRecord
 from atp.core.ports import Page

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import click
 
 from atp.adapters.cli._context import Options, pass_options
-from atp.adapters.cli._output import describe_error, echo_json, iso, record_fields, table
+from atp.adapters.cli._output import describe_error, echo_json, iso, record_fields
+from atp.adapters.cli._pages import page_options, show_page, subject_option
 from atp.adapters.cli._params import DURATION, HEADER, STATE, TIMESTAMP, read_json
 from atp.core import codec
 from atp.core.model import State, TaskRecord
@@ -122,12 +121,9 @@ def cancel(options: Options, task_id: str) -> None:
 
 
 @task.command("ls")
-@click.option("--subject", help="A subject pattern: orders.close, orders.*, orders.>.")
+@subject_option
 @click.option("--state", "states", type=STATE, multiple=True, help="Only this state; repeatable.")
-@click.option("--limit", type=int, default=50, show_default=True, help="Tasks per page.")
-@click.option("--cursor", help="The cursor printed under the previous page.")
-@click.option("--ids", "ids_only", is_flag=True, help="Print only the ids, one a line.")
-@click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
+@page_options
 @pass_options
 def ls(
     options: Options,
@@ -151,31 +147,3 @@ def ls(
         for r in page.items
     ]
     show_page(page, headers, rows, ids_only=ids_only, as_json=as_json)
-
-
-def show_page(
-    page: Page,
-    headers: tuple[str, ...],
-    rows: Sequence[Sequence[str]],
-    *,
-    ids_only: bool,
-    as_json: bool,
-) -> None:
-    """Print a page as JSON, as bare ids, or as a table with the next cursor on stderr."""
-    if as_json:
-        echo_json(
-            {
-                "items": [codec.record_to_dict(r) for r in page.items],
-                "next_cursor": page.next_cursor,
-            }
-        )
-        return
-    if ids_only:
-        for record in page.items:
-            click.echo(record.id)
-    elif page.items:
-        table(headers, rows)
-    else:
-        click.echo("no tasks", err=True)
-    if page.next_cursor:
-        click.echo(f"more: --cursor {page.next_cursor}", err=True)
