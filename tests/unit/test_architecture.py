@@ -1,4 +1,4 @@
-"""The import directions ARCHITECTURE.md claims are the ones the code makes."""
+"""The import directions docs/ARCHITECTURE.md claims are the ones the code makes."""
 
 from __future__ import annotations
 
@@ -73,10 +73,10 @@ def _package(module: str) -> str | None:
 
 
 def _rules() -> dict[str, set[str]]:
-    """The import-rules table of ARCHITECTURE.md: package -> packages it may import."""
-    text = (REPO / "ARCHITECTURE.md").read_text()
+    """The import-rules table of docs/ARCHITECTURE.md: package -> packages it may import."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
     block = re.search(r"<!-- import-rules: begin -->(.*?)<!-- import-rules: end -->", text, re.S)
-    assert block, "ARCHITECTURE.md lost its import-rules table"
+    assert block, "docs/ARCHITECTURE.md lost its import-rules table"
     rules: dict[str, set[str]] = {}
     for row in block.group(1).strip().splitlines()[2:]:
         package, allowed = (cell.strip() for cell in row.strip("| ").split("|"))
