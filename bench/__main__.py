@@ -30,8 +30,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per scenario (median)")
     parser.add_argument("--count", type=int, default=20_000, help="tasks per run")
     parser.add_argument("--concurrency", type=int, default=256, help="worker concurrency")
-    parser.add_argument("--scheduled", type=int, default=100_000,
-                        help="tasks delayed a week in the Redis memory scenario")  # fmt: skip
+    parser.add_argument(
+        "--scheduled",
+        type=int,
+        default=100_000,
+        help="tasks delayed a week in the Redis memory scenario",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     args = parser.parse_args()
@@ -55,22 +59,30 @@ def embedded_suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[
     small = max(count // 10, 100)
     return {
         "raw sqlite: 4 batched writes per task (rows/s)": median(
-            repeat, lambda: {"rate": _sqlite_raw(count)}),
+            repeat, lambda: {"rate": _sqlite_raw(count)}
+        ),
         "raw memory transport: publish+fetch+ack (msg/s)": median(
-            repeat, lambda: {"rate": raw.memory_transport_roundtrip(count, embedded.BATCH)}),
+            repeat, lambda: {"rate": raw.memory_transport_roundtrip(count, embedded.BATCH)}
+        ),
         "enqueue sqlite, batches of 1000 (tasks/s)": median(
-            repeat, lambda: _run(embedded.enqueue(SQLITE, count, embedded.BATCH))),
+            repeat, lambda: _run(embedded.enqueue(SQLITE, count, embedded.BATCH))
+        ),
         "enqueue sqlite, one by one (tasks/s)": median(
-            repeat, lambda: _run(embedded.enqueue(SQLITE, small, 1))),
+            repeat, lambda: _run(embedded.enqueue(SQLITE, small, 1))
+        ),
         "end to end sqlite+memory, 1 worker (tasks/s)": median(
-            repeat, lambda: _run(embedded.end_to_end(SQLITE, count, concurrency))),
+            repeat, lambda: _run(embedded.end_to_end(SQLITE, count, concurrency))
+        ),
         "end to end memory store, 1 worker (tasks/s)": median(
-            repeat, lambda: _run(embedded.end_to_end(MEMORY, count, concurrency))),
+            repeat, lambda: _run(embedded.end_to_end(MEMORY, count, concurrency))
+        ),
         "end to end sqlite+memory, one-by-one producer, 1 worker (tasks/s)": median(
-            repeat, lambda: _producer(embedded.end_to_end(SQLITE, small, concurrency, batch=1))),
+            repeat, lambda: _producer(embedded.end_to_end(SQLITE, small, concurrency, batch=1))
+        ),
         "delay: all due in one second, sqlite (lateness ms)": median(
-            repeat, lambda: _lateness(embedded.end_to_end(SQLITE, small, concurrency, 2.0))),
-    }  # fmt: skip
+            repeat, lambda: _lateness(embedded.end_to_end(SQLITE, small, concurrency, 2.0))
+        ),
+    }
 
 
 Suite = Callable[..., dict[str, dict[str, float]]]

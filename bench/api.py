@@ -38,15 +38,17 @@ def suite(repeat: int, count: int, concurrency: int) -> Figures:
     with tempfile.TemporaryDirectory() as folder, _server(Path(folder)) as server:
         scenarios: dict[str, Callable[[], float]] = {
             "raw sqlite: 4 batched writes per task (rows/s)": lambda: raw.sqlite_batched_writes(
-                Path(folder) / f"raw-{time.monotonic_ns()}.db", count, 1000),
-        }  # fmt: skip
+                Path(folder) / f"raw-{time.monotonic_ns()}.db", count, 1000
+            ),
+        }
         for name, url, token in server.targets():
             scenarios[f"enqueue {name}, batches of {BATCH} (tasks/s)"] = _runner(
                 url, token, count, BATCH, 1
             )
             scenarios[f"enqueue {name}, one by one (tasks/s)"] = _runner(url, token, single, 1, 1)
             scenarios[f"enqueue {name}, {CONCURRENT} callers one by one (tasks/s)"] = _runner(
-                url, token, single, 1, CONCURRENT)  # fmt: skip
+                url, token, single, 1, CONCURRENT
+            )
         return {name: _rate(repeat, once) for name, once in scenarios.items()}
 
 
@@ -58,18 +60,33 @@ class _Server:
         self.token, entry = new_token("bench", ["admin"], rate=1e9, burst=1_000_000_000)
         tokens = folder / "tokens.toml"
         scopes = ", ".join(f'"{s}"' for s in entry.scopes.texts())
-        tokens.write_text(f'[[tokens]]\nid = "bench"\nhash = "{entry.hash}"\nscopes = [{scopes}]\n'
-                          f"rate = 1e9\nburst = 1000000000\n")  # fmt: skip
+        tokens.write_text(
+            f'[[tokens]]\nid = "bench"\nhash = "{entry.hash}"\nscopes = [{scopes}]\n'
+            f"rate = 1e9\nburst = 1000000000\n"
+        )
         env = {**os.environ, "PYTHONPATH": str(REPO), "ATP_SERVER__TOKENS_FILE": str(tokens)}
-        command = [sys.executable, "-m", "atp.adapters.cli", "--log-level", "WARNING",
-                   "--store", self.store, "server", "--port", str(self.port),
-                   "--grpc-port", str(self.grpc_port)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "atp.adapters.cli",
+            "--log-level",
+            "WARNING",
+            "--store",
+            self.store,
+            "server",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
+        ]
         self.proc = subprocess.Popen(command, cwd=folder, env=env)
 
     def targets(self) -> list[tuple[str, str, str | None]]:
-        return [("direct sqlite", f"sqlite:///{self.folder / 'direct.db'}", None),
-                ("REST", f"http://127.0.0.1:{self.port}", self.token),
-                ("gRPC", f"grpc://127.0.0.1:{self.grpc_port}", self.token)]  # fmt: skip
+        return [
+            ("direct sqlite", f"sqlite:///{self.folder / 'direct.db'}", None),
+            ("REST", f"http://127.0.0.1:{self.port}", self.token),
+            ("gRPC", f"grpc://127.0.0.1:{self.grpc_port}", self.token),
+        ]
 
     def __enter__(self) -> _Server:
         deadline = time.monotonic() + 30

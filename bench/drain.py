@@ -60,8 +60,9 @@ async def produce(
     request would); task ``n`` is due at ``run_at(n)``. Returns the wall time it ended."""
     for first in range(0, count, batch):
         numbers = range(first, min(first + batch, count))
-        await service.publish([PublishRequest(SUBJECT, {"i": n}, run_at=run_at(n))
-                               for n in numbers])  # fmt: skip
+        await service.publish(
+            [PublishRequest(SUBJECT, {"i": n}, run_at=run_at(n)) for n in numbers]
+        )
     return time.time()
 
 
@@ -76,8 +77,10 @@ class Children:
 
     def __init__(self, store: str, transport: str, concurrency: int, processes: int) -> None:
         command = [sys.executable, "-m", "bench.drain", store, transport, str(concurrency)]
-        self._procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True) for _ in range(processes)]  # fmt: skip
+        self._procs = [
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(processes)
+        ]
 
     async def ready(self) -> None:
         """Until every child consumes."""
@@ -108,8 +111,9 @@ class Children:
         cpu = sum(report["cpu"] for report in reports)
         lateness = [late for report in reports for late in report["lateness"]]
         quantiles = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0.0] * 99
-        return Drain(count / (finished - started), quantiles[49], quantiles[98],
-                     cpu_per_task=cpu / count)  # fmt: skip
+        return Drain(
+            count / (finished - started), quantiles[49], quantiles[98], cpu_per_task=cpu / count
+        )
 
     def _stop(self) -> list[dict[str, Any]]:
         for proc in self._procs:
@@ -144,8 +148,9 @@ def process_cpu(pid: int) -> float:
 
 async def child(store: str, transport: str, concurrency: int) -> None:
     """The worker process: drain until told to stop, then print the figures."""
-    settings = Settings(store=store, transport=transport, concurrency=concurrency,
-                        log_level="WARNING")  # fmt: skip
+    settings = Settings(
+        store=store, transport=transport, concurrency=concurrency, log_level="WARNING"
+    )
     platform = Platform.build(settings)
     lateness: list[float] = []
     last = [0.0]

@@ -35,8 +35,13 @@ class Run:
 def settings_for(store: str, folder: Path, concurrency: int) -> Settings:
     url = store.replace("{dir}", str(folder))
     coordinator = "memory://" if url.startswith("memory") else ""
-    return Settings(store=url, transport="memory://", coordinator=coordinator,
-                    concurrency=concurrency, forward_interval=0.005)  # fmt: skip
+    return Settings(
+        store=url,
+        transport="memory://",
+        coordinator=coordinator,
+        concurrency=concurrency,
+        forward_interval=0.005,
+    )
 
 
 async def enqueue(store: str, count: int, batch: int) -> Run:
@@ -76,20 +81,28 @@ async def end_to_end(
 
 
 async def _drive(
-    platform: Platform, app: App, count: int, delay: float, done: asyncio.Event,
-    lateness: list[float], batch: int = BATCH,
-) -> Run:  # fmt: skip
+    platform: Platform,
+    app: App,
+    count: int,
+    delay: float,
+    done: asyncio.Event,
+    lateness: list[float],
+    batch: int = BATCH,
+) -> Run:
     stop = asyncio.Event()
-    loops = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
-             asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+    loops = [
+        asyncio.create_task(Worker(platform, app.registry).run(stop)),
+        asyncio.create_task(Scheduler(platform).run(stop)),
+    ]
     await asyncio.sleep(0.2)  # the scheduler wins its lease
     service = TaskService(platform)
     started = time.perf_counter()
     run_at = time.time() + delay if delay else None
     for first in range(0, count, batch):
         size = min(batch, count - first)
-        await service.publish([PublishRequest("bench.noop", {"i": first + n}, run_at=run_at)
-                               for n in range(size)])  # fmt: skip
+        await service.publish(
+            [PublishRequest("bench.noop", {"i": first + n}, run_at=run_at) for n in range(size)]
+        )
     published = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - started

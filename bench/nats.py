@@ -80,8 +80,10 @@ async def raw_publish(url: str, count: int, in_flight: bool) -> float:
     data = b'{"id":"x","subject":"bench.noop","payload":{"i":1}}'
     started = time.perf_counter()
     if in_flight:
-        futures = [await js.publish_async(f"{name}.noop", data, headers={"Nats-Msg-Id": str(n)})
-                   for n in range(count)]  # fmt: skip
+        futures = [
+            await js.publish_async(f"{name}.noop", data, headers={"Nats-Msg-Id": str(n)})
+            for n in range(count)
+        ]
         await asyncio.gather(*futures)
     else:
         for n in range(count):
@@ -95,8 +97,13 @@ async def raw_publish(url: str, count: int, in_flight: bool) -> float:
 def settings_for(store: str, transport: str, folder: Path, concurrency: int) -> Settings:
     url = store.replace("{dir}", str(folder))
     coordinator = "memory://" if url.startswith("memory") else ""
-    return Settings(store=url, transport=transport, coordinator=coordinator,
-                    concurrency=concurrency, forward_interval=0.005)  # fmt: skip
+    return Settings(
+        store=url,
+        transport=transport,
+        coordinator=coordinator,
+        concurrency=concurrency,
+        forward_interval=0.005,
+    )
 
 
 async def enqueue(store: str, transport: str, count: int, batch: int = BATCH) -> Run:
@@ -130,15 +137,18 @@ async def end_to_end(store: str, transport: str, count: int, concurrency: int) -
                 done.set()
 
         stop = asyncio.Event()
-        loops = [asyncio.create_task(Worker(platform, app.registry).run(stop)),
-                 asyncio.create_task(Scheduler(platform).run(stop))]  # fmt: skip
+        loops = [
+            asyncio.create_task(Worker(platform, app.registry).run(stop)),
+            asyncio.create_task(Scheduler(platform).run(stop)),
+        ]
         service = TaskService(platform)
         await asyncio.sleep(0.5)  # the worker subscribed, the scheduler leads
         started = time.perf_counter()
         for first in range(0, count, BATCH):
             size = min(BATCH, count - first)
-            await service.publish([PublishRequest("bench.noop", {"i": first + n})
-                                   for n in range(size)])  # fmt: skip
+            await service.publish(
+                [PublishRequest("bench.noop", {"i": first + n}) for n in range(size)]
+            )
         await asyncio.wait_for(done.wait(), timeout=600)
         elapsed = time.perf_counter() - started
         stop.set()
@@ -165,8 +175,13 @@ async def end_to_end_process(transport: str, count: int, concurrency: int) -> Dr
         platform = Platform.build(settings)
         service = TaskService(platform)
         await service.publish([PublishRequest("bench.warmup", None)])  # create the file
-        env = {**os.environ, "ATP_STORE": settings.store, "ATP_TRANSPORT": transport,
-               "ATP_CONCURRENCY": str(concurrency), "ATP_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env = {
+            **os.environ,
+            "ATP_STORE": settings.store,
+            "ATP_TRANSPORT": transport,
+            "ATP_CONCURRENCY": str(concurrency),
+            "ATP_LOG_LEVEL": "WARNING",
+        }
         argv = [sys.executable, "-m", "atp.adapters.cli", "worker", "bench.nats:APP"]
         worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
         try:
@@ -175,8 +190,9 @@ async def end_to_end_process(transport: str, count: int, concurrency: int) -> Dr
             started = time.perf_counter()
             for first in range(0, count, BATCH):
                 size = min(BATCH, count - first)
-                await service.publish([PublishRequest("bench.noop", {"i": first + n})
-                                       for n in range(size)])  # fmt: skip
+                await service.publish(
+                    [PublishRequest("bench.noop", {"i": first + n}) for n in range(size)]
+                )
             while await succeeded(platform) < count:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - started
@@ -255,35 +271,45 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
     with server() as base:
 
         def children(processes: int, tasks: int, batch: int) -> dict[str, float]:
-            run = asyncio.run(end_to_end_children(_url(base), tasks, concurrency, processes,
-                                                  batch))  # fmt: skip
+            run = asyncio.run(end_to_end_children(_url(base), tasks, concurrency, processes, batch))
             rates = {"publish_rate": run.publish_rate} if batch == 1 else {}
             return {**rates, "rate": run.rate, "worker_cpu_us_per_task": run.cpu_per_task * 1e6}
 
         return {
             "raw jetstream publish, await each ack (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(raw_publish(base, small, False))}),
+                repeat, lambda: {"rate": asyncio.run(raw_publish(base, small, False))}
+            ),
             f"raw jetstream publish, {IN_FLIGHT} acks in flight (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(raw_publish(base, count, True))}),
+                repeat, lambda: {"rate": asyncio.run(raw_publish(base, count, True))}
+            ),
             "nats transport publish, batches of 1000 (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(transport_publish(_url(base), count))}),
+                repeat, lambda: {"rate": asyncio.run(transport_publish(_url(base), count))}
+            ),
             "enqueue sqlite+nats, batches of 1000 (tasks/s)": median(
-                repeat, lambda: _rate(enqueue(sqlite, _url(base), count))),
+                repeat, lambda: _rate(enqueue(sqlite, _url(base), count))
+            ),
             "enqueue sqlite+nats, one by one (tasks/s)": median(
-                repeat, lambda: _rate(enqueue(sqlite, _url(base), single, 1))),
+                repeat, lambda: _rate(enqueue(sqlite, _url(base), single, 1))
+            ),
             "enqueue memory store+nats, batches of 1000 (tasks/s)": median(
-                repeat, lambda: _rate(enqueue(memory, _url(base), count))),
+                repeat, lambda: _rate(enqueue(memory, _url(base), count))
+            ),
             "end to end sqlite+nats, 1 worker in process (tasks/s)": median(
-                repeat, lambda: _rate(end_to_end(sqlite, _url(base), count, concurrency))),
+                repeat, lambda: _rate(end_to_end(sqlite, _url(base), count, concurrency))
+            ),
             "end to end sqlite+nats, 1 worker process (tasks/s)": median(
-                repeat, lambda: _drained(end_to_end_process(_url(base), count, concurrency))),
+                repeat, lambda: _drained(end_to_end_process(_url(base), count, concurrency))
+            ),
             "end to end sqlite+nats, 2 worker processes (tasks/s)": median(
-                repeat, lambda: children(2, count, BATCH)),
+                repeat, lambda: children(2, count, BATCH)
+            ),
             "end to end sqlite+nats, one-by-one producer, 1 worker process (tasks/s)": median(
-                repeat, lambda: children(1, single, 1)),
+                repeat, lambda: children(1, single, 1)
+            ),
             "end to end memory store+nats, 1 worker in process (tasks/s)": median(
-                repeat, lambda: _rate(end_to_end(memory, _url(base), count, concurrency))),
-        }  # fmt: skip
+                repeat, lambda: _rate(end_to_end(memory, _url(base), count, concurrency))
+            ),
+        }
 
 
 def _rate(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:

@@ -45,8 +45,13 @@ class Discard(SpanExporter):
 
 def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, float]]:
     """Throughput in each of ``MODES``, and its ratio to off, for both stores."""
-    figures = {"raw memory transport: publish+fetch+ack (msg/s)": {"rate": statistics.median(
-        raw.memory_transport_roundtrip(count, embedded.BATCH) for _ in range(repeat))}}  # fmt: skip
+    figures = {
+        "raw memory transport: publish+fetch+ack (msg/s)": {
+            "rate": statistics.median(
+                raw.memory_transport_roundtrip(count, embedded.BATCH) for _ in range(repeat)
+            )
+        }
+    }
     for label, store in (("memory store", MEMORY), ("sqlite+memory", SQLITE)):
         runs: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(repeat):
@@ -56,8 +61,9 @@ def suite(repeat: int, count: int, concurrency: int) -> dict[str, dict[str, floa
         for mode in MODES[1:]:
             pairs = list(zip(runs["off"], runs[mode], strict=True))
             result[f"{mode}/off"] = statistics.median(b / a for a, b in pairs)
-            result[f"{mode} µs/task over off"] = statistics.median(1e6 / b - 1e6 / a
-                                                                   for a, b in pairs)  # fmt: skip
+            result[f"{mode} µs/task over off"] = statistics.median(
+                1e6 / b - 1e6 / a for a, b in pairs
+            )
         figures[f"end to end {label}, observability plugins (tasks/s)"] = result
     return figures
 

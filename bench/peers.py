@@ -198,8 +198,10 @@ class _Taskiq(_Queue):
     @classmethod
     def label(cls) -> str:
         kind = cls.__name__.removeprefix("_Taskiq")
-        return (f"taskiq {_version('taskiq')} + {cls.plugin} {_version(cls.plugin)} {kind}, "
-                "1 worker process, 100 async")  # fmt: skip
+        return (
+            f"taskiq {_version('taskiq')} + {cls.plugin} {_version(cls.plugin)} {kind}, "
+            "1 worker process, 100 async"
+        )
 
     def worker(self) -> list[str]:
         # One worker process (the CLI's default is 2) with its default 100 async tasks.
@@ -252,7 +254,11 @@ class _TaskiqPullBasedJetStreamBroker(_Taskiq):
 
 
 REDIS_PEERS: tuple[type[_Queue], ...] = (
-    _Huey, _Dramatiq, _TaskiqListQueueBroker, _TaskiqRedisStreamBroker)  # fmt: skip
+    _Huey,
+    _Dramatiq,
+    _TaskiqListQueueBroker,
+    _TaskiqRedisStreamBroker,
+)
 """The peers on Redis, each on the database numbered by its place here, from 1."""
 NATS_PEER: type[_Queue] = _TaskiqPullBasedJetStreamBroker
 """The peer on NATS JetStream; atp is measured on NATS if it works."""
@@ -299,8 +305,10 @@ def _drain(argv: list[str], env: dict[str, str], count: int) -> dict[str, float]
                     raise RuntimeError(f"worker {why}: {log.read_text()[-1500:]}")
                 time.sleep(POLL)
         tally = json.loads(out.read_text())
-    return {"drain_rate": count / (tally["last"] - tally["first"]),
-            "worker_cpu_us_per_task": tally["cpu"] * 1e6 / count}  # fmt: skip
+    return {
+        "drain_rate": count / (tally["last"] - tally["first"]),
+        "worker_cpu_us_per_task": tally["cpu"] * 1e6 / count,
+    }
 
 
 @contextlib.contextmanager
@@ -308,9 +316,16 @@ def _worker(argv: list[str], env: dict[str, str], sink: IO[str]) -> Iterator[sub
     """The worker process, in a process group of its own (Dramatiq and taskiq fork theirs):
     SIGINT, their graceful stop, on leaving; the group killed if it outstays GRACE (the
     taskiq-redis stream broker's worker never stops on a signal)."""
-    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, text=True,
-                            stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=sink,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -352,8 +367,12 @@ def _atp(store: str, transport: str, concurrency: int, count: int) -> dict[str, 
         await platform.close()
 
     asyncio.run(publish())
-    env = {"ATP_STORE": store, "ATP_TRANSPORT": transport, "ATP_LOG_LEVEL": "WARNING",
-           "ATP_CONCURRENCY": str(concurrency)}  # fmt: skip
+    env = {
+        "ATP_STORE": store,
+        "ATP_TRANSPORT": transport,
+        "ATP_LOG_LEVEL": "WARNING",
+        "ATP_CONCURRENCY": str(concurrency),
+    }
     return _drain(["-m", "atp.adapters.cli", "worker", "bench.peers:atp_app"], env, count)
 
 
@@ -372,13 +391,16 @@ def _redis(repeat: int, count: int, concurrency: int) -> Figures:
 
         figures = {
             "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(bench_redis.raw_streams(url, count))}),
+                repeat, lambda: {"rate": asyncio.run(bench_redis.raw_streams(url, count))}
+            ),
             # The floor of one-by-one publishing: one round trip per call, sync or asyncio.
             "raw redis one by one: sync LPUSH, asyncio EVALSHA (redis-py / Link.call)": median(
-                repeat, lambda: _raw_one_by_one(url, count)),
+                repeat, lambda: _raw_one_by_one(url, count)
+            ),
             f"atp {_version('atp')} redis, 1 worker process, concurrency {concurrency}": median(
-                repeat, atp),
-        }  # fmt: skip
+                repeat, atp
+            ),
+        }
         for db, peer in enumerate(REDIS_PEERS, start=1):
             _attempt(figures, peer.label(), repeat, partial(_peer, peer, _database(url, db), count))
     return figures
@@ -401,9 +423,11 @@ def _raw_one_by_one(url: str, count: int) -> dict[str, float]:
     client.delete(key)
     client.close()
     floor = bench_redis.raw_evalsha
-    return {"sync_lpush": lpush,
-            "async_evalsha": asyncio.run(floor(url, count, lean=False)),
-            "lean_evalsha": asyncio.run(floor(url, count, lean=True))}  # fmt: skip
+    return {
+        "sync_lpush": lpush,
+        "async_evalsha": asyncio.run(floor(url, count, lean=False)),
+        "lean_evalsha": asyncio.run(floor(url, count, lean=True)),
+    }
 
 
 def _nats(repeat: int, count: int, concurrency: int) -> Figures:
@@ -425,8 +449,9 @@ def _nats(repeat: int, count: int, concurrency: int) -> Figures:
 
         figures = {
             "raw jetstream publish, await each ack (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(bench_nats.raw_publish(base, count, False))}),
-        }  # fmt: skip
+                repeat, lambda: {"rate": asyncio.run(bench_nats.raw_publish(base, count, False))}
+            ),
+        }
         if _attempt(figures, NATS_PEER.label(), repeat, partial(_peer, NATS_PEER, base, count)):
             label = (
                 f"atp {_version('atp')} sqlite+nats, 1 worker process, concurrency {concurrency}"

@@ -46,8 +46,9 @@ def memory_transport_roundtrip(count: int, batch: int) -> float:
 async def _memory_roundtrip(count: int, batch: int) -> float:
     transport = MemoryTransport(SystemClock())
     consumer = await transport.consume("bench.>", "raw")
-    tasks = [Task(id=new_id(time.time()), subject="bench.noop", payload={"i": n})
-             for n in range(count)]  # fmt: skip
+    tasks = [
+        Task(id=new_id(time.time()), subject="bench.noop", payload={"i": n}) for n in range(count)
+    ]
     started = time.perf_counter()
     for first in range(0, count, batch):
         await transport.publish(tasks[first : first + batch])

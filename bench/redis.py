@@ -52,8 +52,14 @@ PRODUCERS = 64
 
 
 def settings_for(url: str, concurrency: int) -> Settings:
-    return Settings(store=url, transport=url, concurrency=concurrency, forward_interval=0.005,
-                    forward_batch=BATCH, log_level="WARNING")  # fmt: skip
+    return Settings(
+        store=url,
+        transport=url,
+        concurrency=concurrency,
+        forward_interval=0.005,
+        forward_batch=BATCH,
+        log_level="WARNING",
+    )
 
 
 def fresh(url: str) -> str:
@@ -185,12 +191,17 @@ class ServerTime:
     async def end(self) -> None:
         (usec, cpu), (usec0, cpu0) = await self._read(), self._before
         self.cpu = cpu - cpu0
-        self.by_command = {name: float(n - usec0.get(name, 0)) for name, n in usec.items()
-                           if n > usec0.get(name, 0)}  # fmt: skip
+        self.by_command = {
+            name: float(n - usec0.get(name, 0))
+            for name, n in usec.items()
+            if n > usec0.get(name, 0)
+        }
 
     def figures(self, count: int) -> dict[str, float]:
-        return {"redis_us_per_task": sum(self.by_command.values()) / count,
-                "redis_cpu_us_per_task": self.cpu * 1e6 / count}  # fmt: skip
+        return {
+            "redis_us_per_task": sum(self.by_command.values()) / count,
+            "redis_cpu_us_per_task": self.cpu * 1e6 / count,
+        }
 
     async def _read(self) -> tuple[dict[str, int], float]:
         async with _client(self._url) as client:
@@ -202,9 +213,15 @@ class ServerTime:
 
 
 async def end_to_end(
-    url: str, count: int, concurrency: int, delay: float = 0.0, *, processes: int = 1,
-    batch: int = BATCH, probe: ServerTime | None = None,
-) -> Drain:  # fmt: skip
+    url: str,
+    count: int,
+    concurrency: int,
+    delay: float = 0.0,
+    *,
+    processes: int = 1,
+    batch: int = BATCH,
+    probe: ServerTime | None = None,
+) -> Drain:
     """Tasks/s from the first publish to the last completion in ``processes`` worker
     processes, published in calls of ``batch`` (1: one by one, while they drain); with
     ``delay``, the tasks are due spread over one second and lateness is measured;
@@ -244,8 +261,12 @@ async def memory_per_task(url: str, count: int, batch: int = BATCH) -> float:
     async with _client(url) as client:
         before = await _memory(client)
         for first in range(0, count, batch):
-            await service.publish([PublishRequest(SUBJECT, {"i": n}, delay=WEEK)
-                                   for n in range(first, min(first + batch, count))])  # fmt: skip
+            await service.publish(
+                [
+                    PublishRequest(SUBJECT, {"i": n}, delay=WEEK)
+                    for n in range(first, min(first + batch, count))
+                ]
+            )
         grown = await _memory(client) - before
         await platform.close()
         await _delete(client, url.rsplit("prefix=", 1)[1])
@@ -254,8 +275,11 @@ async def memory_per_task(url: str, count: int, batch: int = BATCH) -> float:
 
 async def _memory(client: Any) -> int:
     info = await client.info("memory")
-    return int(info["used_memory"]) - int(info.get("mem_clients_normal", 0)) - int(
-        info.get("mem_aof_buffer", 0))  # fmt: skip
+    return (
+        int(info["used_memory"])
+        - int(info.get("mem_clients_normal", 0))
+        - int(info.get("mem_aof_buffer", 0))
+    )
 
 
 async def _delete(client: Any, prefix: str) -> None:
@@ -289,8 +313,11 @@ def suite(repeat: int, count: int, concurrency: int, scheduled: int = SCHEDULED)
 
         def producer_bound() -> dict[str, float]:
             run = asyncio.run(end_to_end(url, small, concurrency, batch=1))
-            return {"publish_rate": run.publish_rate, "rate": run.rate,
-                    "worker_cpu_us_per_task": run.cpu_per_task * 1e6}  # fmt: skip
+            return {
+                "publish_rate": run.publish_rate,
+                "rate": run.rate,
+                "worker_cpu_us_per_task": run.cpu_per_task * 1e6,
+            }
 
         def late(scenario: Coroutine[Any, Any, Run]) -> dict[str, float]:
             run = asyncio.run(scenario)
@@ -298,40 +325,56 @@ def suite(repeat: int, count: int, concurrency: int, scheduled: int = SCHEDULED)
 
         figures = {
             "raw redis: pipelined XADD+XREADGROUP+XACK (msg/s)": median(
-                repeat, lambda: {"rate": asyncio.run(raw_streams(url, count))}),
+                repeat, lambda: {"rate": asyncio.run(raw_streams(url, count))}
+            ),
             "enqueue redis, batches of 1000 (tasks/s)": median(
-                repeat, lambda: rate(enqueue(url, count, BATCH))),
+                repeat, lambda: rate(enqueue(url, count, BATCH))
+            ),
             f"enqueue redis, one by one from {PRODUCERS} concurrent producers (tasks/s)": median(
-                repeat, lambda: rate(enqueue_concurrently(url, count, PRODUCERS))),
+                repeat, lambda: rate(enqueue_concurrently(url, count, PRODUCERS))
+            ),
             "enqueue redis, one by one (tasks/s)": median(
-                repeat, lambda: rate(enqueue(url, small, 1))),
+                repeat, lambda: rate(enqueue(url, small, 1))
+            ),
             "raw redis: EVALSHA one by one, redis-py client / Link.call (calls/s)": median(
-                repeat, lambda: {"client": asyncio.run(raw_evalsha(url, small, lean=False)),
-                                 "lean": asyncio.run(raw_evalsha(url, small, lean=True))}),
+                repeat,
+                lambda: {
+                    "client": asyncio.run(raw_evalsha(url, small, lean=False)),
+                    "lean": asyncio.run(raw_evalsha(url, small, lean=True)),
+                },
+            ),
             "end to end redis, 1 worker process (tasks/s)": median(repeat, probed),
             "redis server time by command, end to end 1 worker process (us/task)": _by_command(
-                probes, count),
+                probes, count
+            ),
             "end to end redis, 2 worker processes (tasks/s)": median(
-                repeat, lambda: drained(processes=2)),
+                repeat, lambda: drained(processes=2)
+            ),
             "end to end redis, one-by-one producer, 1 worker process (tasks/s)": median(
-                repeat, producer_bound),
+                repeat, producer_bound
+            ),
             "delay: 10k due over one second, redis (lateness ms)": median(
-                repeat, lambda: late(end_to_end(url, min(count, 10_000), concurrency, 2.0))),
+                repeat, lambda: late(end_to_end(url, min(count, 10_000), concurrency, 2.0))
+            ),
             f"redis memory per scheduled task, {scheduled:,} delayed a week (bytes)": median(
-                repeat, lambda: {"bytes_per_task": asyncio.run(memory_per_task(url, scheduled))}),
-        }  # fmt: skip
+                repeat, lambda: {"bytes_per_task": asyncio.run(memory_per_task(url, scheduled))}
+            ),
+        }
         return figures
 
 
 def _by_command(probes: list[ServerTime], count: int) -> dict[str, float]:
     """The median µs per task of the TOP commands by time, the rest summed as ``other``."""
     names = {name for probe in probes for name in probe.by_command}
-    runs = iter([{name: probe.by_command.get(name, 0.0) / count for name in names}
-                 for probe in probes])  # fmt: skip
+    runs = iter(
+        [{name: probe.by_command.get(name, 0.0) / count for name in names} for probe in probes]
+    )
     medians = median(len(probes), lambda: next(runs))
     top = sorted(medians, key=medians.__getitem__, reverse=True)[:TOP]
-    return {**{name: medians[name] for name in top},
-            "other": sum(v for name, v in medians.items() if name not in top)}  # fmt: skip
+    return {
+        **{name: medians[name] for name in top},
+        "other": sum(v for name, v in medians.items() if name not in top),
+    }
 
 
 def _due(started: float, delay: float, n: int, count: int) -> float | None:

@@ -35,14 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown = sorted(set(args.suites) - set(SUITES)) + sorted(set(args.stack) - set(STACKS))
     if unknown:
-        print(f"unknown suite or stack: {', '.join(unknown)} (see python -m chaos ls)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"unknown suite or stack: {', '.join(unknown)} (see python -m chaos ls)",
+            file=sys.stderr,
+        )
         return 2
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     folder = Path(tempfile.mkdtemp(prefix="atp-chaos-"))
     # The runner's own clients log reconnects while servers are down: into the run folder.
-    logging.basicConfig(filename=folder / "runner.log", level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        filename=folder / "runner.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     results = asyncio.run(_run_all(args, seed, folder))
     report = write_report(results, args.reports, seed)
     for result in results:
@@ -84,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="a short workload (as CI runs)")
     run.add_argument("--reports", type=Path, default=REPORTS, help="where reports go")
     run.add_argument("--toxiproxy", help="URL of a running Toxiproxy (default: start ours)")
-    return parser  # fmt: skip
+    return parser
 
 
 if __name__ == "__main__":

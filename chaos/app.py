@@ -38,8 +38,7 @@ app.workflow(flow)
 
 def _note(ev: str) -> None:
     task = current_task()
-    record(os.environ[LEDGER_ENV], f"exec-{os.getpid()}", ev=ev, task=task.id,
-           attempt=task.attempt)  # fmt: skip
+    record(os.environ[LEDGER_ENV], f"exec-{os.getpid()}", ev=ev, task=task.id, attempt=task.attempt)
 
 
 @app.task(WORK)

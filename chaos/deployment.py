@@ -93,9 +93,13 @@ class AtpProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.argv, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                self.argv,
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-            )  # fmt: skip
+            )
         self.stopped = False
 
     def signal(self, signum: int) -> None:
@@ -189,9 +193,11 @@ class Deployment:
     def env(self) -> dict[str, str]:
         """The environment of every atp process: the stack's URLs through the proxies."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("ATP_")}
-        urls = {"ATP_TRANSPORT": self._url(self.stack.transport),
-                "ATP_STORE": self._url(self.stack.store),
-                "ATP_COORDINATOR": self._url(self.stack.coordinator)}  # fmt: skip
+        urls = {
+            "ATP_TRANSPORT": self._url(self.stack.transport),
+            "ATP_STORE": self._url(self.stack.store),
+            "ATP_COORDINATOR": self._url(self.stack.coordinator),
+        }
         path = os.pathsep.join(filter(None, [str(REPO), clean.get("PYTHONPATH")]))
         return {**clean, **TIMINGS, **urls, LEDGER_ENV: str(self.ledger), "PYTHONPATH": path}
 
@@ -230,8 +236,9 @@ class Deployment:
         return next((p for p in self.processes if p.pid == pid), None)
 
     def logs(self, role: str) -> str:
-        return "".join(p.log.read_text(errors="replace") for p in self.by_role(role)
-                       if p.log.exists())  # fmt: skip
+        return "".join(
+            p.log.read_text(errors="replace") for p in self.by_role(role) if p.log.exists()
+        )
 
     async def close(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(p.terminate) for p in self.processes))

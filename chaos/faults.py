@@ -198,8 +198,10 @@ class StopEtcdLeader(Fault):
         await asyncio.sleep(self.down)
         now = await asyncio.to_thread(cluster.leader)
         await asyncio.to_thread(member.start)
-        return (f"etcd member {index} (raft leader) killed; member {now} led meanwhile; "
-                f"back after {self.down:g}s")  # fmt: skip
+        return (
+            f"etcd member {index} (raft leader) killed; member {now} led meanwhile; "
+            f"back after {self.down:g}s"
+        )
 
 
 @dataclass

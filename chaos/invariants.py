@@ -62,8 +62,13 @@ class CronWindow:
 
 
 def check_all(evidence: Evidence) -> list[Check]:
-    checks = [none_lost(evidence), executions(evidence), dead_only_by_design(evidence),
-              nothing_ran_after_cancel(evidence), no_key_twice(evidence)]  # fmt: skip
+    checks = [
+        none_lost(evidence),
+        executions(evidence),
+        dead_only_by_design(evidence),
+        nothing_ran_after_cancel(evidence),
+        no_key_twice(evidence),
+    ]
     if evidence.runs:
         checks.append(workflows_complete(evidence))
     if evidence.cron is not None:
@@ -78,8 +83,9 @@ def none_lost(evidence: Evidence) -> Check:
     states = Counter(r.state.value if r else "UNKNOWN" for r in evidence.records.values())
     open_ = [i for i, r in evidence.records.items() if r is None or r.state not in FINAL_STATES]
     figures = {"accepted": len(evidence.records), **dict(sorted(states.items()))}
-    return Check("every accepted task reached a final state", not open_, figures,
-                 _ids("not final", open_))  # fmt: skip
+    return Check(
+        "every accepted task reached a final state", not open_, figures, _ids("not final", open_)
+    )
 
 
 def executions(evidence: Evidence) -> Check:
@@ -91,15 +97,20 @@ def executions(evidence: Evidence) -> Check:
     by_kill = sum(n for i, n in extra.items() if _started_by_killed(evidence, i))
     starts = evidence.ledger.starts.items()
     started = sum(len(s) for t, s in starts if evidence.ledger.subjects.get(t) != DOOMED)
-    figures = {"executions": sum(done.values()),
-               "cut short (started, never ended)": started - sum(done.values()),
-               "tasks run more than once": len(extra),
-               "extra executions": sum(extra.values()),
-               "explained by a killed worker": by_kill,
-               "explained by a lost lease (pause, partition, slow link)":
-                   sum(extra.values()) - by_kill}  # fmt: skip
-    return Check("each success ran to its end; extra runs counted", not missing, figures,
-                 _ids("succeeded without a recorded execution", missing))  # fmt: skip
+    figures = {
+        "executions": sum(done.values()),
+        "cut short (started, never ended)": started - sum(done.values()),
+        "tasks run more than once": len(extra),
+        "extra executions": sum(extra.values()),
+        "explained by a killed worker": by_kill,
+        "explained by a lost lease (pause, partition, slow link)": sum(extra.values()) - by_kill,
+    }
+    return Check(
+        "each success ran to its end; extra runs counted",
+        not missing,
+        figures,
+        _ids("succeeded without a recorded execution", missing),
+    )
 
 
 def _started_by_killed(evidence: Evidence, task_id: str) -> bool:
@@ -114,14 +125,18 @@ def dead_only_by_design(evidence: Evidence) -> Check:
     alive = [i for i in doomed if (r := evidence.records[i]) and r.state is not State.DEAD]
     figures = {"dead": len(dead), "designed to fail": len(doomed), "dead by accident": len(wrong)}
     detail = _ids("dead but not designed to fail", wrong) + _ids("doomed but not dead", alive)
-    return Check("dead letters only for tasks designed to fail", not wrong and not alive,
-                 figures, detail)  # fmt: skip
+    return Check(
+        "dead letters only for tasks designed to fail", not wrong and not alive, figures, detail
+    )
 
 
 def nothing_ran_after_cancel(evidence: Evidence) -> Check:
     """No execution started after a cancel that ended its task."""
-    late = [task for task, cancel in evidence.ledger.cancels.items()
-            if any(s["at"] > cancel["at"] for s in evidence.ledger.starts[task])]  # fmt: skip
+    late = [
+        task
+        for task, cancel in evidence.ledger.cancels.items()
+        if any(s["at"] > cancel["at"] for s in evidence.ledger.starts[task])
+    ]
     now = [r for t in evidence.ledger.cancels if (r := evidence.records.get(t))]
     states = Counter(r.state.value for r in now)
     figures = {
@@ -134,9 +149,12 @@ def nothing_ran_after_cancel(evidence: Evidence) -> Check:
         for t in evidence.ledger.cancels
         if (r := evidence.records.get(t)) and r.state is not State.CANCELLED
     ]
-    return Check("no task ran after it was cancelled", not late and not wrong_state, figures,
-                 _ids("ran after cancel", late) + _ids("cancelled, now another state",
-                                                        wrong_state))  # fmt: skip
+    return Check(
+        "no task ran after it was cancelled",
+        not late and not wrong_state,
+        figures,
+        _ids("ran after cancel", late) + _ids("cancelled, now another state", wrong_state),
+    )
 
 
 def no_key_twice(evidence: Evidence) -> Check:
@@ -145,13 +163,21 @@ def no_key_twice(evidence: Evidence) -> Check:
     twice_stored = [k for k, n in stored.items() if n > 1]
     twice_answered = [k for k, ids in evidence.ledger.ids_per_key.items() if len(ids) > 1]
     refused = {k for e in evidence.ledger.errors for k in e["keys"]}
-    figures = {"producer errors": len(evidence.ledger.errors), "keys refused at least once":
-               len(refused), "refused keys accepted later": len(refused & set(stored)),
-               "keys stored twice": len(twice_stored)}  # fmt: skip
-    detail = _ids("keys stored twice", twice_stored) + _ids("keys answered with two ids",
-                                                           twice_answered)  # fmt: skip
-    return Check("no task published twice, errors included", not twice_stored
-                 and not twice_answered, figures, detail)  # fmt: skip
+    figures = {
+        "producer errors": len(evidence.ledger.errors),
+        "keys refused at least once": len(refused),
+        "refused keys accepted later": len(refused & set(stored)),
+        "keys stored twice": len(twice_stored),
+    }
+    detail = _ids("keys stored twice", twice_stored) + _ids(
+        "keys answered with two ids", twice_answered
+    )
+    return Check(
+        "no task published twice, errors included",
+        not twice_stored and not twice_answered,
+        figures,
+        detail,
+    )
 
 
 def cron_once(evidence: Evidence, window: CronWindow) -> Check:
@@ -180,16 +206,21 @@ def cron_once(evidence: Evidence, window: CronWindow) -> Check:
         + _ids("ticks fired twice", [str(t) for t in doubled])
         + _ids("ticks not succeeded", [str(t) for t in failed])
     )
-    return Check("every cron tick in the window fired once", not (missed or doubled or failed),
-                 figures, detail)  # fmt: skip
+    return Check(
+        "every cron tick in the window fired once",
+        not (missed or doubled or failed),
+        figures,
+        detail,
+    )
 
 
 def workflows_complete(evidence: Evidence) -> Check:
     """Every run succeeded, each of its steps by exactly one task that succeeded."""
     keys = Counter(r.task.idempotency_key for r in evidence.stored if r.task.idempotency_key)
     tasks = {r.task.idempotency_key: r for r in evidence.stored}
-    unfinished = [i for i, run in evidence.runs.items()
-                  if run is None or run.state is not RunState.SUCCEEDED]  # fmt: skip
+    unfinished = [
+        i for i, run in evidence.runs.items() if run is None or run.state is not RunState.SUCCEEDED
+    ]
     twice, failed, steps = [], [], 0
     for run_id, run in evidence.runs.items():
         for name in run.steps if run else ():
@@ -198,13 +229,24 @@ def workflows_complete(evidence: Evidence) -> Check:
                 twice.append(key)
             elif tasks[key].state is not State.SUCCEEDED:
                 failed.append(key)
-    figures = {"runs": len(evidence.runs), "succeeded": len(evidence.runs) - len(unfinished),
-               "steps": steps, "steps without exactly one task": len(twice),
-               "step tasks not succeeded": len(failed)}  # fmt: skip
-    detail = (_ids("runs not succeeded", unfinished) + _ids("steps without one task", twice)
-              + _ids("step tasks not succeeded", failed))  # fmt: skip
-    return Check("every workflow run succeeded, each step enqueued once",
-                 not (unfinished or twice or failed), figures, detail)  # fmt: skip
+    figures = {
+        "runs": len(evidence.runs),
+        "succeeded": len(evidence.runs) - len(unfinished),
+        "steps": steps,
+        "steps without exactly one task": len(twice),
+        "step tasks not succeeded": len(failed),
+    }
+    detail = (
+        _ids("runs not succeeded", unfinished)
+        + _ids("steps without one task", twice)
+        + _ids("step tasks not succeeded", failed)
+    )
+    return Check(
+        "every workflow run succeeded, each step enqueued once",
+        not (unfinished or twice or failed),
+        figures,
+        detail,
+    )
 
 
 REFUSALS = ("fenced out", "lease ran out", "leader_lost")

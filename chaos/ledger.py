@@ -37,8 +37,15 @@ class Ledger:
         folder.mkdir(parents=True, exist_ok=True)
 
     def accepted(self, key: str, task_id: str, subject: str, delay: float) -> None:
-        record(self.folder, "producer", ev="accepted", key=key, task=task_id, subject=subject,
-               delay=delay)  # fmt: skip
+        record(
+            self.folder,
+            "producer",
+            ev="accepted",
+            key=key,
+            task=task_id,
+            subject=subject,
+            delay=delay,
+        )
 
     def refused(self, keys: list[str], error: str) -> None:
         record(self.folder, "producer", ev="error", keys=keys, error=error)

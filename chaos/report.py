@@ -39,15 +39,21 @@ def _stamp(at: float) -> str:
 
 def render(result: RunResult) -> str:
     verdict = "PASS" if result.passed else "FAIL"
-    lines = [f"### {result.suite} on {result.stack}: {verdict}", "", result.title, "",
-             f"- seed {result.seed}; {_stamp(result.started)} to {_stamp(result.finished)} UTC"
-             f" ({result.finished - result.started:.1f} s)"]  # fmt: skip
+    lines = [
+        f"### {result.suite} on {result.stack}: {verdict}",
+        "",
+        result.title,
+        "",
+        f"- seed {result.seed}; {_stamp(result.started)} to {_stamp(result.finished)} UTC"
+        f" ({result.finished - result.started:.1f} s)",
+    ]
     if result.error:
         lines += ["", f"**Not run to the end:** {result.error}"]
     lines += ["", "Workload: " + ", ".join(f"{k} {v:g}" for k, v in result.workload.items())]
     lines += ["", "| at (s) | UTC | fault | what happened |", "| --- | --- | --- | --- |"]
-    lines += [f"| {e.offset:.1f} | {_stamp(e.at)} | {e.fault} | {e.detail} |"
-              for e in result.faults] or ["| | | none | |"]  # fmt: skip
+    lines += [
+        f"| {e.offset:.1f} | {_stamp(e.at)} | {e.fault} | {e.detail} |" for e in result.faults
+    ] or ["| | | none | |"]
     lines += ["", "| invariant | result | figures |", "| --- | --- | --- |"]
     for check in result.checks:
         figures = "; ".join(f"{k}: {v}" for k, v in check.figures.items())
@@ -62,9 +68,14 @@ def write_report(results: list[RunResult], folder: Path, seed: int) -> Path:
     started = min((r.started for r in results), default=time.time())
     path = folder / f"chaos-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.md"
     passed = sum(r.passed for r in results)
-    head = [f"# atp chaos run, seed {seed}", "",
-            f"{passed} of {len(results)} runs passed every invariant.", "",
-            "| suite | stack | result |", "| --- | --- | --- |"]  # fmt: skip
+    head = [
+        f"# atp chaos run, seed {seed}",
+        "",
+        f"{passed} of {len(results)} runs passed every invariant.",
+        "",
+        "| suite | stack | result |",
+        "| --- | --- | --- |",
+    ]
     head += [f"| {r.suite} | {r.stack} | {'PASS' if r.passed else 'FAIL'} |" for r in results]
     path.write_text("\n".join(head) + "\n\n" + "\n".join(render(r) for r in results))
     return path

@@ -75,8 +75,15 @@ async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result:
         runs = await _settle_runs(client, ledger.read().runs)
         view = ledger.read()  # again: executions went on while the tasks settled
         result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
-        evidence = Evidence(view, records, await _stored(platform), target.killed,
-                            _after_pause(deployment, target), cron, runs)  # fmt: skip
+        evidence = Evidence(
+            view,
+            records,
+            await _stored(platform),
+            target.killed,
+            _after_pause(deployment, target),
+            cron,
+            runs,
+        )
         result.checks = check_all(evidence)
 
 
@@ -130,8 +137,9 @@ def _restart_dead(deployment: Deployment) -> None:
     """A process that exited on its own (not one a fault has down) is started again."""
     for process in deployment.processes:
         if process.process is not None and not process.alive and process.process.returncode:
-            log.warning("chaos: %s exited with %s, restarting", process.name,
-                        process.process.returncode)  # fmt: skip
+            log.warning(
+                "chaos: %s exited with %s, restarting", process.name, process.process.returncode
+            )
             process.start()
 
 

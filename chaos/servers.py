@@ -343,10 +343,16 @@ def start_etcd(folder: Path, *args: str) -> ServerProcess:
     def build() -> ServerProcess:
         workdir, port, peer = _folder(folder, "etcd"), free_port(), free_port()
         client, peers = f"http://{HOST}:{port}", f"http://{HOST}:{peer}"
-        flags = {"name": "atp-test", "data-dir": workdir / "data", "log-level": "warn",
-                 "listen-client-urls": client, "advertise-client-urls": client,
-                 "listen-peer-urls": peers, "initial-advertise-peer-urls": peers,
-                 "initial-cluster": f"atp-test={peers}"}  # fmt: skip
+        flags = {
+            "name": "atp-test",
+            "data-dir": workdir / "data",
+            "log-level": "warn",
+            "listen-client-urls": client,
+            "advertise-client-urls": client,
+            "listen-peer-urls": peers,
+            "initial-advertise-peer-urls": peers,
+            "initial-cluster": f"atp-test={peers}",
+        }
         argv = [binary, *_flags(flags), *args]
         url = URLS["etcd"].format(host=HOST, port=port)
         return ServerProcess("etcd", argv, port, url, workdir, etcd_ready, ready_timeout=30)
@@ -373,9 +379,15 @@ def start_mariadb(folder: Path, *args: str) -> ServerProcess:
         init.write_text(_MARIADB_INIT)
         install = {"datadir": data, "auth-root-authentication-method": "normal"}
         _run_setup("mariadb", workdir, [installer, "--no-defaults", *_flags(install), *as_root])
-        flags = {"datadir": data, "port": port, "bind-address": HOST, "init-file": init,
-                 "socket": workdir / "mysqld.sock", "pid-file": workdir / "mysqld.pid",
-                 "innodb-buffer-pool-size": "32M"}  # fmt: skip
+        flags = {
+            "datadir": data,
+            "port": port,
+            "bind-address": HOST,
+            "init-file": init,
+            "socket": workdir / "mysqld.sock",
+            "pid-file": workdir / "mysqld.pid",
+            "innodb-buffer-pool-size": "32M",
+        }
         argv = [binary, "--no-defaults", *_flags(flags), "--skip-name-resolve", *as_root, *args]
         url = URLS["mysql"].format(host=HOST, port=port)
         return ServerProcess("mariadb", argv, port, url, workdir, mysql_ready, ready_timeout=60)
@@ -405,12 +417,18 @@ def start_postgres(folder: Path, *args: str) -> ServerProcess:
         argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(workdir)]
         createdb = [str(bindir / "createdb"), "-h", HOST, "-p", str(port), "-U", "postgres"]
         return ServerProcess(
-            "postgres", [*argv, *settings, *args], port,
-            URLS["postgres"].format(host=HOST, port=port), workdir, postgres_ready,
-            ready_timeout=30, stop_signal=signal.SIGINT, user=user,
+            "postgres",
+            [*argv, *settings, *args],
+            port,
+            URLS["postgres"].format(host=HOST, port=port),
+            workdir,
+            postgres_ready,
+            ready_timeout=30,
+            stop_signal=signal.SIGINT,
+            user=user,
             after_start=lambda server: _create_test_db(createdb),
             owned=[workdir] if user else [],
-        )  # fmt: skip
+        )
 
     return _launch(build)
 
@@ -439,9 +457,12 @@ def _run_setup(name: str, workdir: Path, argv: list[str], user: str | None = Non
 
 
 STARTERS: dict[str, Callable[..., ServerProcess]] = {
-    "redis": start_redis, "nats": start_nats, "etcd": start_etcd, "mysql": start_mariadb,
+    "redis": start_redis,
+    "nats": start_nats,
+    "etcd": start_etcd,
+    "mysql": start_mariadb,
     "postgres": start_postgres,
-}  # fmt: skip
+}
 
 
 def start_server(name: str, folder: Path, *args: str) -> ServerProcess:
@@ -538,11 +559,18 @@ def _etcd_members(binary: str, workdir: Path, size: int) -> list[_EtcdMember]:
     members = []
     for (name, peer_url), (port, _) in zip(peers.items(), ports, strict=True):
         client = f"http://{HOST}:{port}"
-        flags = {"name": name, "data-dir": workdir / name, "log-level": "warn",
-                 "listen-client-urls": client, "advertise-client-urls": client,
-                 "listen-peer-urls": peer_url, "initial-advertise-peer-urls": peer_url,
-                 "initial-cluster": cluster, "initial-cluster-state": "new",
-                 "initial-cluster-token": workdir.name}  # fmt: skip
+        flags = {
+            "name": name,
+            "data-dir": workdir / name,
+            "log-level": "warn",
+            "listen-client-urls": client,
+            "advertise-client-urls": client,
+            "listen-peer-urls": peer_url,
+            "initial-advertise-peer-urls": peer_url,
+            "initial-cluster": cluster,
+            "initial-cluster-state": "new",
+            "initial-cluster-token": workdir.name,
+        }
         url = URLS["etcd"].format(host=HOST, port=port)
         argv = [binary, *_flags(flags)]
         member = _EtcdMember(f"etcd-{name}", argv, port, url, workdir, etcd_ready, ready_timeout=30)

@@ -80,8 +80,10 @@ def _plan(workload: Workload, rng: random.Random) -> list[Planned]:
     def delay() -> float:
         return rng.uniform(1.0, workload.max_delay) if rng.random() < workload.delayed else 0.0
 
-    work = [Planned(f"w-{n}", WORK, rng.uniform(*workload.pause), delay())
-            for n in range(workload.tasks)]  # fmt: skip
+    work = [
+        Planned(f"w-{n}", WORK, rng.uniform(*workload.pause), delay())
+        for n in range(workload.tasks)
+    ]
     doomed = [Planned(f"d-{n}", DOOMED, 0.0, 0.0) for n in range(workload.doomed)]
     planned = work + doomed
     rng.shuffle(planned)
@@ -92,8 +94,15 @@ async def _publish(
     client: Client, batch: list[Planned], workload: Workload, ledger: Ledger, produced: Produced
 ) -> dict[str, str]:
     """Publish until accepted or abandoned; return the accepted ids by key."""
-    requests = [Client.request(p.subject, {"key": p.key, "pause": p.pause}, delay=p.delay or None,
-                               idempotency_key=p.key) for p in batch]  # fmt: skip
+    requests = [
+        Client.request(
+            p.subject,
+            {"key": p.key, "pause": p.pause},
+            delay=p.delay or None,
+            idempotency_key=p.key,
+        )
+        for p in batch
+    ]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + workload.give_up
     while True:

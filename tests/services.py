@@ -155,8 +155,11 @@ def start_container(
 _ETCD_COMMAND = (
     "etcd --listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://127.0.0.1:2379"
 )
-_MARIADB_ENV = {"MARIADB_ALLOW_EMPTY_ROOT_PASSWORD": "1", "MARIADB_DATABASE": "test",
-                "MARIADB_ROOT_HOST": "%"}  # fmt: skip
+_MARIADB_ENV = {
+    "MARIADB_ALLOW_EMPTY_ROOT_PASSWORD": "1",
+    "MARIADB_DATABASE": "test",
+    "MARIADB_ROOT_HOST": "%",
+}
 _POSTGRES_ENV = {"POSTGRES_HOST_AUTH_METHOD": "trust", "POSTGRES_DB": "test"}
 
 
@@ -185,14 +188,28 @@ SERVICES: dict[str, Service] = {
     for service in (
         Service("redis", start_redis, redis_ready, Container("redis:7-alpine", 6379)),
         Service("nats", start_nats, nats_ready, Container("nats:2.10-alpine", 4222, "-js")),
-        Service("etcd", start_etcd, etcd_ready,
-                Container("quay.io/coreos/etcd:v3.5.17", 2379, _ETCD_COMMAND)),
-        Service("mysql", start_mariadb, mysql_ready, Container("mariadb:11", 3306, None,
-                _MARIADB_ENV), shared_port=3306),
-        Service("postgres", start_postgres, postgres_ready, Container("postgres:16-alpine",
-                5432, None, _POSTGRES_ENV), shared_port=5432),
+        Service(
+            "etcd",
+            start_etcd,
+            etcd_ready,
+            Container("quay.io/coreos/etcd:v3.5.17", 2379, _ETCD_COMMAND),
+        ),
+        Service(
+            "mysql",
+            start_mariadb,
+            mysql_ready,
+            Container("mariadb:11", 3306, None, _MARIADB_ENV),
+            shared_port=3306,
+        ),
+        Service(
+            "postgres",
+            start_postgres,
+            postgres_ready,
+            Container("postgres:16-alpine", 5432, None, _POSTGRES_ENV),
+            shared_port=5432,
+        ),
     )
-}  # fmt: skip
+}
 
 
 def start_server(name: str, folder: Path, *args: str) -> ServerProcess:

@@ -26,8 +26,9 @@ def main() -> None:
 async def serve(host: str, port: int, proxies: list[dict[str, object]]) -> None:
     registry = Registry()
     await registry.populate(proxies)
-    server = uvicorn.Server(uvicorn.Config(make_app(registry), host=host, port=port,
-                                           log_level="warning", lifespan="on"))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(registry), host=host, port=port, log_level="warning", lifespan="on")
+    )
     await server.serve()
 
 

@@ -61,8 +61,9 @@ class Pipe:
 
     def toxics(self) -> list[Toxic]:
         """The toxics of this direction that this link drew (toxicity is per link)."""
-        return [t for t in self.link.proxy.toxics.values() if t.stream == self.stream
-                and self._draw(t)]  # fmt: skip
+        return [
+            t for t in self.link.proxy.toxics.values() if t.stream == self.stream and self._draw(t)
+        ]
 
     def _draw(self, toxic: Toxic) -> bool:
         drawn = self._chosen.get(toxic.name)
@@ -128,13 +129,18 @@ class Link:
     ) -> None:
         self.proxy = proxy
         self.writers = (client[1], server[1])
-        self.pipes = (Pipe(self, "upstream", client[0], server[1]),
-                      Pipe(self, "downstream", server[0], client[1]))  # fmt: skip
+        self.pipes = (
+            Pipe(self, "upstream", client[0], server[1]),
+            Pipe(self, "downstream", server[0], client[1]),
+        )
         self.closed = asyncio.Event()
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(coro) for pipe in self.pipes
-                 for coro in (pipe.read_loop(), pipe.write_loop())]  # fmt: skip
+        tasks = [
+            asyncio.create_task(coro)
+            for pipe in self.pipes
+            for coro in (pipe.read_loop(), pipe.write_loop())
+        ]
         tasks.append(asyncio.create_task(self._guard()))
         try:
             await self.closed.wait()
@@ -186,9 +192,13 @@ class Proxy:
         _split_address(upstream, "upstream")
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "listen": self.listen, "upstream": self.upstream,
-                "enabled": self.enabled,
-                "toxics": [t.as_json() for t in self.toxics.values()]}  # fmt: skip
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.as_json() for t in self.toxics.values()],
+        }
 
     async def start(self) -> None:
         if self._server is not None or not self.enabled:
@@ -258,16 +268,21 @@ class Registry:
                 raise ProxyError(400, f"missing required field: {field}")
         if body["name"] in self.proxies:
             raise ProxyError(409, "proxy already exists")
-        proxy = Proxy(str(body["name"]), str(body.get("listen") or "127.0.0.1:0"),
-                      str(body["upstream"]), bool(body.get("enabled", True)))  # fmt: skip
+        proxy = Proxy(
+            str(body["name"]),
+            str(body.get("listen") or "127.0.0.1:0"),
+            str(body["upstream"]),
+            bool(body.get("enabled", True)),
+        )
         await proxy.start()
         self.proxies[proxy.name] = proxy
         return proxy
 
     async def update(self, name: str, body: Mapping[str, Any]) -> Proxy:
         proxy = self.get(name)
-        moved = any(key in body and body[key] != getattr(proxy, key)
-                    for key in ("listen", "upstream"))  # fmt: skip
+        moved = any(
+            key in body and body[key] != getattr(proxy, key) for key in ("listen", "upstream")
+        )
         if moved or body.get("enabled") is False:
             await proxy.stop()
         proxy.listen = str(body.get("listen", proxy.listen))

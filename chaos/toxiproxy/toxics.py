@@ -47,8 +47,13 @@ class Toxic:
     attributes: dict[str, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "stream": self.stream,
-                "toxicity": self.toxicity, "attributes": dict(self.attributes)}  # fmt: skip
+        return {
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+            "attributes": dict(self.attributes),
+        }
 
     def number(self, key: str) -> float:
         return float(self.attributes.get(key, 0))
@@ -153,8 +158,12 @@ def parse_toxic(body: Mapping[str, Any]) -> Toxic:
     stream = body.get("stream") or "downstream"
     if stream not in STREAMS:
         raise ToxicError("stream was invalid, can be either upstream or downstream")
-    toxic = Toxic(name=str(body.get("name") or f"{kind}_{stream}"), type=kind, stream=stream,
-                  attributes=dict(TOXIC_TYPES[kind].defaults))  # fmt: skip
+    toxic = Toxic(
+        name=str(body.get("name") or f"{kind}_{stream}"),
+        type=kind,
+        stream=stream,
+        attributes=dict(TOXIC_TYPES[kind].defaults),
+    )
     update_toxic(toxic, body)
     return toxic
 

@@ -49,8 +49,13 @@ class Replica(DevProcess):
     def start(self, *args: str, cwd: Path | None = None) -> Replica:
         argv = [sys.executable, "-m", "atp.adapters.cli", *self._command, *args]
         with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(argv, cwd=cwd or self.log.parent, env=self._env,
-                                          stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            self._proc = subprocess.Popen(
+                argv,
+                cwd=cwd or self.log.parent,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
 

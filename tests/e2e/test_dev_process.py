@@ -63,9 +63,12 @@ class DevProcess:
         command = [sys.executable, "-m", "atp.adapters.cli", "dev", *(args or ["dev_app:app"])]
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
-                command, cwd=cwd or self.log.parent, env=self._env, stdout=log,
+                command,
+                cwd=cwd or self.log.parent,
+                env=self._env,
+                stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         return self
 
     def check_alive(self) -> None:
@@ -168,9 +171,15 @@ async def wait_leader(platform: Platform, process: DevProcess) -> None:
 async def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     """Run ``atp ARGS`` as another process; return its stdout, failing on a non-zero exit."""
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "atp.adapters.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        subprocess.run,
+        [sys.executable, "-m", "atp.adapters.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, f"atp {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 

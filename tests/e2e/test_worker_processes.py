@@ -60,9 +60,12 @@ class Proc:
         self.log = log
         with log.open("ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "atp.adapters.cli", *args], cwd=log.parent, env=env,
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [sys.executable, "-m", "atp.adapters.cli", *args],
+                cwd=log.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     @property
     def pid(self) -> int:
@@ -225,8 +228,9 @@ async def test_a_sigkilled_child_is_restarted_and_no_task_is_lost(
     name = supervisor.names()[victim]
 
     async def victim_holds_tasks() -> bool:
-        return any(r.state is State.RUNNING and r.lease_owner == name
-                   for r in await records(client, ids))  # fmt: skip
+        return any(
+            r.state is State.RUNNING and r.lease_owner == name for r in await records(client, ids)
+        )
 
     await eventually(victim_holds_tasks, 30, "the victim runs tasks", supervisor)
     os.kill(victim, signal.SIGKILL)

@@ -58,8 +58,11 @@ async def finished_run(client: Client, run_id: str, *alive: DevProcess) -> Run:
 async def step_tasks(client: Client, run_id: str) -> Counter[str]:
     """How many tasks each step of the run has, succeeded ones only."""
     page = await client.platform.store.query(TaskQuery(limit=1000))
-    return Counter(r.task.step or "" for r in page.items
-                   if r.task.workflow_run == run_id and r.state is State.SUCCEEDED)  # fmt: skip
+    return Counter(
+        r.task.step or ""
+        for r in page.items
+        if r.task.workflow_run == run_id and r.state is State.SUCCEEDED
+    )
 
 
 async def test_signup_step_that_fails_twice_then_succeeds(

@@ -110,9 +110,14 @@ def test_a_server_that_cannot_start_reports_its_log(tmp_path: Path) -> None:
 
 def test_a_server_that_never_answers_is_killed_after_its_timeout(tmp_path: Path) -> None:
     server = ServerProcess(
-        "sleeper", ["sleep", "30"], services.free_port(), "none://", tmp_path,
-        probe=lambda host, port: False, ready_timeout=0.3,
-    )  # fmt: skip
+        "sleeper",
+        ["sleep", "30"],
+        services.free_port(),
+        "none://",
+        tmp_path,
+        probe=lambda host, port: False,
+        ready_timeout=0.3,
+    )
     with pytest.raises(services.ServerStartError, match="did not answer within"):
         server.start()
     assert not server.running

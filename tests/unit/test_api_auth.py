@@ -26,13 +26,23 @@ from atp.sdk.wire.problems import error_from
 
 @pytest.mark.parametrize(
     ("scope", "pattern", "expected"),
-    [("orders.*", "orders.close", True), ("orders.*", "orders.*", True),
-     ("orders.*", "orders.>", False), ("orders.*", "orders.a.b", False),
-     ("orders.>", "orders.a.b", True), ("orders.>", "orders.*", True),
-     ("orders.>", "orders", False), (">", ">", True), (">", "a.*.c", True),
-     ("orders.close", "orders.*", False), ("*.close", "orders.close", True),
-     ("*.close", "*.open", False), ("a.b", "a.b", True), ("a.b", "a.b.c", False)],
-)  # fmt: skip
+    [
+        ("orders.*", "orders.close", True),
+        ("orders.*", "orders.*", True),
+        ("orders.*", "orders.>", False),
+        ("orders.*", "orders.a.b", False),
+        ("orders.>", "orders.a.b", True),
+        ("orders.>", "orders.*", True),
+        ("orders.>", "orders", False),
+        (">", ">", True),
+        (">", "a.*.c", True),
+        ("orders.close", "orders.*", False),
+        ("*.close", "orders.close", True),
+        ("*.close", "*.open", False),
+        ("a.b", "a.b", True),
+        ("a.b", "a.b.c", False),
+    ],
+)
 def test_a_scope_covers_only_patterns_inside_it(scope, pattern, expected):
     assert covers(scope, pattern) is expected
 
@@ -44,9 +54,12 @@ def test_scopes_parse_and_check():
     scopes.require_publish("orders.close")
     scopes.require_consume("jobs.*")
     scopes.require_consume_subject("jobs.a.b")
-    for denied in (lambda: scopes.require_admin(), lambda: scopes.require_publish("jobs.x"),
-                   lambda: scopes.require_consume(">"),
-                   lambda: scopes.require_consume_subject("orders.close")):  # fmt: skip
+    for denied in (
+        lambda: scopes.require_admin(),
+        lambda: scopes.require_publish("jobs.x"),
+        lambda: scopes.require_consume(">"),
+        lambda: scopes.require_consume_subject("orders.close"),
+    ):
         with pytest.raises(PermissionDenied):
             denied()
     admin = parse_scopes(["admin"])
@@ -92,9 +105,21 @@ def test_token_entries_are_checked():
 def test_token_create_prints_the_token_once_and_appends_its_entry(tmp_path):
     tokens = tmp_path / "tokens.toml"
     result = CliRunner().invoke(
-        cli, ["token", "create", "ci", "--scope", "publish:orders.*", "--scope", "read",
-              "--rate", "5", "--file", str(tokens)],
-    )  # fmt: skip
+        cli,
+        [
+            "token",
+            "create",
+            "ci",
+            "--scope",
+            "publish:orders.*",
+            "--scope",
+            "read",
+            "--rate",
+            "5",
+            "--file",
+            str(tokens),
+        ],
+    )
     assert result.exit_code == 0, result.output
     bearer = result.stdout.strip()
     book = ServerSettings(tokens_file=str(tokens)).token_book()
@@ -117,8 +142,11 @@ def test_server_settings_from_file_table_env_and_overrides():
     _, token = new_token("env", ["admin"])
     import json
 
-    env = {"ATP_SERVER__PORT": "9000", "ATP_SERVER__TOKENS": json.dumps([token.to_mapping()]),
-           "ATP_SERVER__AUTH": "true"}  # fmt: skip
+    env = {
+        "ATP_SERVER__PORT": "9000",
+        "ATP_SERVER__TOKENS": json.dumps([token.to_mapping()]),
+        "ATP_SERVER__AUTH": "true",
+    }
     settings = Settings.load(env=env, path=None)
     server = ServerSettings.load(settings, grpc_port=0)
     assert (server.port, server.grpc_port, server.auth) == (9000, 0, True)
@@ -183,10 +211,13 @@ def test_problem_types_map_back_to_their_error_classes():
 
 @pytest.mark.parametrize(
     ("store", "expected"),
-    [("sqlite:///atp.db", "sqlite:///atp.db-limits?synchronous=normal"),
-     ("sqlite:////srv/a.db?busy_timeout=100", "sqlite:////srv/a.db-limits?synchronous=normal"),
-     ("sqlite://:memory:", "sqlite://:memory:"), ("redis://host", "redis://host")],
-)  # fmt: skip
+    [
+        ("sqlite:///atp.db", "sqlite:///atp.db-limits?synchronous=normal"),
+        ("sqlite:////srv/a.db?busy_timeout=100", "sqlite:////srv/a.db-limits?synchronous=normal"),
+        ("sqlite://:memory:", "sqlite://:memory:"),
+        ("redis://host", "redis://host"),
+    ],
+)
 def test_the_default_limiter_sits_beside_a_sqlite_store(store, expected):
     from atp.adapters._auth.guard import default_limiter
 

@@ -67,22 +67,34 @@ async def test_workflow_operations_check_scopes_before_writing(ops):
         await ops.workflows.get(publisher, run.id)
     with pytest.raises(InvalidInput):
         await ops.workflows.list(admin, workflow=None, states=None, cursor=None, limit=0)
-    page = await ops.workflows.list(who("read"), workflow="ship", states=None, cursor=None,
-                                    limit=10)  # fmt: skip
+    page = await ops.workflows.list(
+        who("read"), workflow="ship", states=None, cursor=None, limit=10
+    )
     assert [r.id for r in page.items] == ["r1"]
     assert (await ops.workflows.cancel(publisher, run.id)).state is RunState.CANCELLED
 
 
 async def test_schedule_operations_need_admin_to_change_and_read_to_look(ops):
-    fields = {"name": "beat", "expression": "@hourly", "subject": "orders.beat",
-              "payload": None, "tz": "UTC", "misfire": "once", "overlap": "allow"}  # fmt: skip
+    fields = {
+        "name": "beat",
+        "expression": "@hourly",
+        "subject": "orders.beat",
+        "payload": None,
+        "tz": "UTC",
+        "misfire": "once",
+        "overlap": "allow",
+    }
     with pytest.raises(PermissionDenied):
         await ops.schedules.add(who("read", "publish:>"), **fields)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         await ops.schedules.add(who("read"), **{**fields, "tz": "No/Where"})  # type: ignore[arg-type]
     added = await ops.schedules.add(who("admin"), **fields)  # type: ignore[arg-type]
-    for change in (ops.schedules.pause, ops.schedules.resume, ops.schedules.trigger,
-                   ops.schedules.remove):  # fmt: skip
+    for change in (
+        ops.schedules.pause,
+        ops.schedules.resume,
+        ops.schedules.trigger,
+        ops.schedules.remove,
+    ):
         with pytest.raises(PermissionDenied):
             await change(who("read", "publish:>"), "beat")
     with pytest.raises(PermissionDenied):
@@ -91,9 +103,23 @@ async def test_schedule_operations_need_admin_to_change_and_read_to_look(ops):
 
 
 def test_schedules_and_runs_survive_the_protobuf_round_trip():
-    schedule = Schedule("beat", "0 9 * * 1-5", "orders.beat", {"n": [1, 2]}, "Europe/Paris",
-                        Misfire.ALL, Overlap.SKIP, True, 1.5e9, 1.4e9, "t1", 1.4e9 + 1, 1.0,
-                        2.0, 3)  # fmt: skip
+    schedule = Schedule(
+        "beat",
+        "0 9 * * 1-5",
+        "orders.beat",
+        {"n": [1, 2]},
+        "Europe/Paris",
+        Misfire.ALL,
+        Overlap.SKIP,
+        True,
+        1.5e9,
+        1.4e9,
+        "t1",
+        1.4e9 + 1,
+        1.0,
+        2.0,
+        3,
+    )
     bare = Schedule("bare", "@daily", "orders.bare")
     for item in (schedule, bare):
         assert flows.schedule_in(flows.schedule_out(item)) == item

@@ -20,8 +20,13 @@ MEMORY = Settings(store="memory://", transport="memory://", coordinator="memory:
 
 
 async def hello(scope, receive, send) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"hello"})
 
 
@@ -67,8 +72,9 @@ async def test_a_chunked_body_over_the_limit_is_refused():
 
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://atp") as http:
-        response = await http.post("/v1/tasks", content=chunks(),
-                                   headers={"content-type": "application/json"})  # fmt: skip
+        response = await http.post(
+            "/v1/tasks", content=chunks(), headers={"content-type": "application/json"}
+        )
     assert response.status_code == 413
     assert response.json()["type"] == "urn:atp:problem:payload-too-large"
     assert (await platform.store.counts()) == {}

@@ -19,8 +19,9 @@ def _record(task_id: str, state: State, subject: str = WORK, key: str | None = N
 def _clean(tmp_path: Path) -> tuple[Ledger, dict[str, TaskRecord | None]]:
     ledger = Ledger(tmp_path)
     records: dict[str, TaskRecord | None] = {}
-    for n, (subject, state) in enumerate([(WORK, State.SUCCEEDED), (WORK, State.SUCCEEDED),
-                                          (DOOMED, State.DEAD)]):  # fmt: skip
+    for n, (subject, state) in enumerate(
+        [(WORK, State.SUCCEEDED), (WORK, State.SUCCEEDED), (DOOMED, State.DEAD)]
+    ):
         task_id = f"t{n}"
         ledger.accepted(f"k-{task_id}", task_id, subject, 0.0)
         record(tmp_path, "exec-1", ev="start", task=task_id, attempt=1)
@@ -136,8 +137,13 @@ def test_a_torn_last_ledger_line_is_skipped(tmp_path: Path) -> None:
 
 
 def _run(run_id: str, state: str, steps: tuple[str, ...] = ("a", "b")) -> Run:
-    return Run(id=run_id, workflow="chaos.flow", version=1, state=RunState(state),
-               steps={name: StepRun(state=StepState.SUCCEEDED) for name in steps})  # fmt: skip
+    return Run(
+        id=run_id,
+        workflow="chaos.flow",
+        version=1,
+        state=RunState(state),
+        steps={name: StepRun(state=StepState.SUCCEEDED) for name in steps},
+    )
 
 
 def _step_tasks(run_id: str, steps: tuple[str, ...], state: State) -> list[TaskRecord]:
@@ -147,8 +153,12 @@ def _step_tasks(run_id: str, steps: tuple[str, ...], state: State) -> list[TaskR
 def test_workflow_runs_must_succeed_with_one_task_per_step(tmp_path: Path) -> None:
     ledger, records = _clean(tmp_path)
     stored = [r for r in records.values() if r is not None]
-    evidence = Evidence(ledger.read(), records, stored + _step_tasks("r1", ("a", "b"),
-                        State.SUCCEEDED), runs={"r1": _run("r1", "SUCCEEDED")})  # fmt: skip
+    evidence = Evidence(
+        ledger.read(),
+        records,
+        stored + _step_tasks("r1", ("a", "b"), State.SUCCEEDED),
+        runs={"r1": _run("r1", "SUCCEEDED")},
+    )
     assert all(_verdicts(evidence).values())
     name = "every workflow run succeeded, each step enqueued once"
     evidence.runs = {"r1": _run("r1", "RUNNING")}

@@ -109,8 +109,20 @@ def assert_error(result: Result, code: int, *fragments: str) -> None:
 
 
 def test_publish_prints_the_id_of_a_stored_task(runner: CliRunner, store_url: str) -> None:
-    result = atp(runner, "publish", "orders.close", '{"order_id": 42}', "--priority", "3",
-                 "--max-attempts", "5", "--timeout", "30s", "--header", "tenant=acme")  # fmt: skip
+    result = atp(
+        runner,
+        "publish",
+        "orders.close",
+        '{"order_id": 42}',
+        "--priority",
+        "3",
+        "--max-attempts",
+        "5",
+        "--timeout",
+        "30s",
+        "--header",
+        "tenant=acme",
+    )
     task = record(store_url, published_id(result)).task
     assert task.subject == "orders.close"
     assert task.payload == {"order_id": 42}
@@ -213,8 +225,9 @@ def test_bad_settings_are_configuration_errors(runner: CliRunner, tmp_path: Path
 
 def test_task_get_shows_the_record(runner: CliRunner, store_url: str) -> None:
     when = datetime.now(UTC).replace(hour=3, minute=4, second=5, microsecond=0) + timedelta(1)
-    task_id = published_id(atp(runner, "publish", "orders.close", '{"order_id": 7}',
-                               "--at", when.isoformat()))  # fmt: skip
+    task_id = published_id(
+        atp(runner, "publish", "orders.close", '{"order_id": 7}', "--at", when.isoformat())
+    )
     shown = atp(runner, "task", "get", task_id)
     assert shown.exit_code == 0
     lines = dict(line.split(None, 1) for line in shown.stdout.splitlines())
@@ -470,11 +483,17 @@ def test_main_exits_with_the_code(store_url: str, monkeypatch: pytest.MonkeyPatc
 
 def test_every_error_kind_has_its_exit_code() -> None:
     cases = {
-        errors.InvalidInput: 2, errors.PayloadTooLarge: 2, errors.NotFound: 3,
-        errors.StateConflict: 4, errors.FencedOut: 4, errors.AlreadyExists: 4,
-        errors.ConfigError: 5, errors.PluginError: 5, errors.BackendUnavailable: 6,
+        errors.InvalidInput: 2,
+        errors.PayloadTooLarge: 2,
+        errors.NotFound: 3,
+        errors.StateConflict: 4,
+        errors.FencedOut: 4,
+        errors.AlreadyExists: 4,
+        errors.ConfigError: 5,
+        errors.PluginError: 5,
+        errors.BackendUnavailable: 6,
         errors.AtpError: 1,
-    }  # fmt: skip
+    }
     assert {kind: exit_code(kind("x")) for kind in cases} == cases
 
 

@@ -441,8 +441,10 @@ def test_sync_client_does_what_the_client_does(workdir):
             [client.request("orders.close", {"order_id": n}) for n in (2, 3)]
         )
         assert [r.id for r in client.list(states="SCHEDULED").items] == [
-            batch[1].id, batch[0].id, published.id
-        ]  # fmt: skip
+            batch[1].id,
+            batch[0].id,
+            published.id,
+        ]
         assert client.counts() == {("orders.close", State.SCHEDULED): 3}
         assert client.cancel(published.id).state is State.CANCELLED
         assert client.wait(published.id, timeout=1).state is State.CANCELLED

@@ -50,8 +50,15 @@ def test_a_stored_envelope_reads_back_unchecked_as_the_same_task(task):
 def test_absent_optional_fields_are_omitted():
     data = codec.task_to_dict(MINIMAL)
     assert set(data) == {
-        "id", "subject", "payload", "headers", "run_at", "created_at", "attempt", "priority"
-    }  # fmt: skip
+        "id",
+        "subject",
+        "payload",
+        "headers",
+        "run_at",
+        "created_at",
+        "attempt",
+        "priority",
+    }
 
 
 @given(json_values)

@@ -39,13 +39,26 @@ def listing(runner: CliRunner) -> list[dict[str, object]]:
 
 
 def test_add_then_ls_shows_the_next_three_ticks_in_the_schedules_zone(runner):
-    added = atp(runner, "cron", "add", "nightly-purge", "30 3 * * *", "data.purge",
-                "--payload", '{"days": 90}', "--tz", "Europe/Berlin")  # fmt: skip
+    added = atp(
+        runner,
+        "cron",
+        "add",
+        "nightly-purge",
+        "30 3 * * *",
+        "data.purge",
+        "--payload",
+        '{"days": 90}',
+        "--tz",
+        "Europe/Berlin",
+    )
     assert added.exit_code == 0, added.output
     assert added.output.startswith("added nightly-purge: next tick ")
     (row,) = listing(runner)
-    assert (row["name"], row["expression"], row["subject"]) == ("nightly-purge", "30 3 * * *",
-                                                                "data.purge")  # fmt: skip
+    assert (row["name"], row["expression"], row["subject"]) == (
+        "nightly-purge",
+        "30 3 * * *",
+        "data.purge",
+    )
     assert (row["payload"], row["tz"], row["paused"]) == ({"days": 90}, "Europe/Berlin", False)
     walls = [datetime.fromtimestamp(t, ZoneInfo("Europe/Berlin")) for t in row["upcoming"]]
     assert len(walls) == 3

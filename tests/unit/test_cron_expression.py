@@ -13,10 +13,24 @@ from atp.core.cron.expression import CronExpression
 from atp.core.errors import InvalidInput
 
 YEAR_START = datetime(2026, 1, 1)
-EXPRESSIONS = ["30 2 * * *", "0 * * * *", "*/30 0-4 * * *", "0 2 * * 0", "15 1,2,3 * * *",
-               "0 0 1 * *", "@daily", "0 30 1 * * *"]  # fmt: skip
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Shanghai",
-         "Australia/Lord_Howe"]  # fmt: skip
+EXPRESSIONS = [
+    "30 2 * * *",
+    "0 * * * *",
+    "*/30 0-4 * * *",
+    "0 2 * * 0",
+    "15 1,2,3 * * *",
+    "0 0 1 * *",
+    "@daily",
+    "0 30 1 * * *",
+]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Sydney",
+    "Asia/Shanghai",
+    "Australia/Lord_Howe",
+]
 
 
 def croniter_year(expr: str, tz: str) -> list[float]:

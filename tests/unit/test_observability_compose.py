@@ -22,10 +22,27 @@ REPO = Path(__file__).parents[2]
 COMPOSE = yaml.safe_load((REPO / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 ATP = ("atp-server", "atp-worker", "atp-scheduler")
-REQUIRED = {"redis", "nats", "etcd", "mariadb", "toxiproxy", "prometheus", "grafana",
-            "otel-collector", "jaeger", *ATP}  # fmt: skip
-ATP_ENV = {"ATP_STORE", "ATP_TRANSPORT", "ATP_COORDINATOR", "ATP_PLUGINS", "ATP_LOG_FORMAT",
-           "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}  # fmt: skip
+REQUIRED = {
+    "redis",
+    "nats",
+    "etcd",
+    "mariadb",
+    "toxiproxy",
+    "prometheus",
+    "grafana",
+    "otel-collector",
+    "jaeger",
+    *ATP,
+}
+ATP_ENV = {
+    "ATP_STORE",
+    "ATP_TRANSPORT",
+    "ATP_COORDINATOR",
+    "ATP_PLUGINS",
+    "ATP_LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+}
 NEEDED_ENV = {
     "mariadb": {"MARIADB_ROOT_PASSWORD", "MARIADB_DATABASE", "MARIADB_USER", "MARIADB_PASSWORD"},
     "grafana": {"GF_SECURITY_ADMIN_PASSWORD"},
@@ -36,11 +53,20 @@ NEEDED_ENV = {
     "atp-server": ATP_ENV,
 }
 # Ports each service listens on inside the stack (its image's defaults, or set here).
-LISTENS = {"redis": {6379}, "nats": {4222, 8222}, "etcd": {2379}, "mariadb": {3306},
-           "toxiproxy": {8474}, "prometheus": {9090}, "grafana": {3000},
-           "otel-collector": {4317, 4318}, "jaeger": {16686, 4317, 4318},
-           "atp-server": {8080, 50051}, "atp-worker": {9464},
-           "atp-scheduler": {9464}}  # fmt: skip
+LISTENS = {
+    "redis": {6379},
+    "nats": {4222, 8222},
+    "etcd": {2379},
+    "mariadb": {3306},
+    "toxiproxy": {8474},
+    "prometheus": {9090},
+    "grafana": {3000},
+    "otel-collector": {4317, 4318},
+    "jaeger": {16686, 4317, 4318},
+    "atp-server": {8080, 50051},
+    "atp-worker": {9464},
+    "atp-scheduler": {9464},
+}
 
 
 def env(service: str) -> dict[str, str]:
@@ -120,8 +146,12 @@ def test_atp_services_settings_load_and_their_urls_name_stack_services(service: 
     config = PrometheusConfig.from_settings(settings)
     if service != "atp-server":
         assert config.port in container_ports(service)
-    for url in (settings.store, settings.transport, settings.coordinator_url,
-                variables["OTEL_EXPORTER_OTLP_ENDPOINT"]):  # fmt: skip
+    for url in (
+        settings.store,
+        settings.transport,
+        settings.coordinator_url,
+        variables["OTEL_EXPORTER_OTLP_ENDPOINT"],
+    ):
         parts = urlsplit(url)
         assert parts.hostname in SERVICES, url
         assert parts.port in LISTENS[parts.hostname], url
@@ -129,8 +159,9 @@ def test_atp_services_settings_load_and_their_urls_name_stack_services(service: 
 
 def test_prometheus_scrapes_each_atp_process_where_it_serves():
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]}  # fmt: skip
+    targets = {
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
     assert targets == {"atp-server:8080", "atp-worker:9464", "atp-scheduler:9464"}
     for target in targets:
         host, port = target.split(":")
@@ -142,8 +173,12 @@ def test_prometheus_scrapes_each_atp_process_where_it_serves():
 def test_alert_rules_cover_the_issue_and_query_exported_metrics():
     rules = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())
     alerts = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
-    assert {"AtpDeadLettersGrowing", "AtpQueueDepthGrowing", "AtpNoSchedulerLeader",
-            "AtpCronLate"} <= set(alerts)  # fmt: skip
+    assert {
+        "AtpDeadLettersGrowing",
+        "AtpQueueDepthGrowing",
+        "AtpNoSchedulerLeader",
+        "AtpCronLate",
+    } <= set(alerts)
     known = exported_metrics()
     for name, rule in alerts.items():
         assert metrics_in(rule["expr"]) <= known, name

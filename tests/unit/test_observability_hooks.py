@@ -18,8 +18,10 @@ class Stamp:
 
     @hookimpl
     def atp_task_headers(self, tasks: Sequence[Task]) -> list[Mapping[str, str] | None]:
-        return [{"stamp": t.subject, "traceparent": "mine"} if t.subject != "bare" else None
-                for t in tasks]  # fmt: skip
+        return [
+            {"stamp": t.subject, "traceparent": "mine"} if t.subject != "bare" else None
+            for t in tasks
+        ]
 
 
 class Broken:
@@ -80,5 +82,8 @@ async def test_platform_built_and_scheduler_lifetime_hooks_fire():
     tp = TestPlatform(App(), plugins=[seen], workers=0)
     async with tp:
         pass
-    assert seen.events == [("built", tp.platform), ("started", "test-scheduler-1"),
-                           ("stopped", "test-scheduler-1")]  # fmt: skip
+    assert seen.events == [
+        ("built", tp.platform),
+        ("started", "test-scheduler-1"),
+        ("stopped", "test-scheduler-1"),
+    ]

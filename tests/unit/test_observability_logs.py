@@ -44,11 +44,16 @@ async def test_a_handlers_log_line_names_its_task(json_logs, capsys):
         published = await tp.client.publish("mail.send", headers={"traceparent": TRACEPARENT})
         await tp.wait(published.id)
     logging.getLogger("app.mail").info("after the attempt")
-    during, after = [line for line in lines(capsys.readouterr().err)
-                     if line["logger"] == "app.mail"]  # fmt: skip
+    during, after = [
+        line for line in lines(capsys.readouterr().err) if line["logger"] == "app.mail"
+    ]
     assert during["message"] == "sending"
     assert (during["task_id"], during["subject"], during["attempt"], during["trace_id"]) == (
-        published.id, "mail.send", 1, TRACE)  # fmt: skip
+        published.id,
+        "mail.send",
+        1,
+        TRACE,
+    )
     assert during["level"] == "INFO"
     assert str(during["ts"]).endswith("Z")
     assert "task_id" not in after

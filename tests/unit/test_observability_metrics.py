@@ -158,8 +158,11 @@ async def test_the_server_mount_serves_depth_through_asgi():
     plugin = PrometheusPlugin(CollectorRegistry())
     async with TestPlatform(App(), metric_settings(0), scheduler=False, plugins=[plugin]) as tp:
         await tp.client.publish("obs.later", delay=60)
-        ((path, app),) = [m for batch in tp.platform.plugins.hook.atp_http_mounts(
-            settings=tp.settings) for m in batch]  # fmt: skip
+        ((path, app),) = [
+            m
+            for batch in tp.platform.plugins.hook.atp_http_mounts(settings=tp.settings)
+            for m in batch
+        ]
         body = await asgi_get(app)
     assert path == "/metrics"
     samples = parse(body)

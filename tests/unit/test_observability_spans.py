@@ -72,8 +72,11 @@ def annotating_app(provider: TracerProvider) -> App:
         context = trace.get_current_span().get_span_context()
         with tracer.start_as_current_span("inner"):
             pass
-        return {"trace": f"{context.trace_id:032x}", "sampled": context.trace_flags.sampled,
-                "tenant": baggage.get_baggage("tenant")}  # fmt: skip
+        return {
+            "trace": f"{context.trace_id:032x}",
+            "sampled": context.trace_flags.sampled,
+            "tenant": baggage.get_baggage("tenant"),
+        }
 
     return app
 
@@ -82,17 +85,27 @@ def shape(spans: tuple[ReadableSpan, ...]) -> list[tuple[Any, ...]]:
     """What an exporter sees, with ids replaced by who is whose parent and link."""
     names = {span.context.span_id: span.name for span in spans if span.context}
     return sorted(
-        (span.name, span.kind, names.get(span.parent.span_id) if span.parent else None,
-         span.parent.is_remote if span.parent else None,
-         tuple(names.get(link.context.span_id) for link in span.links),
-         tuple(sorted((k, v) for k, v in (span.attributes or {}).items()
-                      if k != "messaging.message.id")),
-         span.status.status_code, span.status.description,
-         tuple((e.name, tuple(sorted(e.attributes or {}))) for e in span.events),
-         tuple(sorted(span.resource.attributes.items())),
-         span.instrumentation_scope.name if span.instrumentation_scope else None)
+        (
+            span.name,
+            span.kind,
+            names.get(span.parent.span_id) if span.parent else None,
+            span.parent.is_remote if span.parent else None,
+            tuple(names.get(link.context.span_id) for link in span.links),
+            tuple(
+                sorted(
+                    (k, v)
+                    for k, v in (span.attributes or {}).items()
+                    if k != "messaging.message.id"
+                )
+            ),
+            span.status.status_code,
+            span.status.description,
+            tuple((e.name, tuple(sorted(e.attributes or {}))) for e in span.events),
+            tuple(sorted(span.resource.attributes.items())),
+            span.instrumentation_scope.name if span.instrumentation_scope else None,
+        )
         for span in spans
-    )  # fmt: skip
+    )
 
 
 async def run_flaky(plugin: OtelPlugin, provider: TracerProvider) -> None:
@@ -116,11 +129,14 @@ async def test_handler_code_annotates_the_consumer_span_and_nests_under_it():
     plugin, exporter, provider = traced()
     await run_flaky(plugin, provider)
     spans = exporter.get_finished_spans()
-    first, second = sorted((s for s in spans if s.kind is SpanKind.CONSUMER),
-                           key=lambda s: s.start_time or 0)  # fmt: skip
+    first, second = sorted(
+        (s for s in spans if s.kind is SpanKind.CONSUMER), key=lambda s: s.start_time or 0
+    )
     inner = [s for s in spans if s.name == "inner"]
-    assert {s.parent.span_id for s in inner if s.parent} == {first.context.span_id,
-                                                             second.context.span_id}  # fmt: skip
+    assert {s.parent.span_id for s in inner if s.parent} == {
+        first.context.span_id,
+        second.context.span_id,
+    }
     assert first.attributes["order.id"] == 7
     assert [e.name for e in first.events] == ["charged", "exception"]
     assert first.events[1].attributes["exception.type"] == "atp.core.errors.Retry"
@@ -143,14 +159,22 @@ async def test_a_trace_the_producer_did_not_sample_is_followed_and_not_recorded(
 class Custom(TextMapPropagator):
     """Not W3C: ``x-trace: <trace>:<span>:<flags>``."""
 
-    def inject(self, carrier: CarrierT, context: Context | None = None,
-               setter: Setter[CarrierT] | None = None) -> None:  # fmt: skip
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] | None = None,
+    ) -> None:
         span = trace.get_current_span(context).get_span_context()
         if span.is_valid:
             carrier["x-trace"] = f"{span.trace_id:x}:{span.span_id:x}:{span.trace_flags:x}"  # type: ignore[index]
 
-    def extract(self, carrier: CarrierT, context: Context | None = None,
-                getter: Getter[CarrierT] | None = None) -> Context:  # fmt: skip
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] | None = None,
+    ) -> Context:
         value = carrier.get("x-trace")  # type: ignore[attr-defined]
         if not value:
             return context or Context()
@@ -216,19 +240,22 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
 
 
-@pytest.mark.parametrize("headers", [
-    {"traceparent": f"00-{TRACE}-{SPAN}-01"},
-    {"traceparent": f"00-{TRACE}-{SPAN}-00", "tracestate": "vendor=1,other=two"},
-    {"traceparent": f" 00-{TRACE}-{SPAN}-03 "},
-    {"traceparent": f"01-{TRACE}-{SPAN}-01-future"},
-    {"traceparent": f"00-{TRACE}-{SPAN}-01-extra"},
-    {"traceparent": f"ff-{TRACE}-{SPAN}-01"},
-    {"traceparent": f"00-{'0' * 32}-{SPAN}-01"},
-    {"traceparent": f"00-{TRACE}-{'0' * 16}-01"},
-    {"traceparent": f"00-{TRACE.upper()}-{SPAN}-01"},
-    {"traceparent": "garbage"},
-    {"other": "1"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": f"00-{TRACE}-{SPAN}-01"},
+        {"traceparent": f"00-{TRACE}-{SPAN}-00", "tracestate": "vendor=1,other=two"},
+        {"traceparent": f" 00-{TRACE}-{SPAN}-03 "},
+        {"traceparent": f"01-{TRACE}-{SPAN}-01-future"},
+        {"traceparent": f"00-{TRACE}-{SPAN}-01-extra"},
+        {"traceparent": f"ff-{TRACE}-{SPAN}-01"},
+        {"traceparent": f"00-{'0' * 32}-{SPAN}-01"},
+        {"traceparent": f"00-{TRACE}-{'0' * 16}-01"},
+        {"traceparent": f"00-{TRACE.upper()}-{SPAN}-01"},
+        {"traceparent": "garbage"},
+        {"other": "1"},
+    ],
+)
 def test_traceparent_is_read_as_the_sdk_propagator_reads_it(headers: dict[str, str]):
     expected = trace.get_current_span(W3C.extract(headers)).get_span_context()
     found = parse(headers)

@@ -63,8 +63,10 @@ async def test_every_attempt_is_a_consumer_span_in_the_producer_trace(exporter, 
     assert producer.name == "create traced.flaky"
     assert producer.attributes["messaging.message.id"] == published.id
     header = record.task.headers["traceparent"]
-    assert header.split("-")[1:3] == [f"{producer.context.trace_id:032x}",
-                                      f"{producer.context.span_id:016x}"]  # fmt: skip
+    assert header.split("-")[1:3] == [
+        f"{producer.context.trace_id:032x}",
+        f"{producer.context.span_id:016x}",
+    ]
     for attempt, span in enumerate((first, second), start=1):
         assert span.name == "process traced.flaky"
         assert span.context.trace_id == producer.context.trace_id
@@ -98,13 +100,19 @@ async def test_a_workflow_run_is_the_parent_of_its_steps(exporter, plugin):
     async with TestPlatform(flaky_app(), plugins=[plugin]) as tp:
         emit = tp.platform.emit
         emit("atp_workflow_run_started", run_id="run-1", workflow="billing")
-        requests = [PublishRequest("traced.step", workflow_run="run-1", step=name)
-                    for name in ("charge", "mail")]  # fmt: skip
+        requests = [
+            PublishRequest("traced.step", workflow_run="run-1", step=name)
+            for name in ("charge", "mail")
+        ]
         for published in await TaskService(tp.platform).publish(requests):
             record = await tp.wait(published.id)
             assert record.state is State.SUCCEEDED
-            emit("atp_workflow_step_finished", run_id="run-1", step=record.task.step,
-                 state="SUCCEEDED")  # fmt: skip
+            emit(
+                "atp_workflow_step_finished",
+                run_id="run-1",
+                step=record.task.step,
+                state="SUCCEEDED",
+            )
         emit("atp_workflow_run_finished", run_id="run-1", workflow="billing", state="SUCCEEDED")
     spans = exporter.get_finished_spans()
     (run,) = [s for s in spans if s.name == "workflow billing"]

@@ -43,8 +43,12 @@ RANDOM = random.Random(22)
 TRACE_IDS = [RANDOM.getrandbits(128) or 1 for _ in range(2000)]
 
 
-def context(trace_id: int = 0x4BF92F3577B34DA6A3CE929D0E0E4736, span_id: int = 0xF067AA0BA902B7,
-            sampled: bool = True, remote: bool = False) -> SpanContext:  # fmt: skip
+def context(
+    trace_id: int = 0x4BF92F3577B34DA6A3CE929D0E0E4736,
+    span_id: int = 0xF067AA0BA902B7,
+    sampled: bool = True,
+    remote: bool = False,
+) -> SpanContext:
     return SpanContext(trace_id, span_id, remote, TraceFlags(TraceFlags.SAMPLED * sampled))
 
 
@@ -113,8 +117,9 @@ def test_headers_with_a_tracestate_are_parsed_and_leave_the_entry_alone():
 
 
 def asked(sampler: Sampler, parent: SpanContext, trace_id: int) -> Decision:
-    result = sampler.should_sample(context_of(None, parent), trace_id, "create x",
-                                   SpanKind.PRODUCER, {"a": 1}, ())  # fmt: skip
+    result = sampler.should_sample(
+        context_of(None, parent), trace_id, "create x", SpanKind.PRODUCER, {"a": 1}, ()
+    )
     return result.decision
 
 
@@ -158,11 +163,13 @@ def test_a_trace_id_ratio_is_known_for_every_trace_id():
     assert same_decisions(TraceIdRatioBased(0.3), ["remote unsampled", "local sampled"])
 
 
-@pytest.mark.parametrize("root", [ALWAYS_ON, ALWAYS_OFF, TraceIdRatioBased(0.3)],
-                         ids=["on", "off", "ratio"])  # fmt: skip
+@pytest.mark.parametrize(
+    "root", [ALWAYS_ON, ALWAYS_OFF, TraceIdRatioBased(0.3)], ids=["on", "off", "ratio"]
+)
 def test_parent_based_follows_parents_and_its_root(root: Sampler):
     assert same_decisions(ParentBased(root), list(PARENTS)) >= (
-        {Decision.DROP, Decision.RECORD_AND_SAMPLE})  # fmt: skip
+        {Decision.DROP, Decision.RECORD_AND_SAMPLE}
+    )
 
 
 def test_parent_based_trace_id_ratio_is_known():
@@ -173,10 +180,15 @@ class Custom(Sampler):
     """Samples spans whose name is short: only asking it tells."""
 
     def should_sample(
-        self, parent_context: Context | None, trace_id: int, name: str,
-        kind: SpanKind | None = None, attributes: Attributes = None,
-        links: Sequence[Link] | None = None, trace_state: object = None,
-    ) -> SamplingResult:  # fmt: skip
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: object = None,
+    ) -> SamplingResult:
         return SamplingResult(Decision.RECORD_AND_SAMPLE if len(name) < 5 else Decision.DROP)
 
     def get_description(self) -> str:
@@ -188,11 +200,16 @@ class PickyRatio(TraceIdRatioBased):
         return SamplingResult(Decision.DROP)
 
 
-@pytest.mark.parametrize("sampler", [
-    Custom(), PickyRatio(0.5),
-    ParentBased(ALWAYS_ON, remote_parent_sampled=Custom()),
-    ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON),
-], ids=["custom", "overridden ratio", "custom remote", "remote unsampled kept"])  # fmt: skip
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Custom(),
+        PickyRatio(0.5),
+        ParentBased(ALWAYS_ON, remote_parent_sampled=Custom()),
+        ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON),
+    ],
+    ids=["custom", "overridden ratio", "custom remote", "remote unsampled kept"],
+)
 def test_a_sampler_it_cannot_know_is_asked(sampler: Sampler):
     assert decision_rule(sampler) is None
 
@@ -219,17 +236,28 @@ def test_parent_based_asks_custom_local_delegates_for_local_parents_only():
 # -- the span contexts SdkSpans makes ----------------------------------------------------
 
 
-@pytest.mark.parametrize("sampler", [ALWAYS_ON, ALWAYS_OFF, ParentBased(ALWAYS_ON),
-                                     ParentBasedTraceIdRatio(0.5), Custom()],
-                         ids=["on", "off", "parent on", "parent ratio", "custom"])  # fmt: skip
-@pytest.mark.parametrize("parent", [
-    INVALID_SPAN_CONTEXT,
-    context(remote=True, sampled=True),
-    context(remote=True, sampled=False),
-    SpanContext(7, 9, True, TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
-                TraceState([("vendor", "1")])),
-    context(remote=False, sampled=False),
-], ids=["root", "sampled", "unsampled", "random with state", "local unsampled"])  # fmt: skip
+@pytest.mark.parametrize(
+    "sampler",
+    [ALWAYS_ON, ALWAYS_OFF, ParentBased(ALWAYS_ON), ParentBasedTraceIdRatio(0.5), Custom()],
+    ids=["on", "off", "parent on", "parent ratio", "custom"],
+)
+@pytest.mark.parametrize(
+    "parent",
+    [
+        INVALID_SPAN_CONTEXT,
+        context(remote=True, sampled=True),
+        context(remote=True, sampled=False),
+        SpanContext(
+            7,
+            9,
+            True,
+            TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
+            TraceState([("vendor", "1")]),
+        ),
+        context(remote=False, sampled=False),
+    ],
+    ids=["root", "sampled", "unsampled", "random with state", "local unsampled"],
+)
 def test_span_contexts_are_flagged_as_start_span_flags_them(sampler: Sampler, parent: SpanContext):
     provider = TracerProvider(sampler=sampler)
     tracer = provider.get_tracer("t")

@@ -6,8 +6,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"core": "atp.core", "plugins": "atp.plugins", "adapters": "atp.adapters",
-           "sdk": "atp.sdk"}  # fmt: skip
+FOLDERS = {
+    "core": "atp.core",
+    "plugins": "atp.plugins",
+    "adapters": "atp.adapters",
+    "sdk": "atp.sdk",
+}
 
 
 def _declared() -> set[str]:

@@ -49,14 +49,17 @@ class Reference:
     """The task families on prometheus_client's own children."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.counters = {event: Counter(f"atp_tasks_{event}_total", doc, ("subject",),
-                                        registry=registry)
-                         for event, doc in COUNTERS.items()}  # fmt: skip
-        self.run = Histogram(*RUN_DURATION, ("subject", "outcome"), buckets=DURATION_BUCKETS,
-                             registry=registry)  # fmt: skip
+        self.counters = {
+            event: Counter(f"atp_tasks_{event}_total", doc, ("subject",), registry=registry)
+            for event, doc in COUNTERS.items()
+        }
+        self.run = Histogram(
+            *RUN_DURATION, ("subject", "outcome"), buckets=DURATION_BUCKETS, registry=registry
+        )
         self.wait = Histogram(*QUEUE_WAIT, ("subject",), buckets=WAIT_BUCKETS, registry=registry)
-        self.late = Histogram(*LATENESS, ("subject", "kind"), buckets=WAIT_BUCKETS,
-                              registry=registry)  # fmt: skip
+        self.late = Histogram(
+            *LATENESS, ("subject", "kind"), buckets=WAIT_BUCKETS, registry=registry
+        )
         self._seen: set[str] = set()
 
     def touch(self, subject: str) -> None:
@@ -87,8 +90,9 @@ class Both:
 
     def count(self, subject: str, event: str, amount: int = 1) -> None:
         self.old.touch(subject)
-        setattr(self.families.of(subject), event,
-                getattr(self.families.of(subject), event) + amount)  # fmt: skip
+        setattr(
+            self.families.of(subject), event, getattr(self.families.of(subject), event) + amount
+        )
         self.old.counters[event].labels(subject).inc(amount)
 
     def ran(self, subject: str, ok: bool, seconds: float) -> None:
@@ -133,8 +137,13 @@ def observe_everything(both: Both) -> None:
     both.ran("orders.close", False, 0.3)
     for bound in (*WAIT_BUCKETS, 3600.5, 0.0, math.nan):
         both.waited("sms.send", bound)
-    for kind, seconds in (("delayed", 0.005), ("retry", 12.0), ("cron", 3600.0),
-                          ("cron", math.nan), ("retry", 0.0)):  # fmt: skip
+    for kind, seconds in (
+        ("delayed", 0.005),
+        ("retry", 12.0),
+        ("cron", 3600.0),
+        ("cron", math.nan),
+        ("retry", 0.0),
+    ):
         both.late("orders.close", kind, seconds)
 
 

@@ -154,11 +154,20 @@ def test_lists_become_tuples_of_strings():
 @pytest.mark.parametrize(
     "name",
     [
-        "concurrency", "lease", "timeout", "max_attempts", "retry_cap", "max_payload",
-        "idempotency_window", "forward_interval", "forward_batch", "ready_timeout",
-        "reap_interval", "leader_ttl",
+        "concurrency",
+        "lease",
+        "timeout",
+        "max_attempts",
+        "retry_cap",
+        "max_payload",
+        "idempotency_window",
+        "forward_interval",
+        "forward_batch",
+        "ready_timeout",
+        "reap_interval",
+        "leader_ttl",
     ],
-)  # fmt: skip
+)
 def test_positive_settings_refuse_zero(name):
     with pytest.raises(ConfigError, match=f"'{name}' must be greater than 0, got 0"):
         Settings(**{name: 0})

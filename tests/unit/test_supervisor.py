@@ -114,12 +114,41 @@ def worker_context(*args: str) -> click.Context:
 
 
 def test_a_child_gets_the_same_command_line_without_the_supervisors_options() -> None:
-    ctx = worker_context("--store", "redis://r", "--log-level", "debug", "worker", "app:x",
-                         "--subject", "a.*", "--subject", "b", "--concurrency", "4",
-                         "--processes", "3", "--name", "w", "--max-deaths", "9")  # fmt: skip
+    ctx = worker_context(
+        "--store",
+        "redis://r",
+        "--log-level",
+        "debug",
+        "worker",
+        "app:x",
+        "--subject",
+        "a.*",
+        "--subject",
+        "b",
+        "--concurrency",
+        "4",
+        "--processes",
+        "3",
+        "--name",
+        "w",
+        "--max-deaths",
+        "9",
+    )
     line = command_line(ctx)
-    assert line == ["--store", "redis://r", "--log-level", "DEBUG", "worker", "--subject",
-                    "a.*", "--subject", "b", "--concurrency", "4", "app:x"]  # fmt: skip
+    assert line == [
+        "--store",
+        "redis://r",
+        "--log-level",
+        "DEBUG",
+        "worker",
+        "--subject",
+        "a.*",
+        "--subject",
+        "b",
+        "--concurrency",
+        "4",
+        "app:x",
+    ]
     again = worker_context(*line)
     kept = {k: v for k, v in ctx.params.items() if k in ("app_ref", "subjects", "concurrency")}
     assert {k: again.params[k] for k in kept} == kept
@@ -133,15 +162,28 @@ def test_children_are_single_workers_named_after_the_supervisor() -> None:
     assert [spec.name for spec in specs] == ["host:1:ab-1", "host:1:ab-2", "host:1:ab-3"]
     first = specs[0].argv
     assert first[:3] == [sys.executable, "-m", "atp.adapters.cli"]
-    assert first[3:] == ["worker", "app:x", "--processes", "1", "--name", "host:1:ab-1",
-                         "--supervisor-pid", str(os.getpid())]  # fmt: skip
+    assert first[3:] == [
+        "worker",
+        "app:x",
+        "--processes",
+        "1",
+        "--name",
+        "host:1:ab-1",
+        "--supervisor-pid",
+        str(os.getpid()),
+    ]
     assert "ATP_PROMETHEUS__PORT" not in specs[0].env
 
 
-@pytest.mark.parametrize(("table", "ports"), [({}, ["9464", "9465"]),
-                                              ({"port": 9500}, ["9500", "9501"]),
-                                              ({"port": "9600"}, ["9600", "9601"]),
-                                              ({"port": 0}, [None, None])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("table", "ports"),
+    [
+        ({}, ["9464", "9465"]),
+        ({"port": 9500}, ["9500", "9501"]),
+        ({"port": "9600"}, ["9600", "9601"]),
+        ({"port": 0}, [None, None]),
+    ],
+)
 def test_with_the_metrics_plugin_each_child_serves_a_port_of_its_own(
     table: dict[str, object], ports: list[str | None]
 ) -> None:

@@ -19,10 +19,14 @@ DEFINITION = {
     "steps": [
         {"name": "expense.check", "subject": "expense.check"},
         {"name": "decision", "kind": "signal", "signal": "decision", "after": ["expense.check"]},
-        {"name": "expense.pay", "subject": "expense.pay", "after": ["decision"],
-         "when": {"path": "approved", "op": "eq", "value": True}},
+        {
+            "name": "expense.pay",
+            "subject": "expense.pay",
+            "after": ["decision"],
+            "when": {"path": "approved", "op": "eq", "value": True},
+        },
     ],
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -71,11 +75,25 @@ def test_register_start_inspect_signal_and_cancel(runner: CliRunner) -> None:
         (("workflow", "get", "nope"), 3, "no workflow run"),
         (("workflow", "register", '{"name": "x", "version": 1, "steps": []}'), 2, "no steps"),
         (("workflow", "register", "{not json"), 2, "not valid JSON"),
-        (("workflow", "register", json.dumps({**DEFINITION, "steps": [
-            {"name": "a", "subject": "x.a", "after": ["b"]},
-            {"name": "b", "subject": "x.b", "after": ["a"]}]})), 2, "cycle"),
+        (
+            (
+                "workflow",
+                "register",
+                json.dumps(
+                    {
+                        **DEFINITION,
+                        "steps": [
+                            {"name": "a", "subject": "x.a", "after": ["b"]},
+                            {"name": "b", "subject": "x.b", "after": ["a"]},
+                        ],
+                    }
+                ),
+            ),
+            2,
+            "cycle",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_exits_with_its_code(
     runner: CliRunner, args: tuple[str, ...], code: int, message: str
 ) -> None:

@@ -61,8 +61,13 @@ def test_an_unknown_parent_is_refused_at_once() -> None:
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
-        ([{"name": "a", "subject": "x.a", "after": ["b"]},
-          {"name": "b", "subject": "x.b", "after": ["a"]}], "cycle"),
+        (
+            [
+                {"name": "a", "subject": "x.a", "after": ["b"]},
+                {"name": "b", "subject": "x.b", "after": ["a"]},
+            ],
+            "cycle",
+        ),
         ([{"name": "a", "subject": "x.a", "after": ["a"]}], "after itself"),
         ([{"name": "a", "subject": "x.a"}, {"name": "a", "subject": "x.b"}], "duplicate"),
         ([{"name": "a", "subject": "x.a", "after": ["ghost"]}], "unknown steps"),
@@ -77,7 +82,7 @@ def test_an_unknown_parent_is_refused_at_once() -> None:
         ([{"name": "a", "subject": "x.a", "max_attempts": 0}], "max_attempts"),
         ([], "no steps"),
     ],
-)  # fmt: skip
+)
 def test_bad_json_definitions_are_refused(steps: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         definition_from_dict({"name": "bad", "version": 1, "steps": steps})
@@ -85,18 +90,26 @@ def test_bad_json_definitions_are_refused(steps: list[dict[str, Any]], message: 
 
 @pytest.mark.parametrize(
     "data",
-    [None, [], {"name": "x"}, {"name": "", "version": 1, "steps": []},
-     {"name": "x", "version": 0, "steps": [{"name": "a", "subject": "x.a"}]},
-     {"name": "x", "version": 1, "steps": [{"name": "a", "subject": "x.a"}], "extra": 1}],
-)  # fmt: skip
+    [
+        None,
+        [],
+        {"name": "x"},
+        {"name": "", "version": 1, "steps": []},
+        {"name": "x", "version": 0, "steps": [{"name": "a", "subject": "x.a"}]},
+        {"name": "x", "version": 1, "steps": [{"name": "a", "subject": "x.a"}], "extra": 1},
+    ],
+)
 def test_malformed_definitions_are_invalid(data: Any) -> None:
     with pytest.raises(InvalidInput):
         definition_from_dict(data)
 
 
 def test_a_three_step_cycle_names_its_steps() -> None:
-    steps = (Step("a", after=("c",), subject="x.a"), Step("b", after=("a",), subject="x.b"),
-             Step("c", after=("b",), subject="x.c"))  # fmt: skip
+    steps = (
+        Step("a", after=("c",), subject="x.a"),
+        Step("b", after=("a",), subject="x.b"),
+        Step("c", after=("b",), subject="x.c"),
+    )
     with pytest.raises(InvalidInput, match=r"cycle among steps \['a', 'b', 'c'\]"):
         Definition("loop", 1, steps).check()
 
@@ -115,21 +128,30 @@ def test_a_three_step_cycle_names_its_steps() -> None:
         ({"path": "tags", "op": "contains", "value": "vip"}, {"tags": ["vip"]}, True),
         ({"path": "x", "op": "exists"}, {"x": None}, True),
         ({"path": "x", "op": "ne", "value": 1}, {}, False),
-        ({"all": [{"path": "a", "op": "truthy"}, {"not": {"path": "b", "op": "truthy"}}]},
-         {"a": 1, "b": 0}, True),
+        (
+            {"all": [{"path": "a", "op": "truthy"}, {"not": {"path": "b", "op": "truthy"}}]},
+            {"a": 1, "b": 0},
+            True,
+        ),
         ({"any": [{"path": "a", "op": "truthy"}, {"path": "b", "op": "truthy"}]}, {}, False),
     ],
-)  # fmt: skip
+)
 def test_conditions_evaluate(condition: dict[str, Any], value: Any, expected: bool) -> None:
     assert evaluate(validate_condition(condition), value) is expected
 
 
 @pytest.mark.parametrize(
     "condition",
-    [[], {"all": []}, {"not": 1}, {"path": 1, "op": "eq"},
-     {"path": "x", "op": "exists", "value": 1},
-     {"path": "x", "op": "in", "value": 3}, {"path": "x", "op": "eq", "extra": 1}],
-)  # fmt: skip
+    [
+        [],
+        {"all": []},
+        {"not": 1},
+        {"path": 1, "op": "eq"},
+        {"path": "x", "op": "exists", "value": 1},
+        {"path": "x", "op": "in", "value": 3},
+        {"path": "x", "op": "eq", "extra": 1},
+    ],
+)
 def test_malformed_conditions_are_invalid(condition: Any) -> None:
     with pytest.raises(InvalidInput):
         validate_condition(condition)
@@ -140,14 +162,19 @@ def test_lambdas_become_json_conditions() -> None:
     wf.step("a.b")
     cases = {
         "plain": (lambda d: d["approved"], {"path": "approved", "op": "truthy"}),
-        "compare": (lambda d: d["order"]["total"] >= 100,
-                    {"path": "order.total", "op": "ge", "value": 100}),
-        "combined": (lambda d: (d["a"] == 1) | ~d["b"],
-                     {"any": [{"path": "a", "op": "eq", "value": 1},
-                              {"path": "b", "op": "falsy"}]}),
-        "member": (lambda d: d["tier"].is_in(["gold", "vip"]),
-                   {"path": "tier", "op": "in", "value": ["gold", "vip"]}),
-    }  # fmt: skip
+        "compare": (
+            lambda d: d["order"]["total"] >= 100,
+            {"path": "order.total", "op": "ge", "value": 100},
+        ),
+        "combined": (
+            lambda d: (d["a"] == 1) | ~d["b"],
+            {"any": [{"path": "a", "op": "eq", "value": 1}, {"path": "b", "op": "falsy"}]},
+        ),
+        "member": (
+            lambda d: d["tier"].is_in(["gold", "vip"]),
+            {"path": "tier", "op": "in", "value": ["gold", "vip"]},
+        ),
+    }
     for name, (fn, expected) in cases.items():
         wf.step("x.y", name=name, after="a.b", when=fn)
         assert wf.definition.step(name).when == expected
@@ -157,9 +184,15 @@ def test_lambdas_become_json_conditions() -> None:
 
 @pytest.mark.parametrize(
     "fn",
-    [lambda d: d["a"] and d["b"], lambda d: not d["a"], lambda d: len(d) > 1,
-     lambda d: "x" in d["tags"], lambda d: True, lambda d: d["a"] == object()],
-)  # fmt: skip
+    [
+        lambda d: d["a"] and d["b"],
+        lambda d: not d["a"],
+        lambda d: len(d) > 1,
+        lambda d: "x" in d["tags"],
+        lambda d: True,
+        lambda d: d["a"] == object(),
+    ],
+)
 def test_lambdas_that_cannot_become_json_are_refused(fn: Any) -> None:
     wf = Workflow("refused")
     with pytest.raises(InvalidInput):

@@ -38,8 +38,12 @@ pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 LEADER_TTL = 3.0
-SHORT = {"ATP_LEADER_TTL": str(LEADER_TTL), "ATP_FORWARD_INTERVAL": "0.2",
-         "ATP_REAP_INTERVAL": "0.5", "ATP_DRAIN_TIMEOUT": "5"}  # fmt: skip
+SHORT = {
+    "ATP_LEADER_TTL": str(LEADER_TTL),
+    "ATP_FORWARD_INTERVAL": "0.2",
+    "ATP_REAP_INTERVAL": "0.5",
+    "ATP_DRAIN_TIMEOUT": "5",
+}
 
 
 class SchedulerProcess:
@@ -96,8 +100,13 @@ def start(tmp_path: Path, transport_url: str) -> Iterator[Callable[[str, str], S
     started: list[SchedulerProcess] = []
 
     def make(name: str, coordinator: str) -> SchedulerProcess:
-        env = {**clean, **SHORT, "ATP_COORDINATOR": coordinator, "ATP_TRANSPORT": transport_url,
-               "ATP_STORE": f"sqlite:///{tmp_path / 'atp.db'}"}  # fmt: skip
+        env = {
+            **clean,
+            **SHORT,
+            "ATP_COORDINATOR": coordinator,
+            "ATP_TRANSPORT": transport_url,
+            "ATP_STORE": f"sqlite:///{tmp_path / 'atp.db'}",
+        }
         started.append(SchedulerProcess(tmp_path / f"{name}.log", env))
         return started[-1]
 

@@ -52,14 +52,19 @@ class Process:
         self.log = log
         with log.open("ab") as out:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "atp.adapters.cli", *args], cwd=log.parent, env=env,
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [sys.executable, "-m", "atp.adapters.cli", *args],
+                cwd=log.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def check_alive(self) -> None:
         if self._proc.poll() is not None:
-            pytest.fail(f"{self.log.name} exited with {self._proc.returncode}:\n"
-                        f"{self.log.read_text()[-3000:]}")  # fmt: skip
+            pytest.fail(
+                f"{self.log.name} exited with {self._proc.returncode}:\n"
+                f"{self.log.read_text()[-3000:]}"
+            )
 
     def signal(self, signum: int) -> None:
         self._proc.send_signal(signum)
@@ -171,9 +176,14 @@ async def all_final(client: Client, total: int) -> bool:
 
 async def cli(env: dict[str, str], *args: str) -> str:
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "atp.adapters.cli", *args],
-        env=env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        subprocess.run,
+        [sys.executable, "-m", "atp.adapters.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, f"atp {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 

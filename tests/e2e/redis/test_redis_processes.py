@@ -57,8 +57,9 @@ class Proc:
 
     def start(self) -> Proc:
         with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(self._argv, cwd=HERE, env=self._env, stdout=log,
-                                          stderr=subprocess.STDOUT)  # fmt: skip
+            self._proc = subprocess.Popen(
+                self._argv, cwd=HERE, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
         return self
 
     @property
@@ -88,8 +89,13 @@ def url(redis_url: str) -> str:
 @pytest.fixture
 def env(url: str, tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ATP_")}
-    return {**clean, **SHORT, "ATP_STORE": url, "ATP_TRANSPORT": url,
-            "ATP_E2E_LEDGER": str(tmp_path / "ledger.txt")}  # fmt: skip
+    return {
+        **clean,
+        **SHORT,
+        "ATP_STORE": url,
+        "ATP_TRANSPORT": url,
+        "ATP_E2E_LEDGER": str(tmp_path / "ledger.txt"),
+    }
 
 
 @pytest.fixture
@@ -202,9 +208,12 @@ async def test_paused_leader_steps_down_when_resumed(
 
 
 async def test_a_late_write_of_a_paused_leader_is_refused_by_the_fence(
-    platform: Platform, spawn: Callable[..., Proc], env: dict[str, str], url: str,
+    platform: Platform,
+    spawn: Callable[..., Proc],
+    env: dict[str, str],
+    url: str,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     argv = [sys.executable, str(HERE / "redis_late_writer.py"), url]
     writer = subprocess.Popen(  # noqa: ASYNC220
         argv, cwd=HERE, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -254,8 +263,9 @@ async def test_worker_sigkilled_while_holding_tasks_every_task_completes(
         return all(r is not None and r.state is State.SUCCEEDED for r in records)
 
     await eventually(all_done, 60, "every task succeeded")
-    ran = Counter(int(line.split()[0]) for line in (tmp_path / "ledger.txt").read_text().split("\n")
-                  if line)  # fmt: skip
+    ran = Counter(
+        int(line.split()[0]) for line in (tmp_path / "ledger.txt").read_text().split("\n") if line
+    )
     assert set(ran) == set(range(40))
 
 

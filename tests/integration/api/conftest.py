@@ -59,8 +59,9 @@ class ApiServer:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 
     def client(self, name: str | None = "admin") -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers(name) if name else {},
-                            timeout=10)  # fmt: skip
+        return httpx.Client(
+            base_url=self.url, headers=self.headers(name) if name else {}, timeout=10
+        )
 
     def start(self) -> ApiServer:
         self.port, self.grpc_port = free_port(), free_port()
@@ -78,8 +79,9 @@ class ApiServer:
             str(self.grpc_port),
             *self.args,
         ]
-        self.proc = subprocess.Popen(command, cwd=self.folder, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         self._wait_ready()
         return self
 

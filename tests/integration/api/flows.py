@@ -19,5 +19,11 @@ def definition(name: str, version: int = 1, subject: str = "orders.ship") -> dic
 
 def schedule(name: str, **fields: Any) -> dict[str, Any]:
     """A schedule body: hourly in Paris, publishing to ``orders.report``."""
-    return {"name": name, "expression": "0 * * * *", "subject": "orders.report",
-            "payload": {"kind": "hourly"}, "tz": "Europe/Paris", **fields}  # fmt: skip
+    return {
+        "name": name,
+        "expression": "0 * * * *",
+        "subject": "orders.report",
+        "payload": {"kind": "hourly"},
+        "tz": "Europe/Paris",
+        **fields,
+    }

@@ -87,23 +87,31 @@ def test_retrieve_ack_nack_heartbeat_from_generated_stubs(stubs):
     assert json.loads(done.result) == {"ok": True}
 
     retried = stubs.consumer.Nack(
-        cpb.NackRequest(task_id=second.task.id, lease_id=second.lease_id, delay=3600,
-                        error="try later"), metadata=stubs.auth("consumer"))  # fmt: skip
+        cpb.NackRequest(
+            task_id=second.task.id, lease_id=second.lease_id, delay=3600, error="try later"
+        ),
+        metadata=stubs.auth("consumer"),
+    )
     assert retried.state == "SCHEDULED"
     record = get(stubs, second.task.id)
     assert record.state == "SCHEDULED"
     assert record.errors[-1].message == "try later"
 
     dead = stubs.consumer.Nack(
-        cpb.NackRequest(task_id=third.task.id, lease_id=third.lease_id, error="poison",
-                        terminate=True), metadata=stubs.auth("consumer"))  # fmt: skip
+        cpb.NackRequest(
+            task_id=third.task.id, lease_id=third.lease_id, error="poison", terminate=True
+        ),
+        metadata=stubs.auth("consumer"),
+    )
     assert dead.state == "DEAD"
     assert get(stubs, third.task.id).state == "DEAD"
     stream.cancel()
 
-    assert code_of(stubs.consumer.Ack, cpb.AckRequest(task_id=first.task.id,
-                   lease_id=first.lease_id), metadata=stubs.auth("consumer")) == (
-        grpc.StatusCode.FAILED_PRECONDITION)  # fmt: skip
+    assert code_of(
+        stubs.consumer.Ack,
+        cpb.AckRequest(task_id=first.task.id, lease_id=first.lease_id),
+        metadata=stubs.auth("consumer"),
+    ) == (grpc.StatusCode.FAILED_PRECONDITION)
 
 
 def test_retrieve_flow_control_and_give_back_on_close(stubs):
@@ -113,8 +121,10 @@ def test_retrieve_flow_control_and_give_back_on_close(stubs):
     held = next(stream)
     running = [i for i in ids if get(stubs, i).state == "RUNNING"]
     assert running == [held.task.id]  # one in flight: the others wait
-    stubs.consumer.Ack(cpb.AckRequest(task_id=held.task.id, lease_id=held.lease_id),
-                       metadata=stubs.auth("consumer"))  # fmt: skip
+    stubs.consumer.Ack(
+        cpb.AckRequest(task_id=held.task.id, lease_id=held.lease_id),
+        metadata=stubs.auth("consumer"),
+    )
     following = next(stream)
     assert following.task.id != held.task.id
     stream.cancel()
@@ -134,7 +144,8 @@ def test_consumer_rpcs_refuse_outside_scope(stubs):
         assert code_of(next, stream) == grpc.StatusCode.PERMISSION_DENIED
     wide = cpb.RetrieveRequest(pattern=">", group="g3", max_in_flight=1)
     assert code_of(next, stubs.consumer.Retrieve(wide, metadata=stubs.auth("consumer"))) == (
-        grpc.StatusCode.PERMISSION_DENIED)  # fmt: skip
+        grpc.StatusCode.PERMISSION_DENIED
+    )
     assert code_of(next, stubs.consumer.Retrieve(request)) == grpc.StatusCode.UNAUTHENTICATED
     stream = stubs.consumer.Retrieve(request, metadata=stubs.auth("consumer"))
     held = next(stream)
@@ -147,11 +158,13 @@ def test_consumer_rpcs_refuse_outside_scope(stubs):
         ),
     ]:
         assert code_of(call, message, metadata=stubs.auth("outsider")) == (
-            grpc.StatusCode.PERMISSION_DENIED)  # fmt: skip
+            grpc.StatusCode.PERMISSION_DENIED
+        )
     assert get(stubs, task_id).state == "RUNNING"
     bad = cpb.NackRequest(task_id=task_id, lease_id=held.lease_id, delay=-1)
     assert code_of(stubs.consumer.Nack, bad, metadata=stubs.auth("consumer")) == (
-        grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
     stream.cancel()
 
 
@@ -160,27 +173,36 @@ def test_consumer_rpcs_refuse_outside_scope(stubs):
 
 def test_publish_get_cancel_list_counts(stubs):
     admin = stubs.auth("admin")
-    first = stubs.tasks.Publish(pb.PublishRequest(subject="orders.rpc", payload=b"[1]",
-                                idempotency_key="g-1", delay=600), metadata=admin)  # fmt: skip
-    again = stubs.tasks.Publish(pb.PublishRequest(subject="orders.rpc", idempotency_key="g-1"),
-                                metadata=admin)  # fmt: skip
+    first = stubs.tasks.Publish(
+        pb.PublishRequest(subject="orders.rpc", payload=b"[1]", idempotency_key="g-1", delay=600),
+        metadata=admin,
+    )
+    again = stubs.tasks.Publish(
+        pb.PublishRequest(subject="orders.rpc", idempotency_key="g-1"), metadata=admin
+    )
     assert first.created
     assert not again.created
     assert first.id == again.id
-    batch = stubs.tasks.PublishBatch(pb.PublishBatchRequest(
-        tasks=[pb.PublishRequest(subject="orders.rpc", delay=600)] * 2, idempotency_key="gb"),
-        metadata=stubs.auth("publisher"))  # fmt: skip
+    batch = stubs.tasks.PublishBatch(
+        pb.PublishBatchRequest(
+            tasks=[pb.PublishRequest(subject="orders.rpc", delay=600)] * 2, idempotency_key="gb"
+        ),
+        metadata=stubs.auth("publisher"),
+    )
     assert len(batch.tasks) == 2
     assert all(t.created for t in batch.tasks)
     record = get(stubs, first.id)
     assert record.state == "SCHEDULED"
     assert json.loads(record.payload) == [1]
-    page = stubs.tasks.ListTasks(pb.ListTasksRequest(subject="orders.rpc", limit=2),
-                                 metadata=stubs.auth("reader"))  # fmt: skip
+    page = stubs.tasks.ListTasks(
+        pb.ListTasksRequest(subject="orders.rpc", limit=2), metadata=stubs.auth("reader")
+    )
     assert len(page.items) == 2
     assert page.HasField("next_cursor")
-    rest = stubs.tasks.ListTasks(pb.ListTasksRequest(subject="orders.rpc", cursor=page.next_cursor),
-                                 metadata=stubs.auth("reader"))  # fmt: skip
+    rest = stubs.tasks.ListTasks(
+        pb.ListTasksRequest(subject="orders.rpc", cursor=page.next_cursor),
+        metadata=stubs.auth("reader"),
+    )
     assert len(rest.items) == 1
     assert not rest.HasField("next_cursor")
     counts = stubs.tasks.Counts(pb.CountsRequest(), metadata=stubs.auth("reader"))
@@ -193,8 +215,11 @@ def test_task_rpcs_refuse_outside_scope_and_bad_input(stubs):
     task_id = publish(stubs, "orders.deny", delay=600)
     denied = [
         (stubs.tasks.Publish, pb.PublishRequest(subject="billing.x"), "publisher"),
-        (stubs.tasks.PublishBatch, pb.PublishBatchRequest(tasks=[pb.PublishRequest(
-            subject="billing.x")]), "publisher"),
+        (
+            stubs.tasks.PublishBatch,
+            pb.PublishBatchRequest(tasks=[pb.PublishRequest(subject="billing.x")]),
+            "publisher",
+        ),
         (stubs.tasks.GetTask, pb.TaskId(id=task_id), "publisher"),
         (stubs.tasks.CancelTask, pb.TaskId(id=task_id), "outsider"),
         (stubs.tasks.ListTasks, pb.ListTasksRequest(), "consumer"),
@@ -203,43 +228,52 @@ def test_task_rpcs_refuse_outside_scope_and_bad_input(stubs):
         (stubs.tasks.GetDeadLetter, pb.TaskId(id=task_id), "publisher"),
         (stubs.tasks.Requeue, pb.RequeueRequest(id=task_id), "reader"),
         (stubs.tasks.Purge, pb.PurgeRequest(all=True), "reader"),
-    ]  # fmt: skip
+    ]
     for call, message, name in denied:
         assert code_of(call, message, metadata=stubs.auth(name)) == (
-            grpc.StatusCode.PERMISSION_DENIED), call  # fmt: skip
+            grpc.StatusCode.PERMISSION_DENIED
+        ), call
         assert code_of(call, message) == grpc.StatusCode.UNAUTHENTICATED
     assert get(stubs, task_id).state == "SCHEDULED"
     admin = stubs.auth("admin")
     assert code_of(stubs.tasks.GetTask, pb.TaskId(id="01NOPE"), metadata=admin) == (
-        grpc.StatusCode.NOT_FOUND)  # fmt: skip
+        grpc.StatusCode.NOT_FOUND
+    )
     for message in (
         pb.PublishRequest(subject="a..b"),
         pb.PublishRequest(subject="a", payload=b"{"),
     ):
         assert code_of(stubs.tasks.Publish, message, metadata=admin) == (
-            grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
     assert code_of(stubs.tasks.ListTasks, pb.ListTasksRequest(limit=5000), metadata=admin) == (
-        grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert code_of(stubs.tasks.Purge, pb.PurgeRequest(), metadata=admin) == (
-        grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_dead_letter_rpcs(stubs, api_server):
     ids = [publish(stubs, "orders.grpc-dlq", n) for n in range(3)]
     kill_tasks(api_server.store, ids)
     reader, admin = stubs.auth("reader"), stubs.auth("admin")
-    page = stubs.tasks.ListDeadLetters(pb.ListDeadLettersRequest(subject="orders.grpc-dlq"),
-                                       metadata=reader)  # fmt: skip
+    page = stubs.tasks.ListDeadLetters(
+        pb.ListDeadLettersRequest(subject="orders.grpc-dlq"), metadata=reader
+    )
     assert sorted(t.id for t in page.items) == sorted(ids)
     assert stubs.tasks.GetDeadLetter(pb.TaskId(id=ids[0]), metadata=reader).state == "DEAD"
-    back = stubs.tasks.Requeue(pb.RequeueRequest(id=ids[0], delay=600, payload=b'"new"'),
-                               metadata=admin)  # fmt: skip
+    back = stubs.tasks.Requeue(
+        pb.RequeueRequest(id=ids[0], delay=600, payload=b'"new"'), metadata=admin
+    )
     assert back.state == "SCHEDULED"
     assert json.loads(back.payload) == "new"
     assert code_of(stubs.tasks.GetDeadLetter, pb.TaskId(id=ids[0]), metadata=reader) == (
-        grpc.StatusCode.NOT_FOUND)  # fmt: skip
+        grpc.StatusCode.NOT_FOUND
+    )
     assert code_of(stubs.tasks.Requeue, pb.RequeueRequest(id=ids[0]), metadata=admin) == (
-        grpc.StatusCode.FAILED_PRECONDITION)  # fmt: skip
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
     purged = stubs.tasks.Purge(pb.PurgeRequest(ids=[ids[1]]), metadata=admin)
     assert purged.purged == 1
     assert stubs.tasks.Purge(pb.PurgeRequest(all=True), metadata=admin).purged >= 1
@@ -272,7 +306,8 @@ def test_an_oversized_result_is_refused_and_the_lease_kept(stubs):
         grpc.StatusCode.INVALID_ARGUMENT
     )
     assert get(stubs, task_id).state == "RUNNING"
-    stubs.consumer.Ack(cpb.AckRequest(task_id=task_id, lease_id=held.lease_id),
-                       metadata=stubs.auth("consumer"))  # fmt: skip
+    stubs.consumer.Ack(
+        cpb.AckRequest(task_id=task_id, lease_id=held.lease_id), metadata=stubs.auth("consumer")
+    )
     assert get(stubs, task_id).state == "SUCCEEDED"
     stream.cancel()

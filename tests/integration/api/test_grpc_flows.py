@@ -67,7 +67,11 @@ def test_schedule_rpcs(stubs):
     admin = stubs.auth("admin")
     added = stubs.schedules.AddSchedule(add_request("grpc-life", misfire="all"), metadata=admin)
     assert (added.tz, added.misfire, added.overlap, added.paused) == (
-        "Europe/Paris", "all", "allow", False)  # fmt: skip
+        "Europe/Paris",
+        "all",
+        "allow",
+        False,
+    )
     assert json.loads(added.payload) == {"kind": "hourly"}
     assert added.next_tick > time.time()
     assert not added.HasField("last_tick")
@@ -79,8 +83,12 @@ def test_schedule_rpcs(stubs):
     fired = stubs.schedules.TriggerSchedule(name, metadata=admin)
     assert fired.created
     stubs.schedules.RemoveSchedule(name, metadata=admin)
-    for call in (stubs.schedules.GetSchedule, stubs.schedules.RemoveSchedule,
-                 stubs.schedules.TriggerSchedule, stubs.schedules.PauseSchedule):  # fmt: skip
+    for call in (
+        stubs.schedules.GetSchedule,
+        stubs.schedules.RemoveSchedule,
+        stubs.schedules.TriggerSchedule,
+        stubs.schedules.PauseSchedule,
+    ):
         assert code_of(call, name, metadata=admin) is Code.NOT_FOUND
 
 
@@ -90,14 +98,21 @@ def test_schedule_defaults_bad_input_and_a_taken_name(stubs):
     added = stubs.schedules.AddSchedule(bare, metadata=admin)
     assert (added.tz, added.misfire, added.overlap) == ("UTC", "once", "allow")
     assert code_of(stubs.schedules.AddSchedule, bare, metadata=admin) is Code.ALREADY_EXISTS
-    bad = ({"expression": "* * *"}, {"tz": "Nowhere/Land"}, {"name": "a b"},
-           {"subject": "a b"}, {"misfire": "maybe"}, {"payload": b"{not json"})  # fmt: skip
+    bad = (
+        {"expression": "* * *"},
+        {"tz": "Nowhere/Land"},
+        {"name": "a b"},
+        {"subject": "a b"},
+        {"misfire": "maybe"},
+        {"payload": b"{not json"},
+    )
     for fields in bad:
         request = add_request("grpc-bad")
         for key, value in fields.items():
             setattr(request, key, value)
         assert code_of(stubs.schedules.AddSchedule, request, metadata=admin) is (
-            Code.INVALID_ARGUMENT)  # fmt: skip
+            Code.INVALID_ARGUMENT
+        )
     assert "grpc-bad" not in schedule_names(stubs)
 
 
@@ -107,13 +122,19 @@ def test_schedule_changes_need_admin(stubs, token):
     before = stubs.schedules.AddSchedule(add_request(name), metadata=stubs.auth("admin"))
     who, message = stubs.auth(token), spb.ScheduleName(name=name)
     assert code_of(stubs.schedules.AddSchedule, add_request(f"{name}-new"), metadata=who) is (
-        Code.PERMISSION_DENIED)  # fmt: skip
-    for call in (stubs.schedules.PauseSchedule, stubs.schedules.ResumeSchedule,
-                 stubs.schedules.TriggerSchedule, stubs.schedules.RemoveSchedule):  # fmt: skip
+        Code.PERMISSION_DENIED
+    )
+    for call in (
+        stubs.schedules.PauseSchedule,
+        stubs.schedules.ResumeSchedule,
+        stubs.schedules.TriggerSchedule,
+        stubs.schedules.RemoveSchedule,
+    ):
         assert code_of(call, message, metadata=who) is Code.PERMISSION_DENIED
     if token != "reader":
         assert code_of(stubs.schedules.GetSchedule, message, metadata=who) is (
-            Code.PERMISSION_DENIED)  # fmt: skip
+            Code.PERMISSION_DENIED
+        )
     assert stubs.schedules.GetSchedule(message, metadata=stubs.auth("admin")) == before
     assert f"{name}-new" not in schedule_names(stubs)
 
@@ -167,65 +188,81 @@ def test_bad_definitions_are_refused_and_store_nothing(stubs):
     for text in (b"{not json", b"[]", json.dumps(cycle).encode()):
         request = wpb.RegisterWorkflowRequest(definition=text)
         assert code_of(stubs.workflows.RegisterWorkflow, request, metadata=admin) is (
-            Code.INVALID_ARGUMENT)  # fmt: skip
+            Code.INVALID_ARGUMENT
+        )
     missing = wpb.GetWorkflowRequest(name="grpc.bad")
     assert code_of(stubs.workflows.GetWorkflow, missing, metadata=admin) is Code.NOT_FOUND
     register(stubs, "grpc.bad")
     other = json.dumps(definition("grpc.bad", subject="orders.else")).encode()
     request = wpb.RegisterWorkflowRequest(definition=other)
     assert code_of(stubs.workflows.RegisterWorkflow, request, metadata=admin) is (
-        Code.ALREADY_EXISTS)  # fmt: skip
+        Code.ALREADY_EXISTS
+    )
 
 
 def test_workflow_scopes_and_denials_change_nothing(stubs):
     register(stubs, "grpc.scoped")
     register(stubs, "grpc.billing", subject="billing.charge")
-    run = stubs.workflows.StartRun(wpb.StartRunRequest(workflow="grpc.scoped"),
-                                   metadata=stubs.auth("admin"))  # fmt: skip
+    run = stubs.workflows.StartRun(
+        wpb.StartRunRequest(workflow="grpc.scoped"), metadata=stubs.auth("admin")
+    )
     for token in ("publisher", "reader", "consumer", "outsider"):
         with pytest.raises(grpc.RpcError) as caught:
             register(stubs, f"grpc.by-{token}", token=token)
         assert caught.value.code() is Code.PERMISSION_DENIED
     billing = wpb.StartRunRequest(workflow="grpc.billing")
     assert code_of(stubs.workflows.StartRun, billing, metadata=stubs.auth("publisher")) is (
-        Code.PERMISSION_DENIED)  # fmt: skip
+        Code.PERMISSION_DENIED
+    )
     for token in ("reader", "consumer", "outsider"):
         who = stubs.auth(token)
-        calls = [(stubs.workflows.StartRun, wpb.StartRunRequest(workflow="grpc.scoped")),
-                 (stubs.workflows.SignalRun, wpb.SignalRunRequest(run_id=run.id, name="go")),
-                 (stubs.workflows.CancelRun, wpb.RunId(id=run.id))]  # fmt: skip
+        calls = [
+            (stubs.workflows.StartRun, wpb.StartRunRequest(workflow="grpc.scoped")),
+            (stubs.workflows.SignalRun, wpb.SignalRunRequest(run_id=run.id, name="go")),
+            (stubs.workflows.CancelRun, wpb.RunId(id=run.id)),
+        ]
         for call, message in calls:
             assert code_of(call, message, metadata=who) is Code.PERMISSION_DENIED
     reader = stubs.auth("reader")
     runs = stubs.workflows.ListRuns(wpb.ListRunsRequest(workflow="grpc.scoped"), metadata=reader)
-    assert [(r.id, r.state, r.revision) for r in runs.items] == [
-        (run.id, "RUNNING", run.revision)]  # fmt: skip
+    assert [(r.id, r.state, r.revision) for r in runs.items] == [(run.id, "RUNNING", run.revision)]
     none = stubs.workflows.ListRuns(wpb.ListRunsRequest(workflow="grpc.billing"), metadata=reader)
     assert list(none.items) == []
     publisher = stubs.auth("publisher")  # no read scope
-    reads = [(stubs.workflows.GetWorkflow, wpb.GetWorkflowRequest(name="grpc.scoped")),
-             (stubs.workflows.ListWorkflows, wpb.ListWorkflowsRequest()),
-             (stubs.workflows.GetRun, wpb.RunId(id=run.id)),
-             (stubs.workflows.ListRuns, wpb.ListRunsRequest()),
-             (stubs.schedules.ListSchedules, spb.ListSchedulesRequest())]  # fmt: skip
+    reads = [
+        (stubs.workflows.GetWorkflow, wpb.GetWorkflowRequest(name="grpc.scoped")),
+        (stubs.workflows.ListWorkflows, wpb.ListWorkflowsRequest()),
+        (stubs.workflows.GetRun, wpb.RunId(id=run.id)),
+        (stubs.workflows.ListRuns, wpb.ListRunsRequest()),
+        (stubs.schedules.ListSchedules, spb.ListSchedulesRequest()),
+    ]
     for call, message in reads:
         assert code_of(call, message, metadata=publisher) is Code.PERMISSION_DENIED
 
 
 def test_every_new_rpc_refuses_a_missing_token(stubs):
-    calls = [(stubs.schedules.AddSchedule, add_request("grpc-anon")),
-             (stubs.schedules.ListSchedules, spb.ListSchedulesRequest()),
-             *((getattr(stubs.schedules, name), spb.ScheduleName(name="x"))
-               for name in ("GetSchedule", "PauseSchedule", "ResumeSchedule",
-                            "TriggerSchedule", "RemoveSchedule")),
-             (stubs.workflows.RegisterWorkflow, wpb.RegisterWorkflowRequest(definition=b"{}")),
-             (stubs.workflows.GetWorkflow, wpb.GetWorkflowRequest(name="x")),
-             (stubs.workflows.ListWorkflows, wpb.ListWorkflowsRequest()),
-             (stubs.workflows.StartRun, wpb.StartRunRequest(workflow="x")),
-             (stubs.workflows.GetRun, wpb.RunId(id="x")),
-             (stubs.workflows.ListRuns, wpb.ListRunsRequest()),
-             (stubs.workflows.SignalRun, wpb.SignalRunRequest(run_id="x", name="go")),
-             (stubs.workflows.CancelRun, wpb.RunId(id="x"))]  # fmt: skip
+    calls = [
+        (stubs.schedules.AddSchedule, add_request("grpc-anon")),
+        (stubs.schedules.ListSchedules, spb.ListSchedulesRequest()),
+        *(
+            (getattr(stubs.schedules, name), spb.ScheduleName(name="x"))
+            for name in (
+                "GetSchedule",
+                "PauseSchedule",
+                "ResumeSchedule",
+                "TriggerSchedule",
+                "RemoveSchedule",
+            )
+        ),
+        (stubs.workflows.RegisterWorkflow, wpb.RegisterWorkflowRequest(definition=b"{}")),
+        (stubs.workflows.GetWorkflow, wpb.GetWorkflowRequest(name="x")),
+        (stubs.workflows.ListWorkflows, wpb.ListWorkflowsRequest()),
+        (stubs.workflows.StartRun, wpb.StartRunRequest(workflow="x")),
+        (stubs.workflows.GetRun, wpb.RunId(id="x")),
+        (stubs.workflows.ListRuns, wpb.ListRunsRequest()),
+        (stubs.workflows.SignalRun, wpb.SignalRunRequest(run_id="x", name="go")),
+        (stubs.workflows.CancelRun, wpb.RunId(id="x")),
+    ]
     assert len(calls) == 15
     for call, message in calls:
         assert code_of(call, message) is Code.UNAUTHENTICATED
@@ -246,18 +283,25 @@ def test_a_step_acked_or_nacked_over_grpc_moves_its_run_on_at_once(stubs):
     for n in range(2):
         start = wpb.StartRunRequest(workflow="grpc.remote-steps", input=str(n).encode())
         run = stubs.workflows.StartRun(start, metadata=publisher)
-        stubs.workflows.SignalRun(wpb.SignalRunRequest(run_id=run.id, name="go"),
-                                  metadata=publisher)  # fmt: skip
+        stubs.workflows.SignalRun(
+            wpb.SignalRunRequest(run_id=run.id, name="go"), metadata=publisher
+        )
         runs.append(run.id)
     consumer = consumer_pb2_grpc.ConsumerStub(stubs.channel)
     request = cpb.RetrieveRequest(pattern="orders.remote-step", group="wf", max_in_flight=2)
     stream = consumer.Retrieve(request, metadata=stubs.auth("consumer"))
     leased = {item.task.workflow_run: item for item in (next(stream), next(stream))}
     ok, bad = leased[runs[0]], leased[runs[1]]
-    consumer.Ack(cpb.AckRequest(task_id=ok.task.id, lease_id=ok.lease_id, result=b'{"sent": 1}'),
-                 metadata=stubs.auth("consumer"))  # fmt: skip
-    consumer.Nack(cpb.NackRequest(task_id=bad.task.id, lease_id=bad.lease_id, error="no stock",
-                                  terminate=True), metadata=stubs.auth("consumer"))  # fmt: skip
+    consumer.Ack(
+        cpb.AckRequest(task_id=ok.task.id, lease_id=ok.lease_id, result=b'{"sent": 1}'),
+        metadata=stubs.auth("consumer"),
+    )
+    consumer.Nack(
+        cpb.NackRequest(
+            task_id=bad.task.id, lease_id=bad.lease_id, error="no stock", terminate=True
+        ),
+        metadata=stubs.auth("consumer"),
+    )
     stream.cancel()  # after settling: a stream that ends gives back what it still holds
     done = stubs.workflows.GetRun(wpb.RunId(id=runs[0]), metadata=reader)
     failed = stubs.workflows.GetRun(wpb.RunId(id=runs[1]), metadata=reader)

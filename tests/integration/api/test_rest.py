@@ -66,11 +66,19 @@ def test_health_ready_and_openapi_need_no_token(api_server):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/tasks"), ("POST", "/v1/tasks/batch"), ("GET", "/v1/tasks"),
-     ("GET", "/v1/tasks/x"), ("DELETE", "/v1/tasks/x"), ("GET", "/v1/counts"),
-     ("GET", "/v1/dead-letters"), ("GET", "/v1/dead-letters/x"),
-     ("POST", "/v1/dead-letters/x/requeue"), ("POST", "/v1/dead-letters/purge")],
-)  # fmt: skip
+    [
+        ("POST", "/v1/tasks"),
+        ("POST", "/v1/tasks/batch"),
+        ("GET", "/v1/tasks"),
+        ("GET", "/v1/tasks/x"),
+        ("DELETE", "/v1/tasks/x"),
+        ("GET", "/v1/counts"),
+        ("GET", "/v1/dead-letters"),
+        ("GET", "/v1/dead-letters/x"),
+        ("POST", "/v1/dead-letters/x/requeue"),
+        ("POST", "/v1/dead-letters/purge"),
+    ],
+)
 def test_every_route_refuses_a_missing_or_wrong_token(api_server, method, path):
     body = {"subject": "orders.close", "tasks": [], "ids": []}
     with api_server.client(None) as http:
@@ -88,10 +96,16 @@ def test_every_route_refuses_a_missing_or_wrong_token(api_server, method, path):
 
 def test_publish_get_and_idempotency_key(api_server):
     with api_server.client("publisher") as http:
-        first = http.post("/v1/tasks", json={"subject": "orders.idem", "payload": {"n": 1}},
-                          headers={"Idempotency-Key": "k-1"})  # fmt: skip
-        again = http.post("/v1/tasks", json={"subject": "orders.idem", "payload": {"n": 2}},
-                          headers={"Idempotency-Key": "k-1"})  # fmt: skip
+        first = http.post(
+            "/v1/tasks",
+            json={"subject": "orders.idem", "payload": {"n": 1}},
+            headers={"Idempotency-Key": "k-1"},
+        )
+        again = http.post(
+            "/v1/tasks",
+            json={"subject": "orders.idem", "payload": {"n": 2}},
+            headers={"Idempotency-Key": "k-1"},
+        )
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
     assert not again.json()["created"]
@@ -104,9 +118,17 @@ def test_publish_get_and_idempotency_key(api_server):
 
 def test_publish_with_delay_and_options(api_server):
     with api_server.client("admin") as http:
-        published = publish(http, "orders.later", payload=[1, 2], delay="1h", priority=3,
-                            max_attempts=2, timeout=5, headers={"h": "v"},
-                            retry={"base": 1, "factor": 2, "cap": 10, "jitter": False})  # fmt: skip
+        published = publish(
+            http,
+            "orders.later",
+            payload=[1, 2],
+            delay="1h",
+            priority=3,
+            max_attempts=2,
+            timeout=5,
+            headers={"h": "v"},
+            retry={"base": 1, "factor": 2, "cap": 10, "jitter": False},
+        )
         task = http.get(f"/v1/tasks/{published['id']}").json()
     assert task["state"] == "SCHEDULED"
     assert task["run_at"] > time.time() + 3500
@@ -124,14 +146,16 @@ def test_publish_outside_scope_is_refused_and_writes_nothing(api_server):
 
 @pytest.mark.parametrize(
     ("body", "status", "slug"),
-    [({"subject": "bad subject"}, 400, "invalid-input"),
-     ({"subject": "orders.x", "delay": -1}, 400, "invalid-input"),
-     ({"subject": "orders.x", "delay": "soon"}, 400, "invalid-input"),
-     ({"subject": "orders.x", "delay": 1, "run_at": 2e9}, 400, "invalid-input"),
-     ({"subject": "orders.x", "unknown": 1}, 400, "invalid-input"),
-     ({"payload": 1}, 400, "invalid-input"),
-     ({"subject": "orders.x", "payload": "x" * 1_100_000}, 413, "payload-too-large")],
-)  # fmt: skip
+    [
+        ({"subject": "bad subject"}, 400, "invalid-input"),
+        ({"subject": "orders.x", "delay": -1}, 400, "invalid-input"),
+        ({"subject": "orders.x", "delay": "soon"}, 400, "invalid-input"),
+        ({"subject": "orders.x", "delay": 1, "run_at": 2e9}, 400, "invalid-input"),
+        ({"subject": "orders.x", "unknown": 1}, 400, "invalid-input"),
+        ({"payload": 1}, 400, "invalid-input"),
+        ({"subject": "orders.x", "payload": "x" * 1_100_000}, 413, "payload-too-large"),
+    ],
+)
 def test_bad_input_is_a_problem_and_writes_nothing(api_server, body, status, slug):
     before = total(api_server, "orders.x")
     with api_server.client("admin") as http:
@@ -141,10 +165,14 @@ def test_bad_input_is_a_problem_and_writes_nothing(api_server, body, status, slu
 
 def test_malformed_json_and_oversized_body_are_refused(api_server):
     with api_server.client("admin") as http:
-        malformed = http.post("/v1/tasks", content=b"{nope",
-                              headers={"content-type": "application/json"})  # fmt: skip
-        huge = http.post("/v1/tasks", content=b"x" * (9 * 1_048_576),
-                         headers={"content-type": "application/json"})  # fmt: skip
+        malformed = http.post(
+            "/v1/tasks", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        huge = http.post(
+            "/v1/tasks",
+            content=b"x" * (9 * 1_048_576),
+            headers={"content-type": "application/json"},
+        )
     assert_problem(malformed, 400, "invalid-input")
     assert_problem(huge, 413, "payload-too-large")
 
@@ -156,10 +184,8 @@ def test_batch_publish_all_or_nothing(api_server):
         again = http.post(
             "/v1/tasks/batch", json={"tasks": tasks}, headers={"Idempotency-Key": "b"}
         )
-        mixed = http.post("/v1/tasks/batch",
-                          json={"tasks": [*tasks, {"subject": "billing.x"}]})  # fmt: skip
-        bad = http.post("/v1/tasks/batch",
-                        json={"tasks": [*tasks, {"subject": "orders..x"}]})  # fmt: skip
+        mixed = http.post("/v1/tasks/batch", json={"tasks": [*tasks, {"subject": "billing.x"}]})
+        bad = http.post("/v1/tasks/batch", json={"tasks": [*tasks, {"subject": "orders..x"}]})
     assert done.status_code == 200
     ids = [t["id"] for t in done.json()["tasks"]]
     assert [t["id"] for t in again.json()["tasks"]] == ids
@@ -343,8 +369,11 @@ def test_rate_limit_holds_across_two_server_processes(tmp_path):
     first.start(), second.start()
     try:
         with first.client("reader") as a, second.client("reader") as b:
-            codes = [a.get("/v1/counts").status_code, b.get("/v1/counts").status_code,
-                     a.get("/v1/counts").status_code]  # fmt: skip
+            codes = [
+                a.get("/v1/counts").status_code,
+                b.get("/v1/counts").status_code,
+                a.get("/v1/counts").status_code,
+            ]
             assert codes == [200, 200, 200]
             assert_problem(b.get("/v1/counts"), 429, "rate-limited")
             assert_problem(a.get("/v1/counts"), 429, "rate-limited")

@@ -42,7 +42,11 @@ def test_schedule_create_list_get_pause_resume_trigger_delete(api_server):
         assert created.status_code == 201, created.text
         body = created.json()
         assert (body["expression"], body["tz"], body["misfire"], body["overlap"]) == (
-            "0 * * * *", "Europe/Paris", "once", "allow")  # fmt: skip
+            "0 * * * *",
+            "Europe/Paris",
+            "once",
+            "allow",
+        )
         assert body["next_tick"] > time.time()
         assert not body["paused"]
         assert http.get("/v1/schedules/rest-life").json() == body
@@ -65,10 +69,17 @@ def test_schedule_create_list_get_pause_resume_trigger_delete(api_server):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"expression": "61 * * * *"}, {"expression": "every hour"}, {"tz": "Mars/Olympus"},
-     {"name": "bad name"}, {"subject": "bad subject"}, {"misfire": "sometimes"},
-     {"overlap": "never"}, {"colour": "red"}],
-)  # fmt: skip
+    [
+        {"expression": "61 * * * *"},
+        {"expression": "every hour"},
+        {"tz": "Mars/Olympus"},
+        {"name": "bad name"},
+        {"subject": "bad subject"},
+        {"misfire": "sometimes"},
+        {"overlap": "never"},
+        {"colour": "red"},
+    ],
+)
 def test_a_bad_schedule_is_a_400_and_stores_nothing(api_server, fields):
     body = {**schedule("rest-bad"), **fields}
     with api_server.client("admin") as http:
@@ -92,11 +103,13 @@ def test_changing_a_schedule_needs_admin_and_a_denial_changes_nothing(api_server
         before = http.post("/v1/schedules", json=schedule(name)).json()
         tasks = http.get("/v1/tasks", params={"subject": "orders.report"}).json()["items"]
     with api_server.client(token) as http:
-        denied = [http.post("/v1/schedules", json=schedule(f"{name}-new")),
-                  http.post(f"/v1/schedules/{name}/pause"),
-                  http.post(f"/v1/schedules/{name}/resume"),
-                  http.post(f"/v1/schedules/{name}/trigger"),
-                  http.delete(f"/v1/schedules/{name}")]  # fmt: skip
+        denied = [
+            http.post("/v1/schedules", json=schedule(f"{name}-new")),
+            http.post(f"/v1/schedules/{name}/pause"),
+            http.post(f"/v1/schedules/{name}/resume"),
+            http.post(f"/v1/schedules/{name}/trigger"),
+            http.delete(f"/v1/schedules/{name}"),
+        ]
         reads = [http.get("/v1/schedules"), http.get(f"/v1/schedules/{name}")]
     for response in denied:
         assert_problem(response, 403, "permission-denied")
@@ -130,27 +143,36 @@ def test_register_list_and_get_definitions(api_server):
         old = http.get("/v1/workflows/rest.defs", params={"version": 1}).json()
         listed = http.get("/v1/workflows").json()["items"]
         assert_problem(http.get("/v1/workflows/rest.nope"), 404, "not-found")
-        assert_problem(http.get("/v1/workflows/rest.defs", params={"version": 3}), 404,
-                       "not-found")  # fmt: skip
+        assert_problem(http.get("/v1/workflows/rest.defs", params={"version": 3}), 404, "not-found")
     assert (latest["version"], latest["steps"][1]["subject"]) == (2, "orders.other")
-    assert old["steps"][1] == {**definition("rest.defs")["steps"][1], "kind": "task",
-                               "when": None, "max_attempts": None, "timeout": None,
-                               "signal": None, "duration": None}  # fmt: skip
+    assert old["steps"][1] == {
+        **definition("rest.defs")["steps"][1],
+        "kind": "task",
+        "when": None,
+        "max_attempts": None,
+        "timeout": None,
+        "signal": None,
+        "duration": None,
+    }
     assert [(d["name"], d["version"]) for d in listed if d["name"] == "rest.defs"] == [
-        ("rest.defs", 1), ("rest.defs", 2)]  # fmt: skip
+        ("rest.defs", 1),
+        ("rest.defs", 2),
+    ]
 
 
 @pytest.mark.parametrize(
     "change",
-    [lambda d: d["steps"][0].update(after=["ship"]),                 # a cycle
-     lambda d: d["steps"][1].update(after=["nowhere"]),              # an unknown parent
-     lambda d: d["steps"][1].update(subject="bad subject"),
-     lambda d: d["steps"][1].update(kind="dance"),
-     lambda d: d["steps"][1].update(colour="red"),
-     lambda d: d["steps"].append(d["steps"][0]),                     # a duplicate step
-     lambda d: d.update(version=0),
-     lambda d: d.update(steps=[])],
-)  # fmt: skip
+    [
+        lambda d: d["steps"][0].update(after=["ship"]),  # a cycle
+        lambda d: d["steps"][1].update(after=["nowhere"]),  # an unknown parent
+        lambda d: d["steps"][1].update(subject="bad subject"),
+        lambda d: d["steps"][1].update(kind="dance"),
+        lambda d: d["steps"][1].update(colour="red"),
+        lambda d: d["steps"].append(d["steps"][0]),  # a duplicate step
+        lambda d: d.update(version=0),
+        lambda d: d.update(steps=[]),
+    ],
+)
 def test_a_bad_definition_is_a_400_and_stores_nothing(api_server, change):
     body = definition("rest.bad")
     change(body)
@@ -170,12 +192,15 @@ def test_a_run_starts_is_signalled_read_listed_and_cancelled(api_server):
         assert run["steps"]["wait"]["state"] == "ACTIVE"
         assert run["steps"]["wait"]["deadline"] > time.time() + 3000
         assert run["steps"]["ship"]["state"] == "PENDING"
-        signalled = http.post(f"/v1/runs/{run['id']}/signals",
-                              json={"name": "go", "payload": {"ok": True}}).json()  # fmt: skip
-        assert_problem(http.post(f"/v1/runs/{run['id']}/signals", json={"name": "go"}), 409,
-                       "state-conflict")  # fmt: skip
-        assert_problem(http.post(f"/v1/runs/{run['id']}/signals", json={"name": "stop"}), 400,
-                       "invalid-input")  # fmt: skip
+        signalled = http.post(
+            f"/v1/runs/{run['id']}/signals", json={"name": "go", "payload": {"ok": True}}
+        ).json()
+        assert_problem(
+            http.post(f"/v1/runs/{run['id']}/signals", json={"name": "go"}), 409, "state-conflict"
+        )
+        assert_problem(
+            http.post(f"/v1/runs/{run['id']}/signals", json={"name": "stop"}), 400, "invalid-input"
+        )
     wait, ship = signalled["steps"]["wait"], signalled["steps"]["ship"]
     assert (wait["state"], wait["result"]) == ("SUCCEEDED", {"ok": True})
     assert wait["started_at"] <= wait["finished_at"]
@@ -188,7 +213,10 @@ def test_a_run_starts_is_signalled_read_listed_and_cancelled(api_server):
         assert_problem(http.get("/v1/runs/no-such-run"), 404, "not-found")
         assert_problem(http.get("/v1/runs", params={"state": "DANCING"}), 400, "invalid-input")
     assert (task["subject"], task["workflow_run"], task["step"]) == (
-        "orders.ship", run["id"], "ship")  # fmt: skip
+        "orders.ship",
+        run["id"],
+        "ship",
+    )
     assert task["payload"] == {"input": {"order": 7}, "parents": {"wait": {"ok": True}}}
     assert got["steps"] == signalled["steps"]
     assert [r["id"] for r in running.json()["items"]] == [run["id"]]
@@ -207,24 +235,31 @@ def test_a_run_starts_is_signalled_read_listed_and_cancelled(api_server):
 def test_start_options_and_its_errors(api_server):
     register(api_server, "rest.start")
     with api_server.client("admin") as http:
-        first = http.post("/v1/workflows/rest.start/runs",
-                          json={"run_id": "rest-run-1", "version": 1})  # fmt: skip
+        first = http.post(
+            "/v1/workflows/rest.start/runs", json={"run_id": "rest-run-1", "version": 1}
+        )
         assert (first.status_code, first.json()["id"]) == (201, "rest-run-1")
-        assert_problem(http.post("/v1/workflows/rest.start/runs", json={"run_id": "rest-run-1"}),
-                       409, "already-exists")  # fmt: skip
-        assert_problem(http.post("/v1/workflows/rest.start/runs", json={"version": 9}), 404,
-                       "not-found")  # fmt: skip
+        assert_problem(
+            http.post("/v1/workflows/rest.start/runs", json={"run_id": "rest-run-1"}),
+            409,
+            "already-exists",
+        )
+        assert_problem(
+            http.post("/v1/workflows/rest.start/runs", json={"version": 9}), 404, "not-found"
+        )
         assert_problem(http.post("/v1/workflows/rest.nope/runs"), 404, "not-found")
-        assert_problem(http.post("/v1/workflows/rest.start/runs", json={"inputs": 1}), 400,
-                       "invalid-input")  # fmt: skip
+        assert_problem(
+            http.post("/v1/workflows/rest.start/runs", json={"inputs": 1}), 400, "invalid-input"
+        )
         big = http.post("/v1/workflows/rest.start/runs", json={"input": "x" * 1_100_000})
         assert_problem(big, 413, "payload-too-large")
         assert http.post("/v1/workflows/rest.start/runs").status_code == 201  # no body
     assert len(runs_of(api_server, "rest.start")) == 2
     with api_server.client("reader") as http:
         first = http.get("/v1/runs", params={"workflow": "rest.start", "limit": 1}).json()
-        rest = http.get("/v1/runs", params={"workflow": "rest.start",
-                                            "cursor": first["next_cursor"]}).json()  # fmt: skip
+        rest = http.get(
+            "/v1/runs", params={"workflow": "rest.start", "cursor": first["next_cursor"]}
+        ).json()
         assert_problem(http.get("/v1/runs", params={"limit": 1001}), 400, "invalid-input")
     assert first["next_cursor"]
     assert rest["next_cursor"] is None
@@ -241,36 +276,54 @@ def test_workflow_scopes_and_denials_change_nothing(api_server):
         with api_server.client(token) as http:
             response = http.post("/v1/workflows", json=definition(f"rest.by-{token}"))
             assert_problem(response, 403, "permission-denied")
-            assert_problem(http.get(f"/v1/workflows/rest.by-{token}"),
-                           404 if token == "reader" else 403,
-                           "not-found" if token == "reader" else "permission-denied")  # fmt: skip
+            assert_problem(
+                http.get(f"/v1/workflows/rest.by-{token}"),
+                404 if token == "reader" else 403,
+                "not-found" if token == "reader" else "permission-denied",
+            )
     with api_server.client("publisher") as http:  # may publish orders.*, not billing.*
         assert_problem(http.post("/v1/workflows/rest.billing/runs"), 403, "permission-denied")
-        for path in ("/v1/workflows", "/v1/workflows/rest.scoped", "/v1/runs",
-                     f"/v1/runs/{run['id']}"):  # fmt: skip
+        for path in (
+            "/v1/workflows",
+            "/v1/workflows/rest.scoped",
+            "/v1/runs",
+            f"/v1/runs/{run['id']}",
+        ):
             assert_problem(http.get(path), 403, "permission-denied")  # no read scope
     for token in ("reader", "consumer", "outsider"):
         with api_server.client(token) as http:
-            responses = [http.post("/v1/workflows/rest.scoped/runs"),
-                         http.post(f"/v1/runs/{run['id']}/signals", json={"name": "go"}),
-                         http.delete(f"/v1/runs/{run['id']}")]  # fmt: skip
+            responses = [
+                http.post("/v1/workflows/rest.scoped/runs"),
+                http.post(f"/v1/runs/{run['id']}/signals", json={"name": "go"}),
+                http.delete(f"/v1/runs/{run['id']}"),
+            ]
         for response in responses:
             assert_problem(response, 403, "permission-denied")
     assert runs_of(api_server, "rest.billing") == []
     [after] = runs_of(api_server, "rest.scoped")
-    assert (after["state"], after["signals"], after["revision"]) == (
-        "RUNNING", {}, run["revision"])  # fmt: skip
+    assert (after["state"], after["signals"], after["revision"]) == ("RUNNING", {}, run["revision"])
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/schedules"), ("GET", "/v1/schedules"), ("GET", "/v1/schedules/x"),
-     ("POST", "/v1/schedules/x/pause"), ("POST", "/v1/schedules/x/resume"),
-     ("POST", "/v1/schedules/x/trigger"), ("DELETE", "/v1/schedules/x"),
-     ("POST", "/v1/workflows"), ("GET", "/v1/workflows"), ("GET", "/v1/workflows/x"),
-     ("POST", "/v1/workflows/x/runs"), ("GET", "/v1/runs"), ("GET", "/v1/runs/x"),
-     ("POST", "/v1/runs/x/signals"), ("DELETE", "/v1/runs/x")],
-)  # fmt: skip
+    [
+        ("POST", "/v1/schedules"),
+        ("GET", "/v1/schedules"),
+        ("GET", "/v1/schedules/x"),
+        ("POST", "/v1/schedules/x/pause"),
+        ("POST", "/v1/schedules/x/resume"),
+        ("POST", "/v1/schedules/x/trigger"),
+        ("DELETE", "/v1/schedules/x"),
+        ("POST", "/v1/workflows"),
+        ("GET", "/v1/workflows"),
+        ("GET", "/v1/workflows/x"),
+        ("POST", "/v1/workflows/x/runs"),
+        ("GET", "/v1/runs"),
+        ("GET", "/v1/runs/x"),
+        ("POST", "/v1/runs/x/signals"),
+        ("DELETE", "/v1/runs/x"),
+    ],
+)
 def test_every_new_route_refuses_a_missing_token(api_server, method, path):
     with httpx.Client(base_url=api_server.url, timeout=10) as http:
         response = http.request(method, path, json=schedule("x"))

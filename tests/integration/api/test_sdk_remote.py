@@ -111,11 +111,19 @@ async def test_schedule_methods_over_either_transport(api_server, scheme):
     url, name = urls(api_server)[scheme], f"sdk-{scheme}"
     async with Client.connect(url, token=api_server.tokens["admin"]) as client:
         added = await client.add_schedule(
-            name, "*/5 * * * *", "orders.beat", {"n": 1}, tz="Asia/Tokyo", misfire="skip",
+            name,
+            "*/5 * * * *",
+            "orders.beat",
+            {"n": 1},
+            tz="Asia/Tokyo",
+            misfire="skip",
             overlap="skip",
-        )  # fmt: skip
-        assert (added.misfire, added.overlap, added.payload) == (Misfire.SKIP, Overlap.SKIP,
-                                                                 {"n": 1})  # fmt: skip
+        )
+        assert (added.misfire, added.overlap, added.payload) == (
+            Misfire.SKIP,
+            Overlap.SKIP,
+            {"n": 1},
+        )
         assert await client.get_schedule(name) == added
         assert added in await client.list_schedules()
         assert (await client.pause_schedule(name)).paused

@@ -57,11 +57,23 @@ def test_sigterm_stops_the_server_and_gives_leased_tasks_back(tmp_path):
 
 def test_dev_api_serves_without_tokens_and_runs_the_tasks(tmp_path):
     port = free_port()
-    env = {"PYTHONPATH": str(REPO), "ATP_SERVER__PORT": str(port),
-           "ATP_SERVER__GRPC_PORT": "0", "ATP_E2E_LEDGER": str(tmp_path / "ledger"),
-           "PATH": "/usr/bin:/bin"}  # fmt: skip
-    command = [sys.executable, "-m", "atp.adapters.cli", "--store", f"sqlite:///{tmp_path}/a.db",
-               "dev", "tests.e2e.dev_app:app", "--api"]  # fmt: skip
+    env = {
+        "PYTHONPATH": str(REPO),
+        "ATP_SERVER__PORT": str(port),
+        "ATP_SERVER__GRPC_PORT": "0",
+        "ATP_E2E_LEDGER": str(tmp_path / "ledger"),
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "atp.adapters.cli",
+        "--store",
+        f"sqlite:///{tmp_path}/a.db",
+        "dev",
+        "tests.e2e.dev_app:app",
+        "--api",
+    ]
     log = open(tmp_path / "dev.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

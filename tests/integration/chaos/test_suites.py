@@ -29,8 +29,20 @@ well under a minute."""
 
 @pytest.mark.parametrize(("suite", "stack"), QUICK)
 def test_quick_suite_keeps_every_invariant(suite: str, stack: str, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "chaos", "run", suite, "--stack", stack, "--quick",
-               "--seed", "20261130", "--reports", str(tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "chaos",
+        "run",
+        suite,
+        "--stack",
+        stack,
+        "--quick",
+        "--seed",
+        "20261130",
+        "--reports",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     reports = list(tmp_path.glob("chaos-*.md"))
     assert len(reports) == 1, done.stdout + done.stderr
@@ -50,8 +62,14 @@ def test_unknown_suites_are_refused_before_anything_starts(tmp_path: Path) -> No
 
 
 def test_ls_names_every_suite() -> None:
-    done = subprocess.run([sys.executable, "-m", "chaos", "ls"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "chaos", "ls"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     for suite in ("worker-kill", "leader-kill", "fencing", "redis-link", "nats-restart"):
         assert suite in done.stdout
 

@@ -95,16 +95,22 @@ async def test_raw_http_codes_error_bodies_and_browser_refusal(echo: str) -> Non
         transport=httpx.ASGITransport(app=make_app(registry)), base_url="http://t"
     ) as http:
         assert (await http.post("/proxies", json={"upstream": echo})).json() == {
-            "error": "missing required field: name", "status": 400}  # fmt: skip
+            "error": "missing required field: name",
+            "status": 400,
+        }
         assert (await http.post("/proxies", content=b"{nope")).status_code == 400
         assert (
             await http.post("/proxies", json={"name": "p", "upstream": echo})
         ).status_code == 201
         toxic = await http.post("/proxies/p/toxics", json={"type": "latency"})
         assert toxic.status_code == 200
-        assert toxic.json() == {"name": "latency_downstream", "type": "latency",
-                                "stream": "downstream", "toxicity": 1.0,
-                                "attributes": {"latency": 0, "jitter": 0}}  # fmt: skip
+        assert toxic.json() == {
+            "name": "latency_downstream",
+            "type": "latency",
+            "stream": "downstream",
+            "toxicity": 1.0,
+            "attributes": {"latency": 0, "jitter": 0},
+        }
         assert isinstance((await http.get("/proxies/p/toxics")).json(), list)
         assert (await http.post("/proxies/p/toxics", json={"type": "nope"})).json()["error"] == (
             "invalid toxic type"
