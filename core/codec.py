@@ -20,9 +20,11 @@ __all__ = [
     "dumps",
     "encode_record",
     "encode_task",
+    "error_to_dict",
     "loads",
     "record_from_dict",
     "record_to_dict",
+    "retry_to_dict",
     "task_from_dict",
     "task_from_stored_dict",
     "task_to_dict",
@@ -62,7 +64,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     if task.max_attempts is not None:
         data["max_attempts"] = task.max_attempts
     if task.retry is not None:
-        data["retry"] = _retry_to_dict(task.retry)
+        data["retry"] = retry_to_dict(task.retry)
     for name in _OPTIONAL:
         value = getattr(task, name)
         if value is not None:
@@ -143,7 +145,7 @@ def record_to_dict(record: TaskRecord) -> dict[str, Any]:
         "lease_owner": record.lease_owner,
         "lease_until": record.lease_until,
         "result": record.result,
-        "errors": [_error_to_dict(error) for error in record.errors],
+        "errors": [error_to_dict(error) for error in record.errors],
         "cancel_requested": record.cancel_requested,
         "finished_at": record.finished_at,
     }
@@ -183,11 +185,13 @@ def decode_record(data: bytes | str) -> TaskRecord:
     return record_from_dict(loads(data))
 
 
-def _error_to_dict(error: AttemptError) -> dict[str, Any]:
+def error_to_dict(error: AttemptError) -> dict[str, Any]:
+    """The JSON object of one attempt's error."""
     return {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
 
 
-def _retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
+def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
+    """The JSON object of a retry policy."""
     return {
         "base": policy.base,
         "factor": policy.factor,

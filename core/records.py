@@ -49,6 +49,7 @@ __all__ = [
     "Table",
     "changed_definition",
     "definition_key",
+    "definition_version",
 ]
 
 T = TypeVar("T")
@@ -310,6 +311,11 @@ class RecordStore(abc.ABC):
 def definition_key(name: str, version: int) -> str:
     """The record key of one definition version."""
     return f"{name}@{version}"
+
+
+def definition_version(key: str) -> int:
+    """The version in a definition's record key (``definition_key``'s inverse)."""
+    return int(key.rpartition("@")[2])
 
 
 def changed_definition(name: str, version: int) -> str:

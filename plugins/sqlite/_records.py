@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from atp.core.ports import Fence
-from atp.core.records import Decide, Record, RecordStore, Scan, Table
+from atp.core.records import Decide, Record, RecordStore, Scan, Table, definition_version
 from atp.plugins.sqlite._db import Database
 from atp.plugins.sqlite._flow import check_fence
 from atp.plugins.sqlite._rows import chunked, marks, unique
@@ -62,8 +62,7 @@ def _schedule_row(record: Record) -> Row:
 
 
 def _definition_row(record: Record) -> Row:
-    version = int(record.key.rpartition("@")[2])
-    return (record.group, version, record.created_at, record.body.decode())
+    return (record.group, definition_version(record.key), record.created_at, record.body.decode())
 
 
 def _run_row(record: Record) -> Row:

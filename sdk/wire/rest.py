@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from atp.core import codec
 from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 _REQUEST_OPTIONAL = ("delay", "run_at", "idempotency_key", "max_attempts", "timeout")
-_RETRY = ("base", "factor", "cap", "jitter")
 
 
 def request_in(body: Mapping[str, Any], fallback_key: str | None) -> PublishRequest:
@@ -62,7 +62,7 @@ def request_out(request: PublishRequest) -> dict[str, Any]:
         if value is not None:
             body[name] = value
     if request.retry is not None:
-        body["retry"] = {name: getattr(request.retry, name) for name in _RETRY}
+        body["retry"] = codec.retry_to_dict(request.retry)
     return body
 
 
@@ -128,7 +128,7 @@ def record_out(record: TaskRecord) -> dict[str, Any]:
         "lease_owner": record.lease_owner,
         "lease_until": record.lease_until,
         "result": record.result,
-        "errors": [_error_out(e) for e in record.errors],
+        "errors": [codec.error_to_dict(e) for e in record.errors],
         "cancel_requested": record.cancel_requested,
         "finished_at": record.finished_at,
         "schedule": task.schedule,
@@ -139,7 +139,3 @@ def record_out(record: TaskRecord) -> dict[str, Any]:
 
 def page_in(body: Mapping[str, Any]) -> Page:
     return Page([record_in(item) for item in body["items"]], body.get("next_cursor"))
-
-
-def _error_out(error: AttemptError) -> dict[str, Any]:
-    return {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
