@@ -3,9 +3,13 @@
     python -m chaos ls
     python -m chaos run [SUITE ...] [--stack NAME ...] [--seed N] [--quick]
                         [--reports DIR] [--toxiproxy URL]
+    python -m chaos soak --minutes N [--stack NAME] [--seed N] [--hostile KIND,...]
+                         [--reports DIR] [--toxiproxy URL]
 
 Without SUITE every suite runs, each on every stack it applies to whose servers are
-installed. The exit status is 0 when every run passed every invariant, 1 otherwise.
+installed. ``soak`` runs the workload for N minutes under a rolling, seeded schedule of
+every fault kind that applies to the stack, then checks every invariant. The exit status
+is 0 when every run passed every invariant, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from chaos.report import RunResult, write_report
+from chaos.app import HOSTILE
+from chaos.report import RunResult, soak_figures, write_report, write_soak_report
 from chaos.runner import run_one
+from chaos.soak import soak
 from chaos.suites import STACKS, SUITES, quick
 
 REPORTS = Path(__file__).resolve().parent / "reports"
@@ -31,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ls":
         for suite in SUITES.values():
             stacks = ", ".join(s.name for s in STACKS.values() if suite.applies(s))
-            print(f"{suite.name:14s} {suite.title}\n{'':14s} stacks: {stacks}")
+            print(f"{suite.name:18s} {suite.title}\n{'':18s} stacks: {stacks}")
         return 0
+    if args.command == "soak":
+        return _soak(args, argv)
     unknown = sorted(set(args.suites) - set(SUITES)) + sorted(set(args.stack) - set(STACKS))
     if unknown:
         print(
@@ -40,7 +48,49 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    seed = _seed(args)
+    folder = _folder()
+    results = asyncio.run(_run_all(args, seed, folder))
+    report = write_report(results, args.reports, seed)
+    return _verdict(results, report, folder)
+
+
+def _soak(args: argparse.Namespace, argv: list[str] | None) -> int:
+    kinds = None if args.hostile is None else tuple(k for k in args.hostile.split(",") if k)
+    problems = _soak_problems(args, kinds)
+    if problems:
+        print("soak: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    seed, folder, stack = _seed(args), _folder(), STACKS[args.stack]
+    suite = soak(stack, args.minutes, kinds)
+    print(f"soaking {stack.name} for {args.minutes:g} min (seed {seed}); {suite.title}", flush=True)
+    result = asyncio.run(run_one(suite, stack, seed, folder, args.toxiproxy))
+    command = " ".join(["python -m chaos", *(argv if argv is not None else sys.argv[1:])])
+    if "--seed" not in command:
+        command += f" --seed {seed}"
+    report = write_soak_report(result, args.reports, command)
+    for name, value in soak_figures(result).items():
+        print(f"{name}: {value}")
+    return _verdict([result], report, folder)
+
+
+def _soak_problems(args: argparse.Namespace, kinds: tuple[str, ...] | None) -> list[str]:
+    problems = []
+    if args.minutes <= 0:
+        problems.append(f"--minutes must be > 0, got {args.minutes:g}")
+    if args.stack not in STACKS:
+        problems.append(f"unknown stack {args.stack!r} (stacks: {', '.join(STACKS)})")
+    wrong = sorted(set(kinds or ()) - set(HOSTILE))
+    if wrong:
+        problems.append(f"unknown hostile kinds {wrong} (kinds: {', '.join(HOSTILE)})")
+    return problems
+
+
+def _seed(args: argparse.Namespace) -> int:
+    return args.seed if args.seed is not None else random.randrange(1_000_000)
+
+
+def _folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="atp-chaos-"))
     # The runner's own clients log reconnects while servers are down: into the run folder.
     logging.basicConfig(
@@ -48,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    results = asyncio.run(_run_all(args, seed, folder))
-    report = write_report(results, args.reports, seed)
+    return folder
+
+
+def _verdict(results: list[RunResult], report: Path, folder: Path) -> int:
     for result in results:
         verdict = "PASS" if result.passed else "FAIL"
         print(f"{verdict}  {result.suite} on {result.stack}  {result.error}")
@@ -89,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="a short workload (as CI runs)")
     run.add_argument("--reports", type=Path, default=REPORTS, help="where reports go")
     run.add_argument("--toxiproxy", help="URL of a running Toxiproxy (default: start ours)")
+    soak = commands.add_parser("soak", help="the workload for N minutes under rolling faults")
+    soak.add_argument("--minutes", type=float, required=True, help="how long to publish")
+    soak.add_argument("--stack", default="redis", help="the stack to soak (default: redis)")
+    soak.add_argument("--seed", type=int, help="seed of the fault schedule (default: random)")
+    soak.add_argument(
+        "--hostile", help="hostile handler kinds, comma-separated (default: all; '' for none)"
+    )
+    soak.add_argument("--reports", type=Path, default=REPORTS, help="where the report goes")
+    soak.add_argument("--toxiproxy", help="URL of a running Toxiproxy (default: start ours)")
     return parser
 
 

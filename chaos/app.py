@@ -5,12 +5,19 @@ running) and records its end. ``chaos.doomed`` always fails: its tasks are the o
 that may end in the dead-letter queue. ``chaos.tick`` is what a one-second cron schedule
 fires. ``chaos.flow`` is a workflow of ``chaos.step`` tasks: one step, a fan-out of four,
 a fan-in.
+
+The hostile handlers misbehave on every attempt, each its own way: ``chaos.hostile.raises``
+raises, ``.hangs`` outlives its timeout, ``.exits`` calls ``sys.exit()``, ``.interrupts``
+raises KeyboardInterrupt, ``.nan`` returns NaN. Each has ``HOSTILE_ATTEMPTS`` attempts; the
+worker must survive them and end each such task in a final state without retrying it beyond.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import sys
 from typing import Any
 
 from atp.core.context import current_task
@@ -19,13 +26,32 @@ from atp.sdk import Workflow
 from atp.sdk.app import App
 from chaos.ledger import LEDGER_ENV, record
 
-__all__ = ["DOOMED", "FLOW", "STEP", "TICK", "WORK", "app", "flow"]
+__all__ = [
+    "DOOMED",
+    "FLOW",
+    "HOSTILE",
+    "HOSTILE_ATTEMPTS",
+    "REMOTE",
+    "STEP",
+    "TICK",
+    "WORK",
+    "app",
+    "flow",
+]
 
 WORK = "chaos.work"
 DOOMED = "chaos.doomed"
 TICK = "chaos.tick"
 STEP = "chaos.step"
 FLOW = "chaos.flow"
+REMOTE = "chaos.remote"
+"""Work for the gRPC consumers of an ``atp server`` (``chaos.consumer``): no handler here."""
+HOSTILE = {
+    kind: f"chaos.hostile.{kind}" for kind in ("raises", "hangs", "exits", "interrupts", "nan")
+}
+"""Each way a handler misbehaves -> its subject."""
+HOSTILE_ATTEMPTS = 3
+HANG_TIMEOUT = 1.0
 
 app = App("chaos")
 
@@ -71,3 +97,38 @@ async def step(input: dict[str, Any], parents: dict[str, Any]) -> int:
     await asyncio.sleep(float(input.get("pause", 0.1)))
     _note("done")
     return 1
+
+
+@app.task(HOSTILE["raises"], max_attempts=HOSTILE_ATTEMPTS)
+async def raises(key: str, pause: float = 0.0) -> None:
+    """An ordinary bug: retried, then dead after its attempts."""
+    _note("start")
+    raise ValueError(f"{key}: a bug in the handler")
+
+
+@app.task(HOSTILE["hangs"], max_attempts=HOSTILE_ATTEMPTS, timeout=HANG_TIMEOUT)
+async def hangs(key: str, pause: float = 0.0) -> None:
+    """Never returns: each attempt must be stopped at its timeout."""
+    _note("start")
+    await asyncio.sleep(3600)
+
+
+@app.task(HOSTILE["exits"], max_attempts=HOSTILE_ATTEMPTS)
+async def exits(key: str, pause: float = 0.0) -> None:
+    """Calls sys.exit() from inside the worker's event loop."""
+    _note("start")
+    sys.exit(f"{key} asks the process to exit")
+
+
+@app.task(HOSTILE["interrupts"], max_attempts=HOSTILE_ATTEMPTS)
+async def interrupts(key: str, pause: float = 0.0) -> None:
+    """Raises KeyboardInterrupt, as a stray Ctrl-C in library code would."""
+    _note("start")
+    raise KeyboardInterrupt
+
+
+@app.task(HOSTILE["nan"], max_attempts=HOSTILE_ATTEMPTS)
+async def nan(key: str, pause: float = 0.0) -> float:
+    """Returns NaN, which JSON cannot carry."""
+    _note("start")
+    return math.nan

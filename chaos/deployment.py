@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chaos import faketime, netns, slowfsync
+from chaos.disk import mount_tmpfs, unmount
 from chaos.ledger import LEDGER_ENV
 from chaos.servers import (
     EtcdCluster,
@@ -32,6 +34,7 @@ __all__ = ["AtpProcess", "Deployment", "Stack"]
 
 REPO = Path(__file__).resolve().parents[1]
 ETCD_MEMBERS = 3
+API_SERVERS = 2
 """etcd runs as a cluster, so a suite can stop a member and the rest keep a quorum."""
 TIMINGS = {
     "ATP_LEASE": "3",
@@ -49,6 +52,14 @@ TIMINGS = {
 retried across faults is never dead by bad luck (only ``chaos.doomed`` may be)."""
 
 
+URLS = ("ATP_TRANSPORT", "ATP_STORE", "ATP_COORDINATOR")
+
+
+def _via(url: str, host: str) -> str:
+    """``url`` with the proxies' loopback address replaced by ``host``."""
+    return url.replace("127.0.0.1:", f"{host}:")
+
+
 @dataclass(frozen=True)
 class Stack:
     """Which backend serves each port; ``dev`` runs everything in one ``atp dev`` process."""
@@ -59,6 +70,9 @@ class Stack:
     coordinator: str
     workers: int = 2
     schedulers: int = 3
+    api: bool = False
+    """Also run ``atp server`` processes: producers publish over REST, and gRPC
+    consumers (``chaos.consumer``) work ``chaos.remote`` tasks."""
 
     @property
     def dev(self) -> bool:
@@ -81,6 +95,8 @@ class AtpProcess:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
+    held: bool = False
+    """A fault keeps it down (killed, to be restarted by the fault): not an exit of its own."""
 
     @property
     def pid(self) -> int | None:
@@ -134,6 +150,21 @@ class Deployment:
     folder: Path
     toxiproxy_url: str | None = None
     """A running Toxiproxy to use; None: start ours as a process."""
+    clocks: bool = False
+    """Every atp process runs on a clock a fault can move (chaos/faketime.py)."""
+    disk: int = 0
+    """Megabytes of a tmpfs mounted for the SQLite database, so a fault can fill it
+    (chaos/disk.py); 0: the database lives in ``folder``."""
+    slow_fsync: bool = False
+    """Every atp process preloads the slow-fsync shim (chaos/slowfsync.py), so a fault
+    can make its fsyncs wait."""
+    partitions: bool = False
+    """Every scheduler and worker runs in a network namespace of its own
+    (chaos/netns.py), so a fault can drop its packets to chosen servers."""
+    namespaces: dict[str, netns.Namespace] = field(default_factory=dict)
+    """Process name -> its namespace, with ``partitions``."""
+    held: set[str] = field(default_factory=set)
+    """Servers a fault has down on purpose (by their name in ``servers``)."""
     servers: dict[str, ServerProcess] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
     """Server name -> the proxy address the atp processes use."""
@@ -142,15 +173,39 @@ class Deployment:
     etcd: EtcdCluster | None = None
     """The etcd cluster, when the stack coordinates on etcd; its members are in
     ``servers`` as ``etcd-0``, ``etcd-1``, ..."""
+    api_ports: list[tuple[int, int]] = field(default_factory=list)
+    """(REST, gRPC) port of each ``atp server`` of an api stack."""
     _proxy_process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if self.stack.api:
+            self.api_ports = [(free_port(), free_port()) for _ in range(API_SERVERS)]
 
     @property
     def ledger(self) -> Path:
         return self.folder / "ledger"
 
+    @property
+    def fsync_shim(self) -> Path:
+        return self.folder / slowfsync.LIBRARY
+
+    @property
+    def fsync_control(self) -> Path:
+        """The file whose milliseconds every shimmed fsync waits."""
+        return self.folder / "fsync-delay"
+
+    @property
+    def db_folder(self) -> Path:
+        """Where the SQLite database lives: the small disk, when there is one."""
+        return self.folder / "disk" if self.disk else self.folder
+
     async def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ledger.mkdir(exist_ok=True)
+        if self.disk:
+            await asyncio.to_thread(mount_tmpfs, self.db_folder, self.disk)
+        if self.slow_fsync:
+            await asyncio.to_thread(slowfsync.build, self.folder)
         for name in self.stack.servers:
             if name == "etcd":
                 self.etcd = await asyncio.to_thread(start_etcd_cluster, self.folder, ETCD_MEMBERS)
@@ -158,9 +213,14 @@ class Deployment:
             else:
                 self.servers[name] = await asyncio.to_thread(self._start_server, name)
         self.toxi = await self._start_proxy()
-        for name, server in self.servers.items():
-            created = await self.toxi.create_proxy(name, f"127.0.0.1:{server.port}")
-            self.addresses[name] = created["listen"]
+        upstreams = {name: server.port for name, server in self.servers.items()}
+        if self.stack.api:  # producers reach server-0 over REST, consumers server-1 over gRPC
+            upstreams |= {"rest": self.api_ports[0][0], "grpc": self.api_ports[1][1]}
+        # In namespaces, processes reach the proxies by the host side of their veth pair.
+        listen = "0.0.0.0:0" if self.partitions else "127.0.0.1:0"
+        for name, port in upstreams.items():
+            created = await self.toxi.create_proxy(name, f"127.0.0.1:{port}", listen)
+            self.addresses[name] = created["listen"].replace("0.0.0.0:", "127.0.0.1:")
         for process in self._plan():
             self.processes.append(process)
             process.start()
@@ -203,9 +263,9 @@ class Deployment:
 
     def _url(self, backend: str) -> str:
         if backend == "sqlite":
-            return f"sqlite:///{self.folder / 'atp.db'}"
+            return f"sqlite:///{self.db_folder / 'atp.db'}"
         if backend == "local":
-            return f"local:///{self.folder / 'atp.db'}"
+            return f"local:///{self.db_folder / 'atp.db'}"
         if backend == "memory":
             return "memory://"
         if backend == "etcd":  # every member, each through its own proxy
@@ -224,9 +284,48 @@ class Deployment:
             yield self._process(f"scheduler-{n}", "scheduler", [*cli, "scheduler"], env)
         for n in range(self.stack.workers):
             yield self._process(f"worker-{n}", "worker", [*cli, "worker", "chaos.app:app"], env)
+        if self.stack.api:
+            yield from self._api(cli, env)
+
+    def _api(self, cli: list[str], env: dict[str, str]) -> Iterator[AtpProcess]:
+        for n, (rest, grpc) in enumerate(self.api_ports):
+            flags = ["--no-auth", "--host", "127.0.0.1", "--port", str(rest)]
+            argv = [*cli, "server", *flags, "--grpc-port", str(grpc)]
+            yield self._process(f"server-{n}", "server", argv, env)
+        consumer = [sys.executable, "-m", "chaos.consumer", f"grpc://{self.addresses['grpc']}"]
+        yield self._process("consumer-0", "consumer", consumer, env)
+
+    @property
+    def rest_url(self) -> str:
+        """Where producers reach an ``atp server`` (through the proxy), on an api stack."""
+        return f"http://{self.addresses['rest']}"
 
     def _process(self, name: str, role: str, argv: list[str], env: dict[str, str]) -> AtpProcess:
+        if self.clocks:
+            env = {**env, **faketime.environment(self.folder, name, env)}
+        if self.slow_fsync:
+            shim = slowfsync.environment(self.fsync_shim, self.fsync_control, env)
+            env = {**env, **shim}
+        if self.partitions and role in ("scheduler", "worker"):
+            namespace = self.namespaces[name] = netns.create(len(self.namespaces))
+            argv = namespace.wrap(argv)
+            env = {k: _via(v, namespace.host_ip) if k in URLS else v for k, v in env.items()}
         return AtpProcess(name, role, argv, env, self.folder / f"{name}.log")
+
+    def port(self, link: str) -> int:
+        """The port the proxy of ``link`` listens on."""
+        return int(self.addresses[link].rsplit(":", 1)[1])
+
+    def links(self, server: str) -> list[str]:
+        """The proxied links to ``server``: ``etcd`` names every member's; ``store``,
+        ``transport`` and ``coordinator`` the stack's server for that port."""
+        roles = {"store": self.stack.store, "transport": self.stack.transport}
+        server = {**roles, "coordinator": self.stack.coordinator}.get(server, server)
+        if server == "etcd":
+            return sorted(name for name in self.addresses if name.startswith("etcd-"))
+        if server not in self.addresses:
+            raise KeyError(f"no link to {server!r} in stack {self.stack.name}")
+        return [server]
 
     def by_role(self, role: str) -> list[AtpProcess]:
         """Processes that run ``role``; ``atp dev`` runs every role."""
@@ -252,3 +351,7 @@ class Deployment:
             await asyncio.to_thread(self._proxy_process.wait, 10)
         for server in self.servers.values():
             await asyncio.to_thread(server.close)
+        if self.disk:
+            await asyncio.to_thread(unmount, self.db_folder)
+        for namespace in self.namespaces.values():
+            await asyncio.to_thread(netns.delete, namespace)

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from atp.core.model import FINAL_STATES, State, TaskRecord
 from atp.core.workflows.runs import Run, RunState
-from chaos.app import DOOMED
+from chaos.app import DOOMED, HOSTILE, HOSTILE_ATTEMPTS
+from chaos.faults import FaultEvent
 from chaos.ledger import LedgerView
 
 __all__ = ["Check", "CronWindow", "Evidence", "check_all"]
 
 SHOWN = 10
 """How many offending ids a failed check lists."""
+ERROR_TEXT = 120
+"""How much of a producer error's text the report shows."""
+DESIGNED_TO_DIE = {DOOMED, *HOSTILE.values()}
+"""Subjects whose tasks may end DEAD: the doomed and the hostile handlers."""
+HOSTILE_FINAL = {HOSTILE["nan"]: {State.DEAD, State.SUCCEEDED}}
+"""Final states a hostile task may end in, by subject; DEAD for the others. NaN may be
+refused as unserialisable (DEAD) or stored as JSON null (SUCCEEDED)."""
+AFTERMATH = 5.0
+"""Seconds after a fault ends during which a redelivery is still put down to it
+(leases run out, clients reconnect)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ class Evidence:
     cron: CronWindow | None = None
     runs: Mapping[str, Run | None] = field(default_factory=dict)
     """Every workflow run the producer started -> the run now."""
+    faults: Sequence[FaultEvent] = ()
+    """The faults injected, to which extra executions are attributed."""
+    exits: Sequence[str] = ()
+    """atp processes that exited on their own (not by a fault) during the run."""
+    crashes: Sequence[str] = ()
+    """Servers that exited on their own during the run (the watchdog restarted them)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ def check_all(evidence: Evidence) -> list[Check]:
         nothing_ran_after_cancel(evidence),
         no_key_twice(evidence),
     ]
+    if any(r and r.subject in HOSTILE.values() for r in evidence.records.values()):
+        checks.append(hostile_handled(evidence))
     if evidence.runs:
         checks.append(workflows_complete(evidence))
     if evidence.cron is not None:
@@ -82,7 +101,12 @@ def none_lost(evidence: Evidence) -> Check:
     """Every accepted task reached a final state."""
     states = Counter(r.state.value if r else "UNKNOWN" for r in evidence.records.values())
     open_ = [i for i, r in evidence.records.items() if r is None or r.state not in FINAL_STATES]
-    figures = {"accepted": len(evidence.records), **dict(sorted(states.items()))}
+    figures = {
+        "accepted": len(evidence.records),
+        "lost": len(open_),
+        "servers that exited on their own": len(evidence.crashes),
+        **dict(sorted(states.items())),
+    }
     return Check(
         "every accepted task reached a final state", not open_, figures, _ids("not final", open_)
     )
@@ -96,7 +120,11 @@ def executions(evidence: Evidence) -> Check:
     extra = {i: n - 1 for i, n in done.items() if n > 1}
     by_kill = sum(n for i, n in extra.items() if _started_by_killed(evidence, i))
     starts = evidence.ledger.starts.items()
-    started = sum(len(s) for t, s in starts if evidence.ledger.subjects.get(t) != DOOMED)
+    designed = DESIGNED_TO_DIE
+    started = sum(len(s) for t, s in starts if evidence.ledger.subjects.get(t) not in designed)
+    causes: Counter[str] = Counter()
+    for task_id, n in extra.items():
+        causes[_cause(evidence, task_id)] += n
     figures = {
         "executions": sum(done.values()),
         "cut short (started, never ended)": started - sum(done.values()),
@@ -104,6 +132,7 @@ def executions(evidence: Evidence) -> Check:
         "extra executions": sum(extra.values()),
         "explained by a killed worker": by_kill,
         "explained by a lost lease (pause, partition, slow link)": sum(extra.values()) - by_kill,
+        "extra executions by fault": dict(causes.most_common()),
     }
     return Check(
         "each success ran to its end; extra runs counted",
@@ -113,6 +142,19 @@ def executions(evidence: Evidence) -> Check:
     )
 
 
+def _cause(evidence: Evidence, task_id: str) -> str:
+    """The fault that ran during the task's first execution window and before its last
+    start: the latest such; ``no fault at the time`` when none did."""
+    starts = [s["at"] for s in evidence.ledger.starts[task_id]]
+    first, last = min(starts), max(starts)
+    overlapping = [
+        f
+        for f in evidence.faults
+        if f.at <= last and f.at + (f.ended - f.offset) + AFTERMATH >= first
+    ]
+    return max(overlapping, key=lambda f: f.at).fault if overlapping else "no fault at the time"
+
+
 def _started_by_killed(evidence: Evidence, task_id: str) -> bool:
     return any(start["pid"] in evidence.killed for start in evidence.ledger.starts[task_id])
 
@@ -120,14 +162,61 @@ def _started_by_killed(evidence: Evidence, task_id: str) -> bool:
 def dead_only_by_design(evidence: Evidence) -> Check:
     """Only ``chaos.doomed`` tasks are dead, and every accepted one of them is."""
     dead = [r for r in evidence.stored if r.state is State.DEAD]
-    wrong = [r.id for r in dead if r.subject != DOOMED]
+    wrong = [r.id for r in dead if r.subject not in DESIGNED_TO_DIE]
     doomed = [i for i, r in evidence.records.items() if r and r.subject == DOOMED]
     alive = [i for i in doomed if (r := evidence.records[i]) and r.state is not State.DEAD]
-    figures = {"dead": len(dead), "designed to fail": len(doomed), "dead by accident": len(wrong)}
+    hostile = sum(1 for r in evidence.records.values() if r and r.subject in HOSTILE.values())
+    figures = {
+        "dead": len(dead),
+        "designed to fail": len(doomed),
+        "hostile": hostile,
+        "dead by accident": len(wrong),
+    }
     detail = _ids("dead but not designed to fail", wrong) + _ids("doomed but not dead", alive)
     return Check(
         "dead letters only for tasks designed to fail", not wrong and not alive, figures, detail
     )
+
+
+def hostile_handled(evidence: Evidence) -> Check:
+    """Each hostile task ended as its policy says, within its attempts, and no atp
+    process died of one."""
+    hostile = {i: r for i, r in evidence.records.items() if r and r.subject in HOSTILE.values()}
+    wrong = [
+        i for i, r in hostile.items() if r.state not in HOSTILE_FINAL.get(r.subject, {State.DEAD})
+    ]
+    attempts = {i: _attempts(evidence, i, r) for i, r in hostile.items()}
+    beyond = [i for i, n in attempts.items() if n > HOSTILE_ATTEMPTS]
+    kinds = {subject: kind for kind, subject in HOSTILE.items()}
+    figures: dict[str, Any] = {}
+    for kind, subject in HOSTILE.items():
+        mine = [r for r in hostile.values() if r.subject == subject]
+        if mine:
+            states = Counter(r.state.value for r in mine)
+            figures[kind] = f"{len(mine)} ({', '.join(f'{k} {v}' for k, v in states.items())})"
+    figures["most attempts"] = max(attempts.values(), default=0)
+    figures["allowed attempts"] = HOSTILE_ATTEMPTS
+    figures["atp processes that exited on their own"] = len(evidence.exits)
+    detail = (
+        _ids(
+            "hostile tasks in the wrong final state",
+            [f"{i} ({kinds[hostile[i].subject]})" for i in wrong],
+        )
+        + _ids("hostile tasks run beyond their attempts", beyond)
+        + _ids("atp processes exited", list(evidence.exits))
+    )
+    return Check(
+        "hostile handlers: each task final per its policy, within its attempts",
+        not (wrong or beyond or evidence.exits),
+        figures,
+        detail,
+    )
+
+
+def _attempts(evidence: Evidence, task_id: str, record: TaskRecord) -> int:
+    """The highest attempt number the store or the ledger saw for the task."""
+    seen = [int(s.get("attempt", 0)) for s in evidence.ledger.starts[task_id]]
+    return max([record.task.attempt, *seen])
 
 
 def nothing_ran_after_cancel(evidence: Evidence) -> Check:
@@ -168,6 +257,7 @@ def no_key_twice(evidence: Evidence) -> Check:
         "keys refused at least once": len(refused),
         "refused keys accepted later": len(refused & set(stored)),
         "keys stored twice": len(twice_stored),
+        "errors seen": _common(e["error"] for e in evidence.ledger.errors),
     }
     detail = _ids("keys stored twice", twice_stored) + _ids(
         "keys answered with two ids", twice_answered
@@ -260,6 +350,12 @@ def late_leader_refused(log: str) -> Check:
     detail = "" if refused else "the resumed leader logged no refusal"
     figures = {f"'{k}' lines": v for k, v in counts.items()}
     return Check("a leader resumed after its lease is refused", refused, figures, detail)
+
+
+def _common(errors: Iterable[str], shown: int = 3) -> str:
+    """The most frequent error texts, cut short, with their counts."""
+    counts = Counter(text[:ERROR_TEXT] for text in errors)
+    return "; ".join(f"{n}x {text}" for text, n in counts.most_common(shown)) or "none"
 
 
 def _ids(what: str, ids: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from atp.core.errors import AtpError
@@ -25,7 +25,7 @@ from chaos.invariants import CronWindow, Evidence, check_all
 from chaos.ledger import Ledger
 from chaos.report import RunResult
 from chaos.suites import Suite
-from chaos.workload import produce
+from chaos.workload import Workload, produce
 
 __all__ = ["run_one"]
 
@@ -34,6 +34,8 @@ CRON_TAIL = 4.0
 """Seconds a leader has, after the faults, to fire the ticks a failover left behind."""
 SETTLE = 120.0
 """How long, after the workload and the faults, every task has to reach a final state."""
+API_REMOTE = 0.3
+"""On an api stack, the share of the work published for the gRPC consumers."""
 
 
 async def run_one(
@@ -41,7 +43,15 @@ async def run_one(
 ) -> RunResult:
     """Run one suite on one stack in ``folder``; never raises for a failed deployment."""
     result = RunResult(suite.name, suite.title, stack.name, seed, started=time.time())
-    deployment = Deployment(stack, folder / f"{suite.name}-{stack.name}", toxiproxy_url)
+    deployment = Deployment(
+        stack,
+        folder / f"{suite.name}-{stack.name}",
+        toxiproxy_url,
+        clocks=suite.clocks,
+        disk=suite.disk,
+        slow_fsync=suite.slow_fsync,
+        partitions=suite.partitions,
+    )
     try:
         await deployment.start()
         await _run(suite, deployment, random.Random(f"{seed}:{suite.name}:{stack.name}"), result)
@@ -59,32 +69,65 @@ async def _run(suite: Suite, deployment: Deployment, rng: random.Random, result:
     async with Platform.build(Settings.load(env=env)) as platform:
         target = Target(deployment, platform.coordinator, rng)
         await _wait_leader(target, deployment)
-        ledger, client = Ledger(deployment.ledger), Client(platform)
-        await client.register_workflow(flow)
-        schedule = f"chaos-{suite.name}"
-        await client.add_schedule(schedule, "* * * * * *", TICK, {"key": "tick"}, misfire="all")
-        cron_start = time.time()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        produced, _ = await asyncio.gather(
-            produce(client, suite.workload, ledger, rng),
-            inject(suite.plan(rng, suite.workload), target, started, result.faults.append),
-        )
-        cron = await _stop_cron(client, schedule, cron_start)
-        records = await _settle(platform, list(ledger.read().accepted.values()), deployment)
-        runs = await _settle_runs(client, ledger.read().runs)
-        view = ledger.read()  # again: executions went on while the tasks settled
-        result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
-        evidence = Evidence(
-            view,
-            records,
-            await _stored(platform),
-            target.killed,
-            _after_pause(deployment, target),
-            cron,
-            runs,
-        )
-        result.checks = check_all(evidence)
+        exits: list[str] = []
+        crashes: list[str] = []
+        watchdog = asyncio.create_task(_watch(deployment, exits, crashes))
+        try:
+            evidence = await _workload(suite, deployment, platform, target, result)
+        finally:
+            watchdog.cancel()
+        evidence = replace(evidence, exits=exits, crashes=crashes)
+        result.checks = [*check_all(evidence), *(check(evidence) for check in suite.checks)]
+
+
+async def _workload(
+    suite: Suite, deployment: Deployment, platform: Platform, target: Target, result: RunResult
+) -> Evidence:
+    """Publish through the faults, let everything settle, gather the evidence."""
+    workload = suite.workload
+    if deployment.stack.api:  # producers over REST, a share of the work for gRPC consumers
+        workload = replace(workload, remote=API_REMOTE)
+        async with Client.connect(deployment.rest_url) as client:
+            await _wait_api(client)
+            return await _publish_and_settle(suite, workload, client, platform, target, result)
+    client = Client(platform)
+    return await _publish_and_settle(suite, workload, client, platform, target, result)
+
+
+async def _publish_and_settle(
+    suite: Suite,
+    workload: Workload,
+    client: Client,
+    platform: Platform,
+    target: Target,
+    result: RunResult,
+) -> Evidence:
+    deployment, ledger = target.deployment, Ledger(target.deployment.ledger)
+    await client.register_workflow(flow)
+    schedule = f"chaos-{suite.name}"
+    await client.add_schedule(schedule, "* * * * * *", TICK, {"key": "tick"}, misfire="all")
+    cron_start = time.time()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    produced, _ = await asyncio.gather(
+        produce(client, workload, ledger, target.rng),
+        inject(suite.plan(target.rng, workload), target, started, result.faults.append),
+    )
+    cron = await _stop_cron(client, schedule, cron_start)
+    records = await _settle(platform, list(ledger.read().accepted.values()))
+    runs = await _settle_runs(client, ledger.read().runs)
+    view = ledger.read()  # again: executions went on while the tasks settled
+    result.workload = {**asdict(produced), "publish seconds": round(loop.time() - started, 1)}
+    return Evidence(
+        view,
+        records,
+        await _stored(platform),
+        target.killed,
+        _after_pause(deployment, target),
+        cron,
+        runs,
+        faults=list(result.faults),
+    )
 
 
 async def _stop_cron(client: Client, schedule: str, start: float) -> CronWindow:
@@ -95,6 +138,18 @@ async def _stop_cron(client: Client, schedule: str, start: float) -> CronWindow:
     return CronWindow(schedule, start + 1.0, end)
 
 
+async def _wait_api(client: Client, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.counts()
+            return
+        except AtpError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def _wait_leader(target: Target, deployment: Deployment, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while await target.coordinator.holder("scheduler") is None:
@@ -103,13 +158,10 @@ async def _wait_leader(target: Target, deployment: Deployment, timeout: float = 
         await asyncio.sleep(0.1)
 
 
-async def _settle(
-    platform: Platform, ids: list[str], deployment: Deployment
-) -> dict[str, TaskRecord | None]:
+async def _settle(platform: Platform, ids: list[str]) -> dict[str, TaskRecord | None]:
     """Poll until every accepted task is final, or SETTLE runs out; return the records."""
     deadline = time.monotonic() + SETTLE
     while True:
-        _restart_dead(deployment)
         records = await _records(platform, ids)
         open_ = [r for r in records.values() if r is None or r.state not in FINAL_STATES]
         if not open_ or time.monotonic() > deadline:
@@ -133,14 +185,25 @@ async def _settle_runs(client: Client, ids: list[str]) -> dict[str, Run | None]:
         await asyncio.sleep(0.5)
 
 
-def _restart_dead(deployment: Deployment) -> None:
-    """A process that exited on its own (not one a fault has down) is started again."""
-    for process in deployment.processes:
-        if process.process is not None and not process.alive and process.process.returncode:
-            log.warning(
-                "chaos: %s exited with %s, restarting", process.name, process.process.returncode
-            )
-            process.start()
+async def _watch(deployment: Deployment, exits: list[str], crashes: list[str]) -> None:
+    """Start again, and note in ``exits`` (atp processes) or ``crashes`` (servers),
+    whatever exited on its own (not what a fault holds down), for the whole run."""
+    while True:
+        for process in deployment.processes:
+            if process.process is None or process.alive or process.held:
+                continue
+            note = f"{process.name} (pid {process.pid}) exited with {process.process.returncode}"
+            log.warning("chaos: %s, restarting", note)
+            exits.append(note)
+            await asyncio.to_thread(process.start)
+        for name, server in deployment.servers.items():
+            if server.running or name in deployment.held:
+                continue
+            crashes.append(f"{name} (pid {server.pid})")
+            log.warning("chaos: server %s exited, restarting", name)
+            with contextlib.suppress(Exception):  # tried again on the next round
+                await asyncio.to_thread(server.start)
+        await asyncio.sleep(0.5)
 
 
 async def _records(platform: Platform, ids: list[str]) -> dict[str, TaskRecord | None]:

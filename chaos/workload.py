@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from atp.core.errors import AlreadyExists, AtpError
 from atp.sdk.client import Client
-from chaos.app import DOOMED, FLOW, WORK
+from chaos.app import DOOMED, FLOW, HOSTILE, REMOTE, WORK
 from chaos.ledger import Ledger
 
 __all__ = ["Produced", "Workload", "produce"]
@@ -39,7 +39,12 @@ class Workload:
     give_up: float = 60.0
     """A batch still refused after this many seconds is abandoned (and reported)."""
     runs: int = 10
-    """Workflow runs of ``chaos.flow`` started, one with each batch, while publishing."""
+    """Workflow runs of ``chaos.flow`` started while publishing, spread over the batches."""
+    hostile: int = 0
+    """Tasks of each hostile handler kind (``chaos.app.HOSTILE``) in ``hostile_kinds``."""
+    hostile_kinds: tuple[str, ...] = tuple(HOSTILE)
+    remote: float = 0.0
+    """Share of the work published as ``chaos.remote``, for gRPC consumers (api stacks)."""
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Produced:
     abandoned: int = 0
     cancels: int = 0
     runs: int = 0
+    remote: int = 0
+    """Accepted ``chaos.remote`` tasks: the gRPC consumers' share."""
 
 
 async def produce(
@@ -58,12 +65,13 @@ async def produce(
     plan = _plan(workload, rng)
     batches = [plan[i : i + workload.batch] for i in range(0, len(plan), workload.batch)]
     pace = workload.duration / max(len(batches), 1)
+    every = max(1, len(batches) // max(workload.runs, 1))
     produced = Produced()
     for n, batch in enumerate(batches):
         ids = await _publish(client, batch, workload, ledger, produced)
         await _cancel_some(client, batch, ids, workload, ledger, produced, rng)
-        if n < workload.runs:
-            await _start_run(client, f"chaos-run-{n}", workload, ledger, produced)
+        if n % every == 0 and n // every < workload.runs:
+            await _start_run(client, f"chaos-run-{n // every}", workload, ledger, produced)
         await asyncio.sleep(pace)
     return produced
 
@@ -80,12 +88,20 @@ def _plan(workload: Workload, rng: random.Random) -> list[Planned]:
     def delay() -> float:
         return rng.uniform(1.0, workload.max_delay) if rng.random() < workload.delayed else 0.0
 
+    def subject() -> str:
+        return REMOTE if rng.random() < workload.remote else WORK
+
     work = [
-        Planned(f"w-{n}", WORK, rng.uniform(*workload.pause), delay())
+        Planned(f"w-{n}", subject(), rng.uniform(*workload.pause), delay())
         for n in range(workload.tasks)
     ]
     doomed = [Planned(f"d-{n}", DOOMED, 0.0, 0.0) for n in range(workload.doomed)]
-    planned = work + doomed
+    hostile = [
+        Planned(f"h-{kind}-{n}", HOSTILE[kind], 0.0, 0.0)
+        for kind in workload.hostile_kinds
+        for n in range(workload.hostile)
+    ]
+    planned = work + doomed + hostile
     rng.shuffle(planned)
     return planned
 
@@ -119,6 +135,7 @@ async def _publish(
         for planned, result in zip(batch, published, strict=True):
             ledger.accepted(planned.key, result.id, planned.subject, planned.delay)
         produced.accepted += len(batch)
+        produced.remote += sum(p.subject == REMOTE for p in batch)
         return {p.key: r.id for p, r in zip(batch, published, strict=True)}
 
 

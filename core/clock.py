@@ -1,4 +1,5 @@
-"""The two clocks: the real one, and a controllable one for tests.
+"""The two clocks: the real one, and a controllable one for tests (plus a skewed view of
+either, for a host whose clock is wrong).
 
 Core never calls ``time.time()`` or a bare ``asyncio.sleep``: it asks its Clock, so a test
 can drive the worker, the scheduler and the store through hours of time in milliseconds.
@@ -12,7 +13,9 @@ import itertools
 import time
 from collections.abc import Callable
 
-__all__ = ["ManualClock", "SystemClock"]
+from atp.core.ports import Clock, Timer
+
+__all__ = ["ManualClock", "SkewedClock", "SystemClock"]
 
 
 class SystemClock:
@@ -123,3 +126,25 @@ class _ManualTimer:
 
     def cancel(self) -> None:
         self.future.cancel()
+
+
+class SkewedClock:
+    """Another clock's time plus ``offset`` seconds: a host whose clock is wrong, in tests
+    and chaos. Setting ``offset`` is a jump. Sleeps and timers are the other clock's, as a
+    real jump leaves the event loop's monotonic time alone."""
+
+    def __init__(self, clock: Clock, offset: float = 0.0) -> None:
+        self.clock = clock
+        self.offset = offset
+
+    def now(self) -> float:
+        return self.clock.now() + self.offset
+
+    def call_later(self, seconds: float, callback: Callable[[], object]) -> Timer:
+        return self.clock.call_later(seconds, callback)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+        return await self.clock.wait(event, timeout)

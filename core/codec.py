@@ -5,23 +5,29 @@ Times are seconds since the Unix epoch as JSON numbers; absent optional fields a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from atp.core.errors import InvalidInput
 from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.quoting import quote
 from atp.core.subjects import validate_subject
 
 __all__ = [
+    "CORRUPT",
+    "DECODE_ERRORS",
     "decode_record",
     "decode_task",
     "dumps",
     "encode_record",
     "encode_task",
     "error_to_dict",
+    "is_quarantined",
     "loads",
+    "quarantined",
     "record_from_dict",
     "record_to_dict",
     "retry_to_dict",
@@ -33,12 +39,68 @@ __all__ = [
 _OPTIONAL = ("idempotency_key", "timeout", "schedule", "tick", "workflow_run", "step")
 
 
-def dumps(value: Any) -> bytes:
-    """Encode ``value`` as compact JSON; raise InvalidInput if it is not JSON-serialisable."""
+CORRUPT = "corrupt"
+"""The ``AttemptError.kind`` of a stored record that cannot be decoded (ADR 0027)."""
+
+DECODE_ERRORS = (InvalidInput, KeyError, IndexError, TypeError, ValueError, AttributeError)
+"""What decoding a damaged stored record raises: a store quarantines the record on these."""
+
+
+def dumps(value: Any, what: str = "value") -> bytes:
+    """Encode ``value`` as compact JSON; raise InvalidInput, naming ``what``, if it is not
+    JSON-serialisable or holds NaN or an infinity (JSON has neither)."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
-        raise InvalidInput(f"value is not JSON-serialisable: {exc}") from exc
+        raise InvalidInput(f"{what} is not JSON-serialisable: {exc}") from exc
+    if value is not None and b"null" in data:  # orjson writes NaN and infinities as null
+        where = _non_finite(value)
+        if where is not None:
+            path = "$" + "".join(reversed(where))
+            raise InvalidInput(f"{what} holds a non-finite number (NaN or infinity) at {path}")
+    return data
+
+
+def _non_finite(value: Any) -> list[str] | None:
+    """The path to the first NaN or infinity in ``value``, innermost step first; None if
+    it holds none. Exact type checks first: this runs on every publish and result."""
+    items: Iterable[tuple[Any, Any]]
+    step: Callable[[Any], str]
+    kind = type(value)
+    if kind is dict:
+        items, step = value.items(), _key_step
+    elif kind is list or kind is tuple:
+        items, step = enumerate(value), _index_step
+    elif isinstance(value, float):
+        return None if math.isfinite(value) else []
+    elif isinstance(value, Mapping):
+        items, step = value.items(), _key_step
+    elif isinstance(value, list | tuple):
+        items, step = enumerate(value), _index_step
+    else:
+        return None
+    for key, item in items:
+        kind = type(item)
+        if kind in _SCALARS or (kind is float and math.isfinite(item)):
+            continue
+        found = _non_finite(item)
+        if found is not None:
+            found.append(step(key))
+            return found
+    return None
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _key_step(key: object) -> str:
+    if isinstance(key, str) and key.isidentifier() and len(key) <= 40:
+        return f".{key}"
+    return f"[{quote(key)}]"
+
+
+def _index_step(index: object) -> str:
+    return f"[{index}]"
 
 
 def loads(data: bytes | str) -> Any:
@@ -46,7 +108,7 @@ def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from exc
+        raise InvalidInput(f"malformed JSON: {quote(str(exc))}") from exc
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -96,7 +158,7 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
             step=_optional_string(data, "step"),
         )
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"malformed task envelope: {exc}") from exc
+        raise InvalidInput(f"malformed task envelope: {quote(str(exc))}") from exc
 
 
 def task_from_stored_dict(data: Mapping[str, Any]) -> Task:
@@ -105,12 +167,14 @@ def task_from_stored_dict(data: Mapping[str, Any]) -> Task:
     For stores reading back their own rows, where every envelope was checked on the way
     in: about twice as fast as ``task_from_dict``. Never use it on input from outside.
     """
-    retry = data.get("retry")
+    retry, headers = data.get("retry"), data.get("headers") or {}
+    if type(headers) is not dict:  # what reads it later (the transport's encoding) would fail
+        raise TypeError(f"headers must be an object, got {quote(headers)}")
     return Task(
         id=data["id"],
         subject=data["subject"],
         payload=data.get("payload"),
-        headers=data.get("headers") or {},
+        headers=headers,
         idempotency_key=data.get("idempotency_key"),
         run_at=data.get("run_at", 0.0),
         created_at=data.get("created_at", 0.0),
@@ -158,7 +222,7 @@ def record_from_dict(data: Mapping[str, Any]) -> TaskRecord:
     except InvalidInput:
         raise
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"malformed task record: {exc!r}") from exc
+        raise InvalidInput(f"malformed task record: {quote(exc)}") from exc
 
 
 def _record(data: Mapping[str, Any]) -> TaskRecord:
@@ -183,6 +247,28 @@ def encode_record(record: TaskRecord) -> bytes:
 def decode_record(data: bytes | str) -> TaskRecord:
     """Return the TaskRecord in ``data``."""
     return record_from_dict(loads(data))
+
+
+def quarantined(task_id: str, subject: object, error: BaseException, *, at: float) -> TaskRecord:
+    """What a store hands out for a stored record it cannot decode (``error`` said why):
+    DEAD, its last error of kind ``CORRUPT`` giving the reason, the raw data left alone
+    in the store. Nothing can run it, so it stops nothing else; it stays to be seen and
+    purged (ADR 0027)."""
+    reason = f"the stored record cannot be decoded: {type(error).__name__}: {quote(str(error))}"
+    name = subject if isinstance(subject, str) and subject else "corrupt"
+    return TaskRecord(
+        task=Task(id=task_id, subject=name),
+        state=State.DEAD,
+        updated_at=at,
+        errors=(AttemptError(attempt=0, at=at, message=reason, kind=CORRUPT),),
+        finished_at=at,
+    )
+
+
+def is_quarantined(record: TaskRecord) -> bool:
+    """Whether ``record`` is the stand-in ``quarantined`` made for an undecodable one."""
+    last = record.last_error
+    return record.state is State.DEAD and last is not None and last.kind == CORRUPT
 
 
 def error_to_dict(error: AttemptError) -> dict[str, Any]:
@@ -212,7 +298,7 @@ def _retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:
 def _string(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"task envelope: {key!r} must be a non-empty string, got {value!r}")
+        raise InvalidInput(f"task envelope: {key!r} must be a non-empty string, got {quote(value)}")
     return value
 
 
@@ -220,7 +306,7 @@ def _headers(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise InvalidInput(f"headers must map strings to strings, got {value!r}")
+        raise InvalidInput(f"headers must map strings to strings, got {quote(value)}")
     return dict(value)
 
 
@@ -230,14 +316,14 @@ def _optional_int(value: object) -> int | None:
 
 def _integer(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise InvalidInput(f"task envelope: {key!r} must be an integer, got {value!r}")
+        raise InvalidInput(f"task envelope: {key!r} must be an integer, got {quote(value)}")
     return int(value)
 
 
 def _optional_string(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise InvalidInput(f"task envelope: {key!r} must be a string, got {value!r}")
+        raise InvalidInput(f"task envelope: {key!r} must be a string, got {quote(value)}")
     return value
 
 

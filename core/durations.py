@@ -6,6 +6,7 @@ import math
 import re
 
 from atp.core.errors import InvalidInput
+from atp.core.quoting import quote
 
 __all__ = ["parse_duration"]
 
@@ -16,15 +17,15 @@ _DURATION = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*\Z")
 def parse_duration(value: object, what: str = "duration") -> float:
     """Return ``value`` in seconds; numbers are seconds. Raise InvalidInput naming ``what``."""
     if isinstance(value, bool):
-        raise InvalidInput(f"{what}: expected a duration, got {value!r}")
+        raise InvalidInput(f"{what}: expected a duration, got {quote(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise InvalidInput(
-            f"{what}: {value!r} is not a duration (examples: 30, 250ms, 30s, 5m, 2h, 1d)"
+            f"{what}: {quote(value)} is not a duration (examples: 30, 250ms, 30s, 5m, 2h, 1d)"
         )
     if not math.isfinite(seconds):
-        raise InvalidInput(f"{what}: {value!r} is not a finite duration")
+        raise InvalidInput(f"{what}: {quote(value)} is not a finite duration")
     return seconds

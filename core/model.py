@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from atp.core.errors import InvalidInput
+from atp.core.quoting import cut, quote
+
 __all__ = [
     "ACTIVE_STATES",
+    "ERROR_TEXT_LIMIT",
     "FINAL_STATES",
     "JSON",
     "AttemptError",
@@ -51,6 +56,10 @@ FINAL_STATES = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELLED})
 ACTIVE_STATES = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
 
 
+_RETRY_BOUNDS = (("base", 0.0, math.inf), ("factor", 1.0, 100.0), ("cap", 0.0, math.inf))
+"""Each RetryPolicy number's inclusive range; every one must also be finite."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: ``uniform(0, min(cap, base * factor**(n-1)))``."""
@@ -63,6 +72,20 @@ class RetryPolicy:
     """Largest backoff in seconds. Default 300."""
     jitter: bool = True
     """Full jitter when true; the ceiling itself when false. Default true."""
+
+    def __post_init__(self) -> None:
+        """Refuse what would break backoff: checked here, so every way in (SDK, CLI, REST,
+        gRPC, the stores' own decoding) meets the same rules. InvalidInput names the field."""
+        for name, low, high in _RETRY_BOUNDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidInput(f"retry {name} must be a number, got {quote(value)}")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise InvalidInput(
+                    f"retry {name} must be a finite number {_range(low, high)}, got {quote(value)}"
+                )
+        if not isinstance(self.jitter, bool):
+            raise InvalidInput(f"retry jitter must be true or false, got {quote(self.jitter)}")
 
     def ceiling(self, attempt: int) -> float:
         """Return the backoff ceiling after failed attempt number ``attempt`` (1-based)."""
@@ -104,16 +127,30 @@ class Task:
         return dataclasses.replace(self, **changes)
 
 
+ERROR_TEXT_LIMIT = 8192
+"""Characters an AttemptError's message keeps at most: its head and tail around a marker."""
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptError:
-    """Why one attempt did not succeed."""
+    """Why one attempt did not succeed.
+
+    A ``message`` over ``ERROR_TEXT_LIMIT`` characters is cut to its head and tail with
+    a marker saying how much was left out, wherever the error comes from: a record
+    holds a bounded history and every API can answer with it.
+    """
 
     attempt: int
     at: float
     message: str
     kind: str = "error"
-    """``error`` (the handler raised), ``timeout``, ``lease`` (lease expired), ``fail``
-    (the handler raised Fail), ``shutdown``, ``unserialisable``."""
+    """``error`` (the handler raised), ``timeout``, ``lease`` (lease expired, or a claim
+    past ``max_attempts`` after one), ``fail`` (the handler raised Fail), ``shutdown``,
+    ``unserialisable``."""
+
+    def __post_init__(self) -> None:
+        if len(self.message) > ERROR_TEXT_LIMIT:
+            object.__setattr__(self, "message", cut(self.message, ERROR_TEXT_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +183,7 @@ class TaskRecord:
     def replace(self, **changes: Any) -> TaskRecord:
         """Return a copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+
+def _range(low: float, high: float) -> str:
+    return f">= {low:g}" if high == math.inf else f"from {low:g} to {high:g}"

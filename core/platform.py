@@ -15,6 +15,7 @@ from atp.core.handlers import Handler
 from atp.core.plugins import HookEmitter, PluginManager, make_plugin_manager
 from atp.core.ports import Clock, Coordinator, FusingStore, TaskStore, Transport
 from atp.core.settings import Settings
+from atp.core.urls import mask
 
 __all__ = ["Platform"]
 
@@ -98,7 +99,7 @@ class Platform:
         """Refuse a scheduler that would publish into a process-local queue no worker reads."""
         if not (self.transport.capabilities.shared or self.local):
             raise ConfigError(
-                f"transport {self.settings.transport!r} is process-local: a separate "
+                f"transport {mask(self.settings.transport)!r} is process-local: a separate "
                 "`atp scheduler` would publish into a queue no worker reads; use `atp dev`, "
                 "or a shared transport such as redis:// or nats://"
             )
@@ -108,8 +109,8 @@ class Platform:
         caps = self.transport.capabilities
         if not (caps.shared or self.local):
             raise ConfigError(
-                f"transport {self.settings.transport!r} is process-local: its workers must run "
-                "in the process that schedules the tasks (`atp dev`); use a shared transport "
+                f"transport {mask(self.settings.transport)!r} is process-local: its workers must "
+                "run in the process that schedules the tasks (`atp dev`); use a shared transport "
                 "such as redis:// or nats:// for a separate `atp worker`"
             )
         if caps.lease_extension or caps.lease is None:
@@ -119,7 +120,7 @@ class Platform:
             if timeout > caps.lease:
                 raise ConfigError(
                     f"handler {handler.pattern!r} may run {timeout:g}s but transport "
-                    f"{self.settings.transport!r} cannot extend its {caps.lease:g}s lease: "
+                    f"{mask(self.settings.transport)!r} cannot extend its {caps.lease:g}s lease: "
                     "lower the timeout or raise the transport's lease"
                 )
 

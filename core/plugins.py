@@ -21,6 +21,7 @@ from atp.core import hookspecs
 from atp.core.errors import ConfigError, PluginError
 from atp.core.ports import Clock, Coordinator, TaskStore, Transport
 from atp.core.settings import Settings
+from atp.core.urls import mask
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -126,7 +127,7 @@ class PluginManager(pluggy.PluginManager):
             scheme = url.split("://", 1)[0] if "://" in url else url
             known = ", ".join(s + "://" for s in self.schemes(kind)) or "none"
             raise ConfigError(
-                f"no plugin serves {kind} URL scheme {scheme!r} (in {url!r}); "
+                f"no plugin serves {kind} URL scheme {scheme!r} (in {mask(url)!r}); "
                 f"schemes served: {known}"
             )
         return found

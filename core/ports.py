@@ -37,6 +37,7 @@ __all__ = [
     "Page",
     "Requeue",
     "ScheduleStore",
+    "ServerTime",
     "TaskQuery",
     "TaskStore",
     "Timer",
@@ -202,6 +203,9 @@ class Created:
     created: bool
     """False when a task with the same idempotency key existed inside its window: ``id``
     is then that task's id and nothing was written."""
+    run_at: float
+    """When the task runs: the given task's ``run_at`` if created, else the existing
+    task's (for a key match, the ``run_at`` it was created with)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,8 @@ class Outcome:
     error: AttemptError | None = None
     run_at: float | None = None
     refund: bool = False
-    """With SCHEDULED: the attempt does not count (the worker shut down under it)."""
+    """The attempt does not count: SCHEDULED (the worker shut down under it) or DEAD (a
+    claim past ``max_attempts``, not run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,11 +300,13 @@ class TaskStore(Protocol):
     ) -> list[Created]:
         """Create tasks, honouring idempotency keys, in one atomic step.
 
-        A task whose ``idempotency_key`` was used by a task created less than
-        ``idempotency_window`` seconds ago is not created: its Created carries the
-        existing id. Inside one batch the first task with a key wins. A created task is
-        READY with ``lease_until=ready_until`` if ``ready_until`` is given and its
-        ``run_at <= now`` (the caller then publishes it); otherwise SCHEDULED.
+        A task whose ``idempotency_key`` was used on the same subject by a task created
+        less than ``idempotency_window`` seconds ago is not created: its Created carries
+        the existing id and run_at. Keys are scoped by subject: the same key on another
+        subject is another task. Inside one batch the first task with a (subject, key)
+        wins. A created task is READY with ``lease_until=ready_until`` if
+        ``ready_until`` is given and its ``run_at <= now`` (the caller then publishes
+        it); otherwise SCHEDULED.
         """
         ...
 
@@ -366,14 +373,20 @@ class TaskStore(Protocol):
         ...
 
     async def recover(
-        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+        self,
+        *,
+        now: float,
+        limit: int,
+        default_max_attempts: int | None,
+        fence: Fence | None = None,
     ) -> list[TaskRecord]:
         """Take back up to ``limit`` RUNNING tasks whose lease expired (their worker died).
 
         Each gets a ``lease`` error appended and goes to SCHEDULED with ``run_at=now``;
         to CANCELLED (``finished_at=now``) when a cancel was requested while it ran; or
         to DEAD (``finished_at=now``) when ``attempt`` has reached ``max_attempts`` (or
-        ``default_max_attempts`` where the task has none). Returns the changed records.
+        ``default_max_attempts`` where the task has none; with None, such a task goes
+        back to SCHEDULED and its next worker decides). Returns the changed records.
         Raises FencedOut as ``take_due`` does.
         """
         ...
@@ -479,6 +492,23 @@ class ClaimingConsumer(Consumer, Protocol):
         """``TaskStore.finish`` of ``outcomes`` and ``ack`` of the delivery of each one
         applied, in one atomic call; ``deliveries[i]`` carries ``outcomes[i]``. Returns
         what ``finish`` returns; a delivery whose outcome was not applied is not acked."""
+        ...
+
+
+# -- The store's clock (an optional capability) --------------------------------------------
+
+
+@runtime_checkable
+class ServerTime(Protocol):
+    """A store whose server keeps the deployment's reference clock (ADR 0029).
+
+    Processes on other hosts measure their clock's skew against it and refuse to lead or
+    to take tasks when it is too large. A store that lives on the process's own host
+    (memory, SQLite) has no other clock to compare with and does not declare this.
+    """
+
+    async def server_time(self) -> float:
+        """The server's time now, seconds since the epoch, read in one round trip."""
         ...
 
 

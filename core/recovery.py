@@ -2,6 +2,10 @@
 
 Written once here and called by every store (``TaskStore.recover``). The Redis store keeps
 the same rule in ``recover.lua`` for atomicity; its script test compares the two.
+
+A store knows a task's own ``max_attempts`` but not its handler's, which the worker
+resolves: where no limit is known the task goes back to SCHEDULED, and the worker that
+claims it next sends it to DEAD, unrun, if its attempts are spent (``Policy.spent``).
 """
 
 from __future__ import annotations
@@ -36,19 +40,20 @@ def recovery(
     max_attempts: int | None,
     cancel_requested: bool,
     now: float,
-    default_max_attempts: int,
+    default_max_attempts: int | None,
 ) -> Recovery:
-    """Decide what recovering a task at ``attempt`` does; pure."""
+    """Decide what recovering a task at ``attempt`` does; pure. ``default_max_attempts``
+    is the limit of a task without its own, None where the caller cannot know it."""
     error = AttemptError(attempt, now, LEASE_EXPIRED, "lease")
     limit = default_max_attempts if max_attempts is None else max_attempts
     if cancel_requested:
         return Recovery(State.CANCELLED, None, now, error)
-    if attempt >= limit:
+    if limit is not None and attempt >= limit:
         return Recovery(State.DEAD, None, now, error)
     return Recovery(State.SCHEDULED, now, None, error)
 
 
-def recovered(record: TaskRecord, now: float, default_max_attempts: int) -> TaskRecord:
+def recovered(record: TaskRecord, now: float, default_max_attempts: int | None) -> TaskRecord:
     """The record after ``recovery`` was applied to it (lease cleared)."""
     task = record.task
     decided = recovery(

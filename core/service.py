@@ -19,6 +19,7 @@ from atp.core.ids import new_id
 from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.ports import Created, FusingStore, Page, Requeue, TaskQuery
+from atp.core.quoting import quote
 from atp.core.subjects import validate_pattern, validate_subject
 
 __all__ = ["PublishRequest", "Published", "TaskService"]
@@ -93,10 +94,7 @@ class TaskService:
         now = self._clock.now()
         tasks = self._with_plugin_headers([self._build(request, now) for request in requests])
         created = await self._commit.run(tasks)
-        return [
-            Published(result.id, result.created, task.run_at)
-            for task, result in zip(tasks, created, strict=True)
-        ]
+        return [Published(result.id, result.created, result.run_at) for result in created]
 
     async def _accept(self, tasks: list[Task]) -> list[Created]:
         """Create ``tasks`` (one or more callers') in one store call, then dispatch."""
@@ -116,7 +114,7 @@ class TaskService:
         """Return the task's record; NotFound for an unknown id."""
         (record,) = await self._store.get([task_id])
         if record is None:
-            raise NotFound(f"no task with id {task_id!r}")
+            raise NotFound(f"no task with id {quote(task_id)}")
         return record
 
     async def cancel(self, task_id: str) -> TaskRecord:
@@ -132,7 +130,7 @@ class TaskService:
             raise _too_late(before)
         (record,) = await self._store.cancel([task_id], now=self._clock.now())
         if record is None:
-            raise NotFound(f"no task with id {task_id!r}")
+            raise NotFound(f"no task with id {quote(task_id)}")
         if record.state is State.CANCELLED:
             self._platform.emit("atp_task_cancelled", record=record)
         elif record.state in FINAL_STATES:  # it finished between the two calls
@@ -175,7 +173,8 @@ class TaskService:
     ) -> TaskRecord:
         """Give a dead task a new life, optionally later or with a new payload.
 
-        NotFound for an unknown id; StateConflict, changing nothing, unless it is DEAD.
+        NotFound for an unknown id; StateConflict, changing nothing, unless it is DEAD,
+        or for one quarantined because its stored record cannot be decoded (ADR 0027).
         """
         now = self._clock.now()
         run_at = now + self._delay(delay) if delay is not None else now
@@ -183,11 +182,15 @@ class TaskService:
             self._check_payload(payload)
         before = await self.get(task_id)
         if before.state is not State.DEAD:
-            raise StateConflict(f"task {task_id!r} is {before.state}, only DEAD tasks are requeued")
+            raise StateConflict(
+                f"task {quote(task_id)} is {before.state}, only DEAD tasks are requeued"
+            )
+        if codec.is_quarantined(before):  # it would only be quarantined again
+            raise StateConflict(f"task {quote(task_id)} cannot be decoded: purge it instead")
         request = Requeue(task_id, run_at, payload, replace_payload)
         (record,) = await self._store.requeue([request], now=now)
         if record is None:  # purged between the two calls
-            raise NotFound(f"no task with id {task_id!r}")
+            raise NotFound(f"no task with id {quote(task_id)}")
         return record
 
     async def purge(self, ids: Sequence[str] | None = None) -> int:
@@ -230,7 +233,7 @@ class TaskService:
             run_at=self._run_at(request, now),
             created_at=now,
             max_attempts=_attempts(request.max_attempts),
-            retry=request.retry,
+            retry=_retry(request.retry),
             timeout=_timeout(request.timeout),
             priority=_priority(request.priority),
             schedule=request.schedule,
@@ -260,7 +263,7 @@ class TaskService:
         return tasks
 
     def _check_payload(self, payload: JSON) -> None:
-        size = len(codec.dumps(payload))
+        size = len(codec.dumps(payload, "payload"))
         if size > self._settings.max_payload:
             raise PayloadTooLarge(
                 f"payload is {size} bytes of JSON, the limit is {self._settings.max_payload}"
@@ -275,7 +278,7 @@ class TaskService:
 
     def _delay(self, delay: float) -> float:
         if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
-            raise InvalidInput(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+            raise InvalidInput(f"delay must be a finite number of seconds >= 0, got {quote(delay)}")
         if delay > self._settings.max_delay:
             raise InvalidInput(
                 f"delay of {delay:,.0f}s is over the limit of {self._settings.max_delay:,.0f}s"
@@ -284,22 +287,24 @@ class TaskService:
 
     def _absolute(self, run_at: float, now: float) -> float:
         if not isinstance(run_at, int | float) or not math.isfinite(run_at) or run_at < _EARLIEST:
-            raise InvalidInput(f"run_at must be seconds since the Unix epoch, got {run_at!r}")
+            raise InvalidInput(f"run_at must be seconds since the Unix epoch, got {quote(run_at)}")
         if run_at - now > self._settings.max_delay:
-            raise InvalidInput(f"run_at {run_at!r} is further ahead than max_delay allows")
+            raise InvalidInput(f"run_at {quote(run_at)} is further ahead than max_delay allows")
         return float(run_at)
 
 
 def _too_late(record: TaskRecord) -> StateConflict:
     """The refusal to cancel a task that has already finished."""
-    return StateConflict(f"task {record.id!r} is {record.state}, it can no longer be cancelled")
+    return StateConflict(
+        f"task {quote(record.id)} is {record.state}, it can no longer be cancelled"
+    )
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     if not headers and type(headers) is dict:  # the common case, without the ABC check
         return {}
     if not isinstance(headers, Mapping):
-        raise InvalidInput(f"headers must be an object of strings, got {headers!r}")
+        raise InvalidInput(f"headers must be an object of strings, got {quote(headers)}")
     if len(headers) > MAX_HEADERS:
         raise InvalidInput(f"at most {MAX_HEADERS} headers, got {len(headers)}")
     if not all(isinstance(k, str) and isinstance(v, str) and k for k, v in headers.items()):
@@ -311,7 +316,9 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _key(key: str | None) -> str | None:
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-        raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters, got {key!r}")
+        raise InvalidInput(
+            f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters, got {quote(key)}"
+        )
     return key
 
 
@@ -320,7 +327,7 @@ def _attempts(value: int | None) -> int | None:
         return None
     not_int = isinstance(value, bool) or not isinstance(value, int)
     if not_int or not 1 <= value <= MAX_ATTEMPTS_LIMIT:
-        raise InvalidInput(f"max_attempts must be 1 to {MAX_ATTEMPTS_LIMIT}, got {value!r}")
+        raise InvalidInput(f"max_attempts must be 1 to {MAX_ATTEMPTS_LIMIT}, got {quote(value)}")
     return value
 
 
@@ -328,7 +335,7 @@ def _timeout(value: float | None) -> float | None:
     if value is not None and (
         not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
     ):
-        raise InvalidInput(f"timeout must be a number of seconds > 0, got {value!r}")
+        raise InvalidInput(f"timeout must be a number of seconds > 0, got {quote(value)}")
     return None if value is None else float(value)
 
 
@@ -336,5 +343,14 @@ def _priority(value: int) -> int:
     if value == 0 and type(value) is int:  # the default, without the checks below
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_PRIORITY:
-        raise InvalidInput(f"priority must be an integer within ±{MAX_PRIORITY}, got {value!r}")
+        raise InvalidInput(
+            f"priority must be an integer within ±{MAX_PRIORITY}, got {quote(value)}"
+        )
+    return value
+
+
+def _retry(value: RetryPolicy | None) -> RetryPolicy | None:
+    """The policy itself checks its numbers (any way it is built); here only its type."""
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise InvalidInput(f"retry must be a RetryPolicy, got {quote(value)}")
     return value

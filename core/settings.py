@@ -19,6 +19,7 @@ from typing import Any
 
 from atp.core.durations import parse_duration
 from atp.core.errors import ConfigError, InvalidInput
+from atp.core.urls import mask
 
 __all__ = ["Settings"]
 
@@ -38,6 +39,7 @@ _DURATIONS = frozenset(
         "forward_horizon",
         "ready_timeout",
         "leader_ttl",
+        "max_clock_skew",
         "drain_timeout",
         "reap_interval",
     }
@@ -100,6 +102,10 @@ class Settings:
     """Seconds between the reaper's looks for expired leases. Default 1."""
     leader_ttl: float = 10.0
     """Seconds the scheduler's leader lease lasts without renewal. Default 10."""
+    max_clock_skew: float = 2.0
+    """Seconds this host's clock may differ from the store server's before the scheduler
+    refuses to lead and the worker to take tasks (ADR 0029); 0 turns the check off.
+    Default 2."""
     drain_timeout: float = 30.0
     """Seconds a stopping worker waits for running handlers. Default 30."""
     plugins: tuple[str, ...] = ()
@@ -113,6 +119,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         _check(self)
+
+    def __repr__(self) -> str:
+        # Its URLs may hold passwords, and a Settings (or a Platform holding one) may be
+        # logged or shown in a traceback.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in ("store", "transport", "coordinator"):
+            shown[name] = mask(shown[name])
+        return f"Settings({', '.join(f'{key}={value!r}' for key, value in shown.items())})"
 
     @classmethod
     def load(
@@ -214,7 +228,8 @@ def _convert(key: str, kind: object, value: Any) -> Any:
             return str(value)
         return value
     except (InvalidInput, TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {key!r}: bad value {value!r}: {exc}") from exc
+        shown = mask(value) if isinstance(value, str) else value
+        raise ConfigError(f"setting {key!r}: bad value {shown!r}: {exc}") from exc
 
 
 def _integer(value: Any) -> int:
@@ -245,7 +260,14 @@ def _check(settings: Settings) -> None:
         value = getattr(settings, name)
         if not value > 0:
             raise ConfigError(f"setting {name!r} must be greater than 0, got {value!r}")
-    for name in ("retention", "max_delay", "drain_timeout", "retry_base", "forward_horizon"):
+    for name in (
+        "retention",
+        "max_delay",
+        "drain_timeout",
+        "retry_base",
+        "forward_horizon",
+        "max_clock_skew",
+    ):
         value = getattr(settings, name)
         if value < 0:
             raise ConfigError(f"setting {name!r} must not be negative, got {value!r}")
@@ -265,7 +287,9 @@ def _check(settings: Settings) -> None:
         )
     for name in ("store", "transport"):
         if "://" not in getattr(settings, name):
-            raise ConfigError(f"setting {name!r} must be a URL, got {getattr(settings, name)!r}")
+            raise ConfigError(
+                f"setting {name!r} must be a URL, got {mask(getattr(settings, name))!r}"
+            )
 
 
 def _hint(key: str, known: Any) -> str:

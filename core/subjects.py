@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from atp.core.errors import InvalidInput
+from atp.core.quoting import quote
 
 __all__ = ["compile_pattern", "matches", "validate_pattern", "validate_subject"]
 
@@ -30,7 +31,7 @@ def validate_subject(subject: object) -> str:
     for token in tokens:
         if not _TOKEN.match(token):
             raise InvalidInput(
-                f"subject {subject!r}: token {token!r} must match [A-Za-z0-9_-]+ "
+                f"subject {quote(subject)}: token {quote(token)} must match [A-Za-z0-9_-]+ "
                 "(wildcards are only allowed in subscription patterns)"
             )
     if len(_VALID) < _VALID_CACHE_SIZE:  # a bounded memo: subjects repeat, tasks don't
@@ -43,24 +44,27 @@ def validate_pattern(pattern: object) -> str:
     tokens = _split(pattern, "pattern")
     for index, token in enumerate(tokens):
         if token == ">" and index != len(tokens) - 1:
-            raise InvalidInput(f"pattern {pattern!r}: '>' may only be the last token")
+            raise InvalidInput(f"pattern {quote(pattern)}: '>' may only be the last token")
         if token not in ("*", ">") and not _TOKEN.match(token):
             raise InvalidInput(
-                f"pattern {pattern!r}: token {token!r} must be '*', '>' or match [A-Za-z0-9_-]+"
+                f"pattern {quote(pattern)}: token {quote(token)} must be '*', '>' "
+                "or match [A-Za-z0-9_-]+"
             )
     return str(pattern)
 
 
 def _split(value: object, what: str) -> list[str]:
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+        raise InvalidInput(f"{what} must be a non-empty string, got {quote(value)}")
     if len(value) > MAX_SUBJECT_LENGTH:
         raise InvalidInput(f"{what} is {len(value)} characters, the limit is {MAX_SUBJECT_LENGTH}")
     tokens = value.split(".")
     if len(tokens) > MAX_TOKENS:
-        raise InvalidInput(f"{what} {value!r} has {len(tokens)} tokens, the limit is {MAX_TOKENS}")
+        raise InvalidInput(
+            f"{what} {quote(value)} has {len(tokens)} tokens, the limit is {MAX_TOKENS}"
+        )
     if "" in tokens:
-        raise InvalidInput(f"{what} {value!r} has an empty token (leading, trailing or '..')")
+        raise InvalidInput(f"{what} {quote(value)} has an empty token (leading, trailing or '..')")
     return tokens
 
 

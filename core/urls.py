@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection
 from urllib.parse import parse_qsl
 
 from atp.core.errors import InvalidInput
 
-__all__ = ["query_options"]
+__all__ = ["mask", "query_options"]
+
+HIDDEN = "***"
+_SECRET_OPTION = re.compile(r"([?&](?:password|passwd|pass|secret|token|auth)=)[^&#]*", re.I)
 
 
 def query_options(what: str, query: str, known: Collection[str]) -> dict[str, str]:
@@ -36,3 +40,34 @@ def _hint(key: str, known: Collection[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1)
     listed = ", ".join(names)
     return f" (did you mean {close[0]!r}? known: {listed})" if close else f" (known: {listed})"
+
+
+def mask(url: str) -> str:
+    """``url`` fit to show or log: every password (or lone credential) replaced by ``***``.
+
+    ``redis://:pw@h/0`` -> ``redis://:***@h/0``, ``nats://u:pw@a,u:pw@b`` ->
+    ``nats://u:***@a,u:***@b``, ``redis://token@h`` -> ``redis://***@h``; a
+    ``password=`` (or ``token=``, ``secret=``) query option is hidden too. Each host's
+    credential runs to its last ``@``, so a password holding ``@`` or ``/`` is hidden
+    whole; a URL with no authority (``sqlite:///a@b.db``) keeps its path.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    main, question, query = rest.partition("?")
+    at = main.rfind("@")
+    if at >= 0 and not main.startswith("/"):
+        slash = main.find("/", at)
+        end = len(main) if slash < 0 else slash
+        main = ",".join(map(_hidden_user, main[:end].split(","))) + main[end:]
+    if question:
+        query = _SECRET_OPTION.sub(rf"\g<1>{HIDDEN}", "?" + query)[1:]
+    return scheme + separator + main + question + query
+
+
+def _hidden_user(host: str) -> str:
+    userinfo, at, address = host.rpartition("@")
+    if not at:
+        return host
+    user, colon, _ = userinfo.partition(":")
+    return f"{user}:{HIDDEN}@{address}" if colon else f"{HIDDEN}@{address}"

@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/_venv.sh
 
-SERVERS=(redis-server:redis-server nats-server:nats-server etcd:etcd-server)  # binary:package
+# binary:package. faketime brings libfaketime (the chaos clock suite preloads it); nft and
+# ip make the partition suite's network namespaces; cc builds the slow-fsync shim.
+SERVERS=(redis-server:redis-server nats-server:nats-server etcd:etcd-server faketime:faketime
+    nft:nftables ip:iproute2 cc:gcc)
 failed=()
 
 # Install from Debian the server binaries that are missing, when we may.

@@ -253,7 +253,8 @@ class GrpcConsumer:
         """Yield tasks leased to this caller, at most ``max_in_flight`` unsettled at once.
 
         Settle each with ``ack`` or ``nack``; ``heartbeat`` before its lease runs out.
-        Closing the iterator ends the stream and gives the unsettled tasks back.
+        Closing the iterator ends the stream and gives the unsettled tasks back, each
+        with its attempt spent: settle the ones you hold first.
         """
         request = cpb.RetrieveRequest(
             pattern=pattern, group=group, max_in_flight=max_in_flight, lease=lease

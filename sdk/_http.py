@@ -63,7 +63,8 @@ class HttpRemote:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"atp server {self._http.base_url}: {exc}") from exc
+            reason = str(exc) or type(exc).__name__  # httpx's may be empty (a reset link)
+            raise BackendUnavailable(f"atp server {self._http.base_url}: {reason}") from exc
         if response.status_code == 204:
             return None
         if response.is_success:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from atp.core.clock import SystemClock
 from atp.core.errors import ConfigError
 from atp.core.ports import Clock
+from atp.core.urls import mask
 from atp.sdk._operations import Operations
 
 __all__ = ["REMOTE_SCHEMES", "open_remote"]
@@ -35,4 +36,6 @@ def open_remote(url: str, token: str | None, clock: Clock | None = None) -> Oper
         return HttpRemote(url, token, clock=clock)
     except ImportError as exc:
         extra = "grpc" if scheme == "grpc" else "http"
-        raise ConfigError(f"{url!r} needs the {extra} extra: pip install 'atp[{extra}]'") from exc
+        raise ConfigError(
+            f"{mask(url)!r} needs the {extra} extra: pip install 'atp[{extra}]'"
+        ) from exc

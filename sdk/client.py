@@ -31,6 +31,7 @@ from atp.core.ports import Clock, Page
 from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.service import Published, PublishRequest
 from atp.core.settings import Settings
+from atp.core.urls import mask
 from atp.sdk._local import LocalOperations
 from atp.sdk._operations import Operations
 from atp.sdk._options import Duration, Instant, PublishOptions, publish_request, seconds
@@ -139,11 +140,11 @@ class Client(WorkflowMethods):
         """Publish one task to ``subject``; return its id once the store has it.
 
         ``delay`` or ``run_at`` (not both) schedule it for later; ``idempotency_key``
-        returns the existing task's id, with ``created=False``, if the key was used within
-        the idempotency window. ``max_attempts``, ``timeout`` and ``retry`` override the
-        handler's defaults for this task; higher ``priority`` runs first where the
-        transport can order; ``headers`` travel with the task. Raises InvalidInput
-        (nothing is written) for bad input. The options: ``PublishOptions``.
+        returns the existing task's id, with ``created=False``, if the key was used on
+        this subject within the idempotency window. ``max_attempts``, ``timeout`` and
+        ``retry`` override the handler's defaults for this task; higher ``priority`` runs
+        first where the transport can order; ``headers`` travel with the task. Raises
+        InvalidInput (nothing is written) for bad input. The options: ``PublishOptions``.
         """
         request = publish_request(subject, payload, **options)
         (published,) = await self._ops.tasks.publish([request])
@@ -338,7 +339,7 @@ class Client(WorkflowMethods):
         if self._platform is None:
             return f"Client(remote={self._ops!r})"
         settings = self._platform.settings
-        return f"Client(store={settings.store!r}, transport={settings.transport!r})"
+        return f"Client(store={mask(settings.store)!r}, transport={mask(settings.transport)!r})"
 
 
 def _states(states: State | str | Iterable[State | str] | None) -> builtins.list[State] | None:

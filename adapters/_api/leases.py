@@ -4,7 +4,10 @@ A stream consumes the transport as a group, claims each delivery in the store fo
 stream's lease id (the store's lease owner) and acks the transport message: from then on
 the store's lease is the only one, so ``ack``, ``nack`` and ``heartbeat`` work from any
 server process, and a lease that runs out is recovered by the scheduler's reaper like a
-dead worker's. When a stream ends, the tasks it still holds are given back at once.
+dead worker's. When a stream ends, the tasks it still holds are given back at once: if
+the consumer went away, each has spent its attempt (a task that kills every consumer it
+reaches ends DEAD after ``max_attempts``, as one that kills in-process workers does); if
+the server stopped or failed the stream, the attempt is refunded.
 A workflow step's task settled final by ``ack`` or ``nack`` advances its run at once, as
 a worker does after recording an outcome.
 """
@@ -47,6 +50,8 @@ RECHECK = 2.0
 """Seconds a full stream waits before asking the store which of its tasks were finished."""
 MAX_IN_FLIGHT = 1000
 MAX_LEASE = 3600.0
+CONSUMER_GONE = "the consumer disconnected while holding the task"
+"""The ``lease`` error of a task given back because its stream ended under it."""
 _GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -94,6 +99,7 @@ class RemoteLeases:
         stream = _Stream(f"remote:{who.id}:{uuid.uuid4().hex}")
         consumer = await self._platform.transport.consume(pattern, group)
         self._streams[stream.owner] = stream
+        consumer_left = True  # unless the server ends the stream
         try:
             while not self._closing:
                 room = max_in_flight - len(stream.held)
@@ -102,9 +108,12 @@ class RemoteLeases:
                     continue
                 for leased in await self._take(consumer, stream, room, seconds):
                     yield leased
+        except Exception:
+            consumer_left = False
+            raise
         finally:
             del self._streams[stream.owner]
-            await self._give_back(stream)
+            await self._give_back(stream, spent=consumer_left and not self._closing)
             await consumer.close()
 
     async def close(self) -> None:
@@ -115,7 +124,7 @@ class RemoteLeases:
         """
         self._closing = True
         for stream in list(self._streams.values()):
-            await self._give_back(stream)
+            await self._give_back(stream, spent=False)
             stream.room.set()
 
     async def ack(self, who: Principal, task_id: str, lease_id: str, result: JSON) -> None:
@@ -216,17 +225,32 @@ class RemoteLeases:
             log.warning("claiming %d tasks for %s failed: %s", len(deliveries), stream.owner, exc)
             await consumer.nack(deliveries, delay=1.0)
             return []
-        leased, unknown = [], []
+        leased, unknown, spent = [], [], []
+        policy = Policy(self._platform.settings, stream.owner, random.Random())
         for delivery, claim in zip(deliveries, claims, strict=True):
             if claim.claimed and claim.record is not None:
+                dead = policy.spent(claim.record.task, None, now)  # past max_attempts: unrun
+                if dead is not None:
+                    spent.append(dead)
+                    continue
                 stream.held.add(delivery.task_id)
                 leased.append(Leased(claim.record, stream.owner, until))
             elif claim.record is None:
                 unknown.append(delivery)
         await _settle(consumer, deliveries, unknown)
+        await self._bury(spent)
         for item in leased:
             self._platform.emit("atp_task_started", task=item.record.task, worker=stream.owner)
         return leased
+
+    async def _bury(self, outcomes: list[Outcome]) -> None:
+        """Record DEAD the tasks claimed past their attempts (their consumers died)."""
+        if not outcomes:
+            return
+        try:
+            await self._platform.store.finish(outcomes)
+        except AtpError as exc:  # the reaper recovers them after their lease
+            log.warning("recording %d spent tasks failed: %s", len(outcomes), exc)
 
     async def _wait_for_room(self, stream: _Stream) -> None:
         stream.room.clear()
@@ -241,22 +265,29 @@ class RemoteLeases:
             ):
                 stream.held.discard(task_id)
 
-    async def _give_back(self, stream: _Stream) -> None:
+    async def _give_back(self, stream: _Stream, *, spent: bool) -> None:
+        """Return the stream's unsettled tasks; ``spent``: their attempts count."""
         if not stream.held:
             return
         held, stream.held = sorted(stream.held), set()
         policy = Policy(self._platform.settings, stream.owner, random.Random())
         now = self._clock.now()
         records = await self._platform.store.get(held)
-        outcomes = [
-            policy.interrupted(r.task, now, "remote consumer went away", "shutdown")
-            for r in records
-            if r is not None
-        ]
+        outcomes = [_given_back(policy, r, now, spent) for r in records if r is not None]
         try:
             await self._platform.store.finish(outcomes)
         except AtpError as exc:  # the reaper recovers them after their lease
             log.warning("giving back %d tasks of %s failed: %s", len(outcomes), stream.owner, exc)
+
+
+def _given_back(policy: Policy, record: TaskRecord, now: float, spent: bool) -> Outcome:
+    """CANCELLED if a cancel was asked for; else SCHEDULED to run now, or DEAD when
+    ``spent`` and the task has no attempt left."""
+    if record.cancel_requested:
+        return policy.cancelled(record.task, now)
+    if not spent:
+        return policy.interrupted(record.task, now, "the server stopped the stream", "shutdown")
+    return policy.failure(record.task, None, Retry(0.0, CONSUMER_GONE), "lease", now)
 
 
 async def _settle(consumer: Consumer, deliveries: list[Delivery], unknown: list[Delivery]) -> None:

@@ -35,13 +35,18 @@ class Operations:
 
     async def publish(self, who: Principal, requests: Sequence[PublishRequest]) -> list[Published]:
         """Publish a batch: every subject must be in the caller's publish scopes."""
-        if len(requests) > self._server.max_batch:
-            raise InvalidInput(
-                f"a batch holds at most {self._server.max_batch} tasks, got {len(requests)}"
-            )
-        for request in requests:
-            who.scopes.require_publish(validate_subject(request.subject))
+        self.check_batch(who, [request.subject for request in requests])
         return await self.service.publish(requests)
+
+    def check_batch(self, who: Principal, subjects: Sequence[str]) -> None:
+        """Refuse a batch over ``max_batch`` or a subject outside the caller's scopes; an
+        API calls it before decoding the tasks' payloads too."""
+        if len(subjects) > self._server.max_batch:
+            raise InvalidInput(
+                f"a batch holds at most {self._server.max_batch} tasks, got {len(subjects)}"
+            )
+        for subject in subjects:
+            who.scopes.require_publish(validate_subject(subject))
 
     async def get(self, who: Principal, task_id: str) -> TaskRecord:
         who.scopes.require_read()

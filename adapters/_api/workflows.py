@@ -4,8 +4,9 @@ Reading definitions and runs needs ``read``; registering a definition needs ``ad
 Starting, signalling and cancelling a run need ``publish`` on every subject the run's
 definition publishes to (its task steps' subjects and compensations): a run publishes
 those tasks on the caller's behalf, and cancelling one cancels them, as a task is
-cancelled by whoever may publish it. ``admin`` may do all of it. Every check runs
-before anything is written.
+cancelled by whoever may publish it. A definition that publishes to no subject (only
+sleeps and signals) needs ``publish`` on its own name. ``admin`` may do all of it.
+Every check runs before anything is written.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class WorkflowOperations:
     ) -> Run:
         """Start a run; the caller may publish to every subject of the definition."""
         definition = await self.engine.definition(name, version)
-        self._require_publish(who, definition)
+        self._require_run(who, definition)
         return await self.engine.start(name, input, version=definition.version, run_id=run_id)
 
     async def get(self, who: Principal, run_id: str) -> Run:
@@ -90,19 +91,18 @@ class WorkflowOperations:
         return await self.engine.list(workflow=workflow, states=states, cursor=cursor, limit=limit)
 
     async def signal(self, who: Principal, run_id: str, name: str, payload: JSON) -> Run:
-        await self._require_run(who, run_id)
+        await self._require_stored_run(who, run_id)
         return await self.engine.signal(run_id, name, payload)
 
     async def cancel(self, who: Principal, run_id: str) -> Run:
-        await self._require_run(who, run_id)
+        await self._require_stored_run(who, run_id)
         return await self.engine.cancel(run_id)
 
-    async def _require_run(self, who: Principal, run_id: str) -> None:
+    async def _require_stored_run(self, who: Principal, run_id: str) -> None:
         if who.scopes.admin:
             return
         run = await self.engine.get(run_id)
-        self._require_publish(who, await self.engine.definition(run.workflow, run.version))
+        self._require_run(who, await self.engine.definition(run.workflow, run.version))
 
-    def _require_publish(self, who: Principal, definition: Definition) -> None:
-        for subject in published_subjects(definition):
-            who.scopes.require_publish(subject)
+    def _require_run(self, who: Principal, definition: Definition) -> None:
+        who.scopes.require_run(definition.name, published_subjects(definition))

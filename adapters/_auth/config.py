@@ -24,7 +24,7 @@ from atp.adapters._auth.tokens import Token, TokenBook
 from atp.core.errors import ConfigError, InvalidInput
 from atp.core.settings import Settings
 
-__all__ = ["ServerSettings"]
+__all__ = ["ServerSettings", "read_tokens_file"]
 
 TABLE = "server"
 
@@ -91,7 +91,7 @@ class ServerSettings:
 
     def token_book(self) -> TokenBook:
         """The configured tokens, from ``tokens_file`` and ``tokens``."""
-        entries = _inline(self.tokens) + (_from_file(self.tokens_file) if self.tokens_file else [])
+        entries = _inline(self.tokens) + (_entries(self.tokens_file) if self.tokens_file else [])
         return TokenBook(Token.from_mapping(entry) for entry in entries)
 
 
@@ -120,7 +120,12 @@ def _inline(tokens: str | list[Any]) -> list[Mapping[str, Any]]:
     return parsed
 
 
-def _from_file(path: str) -> list[Mapping[str, Any]]:
+def read_tokens_file(path: str) -> TokenBook:
+    """The tokens of a tokens file; ConfigError if it cannot be read or is not valid."""
+    return TokenBook(Token.from_mapping(entry) for entry in _entries(path))
+
+
+def _entries(path: str) -> list[Mapping[str, Any]]:
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -11,6 +11,7 @@ from atp.adapters._auth.tokens import TokenBook
 from atp.core.errors import ConfigError, RateLimited, Unauthenticated
 from atp.core.platform import Platform
 from atp.core.ports import Limiter
+from atp.core.urls import mask
 
 __all__ = ["Guard", "Principal", "build_guard", "default_limiter"]
 
@@ -85,9 +86,11 @@ def build_guard(platform: Platform, server: ServerSettings) -> Guard:
     make = platform.plugins.hook.atp_make_limiter
     limiter = make(url=url, settings=platform.settings, clock=platform.clock)
     if limiter is None and server.limiter:
-        raise ConfigError(f"no plugin serves a rate limiter for {url!r}")
+        raise ConfigError(f"no plugin serves a rate limiter for {mask(url)!r}")
     if limiter is None:
-        log.warning("no shared rate limiter for store %r: limits hold per server process", url)
+        log.warning(
+            "no shared rate limiter for store %r: limits hold per server process", mask(url)
+        )
         limiter = make(url="memory://", settings=platform.settings, clock=platform.clock)
     return Guard(book, limiter, rate=server.rate, burst=server.burst, enabled=server.auth)
 

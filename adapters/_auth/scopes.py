@@ -3,11 +3,12 @@
 ``admin`` may do everything; ``read`` may get and list tasks and dead letters;
 ``publish:orders.*`` may publish (and cancel) tasks whose subject matches ``orders.*``;
 ``consume:orders.>`` may retrieve, ack, nack and heartbeat tasks of patterns it covers.
+A workflow run is started, signalled and cancelled under ``publish`` (``require_run``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from atp.core.errors import InvalidInput, PermissionDenied
@@ -81,6 +82,18 @@ class Scopes:
     def require_publish(self, subject: str) -> None:
         if not (self.admin or any(matches(p, subject) for p in self.publish)):
             raise PermissionDenied(f"this token may not publish to subject {subject!r}")
+
+    def require_run(self, workflow: str, subjects: Sequence[str]) -> None:
+        """Start, signal or cancel a run of ``workflow``, whose tasks publish ``subjects``:
+        publish on each of them; a run that publishes none needs publish on the workflow's
+        name (read as a subject), so a read or consume token never drives a run."""
+        for subject in subjects:
+            self.require_publish(subject)
+        if not (subjects or self.admin or any(matches(p, workflow) for p in self.publish)):
+            raise PermissionDenied(
+                f"this token may not run workflow {workflow!r}: it publishes no subject, "
+                "so its runs need publish on the workflow's name"
+            )
 
     def require_consume_subject(self, subject: str) -> None:
         if not (self.admin or any(matches(p, subject) for p in self.consume)):

@@ -97,6 +97,9 @@ class TokenBook:
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._tokens
+
     def verify(self, bearer: str) -> Token:
         """Return the token ``bearer`` proves; Unauthenticated for anything else."""
         token_id, dot, secret = bearer.removeprefix(PREFIX).partition(".")

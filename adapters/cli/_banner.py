@@ -14,6 +14,7 @@ import click
 from atp.adapters.cli._output import json_text
 from atp.core.handlers import Handler
 from atp.core.settings import Settings
+from atp.core.urls import mask
 from atp.sdk.app import App
 
 __all__ = ["banner", "example_payload"]
@@ -28,9 +29,9 @@ def banner(role: str, app: App | None, settings: Settings, patterns: Sequence[st
         lines.append(f"  app          {app.name}: {', '.join(app.registry.patterns()) or '-'}")
         lines.append(f"  consumes     {', '.join(patterns)}")
     lines += [
-        f"  store        {settings.store}",
-        f"  transport    {settings.transport}",
-        f"  coordinator  {settings.coordinator_url}",
+        f"  store        {mask(settings.store)}",
+        f"  transport    {mask(settings.transport)}",
+        f"  coordinator  {mask(settings.coordinator_url)}",
     ]
     if app is not None and (example := _example(app)):
         lines += ["publish a task from another terminal:", f"  {example}"]

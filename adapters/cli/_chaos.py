@@ -17,7 +17,8 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 @click.command(context_settings=_PASS_THROUGH, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def chaos(args: tuple[str, ...]) -> None:
-    """Run the chaos suites: atp chaos ls | atp chaos run [SUITE...] [--quick] [--seed N].
+    """Run the chaos suites: atp chaos ls | atp chaos run [SUITE...] [--quick] [--seed N] |
+    atp chaos soak --minutes N [--stack S] [--seed N].
 
     The suites live in the chaos/ folder of a checkout of atp, beside an editable
     install (pip install -e .); `atp chaos --help` shows every option.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,11 +12,17 @@ from typing import Any, TypeVar
 import click
 
 from atp.adapters.cli._logging import configure_logging
+from atp.core.errors import BackendUnavailable
 from atp.core.platform import Platform
 from atp.core.service import TaskService
 from atp.core.settings import Settings
 
-__all__ = ["Options", "pass_options"]
+__all__ = ["Options", "opened", "pass_options"]
+
+log = logging.getLogger("atp.cli")
+
+PROBE = "atp-startup-probe"
+"""The task id and lease name read once at start-up: no such task or lease exists."""
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -54,3 +61,21 @@ class Options:
 
 
 pass_options = click.make_pass_decorator(Options)
+
+
+async def opened(platform: Platform) -> Platform:
+    """Read the store and the coordinator once before a long-running process starts, so
+    one that cannot be used (a file that is no database, a Redis that evicts keys) stops
+    it here with one error instead of failing every tick. The platform is closed then.
+
+    A backend that does not answer yet only gets a warning: the runtimes wait for it.
+    """
+    try:
+        await platform.store.get([PROBE])
+        await platform.coordinator.holder(PROBE)
+    except BackendUnavailable as exc:
+        log.warning("a backend is not reachable yet, carrying on: %s", exc.message)
+    except BaseException:
+        await platform.close()
+        raise
+    return platform

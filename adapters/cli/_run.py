@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -11,7 +13,7 @@ import click
 from atp.adapters._auth.config import ServerSettings
 from atp.adapters.cli._apps import DEMO_APP, load_app
 from atp.adapters.cli._banner import banner
-from atp.adapters.cli._context import Options, pass_options
+from atp.adapters.cli._context import Options, opened, pass_options
 from atp.adapters.cli._serve import exit_past_stuck_threads, serve
 from atp.adapters.cli._server import serve_api
 from atp.adapters.cli._supervisor import (
@@ -54,7 +56,12 @@ def _worker_options(fn: F) -> F:
 @click.command(short_help="Run a worker and the scheduler in one process, no server needed.")
 @click.argument("app_ref", metavar="[MODULE:APP]", required=False)
 @_worker_options
-@click.option("--api", is_flag=True, help="Also serve REST and gRPC, without authentication.")
+@click.option(
+    "--api",
+    is_flag=True,
+    help="Also serve REST and gRPC: with the [atp.server] tokens if any, else without "
+    "authentication and only on a loopback host.",
+)
 @pass_options
 def dev(
     options: Options,
@@ -70,17 +77,18 @@ def dev(
     coordinator. Tasks survive a restart. Without MODULE:APP it runs the demo,
     'examples.demo:app', from the repository root. Ctrl-C or SIGTERM drains running
     tasks and stops; a second one stops at once. --api serves the REST and gRPC APIs
-    too ([atp.server] host and ports), with authentication off.
+    too ([atp.server] host and ports): authenticated when tokens are configured, else
+    open, which it refuses on a host other than loopback (exit 5).
     """
     settings = options.settings(concurrency=concurrency, subjects=subjects or None)
+    config = _dev_server(settings) if api else None
     app = load_app(app_ref or app_option or settings.app or DEMO_APP)
 
     async def run() -> None:
-        platform = await _declared(Platform.build(settings, local=True), app)
+        platform = await _declared(await opened(Platform.build(settings, local=True)), app)
         worker = Worker(platform, app.registry)
         banner("dev", app, settings, worker.patterns)
-        if api:  # [atp.server] host and ports; never authenticated in dev
-            config = ServerSettings.load(settings, auth=False)
+        if config is not None:
             await serve_api(platform, config, [worker, Scheduler(platform)])
         else:
             await serve(platform, [worker, Scheduler(platform)])
@@ -123,6 +131,7 @@ def worker(
 
     async def run() -> None:
         platform = await _checked(Platform.build(settings), lambda p: p.check_worker(app.registry))
+        await opened(platform)
         await _declared(platform, app)
         runner = Worker(platform, app.registry, name=name)
         banner("worker", app, settings, runner.patterns)
@@ -143,11 +152,33 @@ def scheduler(options: Options) -> None:
     settings = options.settings()
 
     async def run() -> None:
-        platform = await _checked(Platform.build(settings), Platform.check_scheduler)
+        platform = await opened(await _checked(Platform.build(settings), Platform.check_scheduler))
         banner("scheduler", None, settings, [])
         await serve(platform, [Scheduler(platform)])
 
     _run(run)
+
+
+def _dev_server(settings: Settings) -> ServerSettings:
+    """The API settings of ``atp dev --api``: authenticated with the configured tokens;
+    without tokens, open, on a loopback host only (ConfigError otherwise)."""
+    config = ServerSettings.load(settings)
+    if config.auth and len(config.token_book()):
+        return config
+    if not _loopback(config.host):
+        raise ConfigError(
+            f"atp dev --api would serve without authentication on {config.host!r}, which "
+            'is not a loopback address: set [atp.server] host = "127.0.0.1", or configure '
+            "tokens ([atp.server] tokens_file, see `atp token create`)"
+        )
+    return dataclasses.replace(config, auth=False)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def _supervise(settings: Settings, processes: int, name: str, policy: RestartPolicy) -> None:

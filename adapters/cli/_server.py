@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from atp.adapters._auth.config import ServerSettings
+from atp.adapters._auth.config import ServerSettings, read_tokens_file
 from atp.adapters._auth.guard import Guard, build_guard
 from atp.adapters._auth.tokens import new_token
-from atp.adapters.cli._context import Options, pass_options
+from atp.adapters.cli._context import Options, opened, pass_options
 from atp.adapters.cli._serve import Runnable, serve
-from atp.core.errors import ConfigError, InvalidInput
+from atp.core.errors import AlreadyExists, ConfigError, InvalidInput
 from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
+from atp.core.urls import mask
 
 __all__ = ["serve_api", "server", "token"]
 
@@ -70,7 +72,7 @@ def server(
         log.warning(
             "transport %r is process-local: published tasks wait in the store for a "
             "scheduler in this process (--scheduler)",
-            platform.settings.transport,
+            mask(platform.settings.transport),
         )
     asyncio.run(serve_api(platform, config, others))
 
@@ -81,6 +83,7 @@ async def serve_api(platform: Platform, config: ServerSettings, others: list[Run
     start."""
     from atp.adapters.http import create_app
 
+    await opened(platform)
     try:
         guard = build_guard(platform, config)
         http = HttpServer(create_app(platform, guard, config), config)
@@ -186,11 +189,16 @@ def create(
     """Make a token and print it ONCE on stdout; its [[tokens]] entry goes to --file.
 
     atp keeps only the secret's hash, so a lost token cannot be shown again: make a new
-    one (and delete the old entry).
+    one (and delete the old entry). An ID the --file holds already is refused (exit 4).
     """
     if (rate is not None and rate <= 0) or (burst is not None and burst < 1):
         raise InvalidInput("--rate must be > 0 and --burst >= 1")
     bearer, made = new_token(token_id, scopes, rate, burst)
+    if path is not None and os.path.exists(path) and token_id in read_tokens_file(path):
+        raise AlreadyExists(
+            f"token id {token_id!r} is in {path!r} already (a server refuses a file with an "
+            "id twice): choose another id, or delete that entry first"
+        )
     entry = _toml_entry(made.to_mapping())
     if path is None:
         click.echo(f"# add to the server's tokens file:\n{entry}", err=True)

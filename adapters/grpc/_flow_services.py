@@ -44,7 +44,7 @@ class SchedulesService(_Base, schedules_pb2_grpc.SchedulesServicer):
 
     @guarded
     async def GetSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
-        return flows.schedule_out(await self._ops.get(who, request.name))
+        return flows.schedule_out(await self._ops.get(who, _name(request)))
 
     @guarded
     async def ListSchedules(self, who: Principal, request: spb.ListSchedulesRequest) -> Any:
@@ -53,20 +53,24 @@ class SchedulesService(_Base, schedules_pb2_grpc.SchedulesServicer):
 
     @guarded
     async def PauseSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
-        return flows.schedule_out(await self._ops.pause(who, request.name))
+        return flows.schedule_out(await self._ops.pause(who, _name(request)))
 
     @guarded
     async def ResumeSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
-        return flows.schedule_out(await self._ops.resume(who, request.name))
+        return flows.schedule_out(await self._ops.resume(who, _name(request)))
 
     @guarded
     async def TriggerSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
-        return convert.published_out(await self._ops.trigger(who, request.name))
+        return convert.published_out(await self._ops.trigger(who, _name(request)))
 
     @guarded
     async def RemoveSchedule(self, who: Principal, request: spb.ScheduleName) -> Any:
-        await self._ops.remove(who, request.name)
+        await self._ops.remove(who, _name(request))
         return spb.RemoveScheduleResponse()
+
+
+def _name(request: spb.ScheduleName) -> str:
+    return convert.id_in(request.name, "schedule name")
 
 
 class WorkflowsService(_Base, workflows_pb2_grpc.WorkflowsServicer):
@@ -87,7 +91,8 @@ class WorkflowsService(_Base, workflows_pb2_grpc.WorkflowsServicer):
     @guarded
     async def GetWorkflow(self, who: Principal, request: wpb.GetWorkflowRequest) -> Any:
         version = field_or_none(request, "version")
-        return flows.definition_out(await self._ops.definition(who, request.name, version))
+        name = convert.id_in(request.name, "workflow name")
+        return flows.definition_out(await self._ops.definition(who, name, version))
 
     @guarded
     async def ListWorkflows(self, who: Principal, request: wpb.ListWorkflowsRequest) -> Any:
@@ -96,18 +101,19 @@ class WorkflowsService(_Base, workflows_pb2_grpc.WorkflowsServicer):
 
     @guarded
     async def StartRun(self, who: Principal, request: wpb.StartRunRequest) -> Any:
+        run_id = field_or_none(request, "run_id")
         run = await self._ops.start(
             who,
-            request.workflow,
+            convert.id_in(request.workflow, "workflow name"),
             convert.json_in(request.input, "input"),
             version=field_or_none(request, "version"),
-            run_id=field_or_none(request, "run_id"),
+            run_id=None if run_id is None else convert.id_in(run_id, "run id"),
         )
         return flows.run_out(run)
 
     @guarded
     async def GetRun(self, who: Principal, request: wpb.RunId) -> Any:
-        return flows.run_out(await self._ops.get(who, request.id))
+        return flows.run_out(await self._ops.get(who, convert.id_in(request.id, "run id")))
 
     @guarded
     async def ListRuns(self, who: Principal, request: wpb.ListRunsRequest) -> Any:
@@ -122,9 +128,10 @@ class WorkflowsService(_Base, workflows_pb2_grpc.WorkflowsServicer):
 
     @guarded
     async def SignalRun(self, who: Principal, request: wpb.SignalRunRequest) -> Any:
+        run_id = convert.id_in(request.run_id, "run id")
         payload = convert.json_in(request.payload, "payload")
-        return flows.run_out(await self._ops.signal(who, request.run_id, request.name, payload))
+        return flows.run_out(await self._ops.signal(who, run_id, request.name, payload))
 
     @guarded
     async def CancelRun(self, who: Principal, request: wpb.RunId) -> Any:
-        return flows.run_out(await self._ops.cancel(who, request.id))
+        return flows.run_out(await self._ops.cancel(who, convert.id_in(request.id, "run id")))

@@ -14,29 +14,20 @@ from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard
 from atp.adapters.grpc._flow_services import SchedulesService, WorkflowsService
+from atp.adapters.grpc._handlers import add_servicer
 from atp.adapters.grpc._services import ConsumerService, TasksService
 from atp.core.errors import ConfigError
-from atp.sdk.wire.pb import (
-    consumer_pb2,
-    consumer_pb2_grpc,
-    schedules_pb2,
-    schedules_pb2_grpc,
-    tasks_pb2,
-    tasks_pb2_grpc,
-    workflows_pb2,
-    workflows_pb2_grpc,
-)
+from atp.sdk.wire.pb import consumer_pb2, schedules_pb2, tasks_pb2, workflows_pb2
 
 __all__ = ["GrpcServer"]
 
 GRACE = 5.0
 """Seconds running calls get to finish once the server stops; streams are cut then."""
-SERVICES = (
-    tasks_pb2.DESCRIPTOR.services_by_name["Tasks"].full_name,
-    consumer_pb2.DESCRIPTOR.services_by_name["Consumer"].full_name,
-    schedules_pb2.DESCRIPTOR.services_by_name["Schedules"].full_name,
-    workflows_pb2.DESCRIPTOR.services_by_name["Workflows"].full_name,
-)
+TASKS = tasks_pb2.DESCRIPTOR.services_by_name["Tasks"]
+CONSUMER = consumer_pb2.DESCRIPTOR.services_by_name["Consumer"]
+SCHEDULES = schedules_pb2.DESCRIPTOR.services_by_name["Schedules"]
+WORKFLOWS = workflows_pb2.DESCRIPTOR.services_by_name["Workflows"]
+SERVICES = tuple(service.full_name for service in (TASKS, CONSUMER, SCHEDULES, WORKFLOWS))
 
 
 class GrpcServer:
@@ -47,17 +38,15 @@ class GrpcServer:
     ) -> None:
         self.address = f"{host}:{port}"
         self._health = HealthServicer()
+        # A request over max_message (the REST body limit) is refused by grpc with
+        # RESOURCE_EXHAUSTED before anything decodes it.
         options = [("grpc.max_receive_message_length", max_message)]
         self._server = aio.server(options=options)
         self._leases = RemoteLeases(operations.platform)
-        tasks = TasksService(guard, operations)
-        consumer = ConsumerService(guard, self._leases)
-        tasks_pb2_grpc.add_TasksServicer_to_server(tasks, self._server)  # type: ignore[no-untyped-call]
-        consumer_pb2_grpc.add_ConsumerServicer_to_server(consumer, self._server)  # type: ignore[no-untyped-call]
-        schedules = SchedulesService(guard, operations)
-        workflows = WorkflowsService(guard, operations)
-        schedules_pb2_grpc.add_SchedulesServicer_to_server(schedules, self._server)  # type: ignore[no-untyped-call]
-        workflows_pb2_grpc.add_WorkflowsServicer_to_server(workflows, self._server)  # type: ignore[no-untyped-call]
+        add_servicer(self._server, TASKS, TasksService(guard, operations))
+        add_servicer(self._server, CONSUMER, ConsumerService(guard, self._leases))
+        add_servicer(self._server, SCHEDULES, SchedulesService(guard, operations))
+        add_servicer(self._server, WORKFLOWS, WorkflowsService(guard, operations))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = (
             *SERVICES,

@@ -1,7 +1,8 @@
 """The servicers of ``atp.v1.Tasks`` and ``atp.v1.Consumer`` over the shared operations.
 
-Every call authenticates its ``authorization`` metadata first; an atp error becomes the
-status its class maps to, with ``atp-problem-type`` (and ``retry-after``) in the trailers.
+Every call authenticates its ``authorization`` metadata first, then refuses a request
+that could not be decoded; an atp error becomes the status its class maps to, with
+``atp-problem-type`` (and ``retry-after``) in the trailers and a bounded detail.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from grpc import aio
 from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard, Principal
+from atp.adapters.grpc._handlers import parsed
 from atp.core.errors import AtpError, InvalidInput, RateLimited
+from atp.core.quoting import cut
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
 from atp.sdk.wire.pb import consumer_pb2_grpc, tasks_pb2_grpc
@@ -31,6 +34,9 @@ __all__ = ["ConsumerService", "TasksService"]
 log = logging.getLogger("atp.grpc")
 
 DEFAULT_PAGE = 100
+MAX_DETAIL = 500
+"""Characters of an error's message a status detail keeps: grpc refuses trailers over
+16 KiB, and a message may quote what the caller sent."""
 R = TypeVar("R")
 Ctx = aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Any, Ctx], Awaitable[R]]
@@ -43,18 +49,20 @@ async def abort(context: Ctx, exc: AtpError) -> None:
     if isinstance(exc, RateLimited):
         trailers.append(("retry-after", retry_after(exc)))
     code = getattr(grpc.StatusCode, exc.grpc_code)
-    await context.abort(code, exc.message, trailing_metadata=tuple(trailers))
+    await context.abort(code, cut(exc.message, MAX_DETAIL), trailing_metadata=tuple(trailers))
 
 
 def guarded(method: Answer[R]) -> Handler[R]:
     """Make ``method(self, who, request)`` a unary gRPC method: authenticate the caller
-    from the ``authorization`` metadata, then end the call with the status an atp error
-    maps to."""
+    from the ``authorization`` metadata, refuse a malformed request, then end the call
+    with the status an atp error maps to."""
 
     @functools.wraps(method)
     async def call(self: _Base, request: Any, context: Ctx) -> R:
         try:
-            return await method(self, await self._caller(context), request)
+            who = await self._caller(context)
+            parsed(request)
+            return await method(self, who, request)
         except AtpError as exc:
             await abort(context, exc)
             raise  # unreachable: abort raises
@@ -86,6 +94,7 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
 
     @guarded
     async def PublishBatch(self, who: Principal, request: pb.PublishBatchRequest) -> Any:
+        self._ops.check_batch(who, [item.subject for item in request.tasks])  # before decoding
         key = field_or_none(request, "idempotency_key")
         requests = [
             convert.request_in(item, None if key is None else f"{key}:{index}")
@@ -96,11 +105,11 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
 
     @guarded
     async def GetTask(self, who: Principal, request: pb.TaskId) -> Any:
-        return convert.record_out(await self._ops.get(who, request.id))
+        return convert.record_out(await self._ops.get(who, convert.id_in(request.id)))
 
     @guarded
     async def CancelTask(self, who: Principal, request: pb.TaskId) -> Any:
-        return convert.record_out(await self._ops.cancel(who, request.id))
+        return convert.record_out(await self._ops.cancel(who, convert.id_in(request.id)))
 
     @guarded
     async def ListTasks(self, who: Principal, request: pb.ListTasksRequest) -> Any:
@@ -133,7 +142,7 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
 
     @guarded
     async def GetDeadLetter(self, who: Principal, request: pb.TaskId) -> Any:
-        return convert.record_out(await self._ops.dead_letter(who, request.id))
+        return convert.record_out(await self._ops.dead_letter(who, convert.id_in(request.id)))
 
     @guarded
     async def Requeue(self, who: Principal, request: pb.RequeueRequest) -> Any:
@@ -141,7 +150,7 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
         payload = convert.json_in(request.payload, "payload") if replace else None
         record = await self._ops.requeue(
             who,
-            request.id,
+            convert.id_in(request.id),
             delay=field_or_none(request, "delay"),
             payload=payload,
             replace_payload=replace,
@@ -152,7 +161,8 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
     async def Purge(self, who: Principal, request: pb.PurgeRequest) -> Any:
         if not request.all and not request.ids:
             raise InvalidInput("name the dead tasks to purge in ids, or set all = true")
-        purged = await self._ops.purge(who, None if request.all else list(request.ids))
+        ids = None if request.all else [convert.id_in(i) for i in request.ids]
+        purged = await self._ops.purge(who, ids)
         return pb.PurgeResponse(purged=purged)
 
 
@@ -168,6 +178,7 @@ class ConsumerService(_Base, consumer_pb2_grpc.ConsumerServicer):
     ) -> AsyncIterator[cpb.LeasedTask]:
         try:
             who = await self._caller(context)
+            parsed(request)
             stream = self._leases.retrieve(
                 who,
                 request.pattern,
@@ -187,16 +198,18 @@ class ConsumerService(_Base, consumer_pb2_grpc.ConsumerServicer):
 
     @guarded
     async def Ack(self, who: Principal, request: cpb.AckRequest) -> Any:
+        task_id, lease_id = _lease_ids_in(request.task_id, request.lease_id)
         result = convert.json_in(request.result, "result")
-        await self._leases.ack(who, request.task_id, request.lease_id, result)
+        await self._leases.ack(who, task_id, lease_id, result)
         return cpb.AckResponse()
 
     @guarded
     async def Nack(self, who: Principal, request: cpb.NackRequest) -> Any:
+        task_id, lease_id = _lease_ids_in(request.task_id, request.lease_id)
         state = await self._leases.nack(
             who,
-            request.task_id,
-            request.lease_id,
+            task_id,
+            lease_id,
             delay=field_or_none(request, "delay"),
             error=request.error,
             terminate=request.terminate,
@@ -207,8 +220,12 @@ class ConsumerService(_Base, consumer_pb2_grpc.ConsumerServicer):
     async def Heartbeat(self, who: Principal, request: cpb.HeartbeatRequest) -> Any:
         statuses = await self._leases.heartbeat(
             who,
-            list(request.task_ids),
-            request.lease_id,
+            [convert.id_in(i, "task id") for i in request.task_ids],
+            convert.id_in(request.lease_id, "lease id"),
             field_or_none(request, "lease"),
         )
         return cpb.HeartbeatResponse(statuses=[str(s) for s in statuses])
+
+
+def _lease_ids_in(task_id: str, lease_id: str) -> tuple[str, str]:
+    return convert.id_in(task_id, "task id"), convert.id_in(lease_id, "lease id")

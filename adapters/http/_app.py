@@ -15,6 +15,7 @@ from atp.adapters._api.operations import Operations
 from atp.adapters._auth.config import ServerSettings
 from atp.adapters._auth.guard import Guard
 from atp.adapters.http._models import Health
+from atp.adapters.http._openapi import server_openapi
 from atp.adapters.http._problems import BodyLimit, install_handlers
 from atp.adapters.http._routes import router
 from atp.adapters.http._schedules import router as schedule_router
@@ -49,6 +50,7 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
     for path, mounted in plugin_mounts(platform):
         _mount(app, path.rstrip("/") or "/", mounted)
     app.add_middleware(BodyLimit, limit=server.max_body)
+    app.openapi = server_openapi(app, server, platform)  # type: ignore[method-assign]
     return app
 
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from atp.core.model import TaskRecord
 from atp.core.ports import Page
-from atp.core.service import Published, PublishRequest
+from atp.core.service import (
+    MAX_ATTEMPTS_LIMIT,
+    MAX_BATCH,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_KEY_LENGTH,
+    MAX_PRIORITY,
+    Published,
+    PublishRequest,
+)
+from atp.core.settings import Settings
+from atp.core.subjects import MAX_SUBJECT_LENGTH
 from atp.sdk.wire import rest
 
 __all__ = [
+    "PATTERN_PATTERN",
+    "SUBJECT_PATTERN",
     "BatchIn",
     "BatchOut",
     "CountOut",
@@ -29,8 +42,62 @@ __all__ = [
 
 SUBJECT_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){0,15}$"
 """Documents the subject grammar for clients; the core validates it (and its length)."""
-Seconds = float | str
-"""Seconds as a number, or a duration text such as ``"30s"`` or ``"1h30m"``."""
+PATTERN_PATTERN = r"^(([A-Za-z0-9_-]+|\*)\.){0,15}([A-Za-z0-9_-]+|\*|>)$"
+"""The same for subject patterns: ``*`` for one token, ``>`` last for the rest."""
+COMPONENTS = "#/components/schemas/"
+"""Where the OpenAPI document keeps the models' schemas."""
+EARLIEST_RUN_AT = 946_684_800.0
+"""2000-01-01: the core refuses an earlier ``run_at`` as a unit mistake."""
+MAX_DELAY = Settings().max_delay
+"""The default ``max_delay``; each server's document states its own."""
+DURATION_FORMAT = "atp-duration"
+"""The OpenAPI format of a duration text: a number, then a unit (``ms``, ``s``, ``m``,
+``h``, ``d``, ``w``; seconds without one), whose value keeps to the field's bounds."""
+DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)?$"
+POSITIVE_DURATION_PATTERN = (
+    r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d|w)?$"
+)
+
+
+def _integer(value: Any) -> Any:
+    """Let JSON's integers through (``3.0`` too), not ``true`` or ``"3"``, which pydantic's
+    lax mode would turn into integers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be an integer")
+    return value
+
+
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A finite JSON number; not a boolean or a text."""
+Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), BeforeValidator(_integer)]
+"""How many attempts a task may have."""
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), BeforeValidator(_integer)]
+"""A task's priority; higher runs first."""
+Version = Annotated[int, Field(ge=1), BeforeValidator(_integer)]
+"""A workflow definition's version."""
+Flag = Annotated[bool, Strict()]
+"""``true`` or ``false`` only."""
+DurationText = Annotated[
+    str,
+    Field(max_length=64, pattern=DURATION_PATTERN, json_schema_extra={"format": DURATION_FORMAT}),
+]
+PositiveText = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=POSITIVE_DURATION_PATTERN,
+        json_schema_extra={"format": DURATION_FORMAT},
+    ),
+]
+Seconds = Annotated[Number, Field(gt=0)] | PositiveText
+"""A positive duration: seconds as a number, or a duration text such as ``"30s"``."""
+Delay = Annotated[Number, Field(ge=0, le=MAX_DELAY)] | DurationText
+"""How long to wait, at most ``max_delay``: seconds, or a duration text."""
+
+
+def _all_set(*names: str) -> dict[str, Any]:
+    """The JSON schema of an object in which every one of ``names`` is set, not null."""
+    return {"required": list(names), "properties": {n: {"not": {"type": "null"}} for n in names}}
 
 
 class _Strict(BaseModel):
@@ -40,27 +107,38 @@ class _Strict(BaseModel):
 class RetryIn(_Strict):
     """Exponential backoff with full jitter between attempts."""
 
-    base: float = Field(1.0, ge=0, le=86400)
-    factor: float = Field(2.0, ge=1, le=100)
-    cap: float = Field(300.0, ge=0, le=366 * 86400)
-    jitter: bool = True
+    base: Number = Field(1.0, ge=0, le=86400)
+    factor: Number = Field(2.0, ge=1, le=100)
+    cap: Number = Field(300.0, ge=0, le=366 * 86400)
+    jitter: Flag = True
 
 
 class TaskIn(_Strict):
     """One task to publish. ``delay`` and ``run_at`` are exclusive; neither means now."""
 
+    model_config = ConfigDict(json_schema_extra={"not": _all_set("delay", "run_at")})
+
     subject: str = Field(
+        max_length=MAX_SUBJECT_LENGTH,
         description="Dot-separated subject, e.g. orders.close",
         json_schema_extra={"pattern": SUBJECT_PATTERN},
     )
-    payload: Any = Field(None, description="Any JSON value")
-    delay: Seconds | None = Field(None, description="Run after this many seconds (or '30m')")
-    run_at: float | None = Field(None, description="Run at this time, seconds since the epoch")
-    idempotency_key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    max_attempts: int | None = None
-    timeout: Seconds | None = None
-    priority: int = 0
+    payload: Any = Field(None, description="Any JSON value, up to max_payload bytes")
+    delay: Delay | None = Field(None, description="Run after this many seconds (or '30m')")
+    run_at: Number | None = Field(
+        None,
+        ge=EARLIEST_RUN_AT,
+        description="Run at this time, seconds since the epoch, at most max_delay ahead",
+    )
+    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_KEY_LENGTH)
+    headers: dict[Annotated[str, Field(min_length=1)], str] = Field(
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description=f"Names and values of {MAX_HEADER_BYTES} characters in all",
+    )
+    max_attempts: Attempts | None = None
+    timeout: Seconds | None = Field(None, description="Seconds per attempt (or '5m')")
+    priority: Priority = 0
     retry: RetryIn | None = None
 
     def request(self, idempotency_key: str | None) -> PublishRequest:
@@ -74,7 +152,13 @@ class TaskIn(_Strict):
 class BatchIn(_Strict):
     """Tasks to publish in one store call: all are accepted, or none on bad input."""
 
-    tasks: list[TaskIn]
+    tasks: list[TaskIn] = Field(max_length=MAX_BATCH)
+
+    @classmethod
+    def request_body(cls) -> dict[str, Any]:
+        """The OpenAPI request body of a route that reads this model itself."""
+        schema = {"$ref": f"{COMPONENTS}{cls.__name__}"}
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 class PublishedOut(BaseModel):
@@ -163,14 +247,14 @@ class CountsOut(BaseModel):
 class RequeueIn(_Strict):
     """How to give a dead task a new life; ``payload`` replaces the old one if present."""
 
-    delay: Seconds | None = None
+    delay: Delay | None = None
     payload: Any = None
 
 
 class PurgeIn(_Strict):
     """Which dead tasks to delete: these ids, or every dead task when ``ids`` is null."""
 
-    ids: list[str] | None = Field(None, max_length=10_000)
+    ids: list[str] | None = Field(None, max_length=MAX_BATCH)
 
 
 class PurgeOut(BaseModel):

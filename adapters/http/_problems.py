@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atp.core.errors import AtpError, InvalidInput, PayloadTooLarge, RateLimited
@@ -23,6 +24,7 @@ __all__ = ["PROBLEM_TYPE", "BodyLimit", "install_handlers", "problem_response"]
 log = logging.getLogger("atp.http")
 
 MEDIA_TYPE = "application/problem+json"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _TITLES = {
     400: "Bad request",
     401: "Unauthenticated",
@@ -91,6 +93,8 @@ def install_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "error")
         response = problem_response(exc.status_code, slug, str(exc.detail), request.url.path)
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first route of the path only
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
     @app.exception_handler(Exception)
@@ -99,6 +103,16 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response(
             500, "internal", "internal error; see the server log", request.url.path
         )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app serves at the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
 
 
 class BodyLimit:

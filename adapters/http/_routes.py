@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard, Principal
 from atp.adapters.http._models import (
+    PATTERN_PATTERN,
     BatchIn,
     BatchOut,
     CountOut,
@@ -24,7 +27,9 @@ from atp.adapters.http._models import (
     TaskOut,
 )
 from atp.core.durations import parse_duration
+from atp.core.errors import InvalidInput
 from atp.core.model import State
+from atp.core.subjects import MAX_SUBJECT_LENGTH
 
 __all__ = ["router"]
 
@@ -62,12 +67,20 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=200,
+        min_length=1,
+        max_length=200,  # with ":<index>" added in a batch, within core's 255
         description="Returns the existing task for a repeated key (batch: <key>:<index>)",
     ),
 ]
 Limit = Annotated[int, Query(ge=1, description="Page size, up to the server's max_page")]
-SubjectFilter = Annotated[str | None, Query(description="Subject pattern, e.g. orders.*")]
+SubjectFilter = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_SUBJECT_LENGTH,
+        description="Subject pattern, e.g. orders.*",
+        json_schema_extra={"pattern": PATTERN_PATTERN},
+    ),
+]
 
 
 @router.post(
@@ -90,9 +103,19 @@ async def publish(
     return PublishedOut.of(published)
 
 
-@router.post("/tasks/batch", response_model=BatchOut, responses=_problems())
-async def publish_batch(body: BatchIn, ops: Ops, who: Who, key: IdempotencyKey = None) -> BatchOut:
-    """Publish tasks in one store call: all accepted, or none on bad input or scope."""
+@router.post(
+    "/tasks/batch",
+    response_model=BatchOut,
+    responses=_problems(),
+    openapi_extra={"requestBody": BatchIn.request_body()},
+)
+async def publish_batch(
+    request: Request, ops: Ops, who: Who, key: IdempotencyKey = None
+) -> BatchOut:
+    """Publish tasks in one store call: all accepted, or none on bad input or scope
+    (``publish:`` on each subject). The token, then the batch's length and subjects are
+    checked before its tasks are validated, so a huge batch is refused at once."""
+    body = await _batch(request, ops, who)
     requests = [
         item.request(None if key is None else f"{key}:{index}")
         for index, item in enumerate(body.tasks)
@@ -101,12 +124,28 @@ async def publish_batch(body: BatchIn, ops: Ops, who: Who, key: IdempotencyKey =
     return BatchOut(tasks=[PublishedOut.of(p) for p in published])
 
 
+async def _batch(request: Request, ops: Operations, who: Principal) -> BatchIn:
+    """The batch body, read as JSON, its size and subjects checked, then validated."""
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}") from exc
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if isinstance(tasks, list):
+        ops.check_batch(who, [t.get("subject", "") if isinstance(t, dict) else "" for t in tasks])
+    try:
+        return BatchIn.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+
+
 @router.get("/tasks", response_model=PageOut, responses=_problems())
 async def list_tasks(
     ops: Ops,
     who: Who,
     subject: SubjectFilter = None,
-    state: Annotated[list[State] | None, Query()] = None,
+    state: Annotated[list[State] | None, Query(max_length=len(State))] = None,
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> PageOut:

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 
 from atp.adapters.http._models import SUBJECT_PATTERN, PublishedOut, _Strict
 from atp.adapters.http._routes import Ops, Who, _problems
+from atp.core.cron.expression import MAX_LENGTH as MAX_EXPRESSION
 from atp.core.schedules import Schedule, schedule_to_dict
+from atp.core.subjects import MAX_SUBJECT_LENGTH
 
 __all__ = ["ScheduleIn", "ScheduleListOut", "ScheduleOut", "router"]
 
@@ -27,10 +29,12 @@ class ScheduleIn(_Strict):
 
     name: str = Field(json_schema_extra={"pattern": NAME_PATTERN})
     expression: str = Field(
-        max_length=512,
+        max_length=MAX_EXPRESSION,
         description="Five fields, six with seconds first, or a macro such as @hourly",
     )
-    subject: str = Field(json_schema_extra={"pattern": SUBJECT_PATTERN})
+    subject: str = Field(
+        max_length=MAX_SUBJECT_LENGTH, json_schema_extra={"pattern": SUBJECT_PATTERN}
+    )
     payload: Any = Field(None, description="Any JSON value")
     tz: str = Field("UTC", max_length=128, description="IANA time zone, e.g. Europe/Paris")
     misfire: Literal["skip", "once", "all"] = Field(

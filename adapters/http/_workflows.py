@@ -11,36 +11,54 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from atp.adapters.http._models import _Strict
+from atp.adapters.http._models import SUBJECT_PATTERN, Attempts, Number, Version, _Strict
 from atp.adapters.http._routes import Limit, Ops, Who, _problems
-from atp.core.workflows.definition import MAX_STEPS, Definition, definition_to_dict
+from atp.core.subjects import MAX_SUBJECT_LENGTH
+from atp.core.workflows.definition import (
+    MAX_DURATION,
+    MAX_STEPS,
+    NAME,
+    Definition,
+    definition_to_dict,
+)
 from atp.core.workflows.runs import Run, RunPage, RunState, run_to_dict
 
 __all__ = ["DefinitionIn", "DefinitionOut", "RunOut", "RunPageOut", "router"]
 
 router = APIRouter(prefix="/v1", tags=["workflows"])
+Name = Annotated[str, Field(max_length=128, json_schema_extra={"pattern": f"^{NAME.pattern}$"})]
+"""A workflow, step or signal name (the core checks it)."""
+Subject = Annotated[
+    str, Field(max_length=MAX_SUBJECT_LENGTH, json_schema_extra={"pattern": SUBJECT_PATTERN})
+]
 
 
 class StepIn(_Strict):
     """One step of a definition; which fields apply depends on ``kind`` (docs/workflows.md)."""
 
-    name: str
+    name: Name
     kind: Literal["task", "signal", "sleep"] = "task"
-    after: list[str] = Field(default_factory=list, description="The parents' step names")
-    subject: str | None = Field(None, description="task: the subject of its task")
-    compensate: str | None = Field(None, description="task: the subject that undoes it")
+    after: list[Name] = Field(
+        default_factory=list, max_length=MAX_STEPS, description="The parents' step names"
+    )
+    subject: Subject | None = Field(None, description="task: the subject of its task")
+    compensate: Subject | None = Field(None, description="task: the subject that undoes it")
     when: dict[str, Any] | None = Field(None, description="A condition over the parents' results")
-    max_attempts: int | None = None
-    timeout: float | None = Field(None, description="task: per attempt; signal: the wait")
-    signal: str | None = Field(None, description="signal: the signal's name")
-    duration: float | None = Field(None, description="sleep: seconds to wait")
+    max_attempts: Attempts | None = None
+    timeout: Annotated[Number, Field(gt=0, le=MAX_DURATION)] | None = Field(
+        None, description="task: per attempt; signal: the wait"
+    )
+    signal: Name | None = Field(None, description="signal: the signal's name")
+    duration: Annotated[Number, Field(ge=0, le=MAX_DURATION)] | None = Field(
+        None, description="sleep: seconds to wait"
+    )
 
 
 class DefinitionIn(_Strict):
     """A workflow definition in its JSON form: a versioned DAG of steps."""
 
-    name: str
-    version: int
+    name: Name
+    version: Version
     steps: list[StepIn] = Field(max_length=MAX_STEPS)
 
     def data(self) -> dict[str, Any]:
@@ -94,7 +112,7 @@ class StartIn(_Strict):
     start with the same ``run_id`` is 409 ``already-exists``, never a second run)."""
 
     input: Any = Field(default=None, description="Any JSON value")
-    version: int | None = Field(default=None, description="Default: the latest version")
+    version: Version | None = Field(default=None, description="Default: the latest version")
     run_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
@@ -202,7 +220,7 @@ async def list_runs(
     ops: Ops,
     who: Who,
     workflow: str | None = None,
-    state: Annotated[list[RunState] | None, Query()] = None,
+    state: Annotated[list[RunState] | None, Query(max_length=len(RunState))] = None,
     cursor: str | None = None,
     limit: Limit = 100,
 ) -> RunPageOut:

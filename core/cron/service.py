@@ -21,6 +21,7 @@ from atp.core.ports import ScheduleStore
 from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.service import Published, PublishRequest, TaskService
 from atp.core.subjects import validate_subject
+from atp.core.urls import mask
 
 __all__ = ["ScheduleService", "define_schedule", "schedule_store", "tick_key"]
 
@@ -41,7 +42,7 @@ def schedule_store(platform: Platform) -> ScheduleStore:
     store = platform.store
     if not isinstance(store, ScheduleStore):
         raise ConfigError(
-            f"task store {platform.settings.store!r} does not keep cron schedules "
+            f"task store {mask(platform.settings.store)!r} does not keep cron schedules "
             "(it does not implement ScheduleStore); use one that does, such as sqlite://"
         )
     return store

@@ -22,10 +22,13 @@ HORIZON_MARGIN = 0.001
 class Reaper(Component):
     """Each tick recovers expired leases and republishes READY tasks nobody claimed.
 
-    - RUNNING past its store lease (the worker died): back to SCHEDULED, or DEAD without
-      attempts left. Done on every transport, also those that redeliver by themselves:
-      a transport's redelivery may already have been dropped as a duplicate while the
-      old holder lived, and the store's lease is the one the worker's heartbeat keeps.
+    - RUNNING past its store lease (the worker died): back to SCHEDULED, or DEAD when
+      the task's own ``max_attempts`` are spent. A task without its own limit goes back
+      in any case: its handler may set one the scheduler cannot know, and the worker
+      that claims it next sends it to DEAD, unrun, if it has no attempt left. Done on
+      every transport, also those that redeliver by themselves: a transport's
+      redelivery may already have been dropped as a duplicate while the old holder
+      lived, and the store's lease is the one the worker's heartbeat keeps.
     - READY past its stamp (published, never claimed within ``ready_timeout``; or taken
       ahead by a forwarder that died before publishing it): published again. When
       this process becomes leader over a non-durable transport, the queues of the
@@ -53,7 +56,6 @@ class Reaper(Component):
         self._dispatcher = dispatcher
         self._emit = emit
         self._batch = settings.forward_batch
-        self._max_attempts = settings.max_attempts
         self._ready_timeout = settings.ready_timeout
         self._catching_up = not durable
         # Stamps are now + ready_timeout: older ones were made before this leadership.
@@ -68,7 +70,7 @@ class Reaper(Component):
         records = await self._store.recover(
             now=self._clock.now(),
             limit=self._batch,
-            default_max_attempts=self._max_attempts,
+            default_max_attempts=None,
             fence=self._fence(),
         )
         if records:

@@ -18,6 +18,7 @@ from atp.core.scheduler.components import (
     workflow_sweep,
 )
 from atp.core.scheduler.elector import Elector
+from atp.core.skew import SkewGuard
 
 __all__ = ["COMPONENTS", "Scheduler"]
 
@@ -37,11 +38,12 @@ class Scheduler:
         owner: str | None = None,
         components: tuple[ComponentFactory, ...] = COMPONENTS,
     ) -> None:
+        owner = owner or process_name()
+        settings = platform.settings
+        guard = f"scheduler {owner}"
+        skew = SkewGuard(platform.store, platform.clock, settings.max_clock_skew, guard)
         self.elector = Elector(
-            platform.coordinator,
-            platform.clock,
-            owner or process_name(),
-            ttl=platform.settings.leader_ttl,
+            platform.coordinator, platform.clock, owner, ttl=settings.leader_ttl, skew=skew
         )
         self._platform = platform
         self._factories = components

@@ -11,6 +11,7 @@ from atp.core.errors import AtpError, Fail, InvalidInput, Retry
 from atp.core.handlers import Handler
 from atp.core.model import JSON, AttemptError, RetryPolicy, State, Task
 from atp.core.ports import Outcome
+from atp.core.recovery import LEASE_EXPIRED
 from atp.core.settings import Settings
 
 __all__ = ["Policy", "backoff"]
@@ -70,7 +71,7 @@ class Policy:
     ) -> Outcome:
         """Another attempt after a backoff if any are left, else DEAD."""
         if isinstance(exc, Fail):
-            return self._dead(task, now, exc.reason, "fail")
+            return self._dead(task, now, _text(exc.reason), "fail")
         message = _describe(exc)
         if task.attempt >= self.max_attempts(task, handler):
             return self._dead(task, now, message, kind)
@@ -79,6 +80,17 @@ class Policy:
             delay = backoff(self.retry_policy(task, handler), task.attempt, self.rng)
         error = AttemptError(task.attempt, now, message, kind)
         return Outcome(task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay)
+
+    def spent(self, task: Task, handler: Handler | None, now: float) -> Outcome | None:
+        """DEAD before running, when an attempt past ``max_attempts`` was claimed: the
+        last ones were lost with their workers (the store's recovery knows a task's own
+        ``max_attempts`` but not its handler's). This attempt never ran: it is refunded."""
+        limit = self.max_attempts(task, handler)
+        if task.attempt <= limit:
+            return None
+        message = f"{LEASE_EXPIRED}; no attempts left ({limit} of {limit} ran)"
+        error = AttemptError(task.attempt - 1, now, message, "lease")
+        return Outcome(task.id, self.owner, State.DEAD, now, error=error, refund=True)
 
     def invalid(self, task: Task, exc: AtpError, now: float) -> Outcome:
         """DEAD at once: the task itself is malformed, no attempt can succeed."""
@@ -103,7 +115,19 @@ class Policy:
 
 
 def _describe(exc: BaseException) -> str:
+    """``Type: text``; an exception that is not an ``Exception`` (SystemExit,
+    KeyboardInterrupt, a CancelledError of the handler's own) is named as the handler's."""
     if isinstance(exc, Retry):
-        return exc.reason
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return _text(exc.reason)
+    text = _text(exc)
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return described if isinstance(exc, Exception) else f"{described}, raised by the handler"
+
+
+def _text(value: object) -> str:
+    """``str(value)``, or ``<unprintable>`` when its ``__str__`` raises: a hostile
+    exception must not keep its attempt from being recorded."""
+    try:
+        return str(value)
+    except BaseException:  # whatever __str__ raises, the outcome is recorded
+        return "<unprintable>"

@@ -29,6 +29,7 @@ from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import Lifecycle
 from atp.core.ports import ClaimingConsumer, Consumer, Delivery, LeaseStatus, Outcome
+from atp.core.skew import SkewGuard
 from atp.core.worker.deadlines import Deadlines
 from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
 from atp.core.worker.outcomes import Policy
@@ -113,6 +114,10 @@ class Worker:
         self._deadlines: Deadlines[_Running] = Deadlines(self._clock, _time_out)
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
+        # A clock off the store's stamps leases others misjudge: take nothing (ADR 0029).
+        self._skew = SkewGuard(
+            platform.store, self._clock, settings.max_clock_skew, f"worker {self.name}"
+        )
         emit = platform.emit
         self._emits_started = emit.wants("atp_task_started")
         self._emits_outcomes = any(emit.wants(hook) for hook in _OUTCOME_HOOKS)
@@ -137,8 +142,12 @@ class Worker:
         self._platform.emit(
             "atp_worker_started", worker=self.name, patterns=self.patterns, group=self.group
         )
+        await self._skew.check("take tasks")
         fetchers = [asyncio.create_task(self._fetch_loop(consumer)) for consumer in consumers]
         helpers = [
+            asyncio.create_task(
+                self._skew.run(self._stopping, self._settings.heartbeat, "take tasks")
+            ),
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._deadlines.run()),
         ]
@@ -166,6 +175,9 @@ class Worker:
         hungry = True
         while not self._stopping.is_set():
             await asyncio.sleep(0)  # let loops woken by a freed slot take it first
+            if not self._skew.in_bounds:
+                await self._clock.wait(self._stopping, self._settings.heartbeat)
+                continue
             try:
                 if hungry:
                     hungry = await self._fetch_reserved(consumer)
@@ -306,6 +318,9 @@ class Worker:
         outcome = None
         try:
             outcome = await self._attempt(running)
+        except GeneratorExit as exc:  # thrown in from a future, it closed the handler's frames
+            now = self._clock.now()
+            outcome = self._policy.failure(running.task, running.handler, exc, "error", now)
         finally:
             if outcome is None:
                 self._forget(running)
@@ -322,6 +337,9 @@ class Worker:
         if handler is None:
             message = f"no handler for subject {task.subject!r} in worker {self.name}"
             return self._policy.interrupted(task, now, message, "no-handler", NO_HANDLER_DELAY)
+        spent = self._policy.spent(task, handler, now)
+        if spent is not None:
+            return spent
         try:
             args, kwargs = handler.arguments(task)
         except InvalidInput as exc:
@@ -336,12 +354,14 @@ class Worker:
         running.in_handler = True
         try:
             result = await self._call(call)
-        except asyncio.CancelledError:
-            if running.stop_reason is None:
+        except asyncio.CancelledError as exc:
+            if running.stop_reason is not None:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                return self._stopped(running, timeout)
+            if _cancel_requested():
                 raise  # the worker itself is being torn down
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            return self._stopped(running, timeout)
-        except Exception as exc:
+            return self._policy.failure(task, handler, exc, "error", self._clock.now())
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: this attempt's only
             return self._policy.failure(task, handler, exc, "error", self._clock.now())
         finally:
             running.in_handler = False
@@ -514,6 +534,13 @@ class Worker:
 
 def _time_out(running: _Running) -> None:
     running.stop("timeout")
+
+
+def _cancel_requested() -> bool:
+    """Whether this task was cancelled from outside: a handler that raises CancelledError
+    itself leaves no cancel request, and that is its attempt's failure."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _seen(task: Task, outcome: Outcome) -> TaskRecord:

@@ -28,6 +28,7 @@ from atp.core.model import JSON, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.ports import WorkflowStore
 from atp.core.service import PublishRequest, TaskService
+from atp.core.urls import mask
 from atp.core.workflows.definition import Definition, StepKind
 from atp.core.workflows.planner import Plan, StepTask, plan, step_key
 from atp.core.workflows.runs import (
@@ -56,7 +57,7 @@ def workflow_store(platform: Platform) -> WorkflowStore:
     store = platform.store
     if not isinstance(store, WorkflowStore):
         raise ConfigError(
-            f"task store {platform.settings.store!r} does not keep workflows "
+            f"task store {mask(platform.settings.store)!r} does not keep workflows "
             "(it does not implement WorkflowStore); use sqlite://, redis:// or memory://"
         )
     return store

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from atp.core.errors import InvalidInput
-from atp.core.urls import query_options
+from atp.core.urls import mask, query_options
 
 __all__ = ["DEFAULT_PORT", "EtcdTarget", "parse_url"]
 
@@ -42,21 +42,22 @@ def parse_url(url: str) -> EtcdTarget:
     """Return the target of ``url``; raise InvalidInput naming the URL if it is malformed."""
     prefix = SCHEME + "://"
     if not url.lower().startswith(prefix):
-        raise InvalidInput(f"etcd URL {url!r} must start with {prefix!r}")
+        raise InvalidInput(f"etcd URL {mask(url)!r} must start with {prefix!r}")
     rest, _, query = url[len(prefix) :].partition("?")
     members, _, path = rest.partition("/")
     if "#" in url:
-        raise InvalidInput(f"etcd URL {url!r}: a fragment ('#') is not allowed")
+        raise InvalidInput(f"etcd URL {mask(url)!r}: a fragment ('#') is not allowed")
     if path:
         raise InvalidInput(
-            f"etcd URL {url!r}: a path is not allowed; choose the key prefix with ?prefix=NAME"
+            f"etcd URL {mask(url)!r}: a path is not allowed; choose the key prefix with "
+            "?prefix=NAME"
         )
     if "@" in members:
         raise InvalidInput(
-            f"etcd URL {url!r}: credentials are not supported; run etcd without auth on a "
+            f"etcd URL {mask(url)!r}: credentials are not supported; run etcd without auth on a "
             "private network, or put a proxy that authenticates in front of it"
         )
-    options = query_options(f"etcd URL {url!r}", query, _OPTIONS)
+    options = query_options(f"etcd URL {mask(url)!r}", query, _OPTIONS)
     return EtcdTarget(
         url=url,
         endpoints=_endpoints(url, members),
@@ -67,12 +68,14 @@ def parse_url(url: str) -> EtcdTarget:
 
 def _endpoints(url: str, members: str) -> tuple[tuple[str, int], ...]:
     if not members:
-        raise InvalidInput(f"etcd URL {url!r} names no member: use etcd://host:2379[,host:port]")
+        raise InvalidInput(
+            f"etcd URL {mask(url)!r} names no member: use etcd://host:2379[,host:port]"
+        )
     found = []
     for member in members.split(","):
         match = _HOST.match(member.strip())
         if match is None:
-            raise InvalidInput(f"etcd URL {url!r}: {member!r} is not host:port")
+            raise InvalidInput(f"etcd URL {mask(url)!r}: {member!r} is not host:port")
         host = match["ip6"] or match["host"]
         found.append((host, _port(url, member, match["port"])))
     return tuple(found)
@@ -82,7 +85,7 @@ def _port(url: str, member: str, text: str | None) -> int:
     if text is None:
         return DEFAULT_PORT
     if not text or not 0 < int(text) < 65536:
-        raise InvalidInput(f"etcd URL {url!r}: {member!r} needs a port from 1 to 65535")
+        raise InvalidInput(f"etcd URL {mask(url)!r}: {member!r} needs a port from 1 to 65535")
     return int(text)
 
 
@@ -90,7 +93,8 @@ def _prefix(url: str, value: str) -> str:
     value = value.strip("/")
     if not _PREFIX.match(value):
         raise InvalidInput(
-            f"etcd URL {url!r}: prefix must be words of [A-Za-z0-9_.-] joined by '/', got {value!r}"
+            f"etcd URL {mask(url)!r}: prefix must be words of [A-Za-z0-9_.-] joined by '/', "
+            f"got {value!r}"
         )
     return value
 
@@ -101,5 +105,5 @@ def _timeout(url: str, value: str) -> float:
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidInput(f"etcd URL {url!r}: timeout must be seconds > 0, got {value!r}")
+        raise InvalidInput(f"etcd URL {mask(url)!r}: timeout must be seconds > 0, got {value!r}")
     return seconds

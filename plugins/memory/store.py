@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 _Entry = tuple[Any, ...]
 """A heap entry: the record's index key, then its id."""
+_Key = tuple[str, str]
+"""An idempotency key with the subject that scopes it: (subject, key)."""
 
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
 _SLACK = 1024
@@ -151,8 +153,9 @@ class MemoryStore(RecordStore):
             State.SUCCEEDED: self._finished,
             State.CANCELLED: self._finished,
         }
-        self._keys: dict[str, tuple[str, float, float]] = {}  # key -> (id, created, expires)
-        self._key_expiry: list[tuple[float, str]] = []
+        # (subject, key) -> (the answer to a duplicate, created, expires)
+        self._keys: dict[_Key, tuple[Created, float, float]] = {}
+        self._key_expiry: list[tuple[float, _Key]] = []
         self._order: list[str] = []  # ids, ascending once sorted; deleted ids linger
         self._order_sorted = True
         self._fences: dict[str, int] = {}
@@ -168,7 +171,8 @@ class MemoryStore(RecordStore):
         idempotency_window: float,
         ready_until: float | None = None,
     ) -> list[Created]:
-        """Create tasks, honouring idempotency keys; an existing id is not created again.
+        """Create tasks, honouring idempotency keys per subject; an existing id is not
+        created again.
 
         Raises InvalidInput, creating none of the batch, for a bad subject or a payload
         that is not JSON.
@@ -176,18 +180,19 @@ class MemoryStore(RecordStore):
         for task in tasks:
             validate_subject(task.subject)
         stored = [_stored(task) for task in tasks]
-        batch_keys: dict[str, str] = {}
+        batch_keys: dict[_Key, Created] = {}
         results = []
         for task in stored:
             existing = self._existing(task, now, idempotency_window, batch_keys)
             if existing is not None:
-                results.append(Created(existing, False))
+                results.append(existing)
                 continue
             if task.idempotency_key is not None:
-                batch_keys[task.idempotency_key] = task.id
-                self._remember_key(task.idempotency_key, task.id, now, idempotency_window)
+                key = (task.subject, task.idempotency_key)
+                batch_keys[key] = Created(task.id, False, task.run_at)
+                self._remember_key(key, batch_keys[key], now, idempotency_window)
             self._insert(self._new_record(task, now, ready_until))
-            results.append(Created(task.id, True))
+            results.append(Created(task.id, True, task.run_at))
         return results
 
     async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
@@ -307,7 +312,12 @@ class MemoryStore(RecordStore):
         return records
 
     async def recover(
-        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+        self,
+        *,
+        now: float,
+        limit: int,
+        default_max_attempts: int | None,
+        fence: Fence | None = None,
     ) -> list[TaskRecord]:
         """Take back RUNNING tasks whose lease expired: SCHEDULED again, DEAD if spent,
         CANCELLED if a cancel was requested."""
@@ -444,20 +454,22 @@ class MemoryStore(RecordStore):
         return {key: rows[key] for key in keys if key in rows}
 
     def _existing(
-        self, task: Task, now: float, window: float, batch_keys: dict[str, str]
-    ) -> str | None:
-        """The id ``task`` duplicates through its idempotency key or its own id, if any."""
-        key = task.idempotency_key
-        if key is not None:
+        self, task: Task, now: float, window: float, batch_keys: dict[_Key, Created]
+    ) -> Created | None:
+        """The answer for a ``task`` that duplicates one through its subject's idempotency
+        key or its own id, if it does."""
+        if task.idempotency_key is not None:
+            key = (task.subject, task.idempotency_key)
             if key in batch_keys:
                 return batch_keys[key]
             found = self._keys.get(key)
             if found is not None and now - found[1] < window:
                 return found[0]
-        return task.id if task.id in self._records else None
+        record = self._records.get(task.id)
+        return None if record is None else Created(task.id, False, record.task.run_at)
 
-    def _remember_key(self, key: str, task_id: str, now: float, window: float) -> None:
-        self._keys[key] = (task_id, now, now + window)
+    def _remember_key(self, key: _Key, answer: Created, now: float, window: float) -> None:
+        self._keys[key] = (answer, now, now + window)
         heapq.heappush(self._key_expiry, (now + window, key))
 
     def _forget_keys(self, now: float) -> None:
@@ -545,11 +557,13 @@ def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     }
     if outcome.error is not None:
         changes["errors"] = (*record.errors, outcome.error)
+    attempt = max(record.task.attempt - 1, 0) if outcome.refund else record.task.attempt
     if outcome.state is State.SCHEDULED:
-        attempt = record.task.attempt - 1 if outcome.refund else record.task.attempt
         run_at = outcome.at if outcome.run_at is None else outcome.run_at
-        changes["task"] = record.task.replace(run_at=run_at, attempt=max(attempt, 0))
+        changes["task"] = record.task.replace(run_at=run_at, attempt=attempt)
     else:
+        if outcome.refund:
+            changes["task"] = record.task.replace(attempt=attempt)
         changes["finished_at"] = outcome.at
     if outcome.state is State.SUCCEEDED:
         changes["result"] = result

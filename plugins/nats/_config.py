@@ -16,7 +16,7 @@ from atp.core.durations import parse_duration
 from atp.core.errors import ConfigError, InvalidInput
 from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
-from atp.core.urls import query_options
+from atp.core.urls import mask, query_options
 
 __all__ = ["SCHEME", "NatsConfig", "parse_url"]
 
@@ -73,9 +73,9 @@ def parse_url(url: str, settings: Settings) -> NatsConfig:
     rest = _strip_scheme(url)
     location, _, query = rest.partition("?")
     if "#" in rest:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: a fragment ('#') is not allowed")
+        raise InvalidInput(f"nats URL {mask(url)!r}: a fragment ('#') is not allowed")
     servers = _servers(url, location)
-    options = query_options(f"nats URL {_safe(url)!r}", query, _CONVERTERS)
+    options = query_options(f"nats URL {mask(url)!r}", query, _CONVERTERS)
     values: dict[str, Any] = {"ack_wait": settings.lease}
     for key, raw in options.items():
         values[key] = _CONVERTERS[key](url, key, raw)
@@ -83,7 +83,7 @@ def parse_url(url: str, settings: Settings) -> NatsConfig:
     values.setdefault("stream", _stream_from(prefix))
     window_cap = settings.ready_timeout / 2
     values.setdefault("duplicate_window", min(_DEFAULT_WINDOW, window_cap))
-    config = NatsConfig(url=_safe(url), servers=servers, **values)
+    config = NatsConfig(url=mask(url), servers=servers, **values)
     _check(config, settings)
     return config
 
@@ -91,17 +91,17 @@ def parse_url(url: str, settings: Settings) -> NatsConfig:
 def _strip_scheme(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     if not separator or scheme.lower() != SCHEME:
-        raise InvalidInput(f"nats URL {_safe(url)!r} must start with 'nats://'")
+        raise InvalidInput(f"nats URL {mask(url)!r} must start with 'nats://'")
     return rest
 
 
 def _servers(url: str, location: str) -> tuple[str, ...]:
     if "/" in location:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: a path is not allowed after the servers")
+        raise InvalidInput(f"nats URL {mask(url)!r}: a path is not allowed after the servers")
     parts = location.split(",")
     if not all(parts):
         raise InvalidInput(
-            f"nats URL {_safe(url)!r}: expected nats://host[:port][,host[:port]...], "
+            f"nats URL {mask(url)!r}: expected nats://host[:port][,host[:port]...], "
             "with no empty server"
         )
     for part in parts:
@@ -114,7 +114,7 @@ def _port(url: str, host_port: str) -> None:
     if not colon or "]" in port:  # no port, or the end of an IPv6 address
         return
     if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: bad server address {host_port!r}")
+        raise InvalidInput(f"nats URL {mask(url)!r}: bad server address {host_port!r}")
 
 
 def _stream_from(prefix: str) -> str:
@@ -125,13 +125,13 @@ def _prefix(url: str, key: str, value: str) -> str:
     try:
         return validate_subject(value)
     except InvalidInput as exc:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: option {key!r}: {exc}") from exc
+        raise InvalidInput(f"nats URL {mask(url)!r}: option {key!r}: {exc}") from exc
 
 
 def _stream(url: str, key: str, value: str) -> str:
     if not _STREAM_NAME.match(value):
         raise InvalidInput(
-            f"nats URL {_safe(url)!r}: option {key!r} must be 1 to 64 letters, digits, "
+            f"nats URL {mask(url)!r}: option {key!r} must be 1 to 64 letters, digits, "
             f"'_' or '-', got {value!r}"
         )
     return value
@@ -140,7 +140,7 @@ def _stream(url: str, key: str, value: str) -> str:
 def _storage(url: str, key: str, value: str) -> str:
     if value.lower() not in _STORAGE:
         raise InvalidInput(
-            f"nats URL {_safe(url)!r}: storage must be 'file' or 'memory', got {value!r}"
+            f"nats URL {mask(url)!r}: storage must be 'file' or 'memory', got {value!r}"
         )
     return value.lower()
 
@@ -149,7 +149,7 @@ def _integer(low: int, high: int) -> Callable[[str, str, str], int]:
     def convert(url: str, key: str, value: str) -> int:
         if not value.isdigit() or not low <= int(value) <= high:
             raise InvalidInput(
-                f"nats URL {_safe(url)!r}: option {key!r} must be a whole number from {low} "
+                f"nats URL {mask(url)!r}: option {key!r} must be a whole number from {low} "
                 f"to {high}, got {value!r}"
             )
         return int(value)
@@ -158,9 +158,9 @@ def _integer(low: int, high: int) -> Callable[[str, str, str], int]:
 
 
 def _duration(url: str, key: str, value: str) -> float:
-    seconds = parse_duration(value, f"nats URL {_safe(url)!r}: option {key!r}")
+    seconds = parse_duration(value, f"nats URL {mask(url)!r}: option {key!r}")
     if seconds < 0:
-        raise InvalidInput(f"nats URL {_safe(url)!r}: option {key!r} must not be negative")
+        raise InvalidInput(f"nats URL {mask(url)!r}: option {key!r} must not be negative")
     return seconds
 
 
@@ -201,8 +201,3 @@ def _check(config: NatsConfig, settings: Settings) -> None:
             f"longer than the 'ready_timeout' setting ({settings.ready_timeout:g}s), or "
             "messages age out before the store would republish them"
         )
-
-
-def _safe(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    return re.sub(r"(//|,)([^:@/,?]+):[^@/,?]*@", r"\1\2:***@", url)

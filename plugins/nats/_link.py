@@ -36,6 +36,7 @@ from nats.js.api import (
 
 from atp.core.errors import BackendUnavailable, ConfigError, translate_errors
 from atp.core.ports import Clock
+from atp.core.urls import mask
 from atp.plugins.nats._config import NatsConfig
 
 __all__ = ["Link", "Outgoing", "consumer_name", "translated"]
@@ -256,7 +257,7 @@ class Link:
             self._stream_ok = True
 
     async def _connect(self) -> NatsClient:
-        with translated(f"connecting to {', '.join(self.config.servers)}"):
+        with translated(f"connecting to {', '.join(map(mask, self.config.servers))}"):
             return await nats.connect(
                 servers=list(self.config.servers),
                 name="atp",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from atp.core.durations import parse_duration
@@ -13,6 +14,8 @@ from atp.core.settings import Settings
 __all__ = ["PrometheusConfig"]
 
 _DEPTH = ("auto", "on", "off")
+MIN_TOKEN = 16
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +32,21 @@ class PrometheusConfig:
     in worker-only processes), ``on`` or ``off``. Default auto."""
     depth_interval: float = 10.0
     """Seconds a depth reading is reused before the store is asked again. Default 10."""
-    max_subjects: int = 1000
-    """Distinct subject label values before new subjects are counted as ``_other``, so
-    ids in subjects cannot blow up the series count. Default 1000."""
+    max_subjects: int = 100
+    """Distinct subject label values per process before new subjects are counted as
+    ``_other``, so ids in subjects cannot blow up the series count (each value carries
+    about 130 series). Default 100."""
+    token: str | None = field(default=None, repr=False)
+    """A bearer token both metrics endpoints then require (``Authorization: Bearer
+    <token>``, Prometheus's ``authorization`` scrape option), at least 16 characters.
+    Default none: ``/metrics`` is open to whoever reaches the port."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PrometheusConfig:
         """Read ``settings.extra["prometheus"]`` (the ``[atp.prometheus]`` table and
         ``ATP_PROMETHEUS__*`` variables); ConfigError naming a bad key or value."""
         table: Mapping[str, Any] = settings.extra.get("prometheus", {})
-        known = {"port", "host", "depth", "depth_interval", "max_subjects"}
+        known = {"port", "host", "depth", "depth_interval", "max_subjects", "token"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ConfigError(
@@ -51,6 +59,7 @@ class PrometheusConfig:
             depth=str(table.get("depth", default.depth)),
             depth_interval=_seconds(table, "depth_interval", default.depth_interval),
             max_subjects=_int(table, "max_subjects", default.max_subjects),
+            token=_token(table.get("token")),
         )
         config.check()
         return config
@@ -73,6 +82,18 @@ def _int(table: Mapping[str, Any], key: str, default: int) -> int:
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"[atp.prometheus] {key} must be an integer, got {value!r}")
+    return value
+
+
+def _token(value: Any) -> str | None:
+    """The token, or None when unset or empty; never echoed in an error."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) < MIN_TOKEN or not _VISIBLE.fullmatch(value):
+        raise ConfigError(
+            f"[atp.prometheus] token must be at least {MIN_TOKEN} visible ASCII characters, "
+            "without spaces"
+        )
     return value
 
 

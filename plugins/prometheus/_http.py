@@ -1,9 +1,13 @@
-"""Serving the metrics: an ASGI app for ``atp server``, a small asyncio server elsewhere."""
+"""Serving the metrics: an ASGI app for ``atp server``, a small asyncio server elsewhere.
+
+Both answer only a caller with the bearer token when ``[atp.prometheus] token`` is set.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,6 +26,17 @@ Refresh = Callable[[], Awaitable[None]]
 
 REQUEST_TIMEOUT = 10.0
 MAX_REQUEST = 8192
+UNAUTHORIZED = b"unauthorized: send Authorization: Bearer <[atp.prometheus] token>\n"
+CHALLENGE = (b"www-authenticate", b'Bearer realm="atp metrics"')
+
+
+def authorized(header: bytes | None, token: str | None) -> bool:
+    """Whether an Authorization header carries ``token`` (always, when there is none);
+    compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, credentials = (header or b"").strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credentials, token.encode())
 
 
 async def exposition(registry: CollectorRegistry, refresh: Refresh) -> bytes:
@@ -31,14 +46,18 @@ async def exposition(registry: CollectorRegistry, refresh: Refresh) -> bytes:
 
 
 class MetricsApp:
-    """An ASGI app answering GET (and HEAD) with the registry's exposition; 405 otherwise.
+    """An ASGI app answering GET (and HEAD) with the registry's exposition; 405 otherwise,
+    401 without ``token`` when one is set.
 
     Mounted at ``/metrics`` by ``atp server``: every path under its mount serves it.
     """
 
-    def __init__(self, registry: CollectorRegistry, refresh: Refresh) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, refresh: Refresh, token: str | None = None
+    ) -> None:
         self._registry = registry
         self._refresh = refresh
+        self._token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -47,6 +66,10 @@ class MetricsApp:
         if scope["type"] != "http":
             return
         method = scope.get("method", "GET")
+        header = dict(scope.get("headers", ())).get(b"authorization")
+        if not authorized(header, self._token):
+            await _respond(send, 401, UNAUTHORIZED, "text/plain", [CHALLENGE])
+            return
         if method not in ("GET", "HEAD"):
             await _respond(send, 405, b"method not allowed\n", "text/plain", [(b"allow", b"GET")])
             return
@@ -85,14 +108,23 @@ class MetricsServer:
 
     ``bind()`` takes the port at once, so a port already in use is an error at start-up;
     ``start()`` then serves from a task of its own. Anything but ``GET /metrics`` gets a
-    404 or 405; one request per connection.
+    404 or 405, and a request without ``token`` (when one is set) a 401; one request per
+    connection.
     """
 
-    def __init__(self, registry: CollectorRegistry, refresh: Refresh, host: str, port: int):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        refresh: Refresh,
+        host: str,
+        port: int,
+        token: str | None = None,
+    ):
         self._registry = registry
         self._refresh = refresh
         self._host = host
         self._port = port
+        self._token = token
         self._socket: socket.socket | None = None
         self._server: asyncio.Server | None = None
 
@@ -132,7 +164,7 @@ class MetricsServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            await self._answer(writer, head[:MAX_REQUEST].split(b"\r\n", 1)[0])
+            await self._answer(writer, head[:MAX_REQUEST].split(b"\r\n"))
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
         except Exception:
@@ -142,11 +174,15 @@ class MetricsServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _answer(self, writer: asyncio.StreamWriter, request_line: bytes) -> None:
-        method, _, rest = request_line.partition(b" ")
+    async def _answer(self, writer: asyncio.StreamWriter, lines: list[bytes]) -> None:
+        method, _, rest = lines[0].partition(b" ")
         path = rest.partition(b" ")[0].partition(b"?")[0]
+        extra = b""
         if path != b"/metrics":
             status, body, kind = b"404 Not Found", b"not found: try /metrics\n", "text/plain"
+        elif not authorized(_header(lines, b"authorization"), self._token):
+            status, body, kind = b"401 Unauthorized", UNAUTHORIZED, "text/plain"
+            extra = b"\r\n" + b": ".join(CHALLENGE)
         elif method not in (b"GET", b"HEAD"):
             status, body, kind = b"405 Method Not Allowed", b"method not allowed\n", "text/plain"
         else:
@@ -159,7 +195,17 @@ class MetricsServer:
             + kind.encode()
             + b"\r\nContent-Length: "
             + str(len(body)).encode()
+            + extra
             + b"\r\nConnection: close\r\n\r\n"
         )
         writer.write(head + (b"" if method == b"HEAD" else body))
         await writer.drain()
+
+
+def _header(lines: list[bytes], name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case) among a request's lines, if present."""
+    for line in lines[1:]:
+        key, sep, found = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return found.strip()
+    return None

@@ -124,7 +124,7 @@ class PrometheusPlugin:
     @hookimpl
     def atp_http_mounts(self, settings: Settings) -> Sequence[tuple[str, object]]:
         self._roles["server"] += 1
-        return [(METRICS_PATH, MetricsApp(self.registry, self.refresh))]
+        return [(METRICS_PATH, MetricsApp(self.registry, self.refresh, self.config.token))]
 
     @hookimpl
     def atp_interceptors(self, settings: Settings) -> Sequence[Interceptor]:
@@ -145,7 +145,8 @@ class PrometheusPlugin:
         self._roles[role] += 1
         if self.config.port == 0 or self.server is not None:
             return
-        server = MetricsServer(self.registry, self.refresh, self.config.host, self.config.port)
+        config = self.config
+        server = MetricsServer(self.registry, self.refresh, config.host, config.port, config.token)
         try:
             server.bind()
         except OSError as exc:

@@ -15,11 +15,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from atp.core.codec import loads
+from atp.core.codec import DECODE_ERRORS, loads
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.model import AttemptError, State, TaskRecord
 from atp.core.ports import Claim, ClaimingConsumer, Delivery, Outcome
 from atp.plugins.redis._connection import Scripts
+from atp.plugins.redis._quarantine import quarantine
 from atp.plugins.redis._records import decode_task, num, pack_outcome
 from atp.plugins.redis.keys import StoreKeys
 from atp.plugins.redis.transport import (
@@ -123,7 +124,7 @@ class ClaimingRedisConsumer(RedisConsumer):
         async with self._guard("fetch and claim"):
             reply = await Scripts.run(self._link, "fetch_claim", keys, args)
         lease_of = _Lease(owner, now, now + lease)
-        return self._claimed(reply, [subject for _, subject in streams], lease_of)
+        return await self._claimed(reply, [subject for _, subject in streams], lease_of)
 
     async def _block_claim(self, max_items: int, wait: float, owner: str, lease: float) -> Claimed:
         """Block up to ``wait`` for new entries, then claim them with ``claim_entries``."""
@@ -160,18 +161,26 @@ class ClaimingRedisConsumer(RedisConsumer):
             with contextlib.suppress(AtpError):  # else they come back after their lease
                 await self._settle(_group_raws(raws), max(self._lease_ms - 1000, 0))
             raise
-        return self._claimed(reply, list(index), lease_of)[1]
+        return (await self._claimed(reply, list(index), lease_of))[1]
 
-    def _claimed(self, reply: list[Any], subjects: list[str], lease: _Lease) -> tuple[int, Claimed]:
+    async def _claimed(
+        self, reply: list[Any], subjects: list[str], lease: _Lease
+    ) -> tuple[int, Claimed]:
         taken, gone, flat = reply
         if gone:
             self._lose_groups()
         found: Claimed = []
+        corrupt: dict[str, str] = {}
         for i in range(0, len(flat), _STEP):
             subject, entry_id = subjects[int(flat[i]) - 1], flat[i + 1].decode()
-            record = lease.record(*flat[i + 3 : i + _STEP])
+            try:
+                record = lease.record(*flat[i + 3 : i + _STEP])
+            except DECODE_ERRORS as exc:  # its entry stays pending: acked once it is DEAD
+                corrupt[flat[i + 3].decode()] = repr(exc)
+                continue
             delivery = Delivery(record.task.id, subject, f"{subject} {entry_id}", int(flat[i + 2]))
             found.append((delivery, Claim(record, True)))
+        await quarantine(self._link, self._store, corrupt, lease.now)
         return int(taken), found
 
 

@@ -25,10 +25,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from atp.core.errors import BackendUnavailable, FencedOut, InvalidInput
+from atp.core.urls import mask, query_options
+from atp.plugins.redis._checks import DURABILITY, ServerCheck
 
 __all__ = ["Guard", "Link", "RedisUrl", "Scripts", "parse_url", "translate"]
 
@@ -38,6 +41,33 @@ _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _DEFAULTS = {"socket_connect_timeout": "5", "health_check_interval": "15"}
 DEFAULT_TIMEOUT = 5.0
 """Seconds a port call may take before it raises BackendUnavailable (``?socket_timeout=``)."""
+_OURS = ("prefix", "socket_timeout", "durability")
+_CLIENT_OPTIONS = (
+    "db",
+    "socket_connect_timeout",
+    "socket_read_size",
+    "socket_keepalive",
+    "retry_on_timeout",
+    "max_connections",
+    "health_check_interval",
+    "username",
+    "password",
+    "client_name",
+)
+_TLS_OPTIONS = (
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_include_verify_flags",
+    "ssl_exclude_verify_flags",
+)
+"""The query options redis-py is given: the TLS ones only on ``rediss://``."""
 _STORE = ("_common",)
 _ADMIN = ("_common", "_admin")
 _LIBRARIES: dict[str, tuple[str, ...]] = {
@@ -51,6 +81,7 @@ _LIBRARIES: dict[str, tuple[str, ...]] = {
             "redispatch",
             "requeue",
             "delete",
+            "quarantine",
             "schedule_put",
             "schedule_advance",
             "schedule_remove",
@@ -79,6 +110,9 @@ class RedisUrl:
     prefix: str
     timeout: float = DEFAULT_TIMEOUT
     """Seconds one port call may take (``?socket_timeout=``, default 5)."""
+    durability: str = "checked"
+    """``checked``: warn at start-up if the server is not persistent (AOF); ``none``: the
+    operator accepts a server that may lose acknowledged writes (``?durability=``)."""
 
     def same_keys(self, other: RedisUrl) -> bool:
         """Whether both URLs name one keyspace: the same server, database and prefix."""
@@ -94,38 +128,59 @@ def _keyspace(url: str) -> tuple[str, str, int, str]:
 def parse_url(url: str) -> RedisUrl | None:
     """Parse a Redis URL; None for another scheme; InvalidInput for a malformed one.
 
-    ``?prefix=name`` (default ``atp``) starts every key; other query options go to
-    redis-py (``socket_timeout``, ``password``, ``ssl_cert_reqs`` ...).
+    ``?prefix=name`` (default ``atp``) starts every key; ``socket_timeout`` bounds a port
+    call; ``durability=none`` silences the persistence warning. The options redis-py
+    takes (``_CLIENT_OPTIONS``, and ``_TLS_OPTIONS`` on ``rediss://``) are checked here
+    and passed on; any other is refused, naming the known ones.
     """
     parts = urlsplit(url)
-    if parts.scheme.lower() not in SCHEMES:
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
         return None
+    shown = f"redis URL {mask(url)!r}"
     if not parts.hostname and not parts.path.strip("/"):
-        raise InvalidInput(f"redis URL {url!r}: expected redis://host[:port][/db]")
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+        raise InvalidInput(f"{shown}: expected redis://host[:port][/db]")
+    known = (*_OURS, *_CLIENT_OPTIONS, *_TLS_OPTIONS)
+    options = query_options(shown, parts.query, known)
+    _check_client_options(shown, scheme, options)
     prefix = options.pop("prefix", "atp")
     if not _PREFIX.match(prefix):
-        raise InvalidInput(
-            f"redis URL {url!r}: prefix {prefix!r} must be 1 to 64 letters, digits, '_.:-'"
-        )
-    timeout = _timeout(url, options.pop("socket_timeout", str(DEFAULT_TIMEOUT)))
+        raise InvalidInput(f"{shown}: prefix {prefix!r} must be 1 to 64 letters, digits, '_.:-'")
+    timeout = _timeout(shown, options.pop("socket_timeout", str(DEFAULT_TIMEOUT)))
+    durability = options.pop("durability", "checked").lower()
+    if durability not in DURABILITY:
+        raise InvalidInput(f"{shown}: durability must be 'checked' or 'none', got {durability!r}")
     for name, value in _DEFAULTS.items():
         options.setdefault(name, value)
     try:
         _ = parts.port
     except ValueError as exc:
-        raise InvalidInput(f"redis URL {url!r}: {exc}") from exc
+        raise InvalidInput(f"{shown}: {exc}") from exc
     connect = urlunsplit(parts._replace(query=urlencode(options)))
-    return RedisUrl(connect, prefix, timeout)
+    return RedisUrl(connect, prefix, timeout, durability)
 
 
-def _timeout(url: str, text: str) -> float:
+def _check_client_options(shown: str, scheme: str, options: dict[str, str]) -> None:
+    """Refuse what redis-py would only refuse on the first connection, and obscurely."""
+    for name, value in options.items():
+        if name in _TLS_OPTIONS and scheme != "rediss":
+            raise InvalidInput(f"{shown}: option {name!r} needs TLS: use rediss://")
+        parser = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        if parser is None:
+            continue
+        try:
+            parser(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{shown}: option {name!r}: bad value {value!r}") from exc
+
+
+def _timeout(shown: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = 0.0
     if not value > 0:
-        raise InvalidInput(f"redis URL {url!r}: socket_timeout must be seconds > 0, got {text!r}")
+        raise InvalidInput(f"{shown}: socket_timeout must be seconds > 0, got {text!r}")
     return value
 
 
@@ -229,35 +284,43 @@ class _Pools:
             asyncio.AbstractEventLoop, dict[str, list[Any]]
         ] = weakref.WeakKeyDictionary()
 
-    def take(self, url: str) -> aioredis.Redis:
+    def take(self, url: RedisUrl) -> aioredis.Redis:
         clients = self._by_loop.setdefault(asyncio.get_running_loop(), {})
-        entry = clients.get(url)
+        key = _pool_key(url)
+        entry = clients.get(key)
         if entry is None:
             retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), 3)
             # No socket timeout (redis-py's default is 5 s): Link.guard bounds each call.
             client = aioredis.Redis.from_url(
-                url,
+                url.connect,
                 retry=retry,
                 retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
                 socket_timeout=None,
+                redis_connect_func=ServerCheck(url.connect, url.durability).on_connect,
             )
             pool = client.connection_pool
             ssl = issubclass(pool.connection_class, aioredis.SSLConnection)
             pool.connection_class = _SSLConnection if ssl else _Connection
-            entry = clients[url] = [client, 0]
+            entry = clients[key] = [client, 0]
         entry[1] += 1
         return entry[0]  # type: ignore[no-any-return]
 
-    async def give_back(self, url: str, client: aioredis.Redis) -> None:
+    async def give_back(self, url: RedisUrl, client: aioredis.Redis) -> None:
         clients = self._by_loop.get(asyncio.get_running_loop(), {})
-        entry = clients.get(url)
+        key = _pool_key(url)
+        entry = clients.get(key)
         if entry is None or entry[0] is not client:
             await client.aclose()
             return
         entry[1] -= 1
         if entry[1] <= 0:
-            del clients[url]
+            del clients[key]
             await client.aclose()
+
+
+def _pool_key(url: RedisUrl) -> str:
+    # The durability choice is part of the key: it decides what the check of a pool says.
+    return f"{url.connect}#{url.durability}"
 
 
 _POOLS = _Pools()
@@ -291,7 +354,7 @@ class Link:
             raise BackendUnavailable("redis: this backend is closed")
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client, self._loop = _POOLS.take(self.url.connect), loop
+            self._client, self._loop = _POOLS.take(self.url), loop
             self._idle = []  # connections of another loop's pool
         return self._client
 
@@ -322,7 +385,7 @@ class Link:
             idle, self._idle = self._idle, []
             for conn in idle:
                 await client.connection_pool.release(conn)
-            await _POOLS.give_back(self.url.connect, client)
+            await _POOLS.give_back(self.url, client)
 
 
 async def _send(conn: aioredis.Connection, args: tuple[Any, ...]) -> Any:

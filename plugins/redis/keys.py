@@ -52,7 +52,14 @@ class StoreKeys:
         task keys from it, and its hash tag keeps them in the shard's slot."""
         return f"{self.base}:task:"
 
-    def idempotency(self, key: str) -> str:
+    def idempotency(self, subject: str, key: str) -> str:
+        """A producer's idempotency key, scoped by the task's subject (ADR 0028); a subject
+        holds no ``:``, so no two (subject, key) pairs share a name."""
+        return f"{self.base}:idempotency:{subject}:{key}"
+
+    def unscoped_idempotency(self, key: str) -> str:
+        """An idempotency key as named before ADR 0028 scoped keys by subject. Still read
+        for its task's subject until its window closes; no longer written."""
         return f"{self.base}:idem:{key}"
 
     def fence(self, name: str) -> str:

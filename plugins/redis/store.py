@@ -35,6 +35,7 @@ from atp.core.ports import (
     Page,
     Requeue,
     ScheduleStore,
+    ServerTime,
     TaskQuery,
     TaskStore,
     Transport,
@@ -43,15 +44,8 @@ from atp.core.ports import (
 from atp.core.recovery import LEASE_EXPIRED
 from atp.core.subjects import compile_pattern, validate_subject
 from atp.plugins.redis._connection import Link, RedisUrl, Scripts
-from atp.plugins.redis._records import (
-    FIELD_COUNT,
-    HASH_FIELDS,
-    decode_record,
-    decode_task,
-    num,
-    pack_outcome,
-    pack_task,
-)
+from atp.plugins.redis._quarantine import quarantine, record_of, tasks_of, to_quarantine
+from atp.plugins.redis._records import FIELD_COUNT, HASH_FIELDS, num, pack_outcome, pack_task
 from atp.plugins.redis._schedules import ScheduleMethods
 from atp.plugins.redis._workflows import WorkflowMethods
 from atp.plugins.redis.keys import StoreKeys, TransportKeys
@@ -135,7 +129,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
                 pipe.hmget(self._keys.task(task_id), HASH_FIELDS)
             rows = await pipe.execute()
         return [
-            decode_record([task_id, *row]) if row[2] is not None else None
+            record_of([task_id, *row]) if row[2] is not None else None
             for task_id, row in zip(ids, rows, strict=True)
         ]
 
@@ -149,7 +143,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         ids = [m.decode().split(":", 1)[1] for m in members]
         keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
         args = [num(now), num(ready_until), _token(fence), *members]
-        return _tasks(await self._run("take_due", keys, args))
+        return await self._decoded(await self._run("take_due", keys, args), now)
 
     async def release(self, ids: Sequence[str], *, now: float) -> None:
         """Move READY tasks back to SCHEDULED; others are untouched."""
@@ -172,9 +166,16 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         claims, step = [], FIELD_COUNT + 1
         for i in range(0, len(reply), step):
             flag = reply[i]
-            record = decode_record(reply[i + 1 : i + step]) if flag >= 0 else None
+            record = record_of(reply[i + 1 : i + step]) if flag >= 0 else None
             claims.append(Claim(record, flag == 1))
-        return claims
+        corrupt = to_quarantine([claim.record for claim in claims])
+        if not corrupt:
+            return claims
+        await quarantine(self._link, self._keys, corrupt, now)
+        return [  # undecodable: DEAD now, never run
+            Claim(claim.record, False) if claim.record and claim.record.id in corrupt else claim
+            for claim in claims
+        ]
 
     async def heartbeat(
         self, ids: Sequence[str], *, owner: str, lease_until: float
@@ -204,7 +205,12 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         return _records(await self._run("cancel", self._with_tasks(ids), [num(now), *ids]))
 
     async def recover(
-        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+        self,
+        *,
+        now: float,
+        limit: int,
+        default_max_attempts: int | None,
+        fence: Fence | None = None,
     ) -> list[TaskRecord]:
         """Take back RUNNING tasks whose lease expired: SCHEDULED again, DEAD if spent,
         CANCELLED if a cancel was requested."""
@@ -212,11 +218,12 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         if not ids and fence is None:
             return []
         keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
-        args = [num(now), default_max_attempts, _token(fence), _LEASE_MESSAGE, *ids]
+        default = "" if default_max_attempts is None else default_max_attempts
+        args = [num(now), default, _token(fence), _LEASE_MESSAGE, *ids]
         reply = await self._run("recover", keys, args)
-        return [
-            decode_record(reply[i : i + FIELD_COUNT]) for i in range(0, len(reply), FIELD_COUNT)
-        ]
+        records = [record_of(reply[i : i + FIELD_COUNT]) for i in range(0, len(reply), FIELD_COUNT)]
+        await quarantine(self._link, self._keys, to_quarantine(records), now)
+        return records
 
     async def redispatch(
         self,
@@ -235,7 +242,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
             return []
         keys = [*self._indexes, self._fence_key(fence), *map(self._keys.task, ids)]
         args = [num(now), num(ready_until), _token(fence), "1" if everything else "0", *ids]
-        return _tasks(await self._run("redispatch", keys, args))
+        return await self._decoded(await self._run("redispatch", keys, args), now)
 
     async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
         """Give DEAD tasks a new life at ``run_at`` with attempt 0; errors are kept."""
@@ -273,6 +280,12 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         ]
         return await self._delete(ids, "SUCCEEDED CANCELLED", num(finished_before)) if ids else 0
 
+    async def server_time(self) -> float:
+        """The Redis server's clock (``TIME``), the reference for skew checks (ADR 0029)."""
+        async with self._link.guard("server_time"):
+            seconds, micros = await self._link.client.time()
+        return float(seconds) + float(micros) / 1e6
+
     async def close(self) -> None:
         """Give the shared connection pool back; the data stays on the server."""
         await self._link.close()
@@ -302,7 +315,7 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
                 if row is None or (states is not None and row[3] not in states):
                     continue
                 if wanted is None or wanted(row[13].decode()):
-                    items.append(decode_record(row))
+                    items.append(record_of(row))
             upper = "(" + ids[-1].decode()
         if len(items) > query.limit:
             return Page(items[: query.limit], items[query.limit - 1].id)
@@ -321,6 +334,13 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
 
     # -- internals -----------------------------------------------------------------------
 
+    async def _decoded(self, reply: list[Any], now: float) -> list[Task]:
+        """The tasks of a ``take_due`` or ``redispatch`` reply; those that cannot be
+        decoded are made DEAD and left out (ADR 0027)."""
+        tasks, corrupt = tasks_of(reply)
+        await quarantine(self._link, self._keys, corrupt, now)
+        return tasks
+
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         async with self._link.guard(script):
             return await Scripts.run(self._link, script, keys, args)
@@ -334,9 +354,13 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
             args.append(pack_task(task))
             keys.append(self._keys.task(task.id))
             if task.idempotency_key:
-                idempotency.append(self._keys.idempotency(task.idempotency_key))
+                idempotency.append(self._keys.idempotency(task.subject, task.idempotency_key))
+                idempotency.append(self._keys.unscoped_idempotency(task.idempotency_key))
         reply = await self._run(script, keys + idempotency, args)
-        return [Created(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        return [
+            Created(reply[i].decode(), reply[i + 1] == 1, float(reply[i + 2]))
+            for i in range(0, len(reply), 3)
+        ]
 
     def _create_head(self, now: float, window: float, ready_until: float | None) -> list[Any]:
         """The first ARGV of create.lua: times, the keys' TTL and this call's nonce."""
@@ -391,14 +415,10 @@ def _token(fence: Fence | None) -> str:
     return "" if fence is None else str(fence.token)
 
 
-def _tasks(reply: list[Any]) -> list[Task]:
-    return [decode_task(*reply[i : i + 7]) for i in range(0, len(reply), 7)]
-
-
 def _records(reply: list[Any]) -> list[TaskRecord | None]:
     step = FIELD_COUNT + 1
     return [
-        decode_record(reply[i + 1 : i + step]) if reply[i] >= 0 else None
+        record_of(reply[i + 1 : i + step]) if reply[i] >= 0 else None
         for i in range(0, len(reply), step)
     ]
 
@@ -407,3 +427,4 @@ _STORE: type[TaskStore] = RedisStore
 _FUSING: type[FusingStore] = RedisStore
 _SCHEDULES: type[ScheduleStore] = RedisStore
 _WORKFLOWS: type[WorkflowStore] = RedisStore
+_SERVER_TIME: type[ServerTime] = RedisStore

@@ -139,8 +139,8 @@ def prune(conn: sqlite3.Connection, finished_before: float, now: float, limit: i
         (finished_before, max(limit, 0)),
     ).rowcount
     conn.execute(
-        "DELETE FROM idempotency WHERE key IN "
-        "(SELECT key FROM idempotency WHERE expires_at < ? LIMIT ?)",
+        "DELETE FROM idempotency_keys WHERE rowid IN "
+        "(SELECT rowid FROM idempotency_keys WHERE expires_at < ? LIMIT ?)",
         (now, max(limit, 0)),
     )
     return deleted

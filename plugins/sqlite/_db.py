@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
+from urllib.parse import quote
 
 from atp.core.errors import (
     AtpError,
@@ -37,9 +38,8 @@ Work = Callable[[sqlite3.Connection], T]
 WAL_RETRY_PAUSE = 0.005
 
 # Errors about the file itself rather than a passing condition: retrying will not help.
-_CONFIG_ERRORS = frozenset(
-    {"SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"}
-)
+_CONFIG_ERRORS = frozenset({"SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"})
+_DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 
 class Database:
@@ -117,17 +117,26 @@ class Database:
                 f"SQLite database {path!r} (from {self.target.url!r}): directory "
                 f"{os.path.dirname(path)!r} does not exist; create it first"
             )
-        conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
+        read_only = self._read_only()
+        conn = _connect(path, read_only)
         try:
-            self._configure(conn)
+            self._configure(conn, read_only)
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _configure(self, conn: sqlite3.Connection) -> None:
+    def _read_only(self) -> bool:
+        """Whether to open the file read-only: asked for (``mode=ro``), or a file this
+        process may not write, whose reads must still work (``atp task ls``)."""
+        if self.target.memory:
+            return False
+        path = self.target.path
+        return self.target.read_only or (os.path.exists(path) and not os.access(path, os.W_OK))
+
+    def _configure(self, conn: sqlite3.Connection, read_only: bool) -> None:
         conn.execute(f"PRAGMA busy_timeout = {self.target.busy_timeout}")
-        if not self.target.memory:
+        if not (self.target.memory or read_only):
             mode = self._switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 log.warning(
@@ -162,10 +171,42 @@ class Database:
 
     def _error(self, exc: BaseException) -> AtpError:
         name = getattr(exc, "sqlite_errorname", "")
-        message = f"SQLite database {self.target.path!r}: {exc}"
-        if name in _CONFIG_ERRORS or name.startswith("SQLITE_READONLY"):
+        path = self.target.path
+        if name.startswith(_DAMAGED):
+            return ConfigError(
+                f"SQLite database {path!r} is not an SQLite database or is corrupt: {exc} "
+                "(restore it from a backup, or point the store at another file)"
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return ConfigError(
+                f"SQLite database {path!r} is read-only here: {exc}; commands that only "
+                "read work, writing needs write access to the file and its directory"
+            )
+        message = f"SQLite database {path!r}: {exc}"
+        if name in _CONFIG_ERRORS:
             return ConfigError(message)
         return BackendUnavailable(message)
+
+
+def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+    """Open ``path``; read-only through a URI, and if even that cannot be (a WAL file whose
+    ``-shm`` cannot be made beside it), as an immutable file: read without locks."""
+    connect = partial(sqlite3.connect, isolation_level=None, cached_statements=512)
+    if not read_only:
+        return connect(path)
+    uri = f"file:{quote(path)}?mode=ro"
+    conn = connect(uri, uri=True)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # the first read opens the file
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN":
+            raise
+        return connect(uri + "&immutable=1", uri=True)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _overflow(exc: BaseException) -> AtpError:

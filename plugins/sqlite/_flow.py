@@ -17,26 +17,28 @@ from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
 from atp.core.recovery import recovery
 from atp.core.subjects import validate_subject
 from atp.plugins.sqlite._rows import (
+    CHUNK,
     INSERT,
     RECORD_COLUMNS,
     TASK_COLUMNS,
     chunked,
     encode,
     error_json,
-    ids_where,
     insert_row,
     marks,
+    quarantine_views,
     record_from_row,
     select_records,
-    task_from_row,
+    tasks_from_rows,
     unique,
 )
 
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
 
 _UPSERT_KEY = (
-    "INSERT INTO idempotency (key, task_id, created_at, expires_at) VALUES (?,?,?,?) "
-    "ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, "
+    "INSERT INTO idempotency_keys (subject, key, task_id, run_at, created_at, expires_at) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT (subject, key) DO UPDATE SET "
+    "task_id = excluded.task_id, run_at = excluded.run_at, "
     "created_at = excluded.created_at, expires_at = excluded.expires_at"
 )
 _FINISH = (
@@ -68,41 +70,62 @@ def create(
     window: float,
     ready_until: float | None,
 ) -> list[Created]:
-    """Insert the tasks no live idempotency key or existing id already accounts for."""
+    """Insert the tasks no live idempotency key of their subject or existing id already
+    accounts for."""
     for task in tasks:
         validate_subject(task.subject)  # a row that cannot be decoded would poison reads
-    keys = _live_keys(conn, [t.idempotency_key for t in tasks if t.idempotency_key], now - window)
-    taken_ids = ids_where(conn, [task.id for task in tasks])
+    keyed = [(t.subject, t.idempotency_key) for t in tasks if t.idempotency_key]
+    known = _live_keys(conn, keyed, now - window)
+    run_times = _run_times(conn, [task.id for task in tasks])
     created, rows, new_keys = [], [], []
     for task in tasks:
-        key = task.idempotency_key
-        known = keys.get(key) if key else None
-        if known is None and task.id in taken_ids:
-            known = task.id
-        if known is not None:
-            created.append(Created(known, False))
+        key = (task.subject, task.idempotency_key) if task.idempotency_key else None
+        existing = known.get(key) if key else None
+        if existing is None and task.id in run_times:
+            existing = Created(task.id, False, run_times[task.id])
+        if existing is not None:
+            created.append(existing)
             continue
         ready = ready_until is not None and task.run_at <= now
         state = State.READY if ready else State.SCHEDULED
         rows.append(insert_row(task, state, ready_until if ready else None, now))
-        taken_ids.add(task.id)
+        run_times[task.id] = task.run_at
         if key:
-            keys[key] = task.id
-            new_keys.append((key, task.id, now, now + window))
-        created.append(Created(task.id, True))
+            known[key] = Created(task.id, False, task.run_at)
+            new_keys.append((*key, task.id, task.run_at, now, now + window))
+        created.append(Created(task.id, True, task.run_at))
     conn.executemany(INSERT, rows)
     conn.executemany(_UPSERT_KEY, new_keys)
     return created
 
 
-def _live_keys(conn: sqlite3.Connection, keys: list[str], since: float) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for chunk in chunked(unique(keys)):
-        sql = (
-            "SELECT key, task_id FROM idempotency "
-            f"WHERE key IN ({marks(len(chunk))}) AND created_at > ?"
+def _live_keys(
+    conn: sqlite3.Connection, keys: list[tuple[str, str]], since: float
+) -> dict[tuple[str, str], Created]:
+    """The answer to a duplicate of each (subject, key) created after ``since``."""
+    found: dict[tuple[str, str], Created] = {}
+    for chunk in chunked(unique(keys), CHUNK // 2):  # two parameters a key
+        sql = (  # a join, not a row-value IN, so each pair is one primary-key lookup
+            f"SELECT i.subject, i.key, i.task_id, i.run_at FROM (VALUES {_pairs(len(chunk))}) "
+            "AS v JOIN idempotency_keys AS i ON i.subject = v.column1 AND i.key = v.column2 "
+            "WHERE i.created_at > ?"
         )
-        found.update(conn.execute(sql, (*chunk, since)).fetchall())
+        params = [part for pair in chunk for part in pair]
+        for subject, key, task_id, run_at in conn.execute(sql, (*params, since)):
+            found[subject, key] = Created(task_id, False, run_at)
+    return found
+
+
+def _pairs(count: int) -> str:
+    return ",".join(["(?,?)"] * count)
+
+
+def _run_times(conn: sqlite3.Connection, ids: list[str]) -> dict[str, float]:
+    """The run_at of each of ``ids`` that is a stored task."""
+    found: dict[str, float] = {}
+    for chunk in chunked(unique(ids)):
+        sql = f"SELECT id, run_at FROM tasks WHERE id IN ({marks(len(chunk))})"
+        found.update(conn.execute(sql, chunk).fetchall())
     return found
 
 
@@ -119,7 +142,8 @@ def take_due(
         "(SELECT id FROM tasks INDEXED BY tasks_due WHERE state = 'SCHEDULED' AND run_at <= ? "
         f"ORDER BY run_at, priority DESC, id LIMIT ?) RETURNING priority, id, {TASK_COLUMNS}"
     )
-    return _due_order(conn.execute(sql, (ready_until, now, now, max(limit, 0))).fetchall())
+    rows = conn.execute(sql, (ready_until, now, now, max(limit, 0))).fetchall()
+    return _due_order(conn, rows, now)
 
 
 def release(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
@@ -156,13 +180,14 @@ def redispatch(
         f"RETURNING priority, id, {TASK_COLUMNS}"
     )
     cutoff = math.inf if everything else now
-    return _due_order(conn.execute(sql, (ready_until, now, cutoff, max(limit, 0))).fetchall())
+    rows = conn.execute(sql, (ready_until, now, cutoff, max(limit, 0))).fetchall()
+    return _due_order(conn, rows, now)
 
 
-def _due_order(rows: list[Any]) -> list[Task]:
+def _due_order(conn: sqlite3.Connection, rows: list[Any], now: float) -> list[Task]:
     # RETURNING gives no order; put the batch back in due order.
     rows.sort(key=lambda row: (row[3], -row[0], row[1]))
-    return [task_from_row(envelope, run_at, attempt) for _, _, envelope, run_at, attempt in rows]
+    return tasks_from_rows(conn, [row[1:] for row in rows], now)
 
 
 def check_fence(conn: sqlite3.Connection, fence: Fence | None) -> None:
@@ -203,6 +228,8 @@ def claim(
     # the claimed rows came back with the update; only the others are read again
     records = select_records(conn, [task_id for task_id in ids if task_id not in taken])
     records.update(taken)
+    for task_id in quarantine_views(conn, taken, now):
+        del taken[task_id]  # undecodable: DEAD now, never run
     claims = []
     for task_id in ids:
         claims.append(Claim(records.get(task_id), taken.pop(task_id, None) is not None))
@@ -273,7 +300,7 @@ def _finish_params(outcome: Outcome) -> dict[str, Any]:
         "result": None if outcome.result is None else encode(outcome.result),
         "finished_at": outcome.at if outcome.state in FINAL_STATES else None,
         "run_at": (outcome.at if outcome.run_at is None else outcome.run_at) if retry else None,
-        "refund": 1 if retry and outcome.refund else 0,
+        "refund": 1 if outcome.refund else 0,
         "error": None if outcome.error is None else error_json(outcome.error),
     }
 
@@ -298,7 +325,7 @@ def cancel(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> list[Tas
 
 
 def recover(
-    conn: sqlite3.Connection, now: float, limit: int, default_max: int, fence: Fence | None
+    conn: sqlite3.Connection, now: float, limit: int, default_max: int | None, fence: Fence | None
 ) -> list[TaskRecord]:
     """Send RUNNING tasks with an expired lease back to SCHEDULED, or to DEAD, or to
     CANCELLED when a cancel was requested."""
@@ -311,10 +338,11 @@ def recover(
     ).fetchall()
     conn.executemany(_RECOVER, [_recover_params(row, now, default_max) for row in rows])
     records = select_records(conn, [row[0] for row in rows])
+    quarantine_views(conn, records, now)
     return [records[row[0]] for row in rows]
 
 
-def _recover_params(row: Sequence[Any], now: float, default_max: int) -> dict[str, Any]:
+def _recover_params(row: Sequence[Any], now: float, default_max: int | None) -> dict[str, Any]:
     task_id, attempt, max_attempts, cancel_requested = row
     decided = recovery(
         attempt=attempt,

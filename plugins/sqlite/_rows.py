@@ -6,11 +6,20 @@ their columns are the truth and overlay the envelope's copy when a row is read.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from atp.core.codec import dumps, loads, task_from_stored_dict, task_to_dict
+from atp.core.codec import (
+    DECODE_ERRORS,
+    dumps,
+    is_quarantined,
+    loads,
+    quarantined,
+    task_from_stored_dict,
+    task_to_dict,
+)
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
 
 __all__ = [
@@ -21,13 +30,18 @@ __all__ = [
     "error_json",
     "insert_row",
     "marks",
+    "quarantine",
+    "quarantine_views",
     "record_from_row",
     "select_records",
     "task_from_row",
+    "tasks_from_rows",
     "unique",
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger("atp.sqlite")
 
 # Far below SQLite's limit on bound variables (32766), and short enough to keep the
 # statement cache hot: every full chunk has the same text.
@@ -35,7 +49,7 @@ CHUNK = 500
 
 RECORD_COLUMNS = (
     "id, state, run_at, attempt, lease_owner, lease_until, cancel_requested, "
-    "updated_at, finished_at, envelope, result, errors"
+    "updated_at, finished_at, envelope, result, errors, subject"
 )
 TASK_COLUMNS = "envelope, run_at, attempt"
 _STATES = {state.value: state for state in State}
@@ -84,7 +98,16 @@ def task_from_row(envelope: str, run_at: float, attempt: int) -> Task:
 
 
 def record_from_row(row: Sequence[Any]) -> TaskRecord:
-    """Return the TaskRecord of a row from its ``RECORD_COLUMNS``."""
+    """Return the TaskRecord of a row from its ``RECORD_COLUMNS``; for a row that cannot
+    be decoded, the DEAD stand-in ``quarantined`` makes (the row itself is not changed)."""
+    try:
+        return _record(row)
+    except DECODE_ERRORS as exc:
+        at = row[7] if isinstance(row[7], int | float) else 0.0
+        return quarantined(row[0], row[12], exc, at=at)
+
+
+def _record(row: Sequence[Any]) -> TaskRecord:
     (
         _,
         state,
@@ -98,6 +121,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         envelope,
         result,
         errors,
+        _,
     ) = row
     # Positional, and no JSON decoding for the common empty values: a claim decodes one
     # record per task on the hot path.
@@ -112,6 +136,44 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         bool(cancel),
         finished,
     )
+
+
+def tasks_from_rows(conn: sqlite3.Connection, rows: Iterable[Any], now: float) -> list[Task]:
+    """The Tasks of rows of ``id, TASK_COLUMNS``; rows that cannot be decoded are
+    quarantined (made DEAD, ADR 0027) and left out, so they stop nothing else."""
+    tasks, corrupt = [], []
+    for task_id, envelope, run_at, attempt in rows:
+        try:
+            tasks.append(task_from_row(envelope, run_at, attempt))
+        except DECODE_ERRORS as exc:
+            corrupt.append(task_id)
+            log.error("task %s cannot be decoded, quarantined as DEAD: %r", task_id, exc)
+    quarantine(conn, corrupt, now)
+    return tasks
+
+
+def quarantine_views(
+    conn: sqlite3.Connection, records: Mapping[str, TaskRecord], now: float
+) -> list[str]:
+    """Make DEAD the rows whose ``records`` are ``quarantined`` stand-ins; their ids."""
+    ids = [task_id for task_id, record in records.items() if is_quarantined(record)]
+    for task_id in quarantine(conn, ids, now):
+        reason = records[task_id].errors[-1].message
+        log.error("task %s quarantined as DEAD: %s", task_id, reason)
+    return ids
+
+
+def quarantine(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> list[str]:
+    """Make the rows of ``ids`` DEAD, keeping their data as it is; the ids changed."""
+    changed: list[str] = []
+    for chunk in chunked(unique(ids)):
+        sql = (
+            "UPDATE tasks SET state = 'DEAD', finished_at = ?, updated_at = ?, "
+            f"lease_owner = NULL, lease_until = NULL WHERE id IN ({marks(len(chunk))}) "
+            "AND state != 'DEAD' RETURNING id"
+        )
+        changed.extend(row[0] for row in conn.execute(sql, (now, now, *chunk)))
+    return changed
 
 
 def select_records(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, TaskRecord]:

@@ -3,7 +3,9 @@
 One file may hold both, so one schema and one ``PRAGMA user_version`` cover them. Every
 statement is idempotent, so a file of an older version is migrated by running them all:
 version 2 added the ``schedules`` table (cron) to the tables of version 1, version 3 the
-``workflow_definitions`` and ``workflow_runs`` tables.
+``workflow_definitions`` and ``workflow_runs`` tables. Version 4 scoped idempotency keys by
+subject (ADR 0028): ``idempotency_keys`` replaces version 1's ``idempotency`` table, whose
+rows move across with their task's subject.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from atp.core.errors import ConfigError
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 3
+VERSION = 4
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -48,13 +50,18 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS tasks_subject_state ON tasks (subject, state)",
     # subject and id never change: this index costs a write only on insert and delete.
     "CREATE INDEX IF NOT EXISTS tasks_subject ON tasks (subject, id)",
-    """CREATE TABLE IF NOT EXISTS idempotency (
-        key        TEXT PRIMARY KEY,
+    # Version 4: a key is unique per subject. run_at answers a duplicate publish even
+    # after the task itself was pruned.
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        subject    TEXT NOT NULL,
+        key        TEXT NOT NULL,
         task_id    TEXT NOT NULL,
+        run_at     REAL NOT NULL,
         created_at REAL NOT NULL,
-        expires_at REAL NOT NULL
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (subject, key)
     )""",
-    "CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)",
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at)",
     """CREATE TABLE IF NOT EXISTS fences (
         name  TEXT PRIMARY KEY,
         token INTEGER NOT NULL
@@ -98,6 +105,16 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS workflow_runs_workflow ON workflow_runs (workflow, id)",
 )
 
+_SCOPE_KEYS = (
+    # A key whose task is gone has no subject to be scoped by: it is dropped (ADR 0028).
+    """INSERT OR IGNORE INTO idempotency_keys
+        (subject, key, task_id, run_at, created_at, expires_at)
+        SELECT t.subject, i.key, i.task_id, t.run_at, i.created_at, i.expires_at
+        FROM idempotency AS i JOIN tasks AS t ON t.id = i.task_id""",
+    "DROP TABLE idempotency",
+)
+"""Version 4's migration of version 1's global keys, run when that table exists."""
+
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     """Create the tables if they are missing; refuse a file written by a newer atp."""
@@ -108,11 +125,19 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         if _version(conn, path) < VERSION:
             for statement in _DDL:
                 conn.execute(statement)
+            if _has_table(conn, "idempotency"):
+                for statement in _SCOPE_KEYS:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return conn.execute(sql, (name,)).fetchone() is not None
 
 
 def _version(conn: sqlite3.Connection, path: str) -> int:

@@ -2,7 +2,8 @@
 
 ``sqlite:///relative/path.db`` (three slashes: relative to the working directory),
 ``sqlite:////absolute/path.db`` (four: absolute) and ``sqlite://:memory:`` (one private
-connection). Query options: ``synchronous=full|normal`` and ``busy_timeout=<ms>``.
+connection). Query options: ``synchronous=full|normal``, ``busy_timeout=<ms>`` and
+``mode=ro`` (open the file read-only: reads work, writes fail with ConfigError).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ __all__ = ["MEMORY", "SqliteTarget", "parse_url"]
 
 MEMORY = ":memory:"
 _SYNCHRONOUS = ("full", "normal")
-_OPTIONS = ("busy_timeout", "synchronous")
+_OPTIONS = ("busy_timeout", "mode", "synchronous")
+_MODES = ("ro", "rw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class SqliteTarget:
     faster, the last commits may be lost on power loss (never on a process crash)."""
     busy_timeout: int = 5000
     """Milliseconds a writer waits for another process's lock before giving up."""
+    read_only: bool = False
+    """``mode=ro``: open the file read-only, as for a file this process may not write."""
 
     @property
     def memory(self) -> bool:
@@ -57,6 +61,7 @@ def parse_url(url: str, scheme: str) -> SqliteTarget:
         path=_path(url, scheme, rest),
         synchronous=_sync(url, options.get("synchronous", "full")),
         busy_timeout=_busy_timeout(url, options.get("busy_timeout", "5000")),
+        read_only=_mode(url, options.get("mode", "rw")) == "ro",
     )
 
 
@@ -86,3 +91,9 @@ def _busy_timeout(url: str, value: str) -> int:
             f"URL {url!r}: busy_timeout must be a whole number of milliseconds, got {value!r}"
         )
     return int(value)
+
+
+def _mode(url: str, value: str) -> str:
+    if value.lower() not in _MODES:
+        raise InvalidInput(f"URL {url!r}: mode must be 'ro' or 'rw', got {value!r}")
+    return value.lower()

@@ -125,7 +125,12 @@ class SqliteStore(SqliteRecords):
         return await self._db.write(partial(_flow.cancel, ids=ids, now=now))
 
     async def recover(
-        self, *, now: float, limit: int, default_max_attempts: int, fence: Fence | None = None
+        self,
+        *,
+        now: float,
+        limit: int,
+        default_max_attempts: int | None,
+        fence: Fence | None = None,
     ) -> list[TaskRecord]:
         """Recover expired leases, the longest expired first, in one transaction."""
         work = partial(

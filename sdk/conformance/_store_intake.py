@@ -49,7 +49,7 @@ class IntakeChecks:
         now = clock.now()
         tasks = [make_task(subject, now, payload=index) for index in range(5)]
         created = await store.create(tasks, now=now, idempotency_window=WINDOW)
-        assert created == [Created(task.id, True) for task in tasks]
+        assert created == [Created(task.id, True, task.run_at) for task in tasks]
 
     async def test_create_of_an_empty_batch_does_nothing(
         self, store: TaskStore, clock: Clock
@@ -129,14 +129,14 @@ class IntakeChecks:
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
         now, key = clock.now(), unique("key")
-        first = make_task(subject, now, idempotency_key=key, payload="first")
+        first = make_task(subject, now, idempotency_key=key, payload="first", run_at=now + 60)
         await store.create([first], now=now, idempotency_window=WINDOW)
         before = await store.counts()
         again = make_task(subject, now + 10, idempotency_key=key, payload="second")
         created = await store.create(
             [again], now=now + 10, idempotency_window=WINDOW, ready_until=now + 10 + LEASE
         )
-        assert created == [Created(first.id, False)]
+        assert created == [Created(first.id, False, now + 60)], "the existing task's run_at"
         assert await store.get([again.id]) == [None]
         assert await store.counts() == before
         record = await get_one(store, first.id)
@@ -151,9 +151,9 @@ class IntakeChecks:
         second = make_task(subject, now, idempotency_key=key)
         created = await store.create([first, plain, second], now=now, idempotency_window=WINDOW)
         assert created == [
-            Created(first.id, True),
-            Created(plain.id, True),
-            Created(first.id, False),
+            Created(first.id, True, now),
+            Created(plain.id, True, now),
+            Created(first.id, False, now),
         ]
         assert await store.get([second.id]) == [None]
         assert count_of(await store.counts(), subject) == 2
@@ -166,8 +166,36 @@ class IntakeChecks:
         await store.create([first], now=now, idempotency_window=60)
         later = make_task(subject, now + 61, idempotency_key=key)
         created = await store.create([later], now=now + 61, idempotency_window=60)
-        assert created == [Created(later.id, True)]
+        assert created == [Created(later.id, True, later.run_at)]
         assert None not in await store.get([first.id, later.id])
+
+    async def test_create_with_a_key_used_on_another_subject_creates_another_task(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now, key, other = clock.now(), unique("key"), f"{subject}.other"
+        first = make_task(subject, now, idempotency_key=key, run_at=now + 60)
+        await store.create([first], now=now, idempotency_window=WINDOW)
+        elsewhere = make_task(other, now + 1, idempotency_key=key)
+        created = await store.create([elsewhere], now=now + 1, idempotency_window=WINDOW)
+        assert created == [Created(elsewhere.id, True, now + 1)], "keys are scoped by subject"
+        again = make_task(other, now + 2, idempotency_key=key)
+        created = await store.create([again], now=now + 2, idempotency_window=WINDOW)
+        assert created == [Created(elsewhere.id, False, now + 1)]
+        assert count_of(await store.counts(), subject) == 1
+        assert count_of(await store.counts(), other) == 1
+
+    async def test_create_scopes_a_key_by_subject_inside_a_batch(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now, key, other = clock.now(), unique("key"), f"{subject}.other"
+        tasks = [make_task(s, now, idempotency_key=key) for s in (subject, other, subject, other)]
+        created = await store.create(tasks, now=now, idempotency_window=WINDOW)
+        assert [(c.id, c.created) for c in created] == [
+            (tasks[0].id, True),
+            (tasks[1].id, True),
+            (tasks[0].id, False),
+            (tasks[1].id, False),
+        ]
 
     async def test_create_with_distinct_keys_creates_each_task(
         self, store: TaskStore, clock: Clock, subject: str
@@ -191,7 +219,7 @@ class IntakeChecks:
             pytest.skip("the store accepts a payload JSON cannot encode: no error to test with")
         assert await store.get([good.id, bad.id]) == [None, None]
         retried = await store.create([good], now=now, idempotency_window=WINDOW)
-        assert retried == [Created(good.id, True)], "a failed batch must not keep its keys"
+        assert retried == [Created(good.id, True, now)], "a failed batch must not keep its keys"
 
     async def test_records_share_no_mutable_state_with_callers(
         self, store: TaskStore, clock: Clock, subject: str

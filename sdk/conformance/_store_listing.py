@@ -226,14 +226,14 @@ class ListingChecks:
         await store.prune(finished_before=now + 10, now=now + 10, limit=10)
         same = make_task(subject, now + 20, idempotency_key=key)
         created = await store.create([same], now=now + 20, idempotency_window=WINDOW)
-        assert created == [Created(first.id, False)], "a key inside its window outlives its task"
+        assert created == [Created(first.id, False, now)], "the key outlives its task"
         after = now + WINDOW + 1
         await store.prune(finished_before=after, now=after, limit=10)
         fresh = make_task(subject, after, idempotency_key=key)
         assert await store.create([fresh], now=after, idempotency_window=WINDOW) == [
-            Created(fresh.id, True)
+            Created(fresh.id, True, after)
         ]
         duplicate = make_task(subject, after + 1, idempotency_key=key)
         assert await store.create([duplicate], now=after + 1, idempotency_window=WINDOW) == [
-            Created(fresh.id, False)
+            Created(fresh.id, False, after)
         ]

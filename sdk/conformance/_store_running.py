@@ -175,6 +175,18 @@ class RunningChecks:
         assert claim.record is not None
         assert claim.record.task.attempt == 1
 
+    async def test_finish_dead_with_refund_does_not_count_the_attempt(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        running = await make_running(store, subject, now)
+        error = AttemptError(attempt=0, at=now + 1, message="attempts spent", kind="lease")
+        dead = Outcome(running.id, OWNER, State.DEAD, at=now + 1, error=error, refund=True)
+        assert await store.finish([dead]) == [True]
+        record = await get_one(store, running.id)
+        assert (record.state, record.task.attempt, record.errors) == (State.DEAD, 0, (error,))
+        assert record.finished_at == now + 1
+
     async def test_finish_dead_records_the_error_and_the_end(
         self, store: TaskStore, clock: Clock, subject: str
     ) -> None:
@@ -340,6 +352,17 @@ class RunningChecks:
         t2 = t1 + LEASE
         [second] = await store.recover(now=t2, limit=10, default_max_attempts=2)
         assert (second.state, second.task.attempt, len(second.errors)) == (State.DEAD, 2, 2)
+
+    async def test_recover_without_a_default_kills_only_by_the_tasks_own_limit(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        unlimited = await make_running(store, subject, now)
+        limited = await make_running(store, subject, now, max_attempts=1)
+        later = now + LEASE
+        changed = await store.recover(now=later, limit=10, default_max_attempts=None)
+        states = {record.id: (record.state, record.task.attempt) for record in changed}
+        assert states == {unlimited.id: (State.SCHEDULED, 1), limited.id: (State.DEAD, 1)}
 
     async def test_recover_respects_the_limit(
         self, store: TaskStore, clock: Clock, subject: str

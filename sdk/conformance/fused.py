@@ -114,7 +114,17 @@ class FusedConformance(PortSuite):
         first, again = (make_task(subject, clock.now(), idempotency_key=key) for _ in "ab")
         await self.create(fused, clock, [first])
         (dup,) = await self.create(fused, clock, [again])
-        assert (dup.id, dup.created) == (first.id, False)
+        assert dup == Created(first.id, False, first.run_at)
+        await self.claims_only(consumer, first)
+
+    async def test_a_key_used_on_another_subject_is_created_and_published(
+        self, fused: FusingStore, consumer: ClaimingConsumer, clock: Clock, subject: str
+    ) -> None:
+        key, now = unique("key"), clock.now()
+        elsewhere = make_task(f"{unique('other')}.x", now, idempotency_key=key)
+        first = make_task(subject, now, idempotency_key=key)
+        created = await self.create(fused, clock, [elsewhere, first])
+        assert [c.created for c in created] == [True, True], "keys are scoped by subject"
         await self.claims_only(consumer, first)
 
     async def test_a_task_due_later_is_stored_scheduled_and_not_published(

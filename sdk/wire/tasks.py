@@ -16,6 +16,7 @@ from atp.sdk.wire.pb import tasks_pb2 as pb
 
 __all__ = [
     "field_or_none",
+    "id_in",
     "json_in",
     "json_out",
     "page_in",
@@ -30,6 +31,10 @@ __all__ = [
     "states_in",
 ]
 
+MAX_ID = 255
+"""The longest id or name a request may give: atp's task ids have 26 characters
+(``core.ids``), schedule and workflow names at most 128; a run id a caller chooses gets
+room to spare."""
 _TASK_OPTIONAL = ("idempotency_key", "max_attempts", "timeout", "schedule", "workflow_run", "step")
 _RECORD_OPTIONAL = ("lease_owner", "lease_until", "finished_at")
 
@@ -45,6 +50,14 @@ def set_optional(message: Any, source: object, names: tuple[str, ...]) -> None:
         value = getattr(source, name)
         if value is not None:
             setattr(message, name, value)
+
+
+def id_in(value: str, what: str = "id") -> str:
+    """``value`` if it may be an id or name; InvalidInput, without quoting it, if it is
+    too long (a lookup would only answer NotFound)."""
+    if len(value) > MAX_ID:
+        raise InvalidInput(f"{what} has {len(value)} characters; at most {MAX_ID} are allowed")
+    return value
 
 
 def json_in(data: bytes, what: str) -> JSON:

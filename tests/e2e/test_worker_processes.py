@@ -27,9 +27,7 @@ from atp.core.model import State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.settings import Settings
 from atp.sdk.client import Client
-from atp.sdk.conformance import unique
 from tests.e2e.processes_app import CRASH_CODE
-from tests.integration.nats._support import delete_stream, private_url
 
 pytestmark = [
     pytest.mark.e2e,
@@ -122,20 +120,6 @@ def running(pid: int) -> bool:
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture(params=["redis", "nats"])
-async def deployment(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[dict[str, str]]:
-    """Everything on Redis, or NATS as transport beside the SQLite store."""
-    if request.param == "redis":
-        url = f"{request.getfixturevalue('redis_url')}?prefix={unique('procs')}"
-        yield {"ATP_STORE": url, "ATP_TRANSPORT": url}
-        return
-    transport = private_url(request.getfixturevalue("nats_url"))
-    yield {"ATP_STORE": f"sqlite:///{tmp_path / 'atp.db'}", "ATP_TRANSPORT": transport}
-    await delete_stream(transport)
 
 
 @pytest.fixture

@@ -255,7 +255,7 @@ async def test_the_coordinator_and_the_store_share_one_file(tmp_path, clock):
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-    assert {"tasks", "idempotency", "fences", "leases"} <= tables
+    assert {"tasks", "idempotency_keys", "fences", "leases"} <= tables
     await store.close()
     await coordinator.close()
 

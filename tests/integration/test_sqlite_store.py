@@ -103,7 +103,8 @@ def test_urls_follow_sqlalchemy(url, path, synchronous, busy_timeout):
         ("sqlite://host/atp.db", "no database path"),
         ("sqlite:atp.db", "must start with 'sqlite://'"),
         ("sqlite:///atp.db?synchronus=full", "did you mean 'synchronous'"),
-        ("sqlite:///atp.db?mode=ro", "known: busy_timeout, synchronous"),
+        ("sqlite:///atp.db?journal=wal", "known: busy_timeout, mode, synchronous"),
+        ("sqlite:///atp.db?mode=rwc", "mode must be 'ro' or 'rw'"),
         ("sqlite:///atp.db?synchronous=off", "'full' or 'normal'"),
         ("sqlite:///atp.db?busy_timeout=-1", "whole number of milliseconds"),
         ("sqlite:///atp.db?busy_timeout=1&busy_timeout=2", "given twice"),
@@ -175,7 +176,7 @@ async def test_the_file_is_in_wal_mode_with_the_schema_version(store, tmp_path):
     await store.counts()
     with sqlite3.connect(tmp_path / "atp.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 async def test_data_survives_close_and_reopen(tmp_path):
@@ -394,7 +395,7 @@ async def test_an_idempotency_key_holds_for_its_window_then_is_replaced(store, t
     await clock.advance(2)
     late = make_tasks(1, idempotency_key="order-42")[0]
     created = await store.create([late], now=clock.now(), idempotency_window=60)
-    assert created == [Created(late.id, True)]
+    assert created == [Created(late.id, True, late.run_at)]
     repeat = await store.create(
         make_tasks(1, idempotency_key="order-42"), now=clock.now(), idempotency_window=60
     )
@@ -409,7 +410,7 @@ async def test_prune_drops_closed_idempotency_keys(store, tmp_path):
     await clock.advance(61)
     assert await store.prune(finished_before=clock.now(), now=clock.now(), limit=100) == 0
     with sqlite3.connect(tmp_path / "atp.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM idempotency").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0] == 0
 
 
 async def test_the_first_task_with_a_key_in_a_batch_wins(store):
@@ -424,7 +425,7 @@ async def test_a_task_id_that_exists_is_not_written_twice(store):
     await store.create([task], now=NOW, idempotency_window=60)
     changed = task.replace(payload="other")
     created = await store.create([changed, changed], now=NOW + 1, idempotency_window=60)
-    assert created == [Created(task.id, False)] * 2
+    assert created == [Created(task.id, False, task.run_at)] * 2
     assert (await store.get([task.id]))[0].task.payload == {"n": 0}
 
 

@@ -67,6 +67,32 @@ def test_scopes_parse_and_check():
     admin.require_consume(">")
 
 
+@pytest.mark.parametrize(
+    ("scopes", "subjects", "allowed"),
+    [
+        (["read"], [], False),
+        (["consume:>"], [], False),
+        (["publish:orders.*"], [], False),  # publishes nothing: needs publish on the name
+        (["publish:quiet.*"], [], True),
+        (["publish:>"], [], True),
+        (["admin"], [], True),
+        (["publish:quiet.*"], ["orders.ship"], False),  # subjects decide when there are any
+        (["publish:orders.*"], ["orders.ship"], True),
+        (["publish:orders.*", "read"], ["orders.ship", "mail.send"], False),
+        (["admin"], ["orders.ship"], True),
+    ],
+)
+def test_a_workflow_run_needs_publish_on_its_subjects_or_else_on_its_name(
+    scopes, subjects, allowed
+):
+    check = parse_scopes(scopes).require_run
+    if allowed:
+        check("quiet.wait", subjects)
+    else:
+        with pytest.raises(PermissionDenied):
+            check("quiet.wait", subjects)
+
+
 @pytest.mark.parametrize("text", ["write", "publish", "publish:", "consume:a..b", "read:x"])
 def test_unknown_or_malformed_scopes_are_refused(text):
     with pytest.raises(InvalidInput):

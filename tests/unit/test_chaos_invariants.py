@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 from atp.core.model import State, Task, TaskRecord
 from atp.core.workflows.runs import Run, RunState, StepRun, StepState
-from chaos.app import DOOMED, WORK
+from chaos.app import DOOMED, HOSTILE, HOSTILE_ATTEMPTS, WORK
+from chaos.faults import FaultEvent
 from chaos.invariants import Evidence, check_all
 from chaos.ledger import Ledger, LedgerView, record
 
@@ -166,3 +169,83 @@ def test_workflow_runs_must_succeed_with_one_task_per_step(tmp_path: Path) -> No
     evidence.runs = {"r1": _run("r1", "SUCCEEDED")}
     evidence.stored = [*evidence.stored, _record("r1-a2", State.SUCCEEDED, key="wf:r1:a")]
     assert not _verdicts(evidence)[name]
+
+
+def _hostile(tmp_path: Path, ledger: Ledger, records: dict[str, TaskRecord | None]) -> str:
+    """One hostile task that raised on each of its attempts and is DEAD: by the rules."""
+    ledger.accepted("k-h0", "h0", HOSTILE["raises"], 0.0)
+    for attempt in range(1, HOSTILE_ATTEMPTS + 1):
+        record(tmp_path, "exec-1", ev="start", task="h0", attempt=attempt)
+    task = Task(id="h0", subject=HOSTILE["raises"], idempotency_key="k-h0")
+    records["h0"] = TaskRecord(
+        task=replace(task, attempt=HOSTILE_ATTEMPTS), state=State.DEAD, updated_at=0.0
+    )
+    return "hostile handlers: each task final per its policy, within its attempts"
+
+
+def test_a_hostile_task_dead_within_its_attempts_passes(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    name = _hostile(tmp_path, ledger, records)
+    verdicts = _verdicts(_evidence(ledger, records))
+    assert verdicts[name]
+    assert verdicts["dead letters only for tasks designed to fail"]
+
+
+def test_a_hostile_task_run_beyond_its_attempts_fails(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    name = _hostile(tmp_path, ledger, records)
+    record(tmp_path, "exec-2", ev="start", task="h0", attempt=HOSTILE_ATTEMPTS + 1)
+    checks = {c.name: c for c in check_all(_evidence(ledger, records))}
+    assert not checks[name].passed
+    assert "h0" in checks[name].detail
+
+
+def test_a_hostile_task_not_dead_fails(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    name = _hostile(tmp_path, ledger, records)
+    hostile = records["h0"]
+    assert hostile is not None
+    records["h0"] = replace(hostile, state=State.SUCCEEDED)
+    assert not _verdicts(_evidence(ledger, records))[name]
+
+
+def test_an_atp_process_that_exited_on_its_own_fails_the_hostile_check(tmp_path: Path) -> None:
+    ledger, records = _clean(tmp_path)
+    name = _hostile(tmp_path, ledger, records)
+    evidence = _evidence(ledger, records)
+    evidence.exits = ["worker-0 (pid 12) exited with 1"]
+    checks = {c.name: c for c in check_all(evidence)}
+    assert not checks[name].passed
+    assert "worker-0" in checks[name].detail
+
+
+def _twice(tmp_path: Path, first: float, second: float) -> tuple[Ledger, Evidence]:
+    """Task t9 executed at ``first`` and again at ``second`` (wall times)."""
+    ledger, records = _clean(tmp_path)
+    ledger.accepted("k-t9", "t9", WORK, 0.0)
+    records["t9"] = _record("t9", State.SUCCEEDED)
+    for at in (first, second):
+        line = {"ev": "start", "task": "t9", "attempt": 1, "at": at, "pid": 7}
+        with (tmp_path / "exec-7.jsonl").open("a") as out:
+            out.write(json.dumps(line) + "\n" + json.dumps({**line, "ev": "done"}) + "\n")
+    return ledger, _evidence(ledger, records)
+
+
+def _by_fault(evidence: Evidence) -> dict[str, int]:
+    check = next(c for c in check_all(evidence) if c.name.startswith("each success"))
+    by_fault: dict[str, int] = check.figures["extra executions by fault"]
+    return by_fault
+
+
+def test_an_extra_execution_is_put_down_to_the_fault_running_then(tmp_path: Path) -> None:
+    _, evidence = _twice(tmp_path, 1000.0, 1010.0)
+    cut = FaultEvent(offset=5.0, at=1002.0, fault="cut link to redis", detail="", ended=8.0)
+    earlier = FaultEvent(offset=0.0, at=900.0, fault="SIGKILL worker", detail="", ended=1.0)
+    evidence.faults = [earlier, cut]
+    assert _by_fault(evidence) == {"cut link to redis": 1}
+
+
+def test_an_extra_execution_without_a_fault_is_said_so(tmp_path: Path) -> None:
+    _, evidence = _twice(tmp_path, 1000.0, 1010.0)
+    evidence.faults = [FaultEvent(offset=0.0, at=900.0, fault="SIGKILL worker", detail="")]
+    assert _by_fault(evidence) == {"no fault at the time": 1}

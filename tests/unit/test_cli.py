@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from atp.adapters._auth.config import ServerSettings
 from atp.adapters.cli import _run, _serve, cli, main
 from atp.adapters.cli._banner import example_payload
 from atp.adapters.cli._errors import exit_code
@@ -564,3 +565,40 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert line["message"] == "hello there"
     assert line["level"] == "INFO"
     assert line["ts"].endswith("Z")
+
+
+# -- token create and start-up probe (hardening: duplicate ids, damaged backends) -----------
+
+
+def test_token_create_refuses_an_id_the_file_holds_and_changes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.toml"
+    first = atp(runner, "token", "create", "ci", "--scope", "read", "--file", str(tokens))
+    assert first.exit_code == 0, first.output
+    before = tokens.read_text()
+    again = atp(runner, "token", "create", "ci", "--scope", "admin", "--file", str(tokens))
+    assert_error(again, 4, "token id 'ci' is in", "choose another id")
+    assert again.stdout == ""
+    assert tokens.read_text() == before
+    other = atp(runner, "token", "create", "cd", "--scope", "read", "--file", str(tokens))
+    assert other.exit_code == 0, other.output
+    assert len(ServerSettings(tokens_file=str(tokens)).token_book()) == 2
+
+
+def test_a_store_that_cannot_be_used_stops_atp_dev_before_its_banner(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[object] = []
+
+    async def fake_serve(platform: Platform, runnables: list[object]) -> None:
+        served.append(runnables)
+
+    monkeypatch.setattr(_run, "serve", fake_serve)
+    monkeypatch.chdir(Path(__file__).parents[2])
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    result = atp(runner, "dev", ATP_STORE=f"sqlite:///{junk}")
+    assert_error(result, 5, "is not an SQLite database or is corrupt")
+    assert served == []
+    assert "atp dev (pid" not in result.stderr

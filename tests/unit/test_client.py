@@ -5,8 +5,10 @@ import inspect
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
+from atp.core.errors import BackendUnavailable
 from atp.core.model import RetryPolicy, State
 from atp.core.platform import Platform
 from atp.core.plugins import hookimpl
@@ -24,6 +26,7 @@ from atp.sdk import (
     StateConflict,
     SyncClient,
 )
+from atp.sdk._http import HttpRemote
 from atp.sdk.testing import TestPlatform
 
 START = 1_750_000_000.0
@@ -551,3 +554,15 @@ async def test_limits_on_batches_headers_and_times(tp):
     with pytest.raises(InvalidInput, match="further ahead than max_delay"):
         await tp.client.publish("a", run_at=START + 400 * 86400)
     assert await tp.client.counts() == {}
+
+
+async def test_a_link_error_without_text_still_says_what_broke() -> None:
+    remote = HttpRemote("http://127.0.0.1:9", None)
+
+    async def reset(*_: object, **__: object) -> None:
+        raise httpx.ReadError("")  # what httpx raises for a reset link
+
+    remote._http.request = reset  # type: ignore[method-assign]
+    with pytest.raises(BackendUnavailable, match=r"atp server http://127\.0\.0\.1:9: ReadError$"):
+        await remote.call("GET", "/healthz")
+    await remote.close()

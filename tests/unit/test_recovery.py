@@ -11,23 +11,30 @@ NOW = 1_750_000_000.0
 
 
 @pytest.mark.parametrize(
-    ("attempt", "max_attempts", "cancel", "state"),
+    ("attempt", "max_attempts", "cancel", "default", "state"),
     [
-        (1, None, False, State.SCHEDULED),
-        (2, None, False, State.DEAD),
-        (1, 1, False, State.DEAD),
-        (1, 5, False, State.SCHEDULED),
-        (1, 5, True, State.CANCELLED),
-        (9, 5, True, State.CANCELLED),
+        (1, None, False, 2, State.SCHEDULED),
+        (2, None, False, 2, State.DEAD),
+        (1, 1, False, 2, State.DEAD),
+        (1, 5, False, 2, State.SCHEDULED),
+        (1, 5, True, 2, State.CANCELLED),
+        (9, 5, True, 2, State.CANCELLED),
+        (1, 1, False, None, State.DEAD),
+        (9, None, False, None, State.SCHEDULED),
+        (9, None, True, None, State.CANCELLED),
     ],
 )
-def test_the_next_state(attempt: int, max_attempts: int | None, cancel: bool, state: State) -> None:
+def test_the_next_state(
+    attempt: int, max_attempts: int | None, cancel: bool, default: int | None, state: State
+) -> None:
+    """With no default (the reaper's case: a handler may set its own limit), only the
+    task's own max_attempts sends it to DEAD; its next worker decides for the rest."""
     decided = recovery(
         attempt=attempt,
         max_attempts=max_attempts,
         cancel_requested=cancel,
         now=NOW,
-        default_max_attempts=2,
+        default_max_attempts=default,
     )
     assert decided.state is state
     assert decided.error == AttemptError(attempt, NOW, LEASE_EXPIRED, "lease")

@@ -16,7 +16,10 @@
 --                                 't' is the envelope without what has a field of its own
 --                                 (id, subject, run_at, attempt, priority) or the payload,
 --                                 so small tasks stay in Redis's compact listpack encoding
---   <p>:{<shard>}:idem:<k>  STRING "<id> <created_at>", expiring with its window
+--   <p>:{<shard>}:idempotency:<subject>:<k>  STRING "<id> <created_at> <run_at>",
+--                                 expiring with its window (a key is scoped by subject)
+--   <p>:{<shard>}:idem:<k>  STRING "<id> <created_at>": a key written before ADR 0028,
+--                                 read (never written) until its window closes
 --   <p>:{<shard>}:fence:<n> STRING the newest fencing token seen under name n
 --   <p>:{<shard>}:stream:<subject>  STREAM the id of each published READY task (field i)
 --   <p>:{<shard>}:dead:<subject>    STREAM terminated entries: i, reason, group, id, at

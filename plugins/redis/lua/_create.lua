@@ -1,10 +1,12 @@
 -- The body of create and create_publish, prepended to both (after _common.lua).
 
 -- Store the new tasks packed in ARGV[first..] (see create.lua), their task keys from
--- KEYS[key_base] and the idempotency keys right after those. With streams (subject ->
--- stream key), the id of each task created READY is also added to its subject's stream.
--- Returns: the reply (per task: its id or the existing task's, and 1 if created, else 0)
--- and the set of subjects something was added to.
+-- KEYS[key_base] and the idempotency keys right after those, two per keyed task: its
+-- subject's key, then the key as it was named before keys were scoped by subject. With
+-- streams (subject -> stream key), the id of each task created READY is also added to
+-- its subject's stream.
+-- Returns: the reply (per task: its id or the existing task's, 1 if created, else 0, and
+-- its run_at or the existing task's) and the set of subjects something was added to.
 local function create_tasks(key_base, first, streams)
   local now, window, ready_until, nonce = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[5]
   local n = #ARGV - first + 1
@@ -18,16 +20,31 @@ local function create_tasks(key_base, first, streams)
     return redis.call('HGET', key, 'cn') == nonce
   end
 
-  local function existing_for(ikey, kkey)
-    local found = batch[ikey]
-    if found then return found end
-    local held = redis.call('GET', kkey)
-    if not held then return nil end
-    local sep = string.find(held, ' ', 1, true)
-    if now - tonumber(string.sub(held, sep + 1)) < window then
-      return string.sub(held, 1, sep - 1)
-    end
+  -- A key holds "<id> <created_at> <run_at>"; the id and run_at if inside the window.
+  local function live(held)
+    local id, created, run_at = string.match(held, '^(%S+) (%S+) ?(%S*)$')
+    if now - tonumber(created) < window then return id, run_at end
     return nil
+  end
+
+  -- A key named before the scoping (ADR 0028) holds "<id> <created_at>" and still counts
+  -- for its own task's subject; its task's key shares the shard's tag with tkey.
+  local function legacy_for(lkey, subject, tkey, id)
+    local held = redis.call('GET', lkey)
+    if not held then return nil end
+    local found = live(held)
+    if not found then return nil end
+    local task = redis.call('HMGET', string.sub(tkey, 1, #tkey - #id) .. found, 'sub', 'ra')
+    if task[1] == subject then return found, task[2] end
+    return nil
+  end
+
+  local function existing_for(bkey, kkey, lkey, f, tkey)
+    local found = batch[bkey]
+    if found then return found[1], found[2] end
+    local held = redis.call('GET', kkey)
+    if held then return live(held) end
+    return legacy_for(lkey, f[2], tkey, f[1])
   end
 
   -- The task's hash, its optional fields (lu, m) passed on as they are: no table and
@@ -56,29 +73,33 @@ local function create_tasks(key_base, first, streams)
     count(subject, nil, state)
   end
 
+  local function answer(id, created, run_at)
+    out[#out + 1] = id; out[#out + 1] = created; out[#out + 1] = run_at
+  end
+
   for i = 1, n do
     local f = split(ARGV[first + i - 1], 9)
     local id, ikey, tkey = f[1], f[9], KEYS[key_base + i - 1]
-    local kkey, existing = nil, nil
+    local kkey, bkey, existing, run_at = nil, nil, nil, nil
     if ikey ~= '' then
-      kkey = KEYS[next_key]
-      next_key = next_key + 1
-      existing = existing_for(ikey, kkey)
+      kkey, bkey = KEYS[next_key], f[2] .. ' ' .. ikey
+      existing, run_at = existing_for(bkey, kkey, KEYS[next_key + 1], f, tkey)
+      next_key = next_key + 2
     end
     if existing then
-      out[#out + 1] = existing; out[#out + 1] = (existing == id and ours(id, tkey)) and 1 or 0
+      answer(existing, (existing == id and ours(id, tkey)) and 1 or 0, run_at)
     elseif redis.call('EXISTS', tkey) == 1 then
-      out[#out + 1] = id; out[#out + 1] = ours(id, tkey) and 1 or 0
+      answer(id, ours(id, tkey) and 1 or 0, redis.call('HGET', tkey, 'ra'))
     else
       local state = 'SCHEDULED'
       if ready_until ~= '' and tonumber(f[4]) <= now then state = 'READY' end
       store(f, tkey, state)
       if kkey then
-        redis.call('SET', kkey, id .. ' ' .. ARGV[1], 'PX', ARGV[4])
-        batch[ikey] = id
+        redis.call('SET', kkey, id .. ' ' .. ARGV[1] .. ' ' .. f[4], 'PX', ARGV[4])
+        batch[bkey] = {id, f[4]}
       end
       answered[id] = true
-      out[#out + 1] = id; out[#out + 1] = 1
+      answer(id, 1, f[4])
     end
   end
   return out, published

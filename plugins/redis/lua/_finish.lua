@@ -11,13 +11,12 @@ local function finish_task(key, o)
   redis.call('HDEL', key, 'lo', 'lu')
   local set = {'s', state, 'u', at}
   if o[7] ~= '' then set[#set + 1] = 'e'; set[#set + 1] = append(f[5], o[7]) end
+  if o[6] == '1' then
+    set[#set + 1] = 'a'; set[#set + 1] = tostring(math.max(tonumber(f[3]) - 1, 0))
+  end
   if state == 'SCHEDULED' then
-    local attempt = tonumber(f[3])
-    if o[6] == '1' then attempt = attempt - 1 end
-    if attempt < 0 then attempt = 0 end
     local run_at = o[5]
     if run_at == '' then run_at = at end
-    set[#set + 1] = 'a'; set[#set + 1] = tostring(attempt)
     set[#set + 1] = 'ra'; set[#set + 1] = run_at
     add_later(DUE, run_at, f[6] .. ':' .. id)
   else

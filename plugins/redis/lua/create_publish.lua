@@ -5,11 +5,11 @@
 -- KEYS[8] -> <p>:{<shard>}:subjects
 -- KEYS[9..8+m] -> <p>:{<shard>}:stream:<subject> of each of the batch's m subjects
 -- KEYS[9+m..8+m+n] -> the task key of each of the n tasks
--- KEYS[9+m+n..] -> the idempotency key of each task that has one, in task order
+-- KEYS[9+m+n..] -> two per task with an idempotency key, as for create
 -- ARGV[1..5] -> as create: now, idempotency window (s), ready_until, key TTL (ms), nonce
 -- ARGV[6] -> m; ARGV[7..6+m] -> the subjects, in the order of their stream keys
 -- ARGV[7+m..] -> one per task, packed as for create
--- Returns: per task, its id (or the existing task's) and 1 if created, else 0.
+-- Returns: per task, as create: its id, 1 if created, else 0, and its run_at.
 
 local m = tonumber(ARGV[6])
 local streams = {}

@@ -3,7 +3,8 @@
 -- once its attempts are spent. The caller read the candidates from the running index.
 -- KEYS[1..7] -> due, ready, running, finished, dead, order, counts
 -- KEYS[8] -> fence key; KEYS[9..] -> task key of each candidate
--- ARGV[1] -> now; ARGV[2] -> default max attempts; ARGV[3] -> fencing token or '';
+-- ARGV[1] -> now; ARGV[2] -> default max attempts, or '' (none known: only a task's own
+--            max attempts sends it to DEAD); ARGV[3] -> fencing token or '';
 -- ARGV[4] -> the error message as a JSON string; ARGV[5..] -> candidate ids
 -- Returns: per task changed, its record (the id and the FIELDS of _admin.lua).
 -- Errors: "FENCED <newest>" when the token is older than one seen before.
@@ -20,7 +21,7 @@ for i = 5, #ARGV do
     local err = '{"attempt":' .. f[3] .. ',"at":' .. ARGV[1] .. ',"message":' .. ARGV[4]
       .. ',"kind":"lease"}'
     local state = 'SCHEDULED'
-    if f[5] then state = 'CANCELLED' elseif attempt >= limit then state = 'DEAD' end
+    if f[5] then state = 'CANCELLED' elseif limit and attempt >= limit then state = 'DEAD' end
     redis.call('ZREM', RUNNING, id)
     redis.call('HDEL', key, 'lo', 'lu')
     redis.call('HSET', key, 's', state, 'u', ARGV[1], 'e', append(f[7], err))

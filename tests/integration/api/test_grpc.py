@@ -133,7 +133,8 @@ def test_retrieve_flow_control_and_give_back_on_close(stubs):
         time.sleep(0.05)
     record = get(stubs, following.task.id)
     assert record.state in ("SCHEDULED", "READY")
-    assert record.attempt == 0
+    assert record.attempt == 1  # given back at once, its attempt spent
+    assert record.errors[-1].kind == "lease"
 
 
 def test_consumer_rpcs_refuse_outside_scope(stubs):

@@ -198,9 +198,9 @@ async def test_create_retried_after_a_lost_reply_reports_its_tasks_created(
         other = await Scripts.run(client, "create", call_keys, [*args[:4], "nonce-2", *args[5:]])
     finally:
         await client.aclose()
-    assert first[1::2] == [1, 0], "the same task twice in one call: the second is not created"
-    assert again[1::2] == [1, 0], "a retried call reports its own task as created"
-    assert other[1::2] == [0, 0], "another call finds the task existing"
+    assert first[1::3] == [1, 0], "the same task twice in one call: the second is not created"
+    assert again[1::3] == [1, 0], "a retried call reports its own task as created"
+    assert other[1::3] == [0, 0], "another call finds the task existing"
 
 
 def test_a_malformed_url_is_refused_clearly() -> None:
@@ -218,7 +218,8 @@ def test_store_and_stream_keys_share_the_shard_hash_tag() -> None:
         for key in [
             *keys.indexes(),
             keys.task("x"),
-            keys.idempotency("k"),
+            keys.idempotency("a.b", "k"),
+            keys.unscoped_idempotency("k"),
             keys.fence("f"),
             streams.stream("a.b"),
             streams.dead("a.b"),

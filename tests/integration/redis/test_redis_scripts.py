@@ -50,7 +50,12 @@ class Shard:
     async def create_publish(self, tasks: list[Task], nonce: str = "n1") -> list[Any]:
         keys = [*self.keys.indexes(), self.streams.subjects, self.streams.stream(self.subject)]
         keys += [self.keys.task(t.id) for t in tasks]
-        keys += [self.keys.idempotency(t.idempotency_key) for t in tasks if t.idempotency_key]
+        for t in tasks:
+            if t.idempotency_key:
+                keys += [
+                    self.keys.idempotency(t.subject, t.idempotency_key),
+                    self.keys.unscoped_idempotency(t.idempotency_key),
+                ]
         args = [num(NOW), "60.0", num(NOW + 30), 60_000, nonce, 1, self.subject]
         args += [pack_task(t) for t in tasks]
         reply: list[Any] = await self.run("create_publish", keys, args)
@@ -114,15 +119,19 @@ async def test_create_publish_streams_ready_tasks_once(shard: Shard) -> None:
     assert reply == [
         now.id.encode(),
         1,
+        num(now.run_at).encode(),
         later.id.encode(),
         1,
+        num(later.run_at).encode(),
         keyed.id.encode(),
         1,
+        num(keyed.run_at).encode(),
         keyed.id.encode(),
         0,
+        num(keyed.run_at).encode(),
     ]
     again = await shard.create_publish([now, later, keyed, dup])
-    assert again[1::2] == [1, 1, 1, 0], "a retried call reports its own tasks created"
+    assert again[1::3] == [1, 1, 1, 0], "a retried call reports its own tasks created"
     ids = [fields[b"i"].decode() for _, fields in await shard.client.xrange(shard.stream)]
     assert ids == [now.id, keyed.id], "only READY tasks are streamed, and only once"
     assert (await shard.state(now), await shard.state(later)) == (b"READY", b"SCHEDULED")
