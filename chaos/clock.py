@@ -38,9 +38,11 @@ class JumpLeaderClock(Fault):
         if leader is None:
             return "no leader whose clock to jump"
         faketime.set_offset(leader.env, self.jump)
-        await asyncio.sleep(self.hold)
-        new = await _leader(target)
-        faketime.set_offset(leader.env, 0.0)
+        try:  # a run cut short must not leave the clock wrong
+            await asyncio.sleep(self.hold)
+            new = await _leader(target)
+        finally:
+            faketime.set_offset(leader.env, 0.0)
         taken = f"{new.name} led meanwhile" if new and new is not leader else "nobody else led"
         return f"{leader.name} clock {self.jump:+g} s for {self.hold:g}s; {taken}; jumped back"
 
@@ -65,8 +67,10 @@ class SkewClock(Fault):
             return f"no {self.role} whose clock to skew"
         process = target.rng.choice(processes)
         faketime.set_offset(process.env, self.by)
-        await asyncio.sleep(self.duration)
-        faketime.set_offset(process.env, 0.0)
+        try:
+            await asyncio.sleep(self.duration)
+        finally:
+            faketime.set_offset(process.env, 0.0)
         return f"{process.name} clock {self.by:+g} s for {self.duration:g}s, then right"
 
 
