@@ -23,11 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from atp.adapters.cli._output import progress
 from chaos.app import HOSTILE
+from chaos.deployment import Stack
 from chaos.report import RunResult, soak_figures, write_report, write_soak_report
 from chaos.runner import run_one
 from chaos.soak import soak
-from chaos.suites import STACKS, SUITES, quick
+from chaos.suites import STACKS, SUITES, Suite, quick
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 
@@ -116,14 +118,26 @@ def _verdict(results: list[RunResult], report: Path, folder: Path) -> int:
 
 async def _run_all(args: argparse.Namespace, seed: int, folder: Path) -> list[RunResult]:
     results = []
-    for name in args.suites or SUITES:
-        suite = quick(SUITES[name]) if args.quick else SUITES[name]
-        for stack in STACKS.values():
-            if (args.stack and stack.name not in args.stack) or not suite.applies(stack):
-                continue
+    runs = _runs(args)
+    with progress(len(runs), "chaos runs") as advance:
+        for suite, stack in runs:
             print(f"running {suite.name} on {stack.name} (seed {seed})", flush=True)
             results.append(await run_one(suite, stack, seed, folder, args.toxiproxy))
+            advance(1)
     return results
+
+
+def _runs(args: argparse.Namespace) -> list[tuple[Suite, Stack]]:
+    """The (suite, stack) pairs the arguments ask for, in the order they run."""
+    runs = []
+    for name in args.suites or SUITES:
+        suite = quick(SUITES[name]) if args.quick else SUITES[name]
+        runs += [
+            (suite, stack)
+            for stack in STACKS.values()
+            if (not args.stack or stack.name in args.stack) and suite.applies(stack)
+        ]
+    return runs
 
 
 def _parser() -> argparse.ArgumentParser:

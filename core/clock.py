@@ -12,10 +12,16 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from atp.core.ports import Clock, Timer
 
-__all__ = ["ManualClock", "SkewedClock", "SystemClock"]
+__all__ = ["POLLING", "ManualClock", "SkewedClock", "SystemClock"]
+
+POLLING: ContextVar[bool] = ContextVar("atp_clock_polling", default=False)
+"""True in tasks whose waits are polls (looks for work that others' deadlines announce),
+not deadlines of their own; a ManualClock can leave their wake-ups out of
+``next_deadline``. Set it in the context a task is created in: its children inherit it."""
 
 
 class SystemClock:
@@ -50,7 +56,8 @@ class ManualClock:
 
     def __init__(self, start: float = 1_750_000_000.0, settle_rounds: int = 20) -> None:
         self._now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None], bool]] = []
+        """(deadline, order, future, whether a poll waits on it)"""
         self._seq = itertools.count()
         self._settle_rounds = settle_rounds
 
@@ -60,7 +67,7 @@ class ManualClock:
     def call_later(self, seconds: float, callback: Callable[[], object]) -> _ManualTimer:
         timer = _ManualTimer(callback)
         future = timer.future
-        heapq.heappush(self._sleepers, (self._now + max(seconds, 0.0), next(self._seq), future))
+        self._push(self._now + max(seconds, 0.0), future)
         return timer
 
     async def sleep(self, seconds: float) -> None:
@@ -68,7 +75,7 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
+        self._push(self._now + seconds, future)
         await future
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
@@ -105,14 +112,32 @@ class ManualClock:
         self._wake_due()
         await self.settle()
 
+    def next_deadline(self, *, polls: bool = True) -> float | None:
+        """When the earliest sleeper or timer wakes; None when nothing waits on this clock.
+        ``polls=False`` leaves out those of tasks running with ``POLLING`` set.
+
+        A test harness walks time from one such deadline to the next (``jump`` there)
+        instead of in fixed steps.
+        """
+        sleepers = self._sleepers
+        while sleepers and sleepers[0][2].done():  # cancelled: its sleeper gave up
+            heapq.heappop(sleepers)
+        if polls or not sleepers:
+            return sleepers[0][0] if sleepers else None
+        own = (at for at, _, future, poll in sleepers if not poll and not future.done())
+        return min(own, default=None)
+
     async def settle(self) -> None:
         """Let the event loop run everything that is ready, without moving time."""
         for _ in range(self._settle_rounds):
             await asyncio.sleep(0)
 
+    def _push(self, deadline: float, future: asyncio.Future[None]) -> None:
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), future, POLLING.get()))
+
     def _wake_due(self) -> None:
         while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, future = heapq.heappop(self._sleepers)
+            _, _, future, _ = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
 

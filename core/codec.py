@@ -24,6 +24,7 @@ __all__ = [
     "dumps",
     "encode_record",
     "encode_task",
+    "error_from_dict",
     "error_to_dict",
     "is_quarantined",
     "loads",
@@ -233,7 +234,7 @@ def _record(data: Mapping[str, Any]) -> TaskRecord:
         lease_owner=data.get("lease_owner"),
         lease_until=_optional_float(data.get("lease_until")),
         result=data.get("result"),
-        errors=tuple(AttemptError(**error) for error in data.get("errors") or ()),
+        errors=tuple(error_from_dict(error) for error in data.get("errors") or ()),
         cancel_requested=bool(data.get("cancel_requested", False)),
         finished_at=_optional_float(data.get("finished_at")),
     )
@@ -272,8 +273,28 @@ def is_quarantined(record: TaskRecord) -> bool:
 
 
 def error_to_dict(error: AttemptError) -> dict[str, Any]:
-    """The JSON object of one attempt's error."""
-    return {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
+    """The JSON object of one attempt's error; ``traceback`` only where there is one, so
+    the common error stays small and a record written before it reads the same."""
+    data: dict[str, Any] = {
+        "attempt": error.attempt,
+        "at": error.at,
+        "message": error.message,
+        "kind": error.kind,
+    }
+    if error.traceback is not None:
+        data["traceback"] = error.traceback
+    return data
+
+
+def error_from_dict(data: dict[str, Any]) -> AttemptError:
+    """The AttemptError of one stored or wire JSON object (``traceback`` optional)."""
+    return AttemptError(
+        attempt=data["attempt"],
+        at=data["at"],
+        message=data["message"],
+        kind=data.get("kind", "error"),
+        traceback=data.get("traceback"),
+    )
 
 
 def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:

@@ -5,6 +5,7 @@
     │   └── PayloadTooLarge   payload over the configured limit              HTTP 413 / INVALID_ARGUMENT
     ├── NotFound              unknown task id, schedule, run                 HTTP 404 / NOT_FOUND
     ├── AlreadyExists         a unique name is taken                         HTTP 409 / ALREADY_EXISTS
+    │   └── IdempotencyConflict  a key reused with other parameters          HTTP 409 / ALREADY_EXISTS
     ├── StateConflict         a transition the task's state forbids          HTTP 409 / FAILED_PRECONDITION
     │   └── FencedOut         a write from a leader whose lease was lost     HTTP 409 / FAILED_PRECONDITION
     ├── Unauthenticated       no bearer token, or one atp does not know      HTTP 401 / UNAUTHENTICATED
@@ -22,8 +23,9 @@ sends the task to the dead-letter state at once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 __all__ = [
     "AlreadyExists",
@@ -32,7 +34,9 @@ __all__ = [
     "ConfigError",
     "Fail",
     "FencedOut",
+    "IdempotencyConflict",
     "InvalidInput",
+    "KeyConflict",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -93,6 +97,67 @@ class NotFound(AtpError):
 @_wire(http=409, grpc="ALREADY_EXISTS", slug="already-exists")
 class AlreadyExists(AtpError):
     """An object with that unique name exists already; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConflict:
+    """One item of a publish whose idempotency key matched a task it does not describe."""
+
+    index: int
+    """The item's position in the publish call's batch."""
+    task_id: str | None
+    """The task the key belongs to; None when it is another item of the same call."""
+    fields: tuple[str, ...]
+    """The parameters that differ (``payload``, ``headers``, ...), never their values."""
+
+
+@_wire(slug="idempotency-conflict")
+class IdempotencyConflict(AlreadyExists):
+    """An idempotency key was reused with other parameters than its task was published with.
+
+    ``conflicts`` names each refused item, the task its key belongs to and which
+    parameters differ. ``accepted`` holds, per item of the call, the id of the task
+    accepted for it (created, or an exact duplicate), None for a refused item; it is
+    empty when nothing of the call was accepted. A single publish is never half done:
+    its one item either conflicts or is accepted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        conflicts: Sequence[KeyConflict] = (),
+        accepted: Sequence[str | None] = (),
+    ) -> None:
+        super().__init__(message)
+        self.conflicts = tuple(conflicts)
+        self.accepted = tuple(accepted)
+
+    def details(self) -> dict[str, Any]:
+        """``conflicts`` and ``accepted`` as JSON values, as the APIs carry them."""
+        return {
+            "conflicts": [
+                {"index": c.index, "task_id": c.task_id, "fields": list(c.fields)}
+                for c in self.conflicts
+            ],
+            "accepted": list(self.accepted),
+        }
+
+    @classmethod
+    def from_details(cls, message: str, details: object) -> IdempotencyConflict:
+        """The error back from ``details()``'s JSON; what is malformed there is left out."""
+        found = details if isinstance(details, dict) else {}
+        conflicts = [
+            KeyConflict(item["index"], item.get("task_id"), tuple(item.get("fields", ())))
+            for item in found.get("conflicts", ())
+            if isinstance(item, dict) and isinstance(item.get("index"), int)
+        ]
+        accepted = found.get("accepted", ())
+        ids = (
+            [i if isinstance(i, str) else None for i in accepted]
+            if isinstance(accepted, list)
+            else []
+        )
+        return cls(message, conflicts, ids)
 
 
 @_wire(http=409, grpc="FAILED_PRECONDITION", slug="state-conflict")

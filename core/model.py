@@ -19,9 +19,11 @@ from atp.core.quoting import cut, quote
 
 __all__ = [
     "ACTIVE_STATES",
+    "ERROR_HISTORY",
     "ERROR_TEXT_LIMIT",
     "FINAL_STATES",
     "JSON",
+    "TRACEBACK_LIMIT",
     "AttemptError",
     "RetryPolicy",
     "State",
@@ -116,7 +118,8 @@ class Task:
     timeout: float | None = None
     """Seconds one attempt may run; None: the handler's setting, else the worker's."""
     priority: int = 0
-    """Higher runs first where the transport can order by priority."""
+    """Higher first among tasks due at the same instant; the in-process transport also
+    delivers waiting tasks higher first, Redis Streams and NATS in publish order."""
     schedule: str | None = None
     tick: float | None = None
     workflow_run: str | None = None
@@ -127,17 +130,31 @@ class Task:
         return dataclasses.replace(self, **changes)
 
 
+ERROR_HISTORY = 21
+"""Errors a TaskRecord keeps at most: its first and its newest ``ERROR_HISTORY - 1``.
+
+The first says how the trouble started, the last twenty how it ends; the attempt numbers
+of the kept errors show the gap. Every store trims as it appends, in the same atomic step,
+so a task retried for ever (``max_attempts`` up to 1000, DLQ requeues that keep the
+history, a lease lost every minute) keeps a record of about 21 x 24 KiB of error text at
+most, which each append rewrites. A record stored with more errors reads as it is; its
+next append trims it."""
 ERROR_TEXT_LIMIT = 8192
 """Characters an AttemptError's message keeps at most: its head and tail around a marker."""
+TRACEBACK_LIMIT = 16384
+"""Characters an AttemptError's traceback keeps at most, head and tail like ``message``:
+room for a few chained exceptions of ~30 frames each (the innermost frames, at the tail,
+are the ones that matter), while a record of 25 failed attempts stays under 1 MB."""
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptError:
     """Why one attempt did not succeed.
 
-    A ``message`` over ``ERROR_TEXT_LIMIT`` characters is cut to its head and tail with
-    a marker saying how much was left out, wherever the error comes from: a record
-    holds a bounded history and every API can answer with it.
+    A ``message`` over ``ERROR_TEXT_LIMIT`` characters (a ``traceback`` over
+    ``TRACEBACK_LIMIT``) is cut to its head and tail with a marker saying how much was
+    left out, wherever the error comes from: a record holds a bounded history and every
+    API can answer with it.
     """
 
     attempt: int
@@ -147,10 +164,16 @@ class AttemptError:
     """``error`` (the handler raised), ``timeout``, ``lease`` (lease expired, or a claim
     past ``max_attempts`` after one), ``fail`` (the handler raised Fail), ``shutdown``,
     ``unserialisable``."""
+    traceback: str | None = None
+    """The formatted traceback of the handler's exception (ADR 0036), cut past
+    ``TRACEBACK_LIMIT``; None where nothing was raised: a timeout, a lost lease, a
+    shutdown, a ``Retry``, a record written before tracebacks were kept."""
 
     def __post_init__(self) -> None:
         if len(self.message) > ERROR_TEXT_LIMIT:
             object.__setattr__(self, "message", cut(self.message, ERROR_TEXT_LIMIT))
+        if self.traceback is not None and len(self.traceback) > TRACEBACK_LIMIT:
+            object.__setattr__(self, "traceback", cut(self.traceback, TRACEBACK_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +202,14 @@ class TaskRecord:
     @property
     def last_error(self) -> AttemptError | None:
         return self.errors[-1] if self.errors else None
+
+    def with_error(self, error: AttemptError) -> tuple[AttemptError, ...]:
+        """The error history with ``error`` appended, kept to ``ERROR_HISTORY``: the
+        first error and the newest."""
+        errors = (*self.errors, error)
+        if len(errors) <= ERROR_HISTORY:
+            return errors
+        return (errors[0], *errors[len(errors) - ERROR_HISTORY + 1 :])
 
     def replace(self, **changes: Any) -> TaskRecord:
         """Return a copy with ``changes`` applied."""

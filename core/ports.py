@@ -360,7 +360,9 @@ class TaskStore(Protocol):
 
         Returns per outcome whether it was applied; False means the lease was lost (the
         task was taken over or cancelled) and nothing was changed for that task. An
-        outcome's error is appended to the task's error history.
+        outcome's error is appended to the task's error history, which keeps its first
+        error and its newest ``ERROR_HISTORY - 1`` (``TaskRecord.with_error``), trimmed in
+        the same atomic write.
         """
         ...
 
@@ -382,11 +384,12 @@ class TaskStore(Protocol):
     ) -> list[TaskRecord]:
         """Take back up to ``limit`` RUNNING tasks whose lease expired (their worker died).
 
-        Each gets a ``lease`` error appended and goes to SCHEDULED with ``run_at=now``;
-        to CANCELLED (``finished_at=now``) when a cancel was requested while it ran; or
-        to DEAD (``finished_at=now``) when ``attempt`` has reached ``max_attempts`` (or
-        ``default_max_attempts`` where the task has none; with None, such a task goes
-        back to SCHEDULED and its next worker decides). Returns the changed records.
+        Each gets a ``lease`` error appended (the history bounded as by ``finish``) and
+        goes to SCHEDULED with ``run_at=now``; to CANCELLED (``finished_at=now``) when a
+        cancel was requested while it ran; or to DEAD (``finished_at=now``) when
+        ``attempt`` has reached ``max_attempts`` (or ``default_max_attempts`` where the
+        task has none; with None, such a task goes back to SCHEDULED and its next
+        worker decides). Returns the changed records.
         Raises FencedOut as ``take_due`` does.
         """
         ...

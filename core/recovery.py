@@ -69,7 +69,7 @@ def recovered(record: TaskRecord, now: float, default_max_attempts: int | None) 
         task=task,
         state=decided.state,
         finished_at=decided.finished_at,
-        errors=(*record.errors, decided.error),
+        errors=record.with_error(decided.error),
         updated_at=now,
         lease_owner=None,
         lease_until=None,

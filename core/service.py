@@ -12,9 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+import orjson
+
 from atp.core import codec
 from atp.core.batching import GroupCommit
-from atp.core.errors import AtpError, InvalidInput, NotFound, PayloadTooLarge, StateConflict
+from atp.core.errors import (
+    AtpError,
+    IdempotencyConflict,
+    InvalidInput,
+    KeyConflict,
+    NotFound,
+    PayloadTooLarge,
+    StateConflict,
+)
 from atp.core.ids import new_id
 from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
 from atp.core.platform import Platform
@@ -34,6 +44,9 @@ MAX_PRIORITY = 2**31 - 1
 MAX_PAGE = 1000
 MAX_BATCH = 10_000
 _EARLIEST = 946_684_800.0  # 2000-01-01: a run_at before this is a unit mistake
+CALL_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+"""Headers that describe one call, not the task: an idempotency key's comparison leaves
+them out (ADR 0034)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +105,39 @@ class TaskService:
         if len(requests) > MAX_BATCH:
             raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
         now = self._clock.now()
-        tasks = self._with_plugin_headers([self._build(request, now) for request in requests])
-        created = await self._commit.run(tasks)
+        tasks = [self._build(request, now) for request in requests]
+        keyed = _keyed(requests, tasks)
+        given = {i: dict(tasks[i].headers) for i in keyed}  # before plugins add theirs
+        if keyed:
+            _refuse_repeats(tasks, given)
+        created = await self._commit.run(self._with_plugin_headers(tasks))
+        if keyed:
+            await self._refuse_mismatches(tasks, given, created)
         return [Published(result.id, result.created, result.run_at) for result in created]
+
+    @property
+    def adds_headers(self) -> bool:
+        """Whether plugins add headers (a trace context) to every published task."""
+        return self._platform.emit.wants("atp_task_headers")
+
+    async def _refuse_mismatches(
+        self, tasks: list[Task], given: dict[int, dict[str, str]], created: list[Created]
+    ) -> None:
+        """Raise IdempotencyConflict if a key matched a task published with other
+        parameters. Only duplicates are read, in one store call; a matched task that is
+        gone (pruned while its key lives) cannot be compared and stands as the answer."""
+        matched = [i for i in given if not created[i].created]
+        if not matched:
+            return
+        records = await self._store.get([created[i].id for i in matched])
+        conflicts = [
+            KeyConflict(i, record.id, fields)
+            for i, record in zip(matched, records, strict=True)
+            if record is not None
+            and (fields := _differences(tasks[i], given[i], record.task, record.task.headers))
+        ]
+        if conflicts:
+            raise _conflict(tasks, conflicts, created)
 
     async def _accept(self, tasks: list[Task]) -> list[Created]:
         """Create ``tasks`` (one or more callers') in one store call, then dispatch."""
@@ -291,6 +334,91 @@ class TaskService:
         if run_at - now > self._settings.max_delay:
             raise InvalidInput(f"run_at {quote(run_at)} is further ahead than max_delay allows")
         return float(run_at)
+
+
+def _keyed(requests: Sequence[PublishRequest], tasks: list[Task]) -> list[int]:
+    """The positions of the tasks whose parameters are compared when their key matches:
+    a producer's keyed tasks. A cron firing's or a workflow step's key is derived by atp,
+    and a second publish of it is the same firing (perhaps of an edited schedule), so it
+    returns the existing task as before."""
+    return [
+        i
+        for i, (request, task) in enumerate(zip(requests, tasks, strict=True))
+        if task.idempotency_key is not None and request.schedule is None
+        if request.workflow_run is None
+    ]
+
+
+def _refuse_repeats(tasks: list[Task], given: dict[int, dict[str, str]]) -> None:
+    """Raise IdempotencyConflict, before anything is written, if two items of one call
+    share a subject and key but differ in their parameters."""
+    first: dict[tuple[str, str | None], int] = {}
+    conflicts: list[KeyConflict] = []
+    parts: list[str] = []
+    for i, headers in given.items():
+        task = tasks[i]
+        j = first.setdefault((task.subject, task.idempotency_key), i)
+        if j != i and (fields := _differences(task, headers, tasks[j], given[j])):
+            conflicts.append(KeyConflict(i, None, fields))
+            parts.append(f"item {i} repeats the key of item {j} with another {', '.join(fields)}")
+    if conflicts:
+        raise IdempotencyConflict(
+            f"idempotency key reused within one call: {'; '.join(parts)}; nothing was published",
+            conflicts,
+        )
+
+
+def _differences(
+    new: Task, given: Mapping[str, str], old: Task, old_headers: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The parameters a producer gave that differ between a new task and an older one
+    of its key; ``given`` are the headers the new task's producer gave.
+
+    ``run_at`` is not compared: a retried "in 30 minutes" computes a new instant. Nor are
+    the headers of one call (``CALL_HEADERS``) or those plugins added to the new task (a
+    stored task holds its plugins' headers beside its producer's, unmarked).
+    """
+    fields = []
+    if _canonical(new.payload) != _canonical(old.payload):
+        fields.append("payload")
+    added = {k for k, v in new.headers.items() if given.get(k) != v}
+    if _producers(given, added) != _producers(old_headers, added):
+        fields.append("headers")
+    for name in ("max_attempts", "timeout", "priority", "retry"):
+        if getattr(new, name) != getattr(old, name):
+            fields.append(name)
+    return tuple(fields)
+
+
+def _conflict(
+    tasks: list[Task], conflicts: list[KeyConflict], created: list[Created]
+) -> IdempotencyConflict:
+    """The error for keys that matched other tasks, naming what the call did accept."""
+    refused = {c.index for c in conflicts}
+    accepted = [None if i in refused else result.id for i, result in enumerate(created)]
+    parts = [
+        f"key {quote(tasks[c.index].idempotency_key)} on {tasks[c.index].subject} belongs to"
+        f" task {c.task_id}, published with another {', '.join(c.fields)}"
+        for c in conflicts
+    ]
+    message = "; ".join(parts)
+    if len(tasks) > 1:
+        message = (
+            f"{message} (items {', '.join(str(c.index) for c in conflicts)} refused; the"
+            f" other {len(tasks) - len(conflicts)} items of the batch were accepted)"
+        )
+    return IdempotencyConflict(message, conflicts, accepted if len(tasks) > len(refused) else ())
+
+
+def _canonical(payload: JSON) -> bytes:
+    """The payload as JSON with sorted keys: equal for equal values, whatever their order
+    or a store's round trip (``True`` and ``1`` differ, as they do in JSON)."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _producers(headers: Mapping[str, str], added: set[str]) -> dict[str, str]:
+    """``headers`` without those of one call or of plugins."""
+    return {k: v for k, v in headers.items() if k not in CALL_HEADERS and k not in added}
 
 
 def _too_late(record: TaskRecord) -> StateConflict:

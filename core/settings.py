@@ -2,7 +2,10 @@
 
 There is no global settings object: ``Settings.load()`` returns a frozen value that is
 passed to whatever needs it. Errors name the key and the value; an unknown key in the file
-is refused with the closest known name as a hint.
+is refused with the closest known name as a hint, and so is an unknown key of a table atp
+reads (``[atp.server]``, ``[atp.prometheus]``). A table named after a backend is refused
+too, naming where its options go (the URL); any other table is kept, with a warning, for a
+third-party plugin that reads ``settings.extra``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from atp.core.durations import parse_duration
 from atp.core.errors import ConfigError, InvalidInput
 from atp.core.urls import mask
 
-__all__ = ["Settings"]
+__all__ = ["ELSEWHERE", "TABLES", "Settings"]
 
 log = logging.getLogger("atp.settings")
 
@@ -46,6 +49,43 @@ _DURATIONS = frozenset(
 )
 _META_ENV = frozenset({"ATP_CONFIG"})
 MAX_HORIZON = 60.0
+
+TABLES: Mapping[str, frozenset[str]] = {
+    "server": frozenset(
+        {
+            "host",
+            "port",
+            "grpc_port",
+            "auth",
+            "tokens_file",
+            "tokens",
+            "rate",
+            "burst",
+            "limiter",
+            "max_body",
+            "max_batch",
+            "max_page",
+        }
+    ),
+    "prometheus": frozenset({"port", "host", "depth", "depth_interval", "max_subjects", "token"}),
+}
+"""The sub-tables of ``[atp]`` that atp's own parts read, with their keys: ``[atp.server]``
+(``atp server``'s ServerSettings) and ``[atp.prometheus]`` (the Prometheus plugin). Core
+cannot import those readers, so the keys are listed here; tests/unit/test_settings.py pins
+each list to its reader's fields. A typo is refused in every process, not only in the one
+whose reader would have found it."""
+
+ELSEWHERE: Mapping[str, str] = {
+    "memory": "memory:// takes no options",
+    "sqlite": "SQLite takes options in its URL (sqlite:///atp.db?synchronous=normal)",
+    "local": "local:// takes options in its URL (local:///atp.db?busy_timeout=5000)",
+    "redis": "Redis takes options in its URL (redis://host:6379/0?prefix=atp, docs/redis.md)",
+    "nats": "NATS takes options in its URL (nats://host:4222?stream=ATP, docs/nats.md)",
+    "etcd": "etcd takes options in its URL (docs/etcd.md)",
+    "otel": "OpenTelemetry reads the standard OTEL_* environment variables",
+}
+"""Tables an operator may expect but atp does not read, with where those settings go: a
+backend's options belong to its URL, which every process and role is given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +155,9 @@ class Settings:
     log_format: str = "text"
     """``text`` or ``json``. Default text."""
     extra: Mapping[str, Any] = field(default_factory=dict)
-    """Plugin-specific tables of ``atp.toml`` (``[atp.redis]`` and so on). Default none."""
+    """Sub-tables of ``[atp]`` and ``ATP_<TABLE>__<KEY>`` variables, by table name: the
+    ``TABLES`` atp reads, checked key by key, and those of third-party plugins. Default
+    none."""
 
     def __post_init__(self) -> None:
         _check(self)
@@ -145,7 +187,9 @@ class Settings:
         values["extra"] = _merge_tables(values.get("extra", {}), from_env.pop("extra", {}))
         values.update(from_env)
         values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls.from_mapping(values)
+        settings = cls.from_mapping(values)
+        _warn_foreign_tables(settings.extra)
+        return settings
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -290,6 +334,56 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 f"setting {name!r} must be a URL, got {mask(getattr(settings, name))!r}"
             )
+    _check_tables(settings.extra)
+
+
+def _check_tables(extra: Mapping[str, Any]) -> None:
+    """Refuse an unknown key of a table atp reads, and a table whose settings live elsewhere
+    or whose name is a typo of one atp reads: each would otherwise be silently ignored."""
+    for table, options in extra.items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"[atp.{table}] must be a table of options, got {type(options).__name__}"
+            )
+        if table in TABLES:
+            _check_keys(table, options)
+        elif table in ELSEWHERE:
+            raise ConfigError(
+                f"atp reads no [atp.{table}] table: {ELSEWHERE[table]}"
+                f"; tables atp reads: {_tables()}"
+            )
+        elif close := difflib.get_close_matches(table, list(TABLES), n=1):
+            raise ConfigError(
+                f"unknown table [atp.{table}] (did you mean [atp.{close[0]}]?); "
+                f"tables atp reads: {_tables()}"
+            )
+
+
+def _check_keys(table: str, options: Mapping[str, Any]) -> None:
+    known = TABLES[table]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"[atp.{table}]: unknown key {unknown[0]!r}{_hint(unknown[0], known)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+
+
+def _warn_foreign_tables(extra: Mapping[str, Any]) -> None:
+    """A table atp does not read may be a third-party plugin's (plugins load after the
+    settings, so it cannot be known here): kept, and said once at load."""
+    for table in sorted(set(extra) - set(TABLES)):
+        log.warning(
+            "[atp.%s] is not a table atp reads (%s): only a plugin reading "
+            "settings.extra[%r] sees it",
+            table,
+            _tables(),
+            table,
+        )
+
+
+def _tables() -> str:
+    return ", ".join(f"[atp.{name}]" for name in sorted(TABLES))
 
 
 def _hint(key: str, known: Any) -> str:

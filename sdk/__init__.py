@@ -14,6 +14,7 @@ from atp.core.errors import (
     ConfigError,
     Fail,
     FencedOut,
+    IdempotencyConflict,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -25,7 +26,7 @@ from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.settings import Settings
 from atp.core.workflows.runs import Run, RunState, StepState
-from atp.sdk.app import App
+from atp.sdk.app import App, TaskContext, context
 from atp.sdk.client import Client, Published, PublishRequest
 from atp.sdk.sync import SyncClient
 from atp.sdk.workflow import Workflow
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "Fail",
     "FencedOut",
+    "IdempotencyConflict",
     "InvalidInput",
     "NotFound",
     "Page",
@@ -57,7 +59,9 @@ __all__ = [
     "StepState",
     "SyncClient",
     "Task",
+    "TaskContext",
     "TaskRecord",
     "Workflow",
+    "context",
     "current_task",
 ]

@@ -8,6 +8,7 @@ Python worker consume over gRPC: ``retrieve`` yields ``RemoteDelivery`` objects 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from grpc import aio
 
 from atp.core import codec
 from atp.core.clock import SystemClock
-from atp.core.errors import AtpError, BackendUnavailable
+from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
 from atp.core.model import JSON, State, Task, TaskRecord
 from atp.core.ports import Clock, LeaseStatus, Page
 from atp.core.schedules import Schedule
@@ -315,7 +316,19 @@ def _error(exc: aio.AioRpcError) -> AtpError:
     if not isinstance(problem, str):
         return BackendUnavailable(f"atp server: {exc.code().name}: {exc.details()}")
     retry = trailers.get("retry-after", "1")
-    return error_from(problem, exc.details() or "", float(retry if isinstance(retry, str) else 1))
+    error = error_from(problem, exc.details() or "", float(retry if isinstance(retry, str) else 1))
+    if isinstance(error, IdempotencyConflict):  # with the items it names
+        return IdempotencyConflict.from_details(error.message, _json(trailers))
+    return error
+
+
+def _json(trailers: dict[str, str | bytes]) -> object:
+    """The ``atp-problem-details`` trailer's JSON, or None if absent or malformed."""
+    text = trailers.get("atp-problem-details")
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 _: type[Operations] = GrpcRemote

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from atp.core.clock import SystemClock
-from atp.core.errors import AtpError, BackendUnavailable
+from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
 from atp.core.model import JSON, State, TaskRecord
 from atp.core.ports import Clock, Page
 from atp.core.schedules import Schedule, schedule_from_dict
@@ -246,7 +246,10 @@ def _problem(response: httpx.Response) -> AtpError:
     if not isinstance(body, dict) or "type" not in body:
         return BackendUnavailable(f"atp server answered {response.status_code}")
     retry_after = float(response.headers.get("Retry-After", "1") or 1)
-    return error_from(str(body["type"]), str(body.get("detail", "")), retry_after)
+    error = error_from(str(body["type"]), str(body.get("detail", "")), retry_after)
+    if isinstance(error, IdempotencyConflict):  # with the items it names
+        return IdempotencyConflict.from_details(error.message, body)
+    return error
 
 
 def _quote(task_id: str) -> str:

@@ -42,7 +42,9 @@ class PublishOptions(TypedDict, total=False):
     timeout: Duration | None
     """How long one attempt may run; None: the handler's default."""
     priority: int
-    """Higher runs first where the transport can order; 0 by default."""
+    """Higher first among tasks due at the same instant (the in-process transport also
+    delivers waiting tasks higher first; Redis Streams and NATS in publish order); 0 by
+    default."""
     retry: RetryPolicy | None
     """The backoff between attempts; None: the handler's default."""
 

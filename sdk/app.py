@@ -1,20 +1,27 @@
-"""``App``: where handlers are declared with ``@app.task``. Importing a module does nothing else."""
+"""``App``: where handlers are declared with ``@app.task``. Importing a module does nothing else.
+
+Inside a handler, ``context()`` returns its ``TaskContext``: the task being run and a way
+to publish follow-up tasks through the worker, without a client of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar, Unpack
 
+from atp.core.context import Attempt, current_attempt
 from atp.core.cron.service import define_schedule
 from atp.core.durations import parse_duration
 from atp.core.errors import AlreadyExists, InvalidInput
 from atp.core.handlers import Handler, HandlerRegistry
-from atp.core.model import JSON, RetryPolicy
+from atp.core.model import JSON, RetryPolicy, Task
 from atp.core.schedules import Misfire, Overlap, Schedule
+from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import TIMER_SUBJECT, Definition, StepKind
+from atp.sdk._options import PublishOptions, publish_request
 from atp.sdk.workflow import Workflow
 
-__all__ = ["App"]
+__all__ = ["App", "TaskContext", "context"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,3 +138,94 @@ def _attempts(max_attempts: int | None, retries: int | None) -> int | None:
 
 async def _timer_elapsed() -> None:
     """A sleep step's task: the delay queue did the waiting; finishing ends the step."""
+
+
+class TaskContext:
+    """What a running handler knows about its task, and how it publishes follow-ups.
+
+    Follow-ups go through the worker's own TaskService (no client, no connection of
+    their own) in the parent's idempotency scope: each one's key is derived from the
+    parent task's id and the request's ``idempotency_key`` (``<id>:<key>``), or, without
+    one, from its ordinal among this attempt's keyless follow-ups (``<id>/<n>``). So an
+    attempt that fails after publishing and is retried creates none of its follow-ups
+    twice, provided it publishes them in the same order with the same parameters (the
+    same key with other parameters raises IdempotencyConflict). Each follow-up carries
+    ``atp-parent: <parent id>`` and belongs to the parent's trace.
+
+    Async handlers ``await ctx.publish(...)``; sync handlers (run in a worker thread)
+    call ``ctx.publish_sync(...)``, which blocks until the store has the tasks. Calling
+    the other one raises RuntimeError at once.
+    """
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+
+    @property
+    def task(self) -> Task:
+        """The envelope of the task being run."""
+        return self._attempt.task
+
+    @property
+    def id(self) -> str:
+        """The id of the task being run: the parent of its follow-ups."""
+        return self._attempt.task.id
+
+    @property
+    def attempt(self) -> int:
+        """The attempt running, 1 for the first."""
+        return self._attempt.task.attempt
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The task's headers (its ``traceparent`` among them)."""
+        return self._attempt.task.headers
+
+    def publish(
+        self, subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
+    ) -> Awaitable[Published]:
+        """Publish one follow-up from an async handler; options as ``Client.publish``."""
+        self._on_loop()
+        return self._one(publish_request(subject, payload, **options))
+
+    def publish_many(self, requests: Iterable[PublishRequest]) -> Awaitable[list[Published]]:
+        """Publish follow-ups (built with ``Client.request`` or ``publish_request``) in one
+        call from an async handler."""
+        self._on_loop()
+        return self._attempt.publish(list(requests))
+
+    def publish_sync(
+        self, subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
+    ) -> Published:
+        """Publish one follow-up from a sync handler; blocks until it is stored."""
+        (published,) = self._attempt.publish_sync([publish_request(subject, payload, **options)])
+        return published
+
+    def publish_many_sync(self, requests: Iterable[PublishRequest]) -> list[Published]:
+        """Publish follow-ups in one call from a sync handler."""
+        return self._attempt.publish_sync(list(requests))
+
+    async def _one(self, request: PublishRequest) -> Published:
+        (published,) = await self._attempt.publish([request])
+        return published
+
+    def _on_loop(self) -> None:
+        """Refuse at the call, not when awaited: a sync handler never awaits, and its
+        follow-up would be dropped without a word."""
+        if self._attempt.loop is not None and not self._attempt.on_loop():
+            raise RuntimeError("a sync handler publishes follow-ups with ctx.publish_sync()")
+
+    def __repr__(self) -> str:
+        return f"TaskContext(id={self.id!r}, subject={self.task.subject!r}, attempt={self.attempt})"
+
+
+def context() -> TaskContext:
+    """Return the context of the task the calling handler runs (async or sync handler).
+
+    Raises RuntimeError outside a handler run by a worker.
+    """
+    try:
+        return TaskContext(current_attempt())
+    except LookupError:
+        raise RuntimeError(
+            "atp.sdk.context() is only available inside a handler run by a worker"
+        ) from None

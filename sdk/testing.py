@@ -1,37 +1,58 @@
 """Test your handlers on an in-memory platform whose clock only your test moves.
 
 ``TestPlatform`` runs a real Worker and a real Scheduler over ``memory://`` backends on a
-``ManualClock``: delays, retries with backoff, timeouts, leases and leader elections all
-happen as in production, in as much clock time as they need and almost no real time::
+``ManualClock``: delays, retries with backoff, timeouts, leases, cron ticks, workflow
+timers and leader elections all happen as in production, in as much clock time as they
+need and almost no real time::
 
+    import pytest
+
+    @pytest.mark.asyncio  # or asyncio_mode = "auto" in the pytest configuration
     async def test_close_order():
         async with TestPlatform(app) as tp:
-            published = await tp.client.publish("orders.close", {"order_id": 42}, delay="30s")
+            published = await tp.client.publish("orders.close", {"order_id": 42}, delay="30m")
             await tp.run_until_idle()
-            record = await tp.get(published.id)
-            assert record.state is State.SUCCEEDED
+            assert (await tp.get(published.id)).state is State.SUCCEEDED
 
-Nothing sleeps: ``advance`` and ``run_until_idle`` move the clock, and every loop whose
-deadline passes runs in between, in deadline order. The real time this takes grows with
-how often the loops wake, mostly the forwarder's ``forward_interval`` (0.05 s): a
-30-minute delay runs in about 6 s, or 0.5 s with ``Settings(forward_interval=1)``.
+Nothing sleeps: ``advance``, ``run_until_idle`` and ``wait`` walk the clock event to
+event. While nothing runs, the clock jumps straight to the next deadline of anything (a
+task's ``run_at`` or retry, a dead worker's lease, a workflow run's timeout or sleep, a
+cron tick), landing once a second before it so every scheduler loop looks as it would;
+the leader's lease is carried over the jump, as its renewals would have kept it. While a
+handler runs, the clock goes from one wake-up of the worker's or the handler's own to the
+next (the scheduler's looks are polls: they would find nothing new). A walk costs a few
+moves of the clock per event, whether the events are a second or a month apart: three
+quiet days are two moves, three days of a 5-minute cron about 1,700, a handler hanging
+until its 300 s timeout 300.
+
+``run_until_idle()`` walks until nothing is pending: no task that is not final, no
+workflow run waiting on a timer (a signal wait with a timeout included: its timeout
+fires). Cron schedules alone never keep it busy; ticks on the way fire. ``max_time``
+leaves work due later than that pending; ``max_events`` (default 10,000: moves of the
+clock plus tasks created meanwhile) stops a handler that publishes new work each time it
+runs. NotIdle names what is pending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextvars
+import logging
+import math
 import random
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from atp.core.clock import ManualClock
+from atp.core.clock import POLLING, ManualClock
 from atp.core.cron.service import ScheduleService
-from atp.core.model import FINAL_STATES, JSON, State, TaskRecord
+from atp.core.errors import AtpError
+from atp.core.model import ACTIVE_STATES, FINAL_STATES, JSON, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import make_plugin_manager
+from atp.core.ports import ScheduleStore, WorkflowStore
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.settings import Settings
 from atp.core.subjects import matches
@@ -42,13 +63,26 @@ from atp.sdk.client import Client
 
 __all__ = ["NotIdle", "TestPlatform", "TestScheduler", "TestWorker"]
 
+log = logging.getLogger("atp.testing")
+
 MEMORY = "memory://"
 STOP_SPIN_LIMIT = 10_000
 """Turns of the event loop a crash waits for the handler calls to unwind."""
+MAX_EVENTS = 10_000
+"""Events ``run_until_idle`` and ``wait`` take at most, by default: moves of the clock
+plus tasks created meanwhile (three days of a 5-minute cron take about 2,600)."""
+LEAD_IN = 1.0
+"""Seconds before a deadline the walk lands first: the scheduler's cron and workflow
+loops look every second, so each wakes again by the deadline itself."""
+STALL_LEASES = 3
+"""Leader leases (``leader_ttl``) work may stay overdue before the walk gives up on it:
+time enough for a standby scheduler to take over from a dead leader."""
 
 
 class NotIdle(AssertionError):
-    """``run_until_idle`` ran out of clock time with work still pending.
+    """A walk of the clock cannot end: work still running at ``max_time``, READY tasks no
+    running worker consumes, work overdue that no scheduler handles, or ``max_events``
+    spent (``wait`` raises TimeoutError at its ``max_time`` instead).
 
     ``active`` counts the tasks still pending, by (subject, state).
     """
@@ -96,10 +130,16 @@ class _Runner:
 class _Background:
     """Something a TestPlatform runs in a background task: a worker or a scheduler."""
 
-    def __init__(self, owner: TestPlatform, name: str, run: _RunLoop) -> None:
+    def __init__(
+        self, owner: TestPlatform, name: str, run: _RunLoop, *, polls: bool = False
+    ) -> None:
+        """``polls``: the loop only looks for work whose deadlines the walk reads in the
+        store; its wake-ups (and its children's) are not events of their own."""
         self._owner = owner
         stop = asyncio.Event()
-        task = asyncio.create_task(run(stop), name=f"atp-test-{name}")
+        context = contextvars.copy_context()
+        context.run(POLLING.set, polls)
+        task = asyncio.create_task(run(stop), name=f"atp-test-{name}", context=context)
         self._runner = _Runner(name, stop, task)
 
     @property
@@ -156,7 +196,7 @@ class TestScheduler(_Background):
 
     def __init__(self, owner: TestPlatform, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        super().__init__(owner, scheduler.elector.owner, scheduler.run)
+        super().__init__(owner, scheduler.elector.owner, scheduler.run, polls=True)
 
     @property
     def is_leader(self) -> bool:
@@ -309,69 +349,117 @@ class TestPlatform:
     # -- time ----------------------------------------------------------------------------
 
     async def advance(self, seconds: float) -> None:
-        """Move the clock ``seconds`` forward; every loop due on the way runs in order.
+        """Move the clock ``seconds`` forward, event to event, and stop exactly there.
 
-        Raises whatever a worker or scheduler crashed with meanwhile.
+        With nothing running the clock jumps straight to the next deadline on the way (a
+        task's ``run_at``, a dead worker's lease, a workflow timer, a cron tick), so
+        three quiet days cost nothing; while a handler runs it goes from one wake-up of
+        a worker's to the next. Raises whatever a worker or scheduler crashed with.
         """
-        await self.clock.advance(seconds)
-        self._raise_failures()
-
-    async def run_until_idle(self, max_time: float = 600.0) -> None:
-        """Advance the clock until no task is READY or RUNNING and none is due to run
-        within ``max_time`` seconds from now; delayed tasks and retries due in that
-        window run on the way. Raises NotIdle if work is still pending at the end.
-        """
-        deadline = self.clock.now() + max_time
-        step = self.settings.forward_interval
+        target = self.clock.now() + _span("seconds", seconds)
+        await self.clock.settle()
         while True:
-            await self.clock.settle()
-            self._raise_failures()
-            active, next_due = await self._activity()
-            now = self.clock.now()
-            if not active and (next_due is None or next_due > deadline):
+            outlook = await self._look()
+            if self.clock.now() >= target:
                 return
-            self._check_served(active)
-            if now >= deadline:
-                raise NotIdle(_describe_pending(active, max_time), active)
-            if active or next_due is None:
-                await self.clock.advance(min(now + step, deadline) - now)
-            else:
-                await self._skip_to(min(max(next_due, now + step), deadline))
+            await self._step(outlook, target)
 
-    async def wait(self, task_id: str, max_time: float = 600.0) -> TaskRecord:
-        """Advance the clock until the task is final and return its record.
+    async def run_until_idle(
+        self, max_time: float | None = None, *, max_events: int = MAX_EVENTS
+    ) -> None:
+        """Walk the clock event to event until nothing is pending: no task is left that is
+        not final, no workflow run waits on a timer. Cron schedules alone never keep it
+        busy, but their ticks on the way fire. With ``max_time``, work due later than
+        ``max_time`` seconds from now is left pending.
 
-        Raises TimeoutError if it is not final after ``max_time`` seconds of clock time.
+        Raises NotIdle, naming what is pending, for work still running at ``max_time``,
+        READY tasks no running worker consumes, work due that no scheduler handles, and
+        after ``max_events`` events, moves of the clock and tasks created meanwhile (a
+        handler that publishes new work each time it runs is never idle).
         """
-        deadline = self.clock.now() + max_time
-        step = self.settings.forward_interval
+        limit = self._limit(max_time)
+        budget = _Budget(_count("max_events", max_events))
+        await self.clock.settle()
         while True:
-            await self.clock.settle()
-            self._raise_failures()
+            outlook = await self._look()
+            if outlook.idle(limit):
+                return
+            self._check_served(outlook.active)
+            self._check_stalled(outlook)
+            if limit is not None and self.clock.now() >= limit:
+                raise NotIdle(
+                    f"not idle after {max_time:g}s of clock time: {outlook}", outlook.active
+                )
+            budget.spend(outlook)
+            await self._step(outlook, limit)
+
+    async def wait(
+        self, task_id: str, max_time: float | None = None, *, max_events: int = MAX_EVENTS
+    ) -> TaskRecord:
+        """Walk the clock event to event until the task is final; return its record.
+
+        Raises TimeoutError if it is not final after ``max_time`` seconds of clock time,
+        NotIdle for work due that no scheduler handles or after ``max_events`` events.
+        """
+        limit = self._limit(max_time)
+        budget = _Budget(_count("max_events", max_events))
+        await self.clock.settle()
+        while True:
+            outlook = await self._look()
             record = await self.client.get(task_id)
-            now = self.clock.now()
             if record.state in FINAL_STATES:
                 return record
-            if now >= deadline:
+            if limit is not None and self.clock.now() >= limit:
                 raise TimeoutError(
                     f"task {task_id!r} is still {record.state} after {max_time:g}s of clock time"
                 )
-            if record.state is State.SCHEDULED and record.task.run_at > now + step:
-                await self._skip_to(min(record.task.run_at, deadline))
-            else:
-                await self.clock.advance(min(now + step, deadline) - now)
+            self._check_stalled(outlook)
+            budget.spend(outlook)
+            await self._step(outlook, limit)
 
-    async def _skip_to(self, target: float) -> None:
-        """Reach ``target`` quickly while nothing is READY or RUNNING: jump the quiet
-        stretch in one step, then advance the last moments normally so the forwarder
-        ticks as usual around the due time. A jump longer than the leader lease lets it
-        lapse; the scheduler then takes it again, as after a long pause."""
-        quiet_until = target - 2 * self.settings.forward_interval
-        if quiet_until > self.clock.now():
-            await self.clock.jump(quiet_until - self.clock.now())
-            self._raise_failures()
-        if target > self.clock.now():
-            await self.clock.advance(target - self.clock.now())
+    def _limit(self, max_time: float | None) -> float | None:
+        return None if max_time is None else self.clock.now() + _span("max_time", max_time)
+
+    async def _step(self, outlook: _Outlook, limit: float | None) -> None:
+        """Move the clock once, never past ``limit``. While something is overdue: to the
+        next wake-up of any loop. While something runs: to the next deadline or wake-up
+        of a worker's or handler's own (the scheduler's looks would find nothing new).
+        Else to just before the next deadline (every loop looks once there, and wakes
+        again by the deadline itself), then to the deadline."""
+        now = self.clock.now()
+        event = _earliest(outlook.due, outlook.tick)
+        lead_in = max(LEAD_IN, self.settings.forward_interval, self.settings.reap_interval)
+        if event is not None and event <= now:
+            target = self.clock.next_deadline()
+        elif outlook.busy:  # the scheduler's looks would find nothing: no event is due
+            own = self.clock.next_deadline(polls=False)
+            target = _earliest(self.clock.next_deadline() if own is None else own, event)
+        elif event is not None and event - now > 2 * lead_in:  # not a hair's breadth away
+            target = event - lead_in
+        else:
+            target = event
+        target = _earliest(target, limit)
+        if target is None:  # pragma: no cover - schedulers and workers always wait
+            raise NotIdle(f"nothing on the clock can move this on: {outlook}", outlook.active)
+        await self._carry_leases(target)
+        await self.clock.jump(max(target - now, 0.0))
+        self._raise_failures()
+
+    async def _carry_leases(self, target: float) -> None:
+        """Extend the leader's lease over a jump it would not outlast, as its renewals
+        would have in real time, so a quiet stretch does not change the leader; the
+        elector renews as usual when it wakes. A lease the coordinator no longer holds
+        as the elector knows it is left alone."""
+        coordinator, now = self.platform.coordinator, self.clock.now()
+        for handle in self.schedulers:
+            lease = handle.scheduler.elector.lease if handle.alive else None
+            if lease is None or lease.expires_at > target:
+                continue
+            try:
+                if await coordinator.holder(lease.name) == lease:
+                    await coordinator.renew(lease, lease.expires_at + target - 2 * now)
+            except AtpError as exc:  # it lapses: the scheduler takes it again on waking
+                log.warning("could not carry %s's lease over a jump: %s", handle.name, exc)
 
     # -- looking -------------------------------------------------------------------------
 
@@ -422,14 +510,14 @@ class TestPlatform:
 
     def _check_served(self, active: dict[tuple[str, State], int]) -> None:
         """Fail at once for READY tasks that no running worker consumes: they would wait
-        for ever, and walking the clock to ``max_time`` would only hide why."""
-        patterns = [p for h in self.workers if h.alive for p in h.worker.patterns]
+        for ever, and walking the clock on would only hide why."""
         unserved = sorted(
             subject
             for subject, state in active
-            if state is State.READY and not any(matches(p, subject) for p in patterns)
+            if state is State.READY and not self._served(subject)
         )
         if unserved:
+            patterns = [p for h in self.workers if h.alive for p in h.worker.patterns]
             raise NotIdle(
                 f"tasks are READY on {', '.join(map(repr, unserved))}, which no running "
                 f"worker consumes (workers consume {patterns or 'nothing'})",
@@ -446,17 +534,115 @@ class TestPlatform:
                 handle._runner.ended = True
                 raise RuntimeError(f"{handle._runner.name} stopped with an error") from error
 
-    async def _activity(self) -> tuple[dict[tuple[str, State], int], float | None]:
-        """The READY and RUNNING counts, and when the next SCHEDULED task is due."""
+    def _check_stalled(self, outlook: _Outlook) -> None:
+        """Fail for work long overdue: walking on would only hide that nothing handles it."""
+        if outlook.stalled is None:
+            return
+        late = self.clock.now() - outlook.stalled
+        raise NotIdle(
+            f"work due {late:g}s ago is still not handled ({outlook}): is a scheduler "
+            f"running and leading? (schedulers: {self.schedulers or 'none'})",
+            outlook.active,
+        )
+
+    async def _look(self) -> _Outlook:
+        """What is pending and when each pending thing is due next; the event loop has
+        settled (the walk's first look settles, every jump settles after moving)."""
+        self._raise_failures()
+        now = self.clock.now()
         counts = await self.client.counts()
-        active = {k: n for k, n in counts.items() if k[1] in (State.READY, State.RUNNING)}
+        active = {key: n for key, n in counts.items() if key[1] in ACTIVE_STATES}
         busy_workers = sum(not handle.worker.idle for handle in self.workers if handle.alive)
-        if busy_workers and not active:
+        busy = busy_workers > 0
+        if busy and not active:
             active[("(worker)", State.RUNNING)] = busy_workers
-        if not any(state is State.SCHEDULED for _, state in counts):
-            return active, None
-        scheduled = await self.tasks(states=[State.SCHEDULED])
-        return active, min((r.task.run_at for r in scheduled), default=None)
+        timer = await self._workflow_timer()
+        deadlines = [] if timer is None else [timer]
+        if active:
+            states = sorted({state for _, state in active})
+            for record in await self.tasks(states=states):
+                moving, at = self._deadline(record, now)
+                busy = busy or moving
+                deadlines += [] if at is None else [at]
+        stale = now - STALL_LEASES * self.settings.leader_ttl
+        tick = await self._cron_tick()
+        return _Outlook(
+            active=active,
+            busy=busy,
+            due=min((at for at in deadlines if at >= stale), default=None),
+            stalled=min((at for at in deadlines if at < stale), default=None),
+            tick=None if tick is None or tick < stale else tick,
+            timer=timer,
+            tasks=sum(counts.values()),
+        )
+
+    def _deadline(self, record: TaskRecord, now: float) -> tuple[bool, float | None]:
+        """Whether ``record`` may move any moment (a worker runs it, or takes it as soon as
+        the loop turns), and when it moves on by itself."""
+        task = record.task
+        if record.state is State.SCHEDULED or task.run_at > now:
+            return False, task.run_at  # the forwarder's (a READY one was taken ahead)
+        if record.state is State.READY:
+            served = self._served(task.subject)
+            return served, None if served else record.lease_until
+        owner = record.lease_owner
+        if owner in {handle.name for handle in self.workers if handle.alive}:
+            return True, None  # its heartbeats keep the lease
+        dead = owner is None or owner in {handle.name for handle in self.workers}
+        # A worker of someone else's may still beat: it runs, and its lease may run out.
+        return not dead, record.lease_until
+
+    def _served(self, subject: str) -> bool:
+        return any(matches(p, subject) for h in self.workers if h.alive for p in h.worker.patterns)
+
+    async def _workflow_timer(self) -> float | None:
+        """The earliest ``wake_at`` of the active workflow runs: a timeout, a sleep, a check."""
+        store = self.platform.store
+        if not isinstance(store, WorkflowStore):
+            return None
+        runs = await store.due_runs(now=math.inf, limit=1)
+        return runs[0].wake_at if runs else None
+
+    async def _cron_tick(self) -> float | None:
+        store = self.platform.store
+        return await store.next_tick() if isinstance(store, ScheduleStore) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outlook:
+    """What is left to happen, as the walk sees it between two moves of the clock."""
+
+    active: dict[tuple[str, State], int]
+    """Tasks not final, by (subject, state); a busy worker alone is ("(worker)", RUNNING)."""
+    busy: bool
+    """Something may move at any moment (a handler runs): walk wake-up by wake-up."""
+    due: float | None
+    """The earliest deadline of pending work: a run_at, a dead worker's lease, a timer."""
+    stalled: float | None
+    """The earliest deadline left unhandled for ``STALL_LEASES`` leader leases."""
+    tick: float | None
+    """The earliest cron tick: walked through, never waited for."""
+    timer: float | None
+    """The earliest workflow run's ``wake_at``."""
+    tasks: int
+    """Tasks in the store, in any state."""
+
+    def idle(self, limit: float | None) -> bool:
+        """Nothing may move any moment, and nothing pending is due by ``limit`` (or ever)."""
+        if self.busy or self.stalled is not None:
+            return False
+        return self.due is None or (limit is not None and self.due > limit)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{n} {state} on {subject!r}" for (subject, state), n in sorted(self.active.items())
+        ]
+        if self.timer is not None:
+            parts.append(f"a workflow run waiting until {self.timer:.3f}")
+        return ", ".join(parts) + (
+            " (a READY task that never runs has no worker consuming its subject; a RUNNING"
+            " one has a handler that never returns)"
+        )
 
 
 def _plugin_name(plugin: object, index: int) -> str:
@@ -465,13 +651,41 @@ def _plugin_name(plugin: object, index: int) -> str:
     return name if isinstance(name, str) else f"{type(plugin).__qualname__}#{index}"
 
 
-def _describe_pending(active: dict[tuple[str, State], int], max_time: float) -> str:
-    if not active:
-        return f"tasks are still due within {max_time:g}s of clock time"
-    parts = ", ".join(
-        f"{n} {state} on {subject!r}" for (subject, state), n in sorted(active.items())
-    )
-    return (
-        f"not idle after {max_time:g}s of clock time: {parts} (a READY task that never runs "
-        "has no worker consuming its subject; a RUNNING one has a handler that never returns)"
-    )
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _span(name: str, seconds: float) -> float:
+    if not seconds >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {seconds!r}")
+    return seconds
+
+
+def _count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+@dataclass
+class _Budget:
+    """The events one walk may take: moves of the clock, and tasks created meanwhile."""
+
+    limit: int
+    moves: int = 0
+    tasks_at_start: int | None = None
+
+    def spend(self, outlook: _Outlook) -> None:
+        """Count one more move; NotIdle once the budget is spent."""
+        if self.tasks_at_start is None:
+            self.tasks_at_start = outlook.tasks
+        created = max(outlook.tasks - self.tasks_at_start, 0)  # the pruner may delete some
+        if self.moves + created >= self.limit:
+            raise NotIdle(
+                f"still not idle after {self.limit} events ({self.moves} moves of the clock, "
+                f"{created} tasks created meanwhile): {outlook}. A handler that publishes new "
+                "work each time it runs is never idle; pass a larger max_events= for a "
+                "longer walk",
+                outlook.active,
+            )
+        self.moves += 1

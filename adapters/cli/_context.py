@@ -52,6 +52,8 @@ class Options:
     def on_platform(self, operation: Callable[[Platform], Awaitable[T]]) -> T:
         """Run ``operation`` on a fresh platform from these settings, then close it."""
         settings = self.settings(quiet=True)
+        # A one-shot command: plugins must not hold its exit (an exporter's final flush).
+        settings = settings.replace(extra={**settings.extra, "process": {"short_lived": True}})
 
         async def run() -> T:
             async with Platform.build(settings) as platform:

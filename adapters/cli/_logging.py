@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
+from typing import TypeAlias
 
 from atp.adapters.cli._output import iso, json_text
 from atp.core.context import TaskLogFilter
 from atp.core.errors import ConfigError
+from atp.core.model import TRACEBACK_LIMIT
+from atp.core.quoting import cut
 from atp.core.settings import Settings
 
 __all__ = ["configure_logging"]
 
+ExcInfo: TypeAlias = (
+    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+)
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-TASK_FIELDS = ("task_id", "subject", "attempt", "trace_id")
+TASK_FIELDS = ("task_id", "subject", "attempt", "trace_id", "kind")
+"""Fields the JSON lines carry when a record has them: the task's, and a failed
+attempt's error ``kind``."""
 
 
 class StderrHandler(logging.Handler):
@@ -31,9 +40,23 @@ class StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def _format_exception(formatter: logging.Formatter, exc_info: ExcInfo) -> str:
+    """The traceback of ``exc_info``, cut like a stored one (a handler's 5 MB message
+    makes no 5 MB line), or a note when formatting it raises: the line is logged."""
+    try:
+        text = logging.Formatter.formatException(formatter, exc_info)
+    except BaseException as exc:  # formatting the exception must not lose the line
+        return f"<traceback unavailable: {type(exc).__name__}>"
+    return cut(text, TRACEBACK_LIMIT)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (ISO 8601 UTC), level, logger, message, exc, and
-    task_id, subject, attempt and trace_id on the lines of a task's attempt."""
+    """One JSON object per line: ts (ISO 8601 UTC), level, logger, message, exc (the
+    traceback), and task_id, subject, attempt and trace_id on the lines of a task's
+    attempt, with kind on a failed attempt's."""
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return _format_exception(self, ei)
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -56,6 +79,9 @@ class UtcFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return iso(record.created)
+
+    def formatException(self, ei: ExcInfo) -> str:
+        return _format_exception(self, ei)
 
 
 def configure_logging(settings: Settings, *, quiet: bool = False) -> None:

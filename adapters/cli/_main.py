@@ -31,7 +31,13 @@ __all__ = ["cli", "main"]
 LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 EPILOG = (
     "Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 not found, 4 state conflict, "
-    "5 configuration, 6 backend unavailable, 130 interrupted."
+    "5 configuration, 6 backend unavailable, 130 interrupted.\n\n"
+    "Output: tables and progress bars on a terminal, plain text when piped (NO_COLOR and "
+    "TERM=dumb are honoured); --json where a script reads the answer.\n\n"
+    "\b\nShell completion (add the line to your shell's rc file):\n"
+    '  bash: eval "$(_ATP_COMPLETE=bash_source atp)"\n'
+    '  zsh:  eval "$(_ATP_COMPLETE=zsh_source atp)"\n'
+    "  fish: _ATP_COMPLETE=fish_source atp | source"
 )
 
 
@@ -70,7 +76,10 @@ def _run(
     except click.ClickException as exc:
         report(exc.format_message())
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            report("interrupted")
+            return EXIT_INTERRUPTED
         report("aborted")
         return EXIT_FAILURE
     except AtpError as exc:

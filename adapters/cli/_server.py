@@ -16,6 +16,7 @@ from atp.adapters._auth.config import ServerSettings, read_tokens_file
 from atp.adapters._auth.guard import Guard, build_guard
 from atp.adapters._auth.tokens import new_token
 from atp.adapters.cli._context import Options, opened, pass_options
+from atp.adapters.cli._output import echo_json
 from atp.adapters.cli._serve import Runnable, serve
 from atp.core.errors import AlreadyExists, ConfigError, InvalidInput
 from atp.core.platform import Platform
@@ -179,17 +180,20 @@ def token() -> None:
     type=click.Path(dir_okay=False),
     help="Tokens file to append the entry to (else it is printed on stderr).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the token and its entry as JSON.")
 def create(
     token_id: str,
     scopes: tuple[str, ...],
     rate: float | None,
     burst: int | None,
     path: str | None,
+    as_json: bool,
 ) -> None:
     """Make a token and print it ONCE on stdout; its [[tokens]] entry goes to --file.
 
     atp keeps only the secret's hash, so a lost token cannot be shown again: make a new
     one (and delete the old entry). An ID the --file holds already is refused (exit 4).
+    '--json' prints {"id", "token", "entry"} on stdout, the entry holding the hash.
     """
     if (rate is not None and rate <= 0) or (burst is not None and burst < 1):
         raise InvalidInput("--rate must be > 0 and --burst >= 1")
@@ -200,11 +204,14 @@ def create(
             "id twice): choose another id, or delete that entry first"
         )
     entry = _toml_entry(made.to_mapping())
-    if path is None:
-        click.echo(f"# add to the server's tokens file:\n{entry}", err=True)
-    else:
+    if path is not None:
         with open(path, "a", encoding="utf-8") as file:
             file.write(f"\n{entry}\n")
+    if as_json:
+        echo_json({"id": token_id, "token": bearer, "entry": made.to_mapping()})
+        return
+    if path is None:
+        click.echo(f"# add to the server's tokens file:\n{entry}", err=True)
     click.echo(bearer)
 
 

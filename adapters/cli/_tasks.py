@@ -4,35 +4,54 @@ from __future__ import annotations
 
 import click
 
+from atp.adapters.cli._bulk import Defaults, publish_file
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import describe_error, echo_json, iso, record_fields
-from atp.adapters.cli._pages import page_options, show_page, subject_option
+from atp.adapters.cli._pages import Paging, page_options, show_tasks, subject_option
 from atp.adapters.cli._params import DURATION, HEADER, STATE, TIMESTAMP, read_json
 from atp.core import codec
 from atp.core.model import State, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, TaskService
-from atp.sdk.client import publish_request
+from atp.sdk.client import PublishOptions, publish_request
 
 __all__ = ["publish", "task"]
 
+PRIORITY_HELP = (
+    "Higher first among tasks due at the same instant; `atp dev`'s in-process transport "
+    "also hands out waiting tasks higher first, Redis and NATS in publish order."
+)
+
 
 @click.command()
-@click.argument("subject")
+@click.argument("subject", required=False)
 @click.argument("payload", metavar="[PAYLOAD_JSON]", required=False)
+@click.option(
+    "--file",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Publish the tasks of this JSON Lines file, one a line ('-': stdin).",
+)
+@click.option(
+    "--failed",
+    type=click.Path(dir_okay=False),
+    help="With --file: where the lines that fail go [default: NAME.failed.jsonl beside it].",
+)
 @click.option("--delay", type=DURATION, help="Run after this long: 30, 250ms, 30s, 5m, 2h, 1d.")
 @click.option("--at", "run_at", type=TIMESTAMP, help="Run at this ISO 8601 time (naive = UTC).")
 @click.option("--idempotency-key", help="Publishing the same key again returns the same task.")
 @click.option("--max-attempts", type=int, help="Attempts before the task is dead.")
 @click.option("--timeout", type=DURATION, help="How long one attempt may run.")
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--priority", type=int, default=0, show_default=True, help=PRIORITY_HELP)
 @click.option("--header", "headers", type=HEADER, multiple=True, help="A header; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @pass_options
 def publish(
     options: Options,
-    subject: str,
+    subject: str | None,
     payload: str | None,
+    source: str | None,
+    failed: str | None,
     delay: float | None,
     run_at: float | None,
     idempotency_key: str | None,
@@ -48,7 +67,43 @@ def publish(
 
     When an idempotency key matches a task published earlier, that task's id is printed
     and nothing is created (a note says so on stderr).
+
+    With --file FILE ('-': stdin), publish one task per line of JSON Lines, in batches
+    over one connection. A line holds {"subject", "payload", "delay", "run_at",
+    "idempotency_key", "headers", "max_attempts", "timeout", "priority"}: durations as
+    for the options or in seconds, run_at in ISO 8601 or seconds since the epoch.
+    SUBJECT and the options are defaults that a line overrides (a null keeps the default).
+
+    A bad line does not stop the others: it goes to the --failed report (needed for
+    stdin) with its line number and error, as do the lines of a batch that a backend
+    refused. Fix the report and publish it with --file again: a line with an
+    idempotency_key is never published twice, so give each line one and a re-run is
+    always safe (a batch cut short by an outage may have been stored).
+
+    A summary goes to stderr; --json prints {"line", "id", "created", "run_at"} per task
+    published, then {"summary": {...}}. Exits 0 when every line was published, 1 when
+    some failed, 6 when some were not as a backend was unavailable (run the report later).
     """
+    if source is not None:
+        defaults = _file_defaults(
+            subject,
+            payload,
+            idempotency_key,
+            PublishOptions(
+                delay=delay,
+                run_at=run_at,
+                headers=dict(headers),
+                max_attempts=max_attempts,
+                timeout=timeout,
+                priority=priority,
+            ),
+        )
+        code = publish_file(options, source, failed, defaults, as_json=as_json)
+        click.get_current_context().exit(code)
+    if subject is None:
+        raise click.UsageError("Missing argument 'SUBJECT' (or give --file).")
+    if failed is not None:
+        raise click.UsageError("--failed goes with --file.")
     request = publish_request(
         subject,
         read_json(payload, "payload"),
@@ -62,6 +117,17 @@ def publish(
     )
     (published,) = options.call(lambda service: service.publish([request]))
     _show_published(published, as_json)
+
+
+def _file_defaults(
+    subject: str | None, payload: str | None, key: str | None, options: PublishOptions
+) -> Defaults:
+    """The defaults ``--file`` lines get from the command line; refuses those per task."""
+    if payload is not None:
+        raise click.UsageError("PAYLOAD_JSON does not go with --file: each line has its own.")
+    if key is not None:
+        raise click.UsageError("--idempotency-key names one task: give each line its own.")
+    return Defaults(subject, options)
 
 
 def _show_published(published: Published, as_json: bool) -> None:
@@ -85,7 +151,7 @@ def task() -> None:
 def get(options: Options, task_id: str, as_json: bool) -> None:
     """Show a task: state, attempts, run_at, last error, result and error history.
 
-    '--json' prints the record in atp's wire format (times in seconds since the epoch).
+    --json prints the record in atp's wire format (times in seconds since the epoch).
     """
     record = options.call(lambda service: service.get(task_id))
     if as_json:
@@ -103,18 +169,26 @@ def _show_record(record: TaskRecord) -> None:
         click.echo("errors:")
         for error in record.errors:
             click.echo(f"  {describe_error(error)}")
+    last = record.last_error
+    if last is not None and last.traceback:  # earlier attempts' are in --json
+        click.echo(f"traceback of attempt {last.attempt}:")
+        for line in last.traceback.rstrip("\n").splitlines():
+            click.echo(f"  {line}")
 
 
 @task.command("cancel")
 @click.argument("task_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the record after it as JSON.")
 @pass_options
-def cancel(options: Options, task_id: str) -> None:
+def cancel(options: Options, task_id: str, as_json: bool) -> None:
     """Cancel a task that has not finished; a running one is asked to stop.
 
     Exits 3 for an unknown id and 4, changing nothing, for a finished task.
     """
     record = options.call(lambda service: service.cancel(task_id))
-    if record.state is State.CANCELLED:
+    if as_json:
+        echo_json(codec.record_to_dict(record))
+    elif record.state is State.CANCELLED:
         click.echo(f"cancelled {record.id}")
     else:
         click.echo(f"cancel requested: {record.id} is {record.state}; its worker stops it soon")
@@ -125,25 +199,28 @@ def cancel(options: Options, task_id: str) -> None:
 @click.option("--state", "states", type=STATE, multiple=True, help="Only this state; repeatable.")
 @page_options
 @pass_options
-def ls(
-    options: Options,
-    subject: str | None,
-    states: tuple[str, ...],
-    limit: int,
-    cursor: str | None,
-    ids_only: bool,
-    as_json: bool,
-) -> None:
-    """List tasks, newest first."""
+def ls(options: Options, subject: str | None, states: tuple[str, ...], paging: Paging) -> None:
+    """List tasks, most recently created first.
+
+    A table shows one page and the next cursor on stderr. --ids and --json print
+    every match, walking all pages, unless --limit or --cursor asks for one page;
+    --all walks all pages for the table too.
+    """
     chosen = [State(state.upper()) for state in states] or None
 
-    async def query(service: TaskService) -> Page:
+    async def fetch(service: TaskService, cursor: str | None, limit: int) -> Page:
         return await service.query(subject=subject, states=chosen, cursor=cursor, limit=limit)
 
-    page = options.call(query)
     headers = ("ID", "SUBJECT", "STATE", "ATTEMPT", "RUN_AT", "UPDATED_AT")
-    rows = [
-        (r.id, r.subject, str(r.state), str(r.task.attempt), iso(r.task.run_at), iso(r.updated_at))
-        for r in page.items
-    ]
-    show_page(page, headers, rows, ids_only=ids_only, as_json=as_json)
+    show_tasks(options, fetch, headers, _task_row, paging)
+
+
+def _task_row(r: TaskRecord) -> tuple[str, ...]:
+    return (
+        r.id,
+        r.subject,
+        str(r.state),
+        str(r.task.attempt),
+        iso(r.task.run_at),
+        iso(r.updated_at),
+    )

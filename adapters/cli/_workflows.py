@@ -6,14 +6,17 @@ import click
 
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import echo_json, iso, table
+from atp.adapters.cli._pages import Listing, Paging, page_options, show
 from atp.adapters.cli._params import read_json
 from atp.core.workflows.definition import definition_from_dict, definition_to_dict
 from atp.core.workflows.engine import WorkflowEngine
-from atp.core.workflows.runs import Run, RunState, StepRun, run_to_dict
+from atp.core.workflows.runs import Run, RunPage, RunState, StepRun, run_to_dict
 
 __all__ = ["workflow"]
 
 RUN_STATES = click.Choice([state.value for state in RunState], case_sensitive=False)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 
 
 @click.group()
@@ -27,14 +30,18 @@ def workflow() -> None:
 
 @workflow.command("register")
 @click.argument("definition", metavar="JSON")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @pass_options
-def register(options: Options, definition: str) -> None:
+def register(options: Options, definition: str, as_json: bool) -> None:
     """Register the workflow definition JSON ('-' reads stdin).
 
     A version is immutable: registering it again with other steps is refused (exit 4).
     """
     parsed = definition_from_dict(read_json(definition, "the definition"))
     (created,) = options.using(WorkflowEngine, lambda engine: engine.register([parsed]))
+    if as_json:
+        echo_json({"name": parsed.name, "version": parsed.version, "created": created})
+        return
     state = "registered" if created else "unchanged"
     click.echo(f"{state} {parsed.name} v{parsed.version}")
 
@@ -60,29 +67,52 @@ def ls(options: Options, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--input", "input_text", metavar="JSON", help="The run's input, as JSON.")
 @click.option("--version", type=int, help="Definition version; default the latest.")
+@json_option
 @pass_options
-def start(options: Options, name: str, input_text: str | None, version: int | None) -> None:
+def start(
+    options: Options, name: str, input_text: str | None, version: int | None, as_json: bool
+) -> None:
     """Start a run of workflow NAME; print its id."""
     body = read_json(input_text, "--input")
     run = options.using(WorkflowEngine, lambda engine: engine.start(name, body, version=version))
-    click.echo(run.id)
+    _show(run, run.id, as_json)
+
+
+def _show(run: Run, text: str, as_json: bool) -> None:
+    """Print ``text`` for people, or the whole run as JSON for scripts."""
+    if as_json:
+        echo_json(run_to_dict(run))
+    else:
+        click.echo(text)
 
 
 @workflow.command("runs")
 @click.option("--workflow", "name", help="Only runs of this workflow.")
 @click.option("--state", "states", type=RUN_STATES, multiple=True, help="Repeatable.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@page_options
 @pass_options
-def runs(options: Options, name: str | None, states: tuple[str, ...], limit: int) -> None:
-    """List runs, newest first."""
-    page = options.using(
-        WorkflowEngine, lambda engine: engine.list(workflow=name, states=states, limit=limit)
-    )
-    rows = [
-        (r.id, f"{r.workflow} v{r.version}", r.state.value, _progress(r), iso(r.created_at))
-        for r in page.items
-    ]
-    table(("RUN", "WORKFLOW", "STATE", "STEPS DONE", "STARTED"), rows)
+def runs(options: Options, name: str | None, states: tuple[str, ...], paging: Paging) -> None:
+    """List runs, newest first (by run id, which sorts by start time).
+
+    A table shows one page and the next cursor on stderr. --ids and --json print
+    every match, walking all pages, unless --limit or --cursor asks for one page;
+    --all walks all pages for the table too.
+    """
+
+    async def fetch(engine: WorkflowEngine, cursor: str | None, limit: int) -> RunPage:
+        return await engine.list(workflow=name, states=states, cursor=cursor, limit=limit)
+
+    headers = ("RUN", "WORKFLOW", "STATE", "STEPS DONE", "STARTED")
+    listing = Listing(WorkflowEngine, fetch, headers, _run_row, run_to_dict, _run_id, "runs")
+    show(options, listing, paging)
+
+
+def _run_row(r: Run) -> tuple[str, ...]:
+    return (r.id, f"{r.workflow} v{r.version}", r.state.value, _progress(r), iso(r.created_at))
+
+
+def _run_id(run: Run) -> str:
+    return run.id
 
 
 @workflow.command("get")
@@ -106,21 +136,23 @@ def get(options: Options, run_id: str, as_json: bool) -> None:
 @click.argument("run_id")
 @click.argument("name")
 @click.option("--payload", metavar="JSON", help="The signal's payload, as JSON.")
+@json_option
 @pass_options
-def signal(options: Options, run_id: str, name: str, payload: str | None) -> None:
+def signal(options: Options, run_id: str, name: str, payload: str | None, as_json: bool) -> None:
     """Send signal NAME to run RUN_ID."""
     body = read_json(payload, "--payload")
     run = options.using(WorkflowEngine, lambda engine: engine.signal(run_id, name, body))
-    click.echo(f"signalled {run.id}: {run.state}")
+    _show(run, f"signalled {run.id}: {run.state}", as_json)
 
 
 @workflow.command("cancel")
 @click.argument("run_id")
+@json_option
 @pass_options
-def cancel(options: Options, run_id: str) -> None:
+def cancel(options: Options, run_id: str, as_json: bool) -> None:
     """Cancel run RUN_ID: pending steps are cancelled, running step tasks asked to stop."""
     run = options.using(WorkflowEngine, lambda engine: engine.cancel(run_id))
-    click.echo(f"cancelled {run.id}")
+    _show(run, f"cancelled {run.id}", as_json)
 
 
 def _step_row(name: str, step: StepRun) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard, Principal
 from atp.adapters.grpc._handlers import parsed
-from atp.core.errors import AtpError, InvalidInput, RateLimited
+from atp.core.errors import AtpError, IdempotencyConflict, InvalidInput, RateLimited
 from atp.core.quoting import cut
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
@@ -35,6 +36,9 @@ log = logging.getLogger("atp.grpc")
 
 DEFAULT_PAGE = 100
 MAX_DETAIL = 500
+MAX_PROBLEM_DETAILS = 6000
+"""Characters of an idempotency conflict's JSON details a trailer carries: a client
+receives at most 8 KiB of metadata by default."""
 """Characters of an error's message a status detail keeps: grpc refuses trailers over
 16 KiB, and a message may quote what the caller sent."""
 R = TypeVar("R")
@@ -48,8 +52,25 @@ async def abort(context: Ctx, exc: AtpError) -> None:
     trailers: list[tuple[str, str]] = [("atp-problem-type", PROBLEM_TYPE + exc.type_slug)]
     if isinstance(exc, RateLimited):
         trailers.append(("retry-after", retry_after(exc)))
+    if isinstance(exc, IdempotencyConflict):
+        trailers.append(("atp-problem-details", conflict_details(exc)))
     code = getattr(grpc.StatusCode, exc.grpc_code)
     await context.abort(code, cut(exc.message, MAX_DETAIL), trailing_metadata=tuple(trailers))
+
+
+def conflict_details(exc: IdempotencyConflict) -> str:
+    """The conflict's items as JSON; a batch too large for a trailer keeps its first
+    conflicts only and says ``"truncated": true`` (the REST answer has them all)."""
+    details = exc.details()
+    text = json.dumps(details, separators=(",", ":"))
+    while len(text) > MAX_PROBLEM_DETAILS and (details["accepted"] or details["conflicts"]):
+        details = {
+            "conflicts": details["conflicts"][: len(details["conflicts"]) // 2],
+            "accepted": [],
+            "truncated": True,
+        }
+        text = json.dumps(details, separators=(",", ":"))
+    return text
 
 
 def guarded(method: Answer[R]) -> Handler[R]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from atp.adapters._api.operations import Operations
@@ -29,6 +32,11 @@ READY_TIMEOUT = 2.0
 """Seconds each backend has to answer a readiness probe."""
 RESERVED = ("/v1", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
 PROBE_ID = "atp-readiness-probe"
+DOCS = "/docs"
+DOCS_ASSETS = "/docs/assets"
+"""Where the Swagger UI files shipped in the package are served, open like ``/docs``."""
+SWAGGER_UI = Path(__file__).with_name("static") / "swagger-ui"
+"""swagger-ui-dist, vendored (its README names the version): ``/docs`` works offline."""
 
 
 def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> FastAPI:
@@ -39,6 +47,8 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
         version="1",
         description="Async Task Platform: publish, inspect, cancel and requeue tasks; cron "
         "schedules; workflows.",
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: see _docs
+        redoc_url=None,
     )
     app.state.operations = Operations(platform, server)
     app.state.guard = guard
@@ -47,6 +57,7 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
     app.include_router(schedule_router)
     app.include_router(workflow_router)
     _health(app, platform)
+    _docs(app)
     for path, mounted in plugin_mounts(platform):
         _mount(app, path.rstrip("/") or "/", mounted)
     app.add_middleware(BodyLimit, limit=server.max_body)
@@ -68,6 +79,26 @@ class _Asgi:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs``, its script, style and icon served from the package."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        assets = root + DOCS_ASSETS
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+            # Off: the online validator is a call to swagger.io for every page view.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    app.add_route(DOCS, swagger_ui, include_in_schema=False)
 
 
 def plugin_mounts(platform: Platform) -> list[tuple[str, object]]:

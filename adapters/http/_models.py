@@ -72,7 +72,8 @@ Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), BeforeValidator(_integer)]
 """How many attempts a task may have."""
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), BeforeValidator(_integer)]
-"""A task's priority; higher runs first."""
+"""A task's priority: higher first among tasks due at the same instant (Redis Streams and
+NATS deliver in publish order)."""
 Version = Annotated[int, Field(ge=1), BeforeValidator(_integer)]
 """A workflow definition's version."""
 Flag = Annotated[bool, Strict()]
@@ -186,6 +187,8 @@ class ErrorOut(BaseModel):
     at: float
     message: str
     kind: str
+    traceback: str | None = None
+    """The handler's traceback, cut past 16384 characters; null where nothing was raised."""
 
 
 class TaskOut(BaseModel):
@@ -270,6 +273,18 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
+class ConflictOut(BaseModel):
+    """One item of a publish refused because its idempotency key names another task."""
+
+    index: int
+    """The item's place in the request (0 for a single publish)."""
+    task_id: str | None
+    """The task that holds the key; null when the key's owner is another item of the
+    same request."""
+    fields: list[str]
+    """The parameters that differ (never their values)."""
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document; ``type`` is stable per kind of error."""
 
@@ -279,3 +294,7 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+    conflicts: list[ConflictOut] | None = None
+    """``idempotency-conflict`` only: the refused items."""
+    accepted: list[str | None] | None = None
+    """``idempotency-conflict`` only: the task id accepted per item, null if refused."""

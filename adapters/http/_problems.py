@@ -1,7 +1,8 @@
 """Errors as RFC 9457 problem documents, and the request body limit.
 
 Each ``atp.core.errors`` class has a stable ``type``: ``urn:atp:problem:<slug>``, with
-the status the class maps to. A 429 carries ``Retry-After``, a 401 ``WWW-Authenticate``.
+the status the class maps to. A 429 carries ``Retry-After``, a 401 ``WWW-Authenticate``,
+an idempotency conflict its ``conflicts`` and ``accepted`` items.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from atp.core.errors import AtpError, InvalidInput, PayloadTooLarge, RateLimited
+from atp.core.errors import (
+    AtpError,
+    IdempotencyConflict,
+    InvalidInput,
+    PayloadTooLarge,
+    RateLimited,
+)
 from atp.sdk.wire.problems import PROBLEM_TYPE, retry_after
 
 __all__ = ["PROBLEM_TYPE", "BodyLimit", "install_handlers", "problem_response"]
@@ -56,7 +63,8 @@ def problem_response(
 
 def error_response(exc: AtpError, instance: str) -> JSONResponse:
     """The problem document for an atp error, with the headers its status calls for."""
-    response = problem_response(exc.http_status, exc.type_slug, exc.message, instance)
+    extra = exc.details() if isinstance(exc, IdempotencyConflict) else {}
+    response = problem_response(exc.http_status, exc.type_slug, exc.message, instance, **extra)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = retry_after(exc)
     if exc.http_status == 401:

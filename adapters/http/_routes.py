@@ -89,14 +89,15 @@ SubjectFilter = Annotated[
     response_model=PublishedOut,
     responses={
         200: {"model": PublishedOut, "description": "Idempotency key matched"},
-        **_problems(),
+        **_problems(409),
     },
 )
 async def publish(
     body: TaskIn, response: Response, ops: Ops, who: Who, key: IdempotencyKey = None
 ) -> PublishedOut:
     """Publish one task (scope ``publish:<subject>``). 201 when created, 200 when an
-    idempotency key matched an existing task (nothing created)."""
+    idempotency key matched an existing task with the same parameters (nothing created),
+    409 ``idempotency-conflict`` when it matched one with other parameters."""
     (published,) = await ops.publish(who, [body.request(key)])
     if not published.created:
         response.status_code = 200
@@ -106,7 +107,7 @@ async def publish(
 @router.post(
     "/tasks/batch",
     response_model=BatchOut,
-    responses=_problems(),
+    responses=_problems(409),
     openapi_extra={"requestBody": BatchIn.request_body()},
 )
 async def publish_batch(

@@ -21,6 +21,9 @@ class Elector:
     leader cut off from its coordinator stops acting before another can be elected.
     With a ``skew`` guard, a host whose clock is too far from the store's neither
     acquires nor keeps the lease (ADR 0029): it would misjudge every lease and due time.
+
+    It says at INFO when it starts leading and when it is standby, naming the leader,
+    and again only when that changes; each standby check is a DEBUG line.
     """
 
     def __init__(
@@ -40,6 +43,11 @@ class Elector:
         self._ttl = ttl
         self._lease: Lease | None = None
         self._skew = skew
+        self._unreachable = False
+        self._reported: tuple[object, ...] | None = None
+        """What the last INFO line said (who leads), so it is said again only on a change."""
+        self.checked_at: float | None = None
+        """When the last step ran: acquired, renewed or found another replica leading."""
 
     @property
     def lease(self) -> Lease | None:
@@ -67,6 +75,15 @@ class Elector:
         The clock is checked before acquiring, and after renewing (a slow store must not
         delay the renewal); out of bounds, the lease is given up at once.
         """
+        leads = await self._step()
+        self.checked_at = self._clock.now()
+        if leads:
+            self._report_leading()
+        else:
+            await self._report_standby()
+        return leads
+
+    async def _step(self) -> bool:
         leading = self._lease is not None
         if not leading and not await self._clock_in_bounds():
             return False
@@ -82,12 +99,14 @@ class Elector:
 
     async def _acquire_or_renew(self) -> Lease | None:
         """The new lease, or the one held when the coordinator cannot be reached."""
+        self._unreachable = False
         try:
             if self._lease is None:
                 return await self._coordinator.acquire(self.role, self.owner, self._ttl)
             return await self._coordinator.renew(self._lease, self._ttl)
         except AtpError as exc:
             log.warning("elector %s: coordinator unreachable: %s", self.owner, exc)
+            self._unreachable = True
             return self._lease
 
     async def _clock_in_bounds(self) -> bool:
@@ -106,3 +125,47 @@ class Elector:
             await self._coordinator.release(lease)
         except AtpError as exc:
             log.warning("elector %s: release failed, the lease runs out: %s", self.owner, exc)
+
+    # -- saying who leads --------------------------------------------------------------
+
+    def _report_leading(self) -> None:
+        lease = self.lease
+        said = ("leader", lease.token if lease else None)
+        if lease is not None and said != self._reported:
+            log.info(
+                "elector %s: leader: this replica leads %r (fencing token %d), "
+                "renewing every %.3gs",
+                self.owner,
+                self.role,
+                lease.token,
+                self.interval,
+            )
+            self._reported = said
+
+    async def _report_standby(self) -> None:
+        """INFO when who leads changed since the last line (or on the first check), else
+        DEBUG; the coordinator is asked who holds the lease only on standby replicas."""
+        said, who = await self._standby()
+        level = logging.INFO if said != self._reported else logging.DEBUG
+        log.log(
+            level, "elector %s: standby: %s, checking every %.3gs", self.owner, who, self.interval
+        )
+        self._reported = said
+
+    async def _standby(self) -> tuple[tuple[object, ...], str]:
+        """What to say about the leader, with the key that tells a change of it."""
+        if self._skew is not None and not self._skew.in_bounds:
+            return ("skew",), "this host's clock is out of bounds, not competing"
+        if self._unreachable:
+            return ("unreachable",), "the coordinator is unreachable"
+        try:
+            holder = await self._coordinator.holder(self.role)
+        except AtpError:  # whoever holds it is not knowable here
+            return ("unknown",), "another replica leads"
+        if holder is None:
+            return ("free",), "no replica holds the lease right now, competing for it"
+        if holder.owner == self.owner:  # recorded as ours, yet not renewable by us
+            return ("unknown",), "another replica leads"
+        return ("standby", holder.owner, holder.token), (
+            f"{holder.owner} leads (fencing token {holder.token})"
+        )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import random
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 from typing import TypeVar
 
 from atp.core import codec
+from atp.core.context import trace_id
 from atp.core.errors import AtpError, Fail, InvalidInput, Retry
 from atp.core.handlers import Handler
 from atp.core.model import JSON, AttemptError, RetryPolicy, State, Task
@@ -14,7 +20,9 @@ from atp.core.ports import Outcome
 from atp.core.recovery import LEASE_EXPIRED
 from atp.core.settings import Settings
 
-__all__ = ["Policy", "backoff"]
+__all__ = ["Policy", "backoff", "format_traceback", "log_failure"]
+
+log = logging.getLogger("atp.worker")
 
 T = TypeVar("T")
 
@@ -70,15 +78,16 @@ class Policy:
         self, task: Task, handler: Handler | None, exc: BaseException, kind: str, now: float
     ) -> Outcome:
         """Another attempt after a backoff if any are left, else DEAD."""
+        trace = format_traceback(exc)
         if isinstance(exc, Fail):
-            return self._dead(task, now, _text(exc.reason), "fail")
+            return self._dead(task, now, _text(exc.reason), "fail", trace)
         message = _describe(exc)
         if task.attempt >= self.max_attempts(task, handler):
-            return self._dead(task, now, message, kind)
+            return self._dead(task, now, message, kind, trace)
         delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
         if delay is None:
             delay = backoff(self.retry_policy(task, handler), task.attempt, self.rng)
-        error = AttemptError(task.attempt, now, message, kind)
+        error = AttemptError(task.attempt, now, message, kind, trace)
         return Outcome(task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay)
 
     def spent(self, task: Task, handler: Handler | None, now: float) -> Outcome | None:
@@ -109,9 +118,106 @@ class Policy:
             task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay, refund=True
         )
 
-    def _dead(self, task: Task, now: float, message: str, kind: str) -> Outcome:
-        error = AttemptError(task.attempt, now, message, kind)
+    def _dead(
+        self, task: Task, now: float, message: str, kind: str, trace: str | None = None
+    ) -> Outcome:
+        error = AttemptError(task.attempt, now, message, kind, trace)
         return Outcome(task.id, self.owner, State.DEAD, now, error=error)
+
+
+_WORKER_DIR = str(Path(__file__).parent)
+_THREAD_POOL_DIR = str(Path(concurrent.futures.__file__).parent)
+
+
+def handler_frames(exc: BaseException) -> TracebackType | None:
+    """``exc``'s traceback from the handler's own first frame: the worker's frames down to
+    its call of the handler (``_invoke``), interceptors and a thread pool's are left out.
+    All of it when the handler was never called: an interceptor or the worker raised."""
+    tb = exc.__traceback__
+    while tb is not None and not _is_invoke(tb):
+        tb = tb.tb_next
+    if tb is None:
+        return exc.__traceback__
+    tb = tb.tb_next
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_THREAD_POOL_DIR):
+        tb = tb.tb_next
+    return tb if tb is not None else exc.__traceback__
+
+
+def _is_invoke(tb: TracebackType) -> bool:
+    code = tb.tb_frame.f_code
+    return code.co_name == "_invoke" and code.co_filename.startswith(_WORKER_DIR)
+
+
+def format_traceback(exc: BaseException) -> str | None:
+    """The traceback of a raised ``exc`` as stored with its attempt, or None for one
+    never raised (a timeout) or a ``Retry``, the handler's own request, not a fault.
+
+    Each exception of a chain keeps its innermost ``TRACEBACK_FRAMES`` frames, and the
+    AttemptError cuts the text to its head (the first cause) and tail (the exception
+    itself). Whatever a hostile exception raises while being formatted, the attempt is
+    still recorded, with what went wrong in place of the traceback."""
+    if exc.__traceback__ is None or isinstance(exc, Retry):
+        return None
+    try:
+        found = traceback.TracebackException(
+            type(exc), exc, handler_frames(exc), limit=-TRACEBACK_FRAMES, compact=True
+        )
+        return "".join(found.format())
+    except BaseException as failed:  # a __str__ raising SystemExit, a recursion error
+        return f"{_UNAVAILABLE}: {type(failed).__name__} while formatting it>"
+
+
+_UNAVAILABLE = "<traceback unavailable"
+_NOT_FAILURES = frozenset({"shutdown", "no-handler", "cancelled"})
+"""Error kinds of an attempt that was interrupted, not failed: they are not logged here."""
+
+
+def log_failure(worker: str, task: Task, outcome: Outcome, raised: BaseException | None) -> None:
+    """Log one failed attempt: WARNING when it runs again, ERROR when the task is dead.
+
+    ``raised`` (the handler's exception) goes in the record's ``exc_info`` when its
+    traceback was stored, so the log shows what ``atp task get`` shows; the task's
+    fields go in ``extra``, as the attempt may have ended before its context was set.
+    """
+    error = outcome.error
+    if error is None or error.kind in _NOT_FAILURES:
+        return
+    if outcome.state not in (State.SCHEDULED, State.DEAD):
+        return
+    fields = {
+        "task_id": task.id,
+        "subject": task.subject,
+        "attempt": error.attempt,
+        "trace_id": trace_id(task.headers),
+        "kind": error.kind,
+    }
+    exc_info = None
+    if raised is not None and error.traceback and not error.traceback.startswith(_UNAVAILABLE):
+        exc_info = (type(raised), raised, handler_frames(raised))
+    where = f"worker {worker}: task {task.id} ({task.subject})"
+    if outcome.state is State.DEAD:
+        text = "%s is dead after attempt %d (%s): %s"
+        log.error(
+            text, where, error.attempt, error.kind, error.message, exc_info=exc_info, extra=fields
+        )
+        return
+    delay = (outcome.run_at or outcome.at) - outcome.at
+    text = "%s attempt %d failed (%s), retrying in %.1fs: %s"
+    log.warning(
+        text,
+        where,
+        error.attempt,
+        error.kind,
+        delay,
+        error.message,
+        exc_info=exc_info,
+        extra=fields,
+    )
+
+
+TRACEBACK_FRAMES = 64
+"""Frames formatted per exception of a chain at most: a deep recursion keeps its last."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -29,10 +29,11 @@ from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import Lifecycle
 from atp.core.ports import ClaimingConsumer, Consumer, Delivery, LeaseStatus, Outcome
+from atp.core.service import TaskService
 from atp.core.skew import SkewGuard
 from atp.core.worker.deadlines import Deadlines
 from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
-from atp.core.worker.outcomes import Policy
+from atp.core.worker.outcomes import Policy, log_failure
 from atp.core.workflows.engine import StepListener
 
 __all__ = ["Worker"]
@@ -66,6 +67,8 @@ class _Running:
     stop_reason: str | None = None
     started: float = 0.0
     in_handler: bool = False
+    raised: BaseException | None = None
+    """The handler's exception, kept only until its failure is logged."""
 
     def stop(self, reason: str) -> None:
         """Cancel the handler for ``reason`` (timeout, cancel, lost, shutdown), once.
@@ -114,6 +117,7 @@ class Worker:
         self._deadlines: Deadlines[_Running] = Deadlines(self._clock, _time_out)
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
+        self._tasks = TaskService(platform)  # handlers' follow-ups (atp.sdk.context())
         # A clock off the store's stamps leases others misjudge: take nothing (ADR 0029).
         self._skew = SkewGuard(
             platform.store, self._clock, settings.max_clock_skew, f"worker {self.name}"
@@ -319,13 +323,19 @@ class Worker:
         try:
             outcome = await self._attempt(running)
         except GeneratorExit as exc:  # thrown in from a future, it closed the handler's frames
-            now = self._clock.now()
-            outcome = self._policy.failure(running.task, running.handler, exc, "error", now)
+            outcome = self._failed(running, exc)
         finally:
             if outcome is None:
                 self._forget(running)
             else:
+                raised, running.raised = running.raised, None  # its frames are not kept
                 self._finisher.add((running, outcome))
+                log_failure(self.name, running.task, outcome, raised)
+
+    def _failed(self, running: _Running, exc: BaseException) -> Outcome:
+        """The outcome of an attempt whose handler raised ``exc``, kept for the log."""
+        running.raised = exc
+        return self._policy.failure(running.task, running.handler, exc, "error", self._clock.now())
 
     def _forget(self, running: _Running) -> None:
         del self._running[running.task.id]
@@ -347,7 +357,7 @@ class Worker:
         timeout = running.timeout = self._policy.timeout(task, handler)
         call = HandlerCall(task, handler, self.name, timeout, args, kwargs)
         self._deadlines.add(running, timeout)
-        set_current_task(task)
+        set_current_task(task, self._tasks)
         running.started = self._clock.now()
         if self._emits_started:
             self._platform.emit("atp_task_started", task=task, worker=self.name)
@@ -360,9 +370,9 @@ class Worker:
                 return self._stopped(running, timeout)
             if _cancel_requested():
                 raise  # the worker itself is being torn down
-            return self._policy.failure(task, handler, exc, "error", self._clock.now())
+            return self._failed(running, exc)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: this attempt's only
-            return self._policy.failure(task, handler, exc, "error", self._clock.now())
+            return self._failed(running, exc)
         finally:
             running.in_handler = False
             self._deadlines.remove(running, timeout)

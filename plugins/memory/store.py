@@ -556,7 +556,7 @@ def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
         "lease_until": None,
     }
     if outcome.error is not None:
-        changes["errors"] = (*record.errors, outcome.error)
+        changes["errors"] = record.with_error(outcome.error)
     attempt = max(record.task.attempt - 1, 0) if outcome.refund else record.task.attempt
     if outcome.state is State.SCHEDULED:
         run_at = outcome.at if outcome.run_at is None else outcome.run_at

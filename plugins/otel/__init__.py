@@ -4,6 +4,8 @@ Enable it by naming it among the plugins (``plugins = ["atp.plugins.otel"]`` in
 atp.toml, or ``ATP_PLUGINS``); it needs ``pip install 'atp[observability]'``. Export is
 configured by the standard ``OTEL_*`` variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``...). See docs/monitoring.md and ADR 0016.
+A collector that does not answer never holds atp up: a one-shot CLI command gives it half a
+second, a long-running process five seconds at exit, and it is warned about once.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from atp.core.plugins import hookimpl
 from atp.core.settings import Settings
 from atp.core.worker.interceptors import CallNext, HandlerCall, Interceptor
 from atp.plugins.otel._attributes import task_attributes
+from atp.plugins.otel._export import LONG_RUNNING, budget_for
 from atp.plugins.otel._setup import provider_from_env
 from atp.plugins.otel._spans import EMPTY, Recorder, Spans
 from atp.plugins.otel._w3c import (
@@ -117,11 +118,12 @@ class OtelPlugin:
         self._consumes = False
         """Whether a worker of this process traces attempts: only then are producer
         contexts kept in the handoff for it."""
+        self._budget = LONG_RUNNING
 
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:
-            self._provider = self._provider or provider_from_env()
+            self._provider = self._provider or provider_from_env(budget=self._budget)
             self._tracer = self._provider.get_tracer(SCOPE)
         return self._tracer
 
@@ -133,7 +135,9 @@ class OtelPlugin:
 
     @hookimpl
     def atp_configure(self, settings: Settings) -> None:
-        """Set the tracer up at start-up, so a bad ``OTEL_*`` value fails there."""
+        """Set the tracer up at start-up, so a bad ``OTEL_*`` value fails there; a one-shot
+        command's exporter gets the short budget, so it never waits on a collector."""
+        self._budget = budget_for(settings)
         _ = self.tracer
 
     @hookimpl

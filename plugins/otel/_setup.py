@@ -12,15 +12,24 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from atp.core.errors import ConfigError
+from atp.plugins.otel._export import (
+    LONG_RUNNING,
+    BoundedBatchSpanProcessor,
+    Budget,
+    collector_endpoint,
+    install_warnings,
+)
 
-__all__ = ["provider_from_env"]
+__all__ = ["provider_from_env", "sdk_provider"]
 
 log = logging.getLogger("atp.plugins.otel")
 
 DEFAULT_SERVICE = "atp"
 
 
-def provider_from_env(env: Mapping[str, str] | None = None) -> trace.TracerProvider:
+def provider_from_env(
+    env: Mapping[str, str] | None = None, budget: Budget = LONG_RUNNING
+) -> trace.TracerProvider:
     """The provider atp's spans go to.
 
     The global one if the process already set one (``opentelemetry-instrument``, or the
@@ -30,6 +39,9 @@ def provider_from_env(env: Mapping[str, str] | None = None) -> trace.TracerProvi
     ``OTEL_TRACES_EXPORTER`` (``otlp`` by default, ``console``, ``none``), OTLP over
     ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`` (``http/protobuf`` by default, or ``grpc``)
     to ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``. ``OTEL_SDK_DISABLED=true``: no-op.
+
+    ``budget`` bounds each OTLP export and the flush at exit, and how often an
+    unreachable collector is warned about (see ``_export``).
     """
     env = os.environ if env is None else env
     current = trace.get_tracer_provider()
@@ -37,15 +49,27 @@ def provider_from_env(env: Mapping[str, str] | None = None) -> trace.TracerProvi
         return current
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return trace.NoOpTracerProvider()
-    attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
-    provider = TracerProvider(resource=Resource.create(attributes))
-    for exporter in _exporters(env):
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    trace.set_tracer_provider(sdk_provider(env, budget))
     return trace.get_tracer_provider()
 
 
-def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
+def sdk_provider(env: Mapping[str, str], budget: Budget = LONG_RUNNING) -> TracerProvider:
+    """A new SDK provider from ``env``, not made global (``provider_from_env`` does that)."""
+    attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: DEFAULT_SERVICE}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    for exporter in _exporters(env, budget):
+        provider.add_span_processor(_processor(exporter, budget))
+    return provider
+
+
+def _processor(exporter: SpanExporter, budget: Budget) -> BatchSpanProcessor:
+    """The batch processor, its exit bounded; the console one is left to print all."""
+    if isinstance(exporter, ConsoleSpanExporter):
+        return BatchSpanProcessor(exporter)
+    return BoundedBatchSpanProcessor(exporter, budget.exit_timeout)
+
+
+def _exporters(env: Mapping[str, str], budget: Budget) -> list[SpanExporter]:
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()]
     exporters: list[SpanExporter] = []
     for name in names:
@@ -54,7 +78,7 @@ def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
         if name == "console":
             exporters.append(ConsoleSpanExporter())
         elif name == "otlp":
-            exporters.append(_otlp(env))
+            exporters.append(_otlp(env, budget))
         else:
             raise ConfigError(
                 f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}; atp knows otlp, console, none"
@@ -62,20 +86,27 @@ def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
-def _otlp(env: Mapping[str, str]) -> SpanExporter:
+def _otlp(env: Mapping[str, str], budget: Budget) -> SpanExporter:
+    """The OTLP exporter, its export bounded by ``budget``, its failures warned once."""
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
+    exporter = _otlp_exporter(protocol, budget.export_timeout)
+    install_warnings(collector_endpoint(env, protocol), budget.reminder)
+    return exporter
+
+
+def _otlp_exporter(protocol: str, timeout: float | None) -> SpanExporter:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()
+        return OTLPSpanExporter(timeout=timeout)
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
         )
 
-        return HttpExporter()
+        return HttpExporter(timeout=timeout)
     raise ConfigError(
         f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported; use grpc or http/protobuf"
     )

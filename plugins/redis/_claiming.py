@@ -15,9 +15,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from atp.core.codec import DECODE_ERRORS, loads
+from atp.core.codec import DECODE_ERRORS, error_from_dict, loads
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
-from atp.core.model import AttemptError, State, TaskRecord
+from atp.core.model import State, TaskRecord
 from atp.core.ports import Claim, ClaimingConsumer, Delivery, Outcome
 from atp.plugins.redis._connection import Scripts
 from atp.plugins.redis._quarantine import quarantine
@@ -204,7 +204,7 @@ class _Lease:
         e: Any,
         c: Any,
     ) -> TaskRecord:
-        errors = tuple(AttemptError(**item) for item in loads(e)) if e and e != b"[]" else ()
+        errors = tuple(error_from_dict(item) for item in loads(e)) if e and e != b"[]" else ()
         return TaskRecord(
             task=decode_task(i, t, p, a, ra, sub, rk),
             state=State.RUNNING,

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from atp.core.codec import dumps, loads, task_from_stored_dict, task_to_dict
+from atp.core.codec import (
+    dumps,
+    error_from_dict,
+    error_to_dict,
+    loads,
+    task_from_stored_dict,
+    task_to_dict,
+)
 from atp.core.errors import InvalidInput
 from atp.core.model import AttemptError, State, Task, TaskRecord
 from atp.core.ports import Outcome
@@ -91,9 +98,7 @@ def pack_outcome(outcome: Outcome) -> bytes:
 
 
 def encode_error(error: AttemptError) -> bytes:
-    return dumps(
-        {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
-    )
+    return dumps(error_to_dict(error))
 
 
 def decode_task(
@@ -126,7 +131,7 @@ def decode_record(fields: Sequence[Any]) -> TaskRecord:
         lease_owner=lo.decode() if lo is not None else None,
         lease_until=float(lu) if lu is not None else None,
         result=loads(r) if r is not None else None,
-        errors=tuple(AttemptError(**item) for item in loads(e)) if e and e != b"[]" else (),
+        errors=tuple(error_from_dict(item) for item in loads(e)) if e and e != b"[]" else (),
         cancel_requested=c is not None,
         finished_at=float(f) if f is not None else None,
     )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from atp.core.errors import FencedOut, InvalidInput
-from atp.core.model import FINAL_STATES, State, Task, TaskRecord
+from atp.core.model import ERROR_HISTORY, FINAL_STATES, State, Task, TaskRecord
 from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
 from atp.core.recovery import recovery
 from atp.core.subjects import validate_subject
@@ -41,12 +41,27 @@ _UPSERT_KEY = (
     "task_id = excluded.task_id, run_at = excluded.run_at, "
     "created_at = excluded.created_at, expires_at = excluded.expires_at"
 )
+# The kept entries are named one by one: removing '$[1]' would never shorten a history
+# stored before the bound, and json_group_array has no ORDER BY before SQLite 3.44.
+_KEPT = ", ".join(
+    [
+        "json_extract(errors, '$[0]')",
+        *(f"json_extract(errors, '$[#-{back}]')" for back in range(ERROR_HISTORY - 2, 0, -1)),
+        "json(:error)",
+    ]
+)
+_APPEND_ERROR = (
+    "errors = CASE WHEN :error IS NULL THEN errors "
+    f"WHEN json_array_length(errors) < {ERROR_HISTORY} "
+    f"THEN json_insert(errors, '$[#]', json(:error)) ELSE json_array({_KEPT}) END"
+)
+"""``errors`` with ``:error`` appended (unchanged for NULL), keeping the first error and
+the newest ``ERROR_HISTORY - 1``; a longer history stored before the bound is cut too."""
 _FINISH = (
     "UPDATE tasks SET state = :state, updated_at = :at, result = :result, "
     "finished_at = :finished_at, run_at = COALESCE(:run_at, run_at), "
     "attempt = MAX(attempt - :refund, 0), lease_owner = NULL, lease_until = NULL, "
-    "errors = CASE WHEN :error IS NULL THEN errors "
-    "ELSE json_insert(errors, '$[#]', json(:error)) END WHERE id = :id"
+    f"{_APPEND_ERROR} WHERE id = :id"
 )
 _SUCCEED = (
     "UPDATE tasks SET state = 'SUCCEEDED', updated_at = ?, result = ?, finished_at = ?, "
@@ -56,7 +71,7 @@ _SUCCEED = (
 _RECOVER = (
     "UPDATE tasks SET state = :state, run_at = COALESCE(:run_at, run_at), "
     "finished_at = :finished_at, updated_at = :now, lease_owner = NULL, lease_until = NULL, "
-    "errors = json_insert(errors, '$[#]', json(:error)) WHERE id = :id"
+    f"{_APPEND_ERROR} WHERE id = :id"
 )
 
 

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 from atp.core.codec import (
     DECODE_ERRORS,
     dumps,
+    error_from_dict,
+    error_to_dict,
     is_quarantined,
     loads,
     quarantined,
@@ -67,9 +69,7 @@ def encode(value: JSON) -> str:
 
 def error_json(error: AttemptError) -> str:
     """Return one entry of a task's error history as JSON text."""
-    return encode(
-        {"attempt": error.attempt, "at": error.at, "message": error.message, "kind": error.kind}
-    )
+    return encode(error_to_dict(error))
 
 
 def insert_row(task: Task, state: State, lease_until: float | None, now: float) -> tuple[Any, ...]:
@@ -132,7 +132,7 @@ def _record(row: Sequence[Any]) -> TaskRecord:
         owner,
         lease_until,
         None if result is None else loads(result),
-        () if errors == "[]" else tuple(AttemptError(**error) for error in loads(errors)),
+        () if errors == "[]" else tuple(error_from_dict(error) for error in loads(errors)),
         bool(cancel),
         finished,
     )

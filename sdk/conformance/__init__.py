@@ -4,17 +4,20 @@ Each suite checks every guarantee its port states in ``atp.core.ports``. Subclas
 under a ``Test`` name (the suites themselves are not named ``Test*``, so pytest collects
 only your subclass) and provide the backend as a fixture::
 
+    import pytest_asyncio
+
     from atp.sdk.conformance import TaskStoreConformance
 
     class TestMyStore(TaskStoreConformance):
-        @pytest.fixture
+        @pytest_asyncio.fixture
         async def store(self, clock):
             store = MyStore(url, clock=clock)
             yield store
             await store.close()
 
 The suites need pytest and pytest-asyncio; their tests are marked ``asyncio`` so they run
-in strict mode too (a strict-mode fixture must then use ``pytest_asyncio.fixture``).
+in strict mode too, where an async fixture must be a ``pytest_asyncio.fixture`` (in
+auto mode ``pytest.fixture`` does as well).
 ``unique(prefix)`` makes names (subjects, groups, leases) no other test or run uses, so a
 suite can run against a shared server. Each suite's docstring says how it uses time.
 """
@@ -22,6 +25,7 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 import pytest
 
 _CHECKS = (
+    "_store_history",
     "_store_intake",
     "_store_listing",
     "_store_running",

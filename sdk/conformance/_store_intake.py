@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from atp.core.errors import InvalidInput
+from atp.core.errors import IdempotencyConflict, InvalidInput
 from atp.core.ids import new_id
 from atp.core.model import State, TaskRecord
+from atp.core.platform import Platform
 from atp.core.ports import Claim, Clock, Created, TaskStore
+from atp.core.service import Published, PublishRequest, TaskService
+from atp.core.settings import Settings
 from atp.sdk.conformance._store_support import (
     LEASE,
     OTHER,
@@ -157,6 +160,41 @@ class IntakeChecks:
         ]
         assert await store.get([second.id]) == [None]
         assert count_of(await store.counts(), subject) == 2
+
+    async def test_a_key_reused_with_other_parameters_is_refused_by_the_service(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        service, key = _service(store, clock), unique("key")
+        asked = PublishRequest(subject, {"n": 1}, delay=60, idempotency_key=key, priority=2)
+        (first,) = await service.publish([asked])
+        again = PublishRequest(subject, {"n": 1}, delay=90, idempotency_key=key, priority=2)
+        assert await service.publish([again]) == [Published(first.id, False, first.run_at)]
+        before = await store.counts()
+        changed = PublishRequest(subject, {"n": 2}, idempotency_key=key, timeout=5)
+        with pytest.raises(IdempotencyConflict, match=first.id) as caught:
+            await service.publish([changed])
+        (conflict,) = caught.value.conflicts
+        assert (conflict.task_id, conflict.fields) == (first.id, ("payload", "timeout", "priority"))
+        assert caught.value.accepted == ()
+        assert await store.counts() == before
+
+    async def test_a_batch_with_a_conflicting_key_names_what_it_accepted(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        service, key = _service(store, clock), unique("key")
+        (first,) = await service.publish([PublishRequest(subject, "a", idempotency_key=key)])
+        batch = [
+            PublishRequest(subject, "other"),
+            PublishRequest(subject, "b", idempotency_key=key),
+        ]
+        with pytest.raises(IdempotencyConflict) as caught:
+            await service.publish(batch)
+        accepted = caught.value.accepted
+        assert [c.index for c in caught.value.conflicts] == [1]
+        assert accepted[1] is None
+        assert isinstance(accepted[0], str)
+        assert (await get_one(store, accepted[0])).task.payload == "other"
+        assert (await get_one(store, first.id)).task.payload == "a"
 
     async def test_create_with_a_key_whose_window_closed_creates_a_new_task(
         self, store: TaskStore, clock: Clock, subject: str
@@ -432,3 +470,11 @@ class IntakeChecks:
         )
         assert [c.claimed for c in claims] == [False, False, True]
         assert [c.record.id if c.record else None for c in claims] == [running.id, None, ready.id]
+
+
+def _service(store: TaskStore, clock: Clock) -> TaskService:
+    """A TaskService over ``store``: the idempotency comparison lives in the service, and
+    holds only if the store gives back every field a producer set, its headers included."""
+    platform = Platform.build(Settings(store="memory://"), clock=clock, local=True)
+    platform.store, platform.fused = store, False
+    return TaskService(platform)

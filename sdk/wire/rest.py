@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from atp.core import codec
-from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.model import RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
 from atp.sdk._options import publish_request
@@ -92,9 +92,7 @@ def record_in(body: Mapping[str, Any]) -> TaskRecord:
         workflow_run=body.get("workflow_run"),
         step=body.get("step"),
     )
-    errors = tuple(
-        AttemptError(e["attempt"], e["at"], e["message"], e["kind"]) for e in body.get("errors", [])
-    )
+    errors = tuple(codec.error_from_dict(e) for e in body.get("errors", []))
     return TaskRecord(
         task=task,
         state=State(body["state"]),

@@ -141,7 +141,7 @@ def record_in(message: pb.TaskRecord) -> TaskRecord:
         state=State(message.state),
         updated_at=message.updated_at,
         result=json_in(message.result, "result"),
-        errors=tuple(AttemptError(e.attempt, e.at, e.message, e.kind) for e in message.errors),
+        errors=tuple(error_in(e) for e in message.errors),
         cancel_requested=message.cancel_requested,
         **{name: field_or_none(message, name) for name in _RECORD_OPTIONAL},
     )
@@ -162,13 +162,23 @@ def record_out(record: TaskRecord) -> pb.TaskRecord:
         priority=task.priority,
         result=json_out(record.result),
         cancel_requested=record.cancel_requested,
-        errors=[
-            pb.AttemptError(attempt=e.attempt, at=e.at, message=e.message, kind=e.kind)
-            for e in record.errors
-        ],
+        errors=[error_out(e) for e in record.errors],
     )
     set_optional(message, task, _TASK_OPTIONAL)
     set_optional(message, record, _RECORD_OPTIONAL)
+    return message
+
+
+def error_in(message: pb.AttemptError) -> AttemptError:
+    traceback = field_or_none(message, "traceback")
+    return AttemptError(message.attempt, message.at, message.message, message.kind, traceback)
+
+
+def error_out(error: AttemptError) -> pb.AttemptError:
+    message = pb.AttemptError(
+        attempt=error.attempt, at=error.at, message=error.message, kind=error.kind
+    )
+    set_optional(message, error, ("traceback",))
     return message
 
 

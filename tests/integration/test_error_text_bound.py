@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from atp.core.model import ERROR_TEXT_LIMIT, FINAL_STATES, State, TaskRecord
+from atp.core.model import ERROR_TEXT_LIMIT, FINAL_STATES, TRACEBACK_LIMIT, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
@@ -56,4 +56,4 @@ async def test_a_5_mb_exception_message_is_stored_bounded(tmp_path: Path) -> Non
     assert " … [cut 5,2" in error.message
     with sqlite3.connect(path) as db:
         [(stored,)] = db.execute("SELECT length(errors) FROM tasks").fetchall()
-    assert stored < ERROR_TEXT_LIMIT + 200
+    assert stored < ERROR_TEXT_LIMIT + TRACEBACK_LIMIT + 200

@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -21,6 +23,7 @@ from atp.adapters.cli import _run, _serve, cli, main
 from atp.adapters.cli._banner import example_payload
 from atp.adapters.cli._errors import exit_code
 from atp.adapters.cli._logging import configure_logging
+from atp.adapters.cli._output import json_text
 from atp.adapters.cli._serve import serve
 from atp.core import errors
 from atp.core.model import AttemptError, State, TaskRecord
@@ -77,18 +80,39 @@ def record(url: str, task_id: str) -> TaskRecord:
 
 def dead_task(url: str, subject: str = "imports.parse", payload: object = None) -> str:
     """Publish a task and drive it to DEAD through the store, as a worker would."""
+    (task_id,) = dead_tasks(url, 1, subject, payload)
+    return task_id
 
-    async def run() -> str:
+
+def dead_tasks(
+    url: str, count: int, subject: str = "imports.parse", payload: object = None
+) -> list[str]:
+    """Publish ``count`` tasks and drive them to DEAD through the store in a few calls."""
+
+    async def run() -> list[str]:
         async with platform(url) as p:
-            (published,) = await TaskService(p).publish([PublishRequest(subject, payload)])
+            requests = [PublishRequest(subject, payload)] * count
+            ids = [published.id for published in await TaskService(p).publish(requests)]
             now = p.clock.now()
-            await p.store.take_due(now=now + 1, limit=100, ready_until=now + 60)
-            await p.store.claim([published.id], owner="t", now=now, lease_until=now + 30)
+            # other due tasks are taken too (as one call of a forwarder would): leave room
+            await p.store.take_due(now=now + 1, limit=count + 100, ready_until=now + 60)
+            await p.store.claim(ids, owner="t", now=now, lease_until=now + 30)
             error = AttemptError(1, now, "line 1: expected a header row", "error")
-            await p.store.finish([Outcome(published.id, "t", State.DEAD, now, error=error)])
-            return published.id
+            await p.store.finish([Outcome(i, "t", State.DEAD, now, error=error) for i in ids])
+            return ids
 
     return asyncio.run(run())
+
+
+def states(url: str) -> dict[str, State]:
+    return {r.id: r.state for r in records(url)}
+
+
+def damage(tmp_path: Path, task_id: str) -> None:
+    """Overwrite a task's stored envelope so that the store quarantines it (ADR 0027)."""
+    with sqlite3.connect(tmp_path / "atp.db", isolation_level=None) as conn:
+        sql = "UPDATE tasks SET envelope = ? WHERE id = ?"
+        assert conn.execute(sql, ("not json", task_id)).rowcount == 1
 
 
 def published_id(result: Result) -> str:
@@ -391,6 +415,126 @@ def test_dlq_purge_all_asks_first(runner: CliRunner, store_url: str) -> None:
     assert dead not in {r.id for r in records(store_url)}
 
 
+def test_a_pipeline_requeues_every_dead_task_not_only_the_first_page(
+    runner: CliRunner, store_url: str
+) -> None:
+    dead = dead_tasks(store_url, 120)
+    ids = atp(runner, "dlq", "ls", "--ids")
+    assert sorted(ids.stdout.split()) == sorted(dead)
+    assert ids.stderr == ""  # no "more:" cursor: nothing was left out
+    result = atp(runner, "dlq", "requeue", "-", input=ids.stdout)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("requeued ") == 120
+    assert set(states(store_url).values()) == {State.SCHEDULED}
+
+
+def test_dlq_ls_json_walks_every_page_unless_one_is_asked_for(
+    runner: CliRunner, store_url: str
+) -> None:
+    dead = dead_tasks(store_url, 120)
+    streamed = atp(runner, "dlq", "ls", "--json").stdout
+    everything = json.loads(streamed)
+    assert streamed == json_text(everything) + "\n"  # written page by page, compact as ever
+    assert [item["task"]["id"] for item in everything["items"]] == dead[::-1]  # newest first
+    assert everything["next_cursor"] is None
+    page = json.loads(atp(runner, "dlq", "ls", "--json", "--limit", "7").stdout)
+    assert len(page["items"]) == 7
+    assert page["next_cursor"]
+    table = atp(runner, "dlq", "ls")
+    assert len(table.stdout.splitlines()) == 1 + 50  # a table shows one page ...
+    assert "more: --cursor " in table.stderr  # ... and says where the next starts
+    assert len(atp(runner, "dlq", "ls", "--all").stdout.splitlines()) == 1 + 120
+
+
+def test_task_ls_ids_walk_every_page(runner: CliRunner, store_url: str) -> None:
+    dead = dead_tasks(store_url, 120, subject="imports.parse")
+    dead_tasks(store_url, 3, subject="sms.send")
+    listed = atp(runner, "task", "ls", "--subject", "imports.*", "--ids", "--state", "dead")
+    assert listed.stdout.split() == dead[::-1]
+    assert len(json.loads(atp(runner, "task", "ls", "--json").stdout)["items"]) == 123
+
+
+def test_dlq_requeue_all_takes_the_filter_itself(
+    runner: CliRunner, store_url: str, tmp_path: Path
+) -> None:
+    imports = dead_tasks(store_url, 60, subject="imports.parse")
+    sms = dead_tasks(store_url, 2, subject="sms.send")
+    damage(tmp_path, imports[0])
+    result = atp(runner, "dlq", "requeue", "--all", "--subject", "imports.*", "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert {item["id"] for item in answer["requeued"]} == set(imports[1:])
+    assert answer["skipped"] == [
+        {"id": imports[0], "reason": "cannot be decoded: purge it instead"}
+    ]
+    now = states(store_url)
+    assert {now[i] for i in imports[1:]} == {State.SCHEDULED}
+    assert {now[i] for i in (imports[0], *sms)} == {State.DEAD}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ((), "or --all"),
+        (("--subject", "sms.*"), "--subject needs --all"),
+        (("SOME-ID", "--all"), "not both"),
+        (("SOME-ID", "--subject", "sms.*"), "not both"),
+    ],
+)
+def test_dlq_requeue_wants_ids_or_a_filter(
+    runner: CliRunner, store_url: str, args: tuple[str, ...], fragment: str
+) -> None:
+    dead = dead_task(store_url)
+    assert_error(atp(runner, "dlq", "requeue", *args), 2, fragment)
+    assert record(store_url, dead).state is State.DEAD
+
+
+def test_dlq_requeue_of_a_record_that_cannot_be_decoded_changes_nothing(
+    runner: CliRunner, store_url: str, tmp_path: Path
+) -> None:
+    good, bad = dead_tasks(store_url, 2)
+    damage(tmp_path, bad)
+    assert_error(atp(runner, "dlq", "requeue", good, bad), 4, "cannot be decoded", "nothing")
+    assert record(store_url, good).state is State.DEAD
+    assert "purged 1 dead tasks" in atp(runner, "dlq", "purge", bad).stdout
+
+
+def test_dlq_purge_by_subject_shows_the_count_and_asks(runner: CliRunner, store_url: str) -> None:
+    imports = dead_tasks(store_url, 120, subject="imports.parse")
+    sms = dead_task(store_url, subject="sms.send")
+    refused = atp(runner, "dlq", "purge", "--all", "--subject", "imports.*", input="n\n")
+    assert_error(refused, 1, "aborted")
+    assert "Purge all 120 dead tasks matching imports.* for good?" in refused.stderr
+    assert len(states(store_url)) == 121
+    result = atp(runner, "dlq", "purge", "--subject", "imports.*", "--yes", "--json")
+    assert json.loads(result.stdout) == {"purged": 120}
+    assert list(states(store_url)) == [sms]
+    assert imports[0] not in states(store_url)
+    nothing = atp(runner, "dlq", "purge", "--subject", "imports.*", "--json")
+    assert json.loads(nothing.stdout) == {"purged": 0}
+
+
+def test_dlq_purge_refuses_ids_with_a_filter(runner: CliRunner, store_url: str) -> None:
+    dead = dead_task(store_url)
+    assert_error(atp(runner, "dlq", "purge", dead, "--subject", "x.*", "--yes"), 2, "not both")
+    assert record(store_url, dead).state is State.DEAD
+
+
+def test_answers_as_json(runner: CliRunner, store_url: str) -> None:
+    task_id = published_id(atp(runner, "publish", "a.b", "--delay", "1h"))
+    cancelled = json.loads(atp(runner, "task", "cancel", task_id, "--json").stdout)
+    assert (cancelled["task"]["id"], cancelled["state"]) == (task_id, "CANCELLED")
+    dead = dead_task(store_url)
+    requeued = json.loads(atp(runner, "dlq", "requeue", dead, "--json").stdout)
+    assert [item["id"] for item in requeued["requeued"]] == [dead]
+    assert requeued["skipped"] == []
+    token = json.loads(atp(runner, "token", "create", "ci", "--scope", "read", "--json").stdout)
+    assert token["id"] == "ci"
+    assert token["token"]
+    assert token["entry"]["scopes"] == ["read"]
+    assert "hash" in token["entry"]
+
+
 # -- plugins, processes, usage -------------------------------------------------------------
 
 
@@ -602,3 +746,18 @@ def test_a_store_that_cannot_be_used_stops_atp_dev_before_its_banner(
     assert_error(result, 5, "is not an SQLite database or is corrupt")
     assert served == []
     assert "atp dev (pid" not in result.stderr
+
+
+def test_ctrl_c_exits_130_and_a_refused_confirmation_exits_1(monkeypatch, capsys):
+    """click turns Ctrl-C into Abort under standalone_mode=False: the documented 130
+    must still come out, and a "no" to a confirmation stays a plain failure."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("atp.adapters.cli._dlq._count_dead", interrupted)
+    assert cli.main(["dlq", "purge", "--all"], standalone_mode=False) == 130
+    assert "interrupted" in capsys.readouterr().err
+    monkeypatch.setattr("click.confirm", lambda *a, **k: (_ for _ in ()).throw(click.Abort()))
+    monkeypatch.setattr("atp.adapters.cli._dlq._count_dead", lambda *a, **k: 1)
+    assert cli.main(["dlq", "purge", "--all"], standalone_mode=False) == 1

@@ -1,9 +1,10 @@
 import asyncio
+import contextvars
 import time
 
 import pytest
 
-from atp.core.clock import ManualClock, SystemClock
+from atp.core.clock import POLLING, ManualClock, SystemClock
 from atp.core.ports import Clock
 
 START = 1_750_000_000.0
@@ -178,3 +179,38 @@ async def test_tiny_advances_still_settle(seconds):
     asyncio.get_running_loop().call_soon(done.set)
     await clock.advance(seconds)
     assert done.is_set()
+
+
+async def test_next_deadline_is_the_earliest_live_sleeper_or_timer():
+    clock = ManualClock(start=START)
+    assert clock.next_deadline() is None
+    doomed = asyncio.create_task(clock.sleep(1))
+    timer = clock.call_later(3, lambda: None)
+    survivor = asyncio.create_task(clock.sleep(5))
+    await clock.settle()
+    assert clock.next_deadline() == START + 1
+    doomed.cancel()
+    await clock.settle()
+    assert clock.next_deadline() == START + 3  # a cancelled sleeper no longer counts
+    timer.cancel()
+    assert clock.next_deadline() == START + 5
+    await clock.jump(START + 5 - clock.now())
+    assert survivor.done()
+    assert clock.next_deadline() is None
+
+
+async def test_next_deadline_can_leave_out_the_polls():
+    clock = ManualClock(start=START)
+    polling = contextvars.copy_context()
+    polling.run(POLLING.set, True)
+    poll = asyncio.create_task(clock.sleep(1), context=polling)
+    own = asyncio.create_task(clock.sleep(4))
+    await clock.settle()
+    assert clock.next_deadline() == START + 1
+    assert clock.next_deadline(polls=False) == START + 4
+    own.cancel()
+    await clock.settle()
+    assert clock.next_deadline(polls=False) is None
+    assert clock.next_deadline() == START + 1
+    poll.cancel()
+    await asyncio.gather(poll, own, return_exceptions=True)

@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from atp.adapters.cli import cli
+from atp.adapters.cli._cron import _row
+from atp.core.schedules import Schedule
 from atp.sdk import SyncClient
 
 
@@ -116,3 +118,41 @@ def test_the_sync_client_manages_the_same_schedules(runner, tmp_path):
         assert [s.name for s in client.list_schedules()] == ["beat"]
         client.remove_schedule("beat")
     assert listing(runner) == []
+
+
+def test_ls_shows_every_time_with_its_offset_in_the_schedules_zone(runner):
+    added = atp(runner, "cron", "add", "beat", "0 * * * *", "cron.beat", "--tz", "Asia/Kolkata")
+    assert added.exit_code == 0, added.output
+    (row,) = listing(runner)
+    ticks = [datetime.fromtimestamp(t, ZoneInfo("Asia/Kolkata")) for t in row["upcoming"]]
+    table = atp(runner, "cron", "ls").output.splitlines()
+    first = f"{ticks[0]:%Y-%m-%d %H:%M}+05:30"
+    assert first in table[1]
+    assert f"{ticks[1]:%H:%M}+05:30" in table[1]
+
+
+def test_next_and_last_fired_follow_one_convention_across_a_clock_change():
+    summer = datetime(2030, 3, 31, 0, 30, tzinfo=ZoneInfo("UTC")).timestamp()  # 01:30 CET
+    schedule = Schedule(
+        "beat", "30 * * * *", "cron.beat", tz="Europe/Berlin", last_fired_at=summer - 3600
+    )
+    row = _row(schedule, [summer, summer + 3600])
+    assert row[3] == "2030-03-31 01:30+01:00, 03:30+02:00"  # 02:30 does not exist that day
+    assert row[4] == "2030-03-31 00:30+01:00"
+    assert _row(schedule.replace(last_fired_at=None), [])[3:5] == ("-", "-")
+
+
+def test_every_command_answers_as_json(runner):
+    def answer(*args: str) -> dict[str, object]:
+        result = atp(runner, "cron", *args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    added = answer("add", "beat", "@hourly", "cron.beat")
+    assert (added["name"], added["paused"]) == ("beat", False)
+    assert answer("pause", "beat")["paused"] is True
+    assert answer("resume", "beat")["paused"] is False
+    fired = answer("trigger", "beat")
+    assert fired["created"] is True
+    assert atp(runner, "task", "get", str(fired["id"])).exit_code == 0
+    assert answer("rm", "beat") == {"removed": "beat"}

@@ -13,6 +13,7 @@ SDK = [
     "ConfigError",
     "Fail",
     "FencedOut",
+    "IdempotencyConflict",
     "InvalidInput",
     "NotFound",
     "Page",
@@ -30,8 +31,10 @@ SDK = [
     "StepState",
     "SyncClient",
     "Task",
+    "TaskContext",
     "TaskRecord",
     "Workflow",
+    "context",
     "current_task",
 ]
 TESTING = ["NotIdle", "TestPlatform", "TestScheduler", "TestWorker"]

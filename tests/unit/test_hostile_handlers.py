@@ -221,3 +221,43 @@ async def test_a_huge_exception_message_is_stored_bounded():
     assert len(error.message) <= ERROR_TEXT_LIMIT
     assert error.message.startswith("ValueError: !!!")
     assert "[cut 4,99" in error.message
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+@pytest.mark.parametrize(("raise_it", "message"), HOSTILE, ids=[m for m, _ in HOSTILE])
+async def test_a_hostile_handlers_attempt_keeps_its_traceback(raise_it, message: str, sync: bool):
+    calls: list[int] = []
+    async with TestPlatform(_app(raise_it, sync=sync, calls=calls)) as tp:
+        record = await tp.wait((await tp.client.publish("hostile")).id)
+    [error] = record.errors
+    assert error.traceback is not None
+    assert f"in {raise_it.__name__}\n" in error.traceback
+    last = error.traceback.rstrip().splitlines()[-1]
+    assert last.split(":")[0].rsplit(".", 1)[-1] == message.split(":")[0].split(",")[0]
+
+
+class Unformattable(Exception):
+    """Formatting its traceback raises SystemExit (reading its notes does)."""
+
+    @property
+    def __notes__(self) -> list[str]:  # type: ignore[override]
+        raise SystemExit(9)
+
+
+async def test_an_exception_whose_traceback_cannot_be_formatted_is_still_recorded_and_logged(
+    caplog: pytest.LogCaptureFixture,
+):
+    app = App()
+
+    @app.task("odd", max_attempts=1)
+    async def odd() -> None:
+        raise Unformattable("odd")
+
+    async with TestPlatform(app) as tp:
+        record = await tp.wait((await tp.client.publish("odd")).id)
+        assert tp.workers[0].alive
+    [error] = record.errors
+    assert (record.state, error.message) == (State.DEAD, "Unformattable: odd")
+    assert error.traceback == "<traceback unavailable: SystemExit while formatting it>"
+    [line] = [r for r in caplog.records if r.name == "atp.worker"]
+    assert (line.levelname, line.exc_info) == ("ERROR", None)

@@ -215,7 +215,7 @@ async def test_a_failed_publish_of_held_tasks_hands_all_of_them_back():
         )
         await tp.advance(0.5)
         assert {(await tp.get(p.id)).state for p in published} == {State.READY}
-        await tp.advance(2.5 + 0.001)  # the first batch of two fails
+        await tp.clock.advance(2.5 + 0.001)  # the first batch of two fails
         assert len(flaky.attempts) == 1
         assert {(await tp.get(p.id)).state for p in published} == {State.SCHEDULED}
         await tp.run_until_idle()

@@ -4,14 +4,30 @@ import asyncio
 
 import pytest
 
+from atp.core.clock import ManualClock
 from atp.core.errors import BackendUnavailable
 from atp.core.model import RetryPolicy, State
 from atp.core.plugins import hookimpl
 from atp.core.settings import Settings
+from atp.core.workflows import RunState, StepState
 from atp.sdk import App
-from atp.sdk.testing import NotIdle, TestPlatform
+from atp.sdk.testing import MAX_EVENTS, NotIdle, TestPlatform
+from atp.sdk.workflow import Workflow
 
 START = 1_750_000_000.0
+DAY = 86_400.0
+
+
+class CountingClock(ManualClock):
+    """A ManualClock that counts how often the walk moves it: what a walk costs."""
+
+    def __init__(self) -> None:
+        super().__init__(start=START)
+        self.jumps = 0
+
+    async def jump(self, seconds: float) -> None:
+        self.jumps += 1
+        await super().jump(seconds)
 
 
 @pytest.fixture
@@ -260,3 +276,208 @@ async def test_days_of_delay_run_on_time_in_almost_no_real_time():
         assert record.state is State.SUCCEEDED
         assert record.finished_at is not None
         assert 0 <= record.finished_at - record.task.run_at < 1.0
+
+
+# -- walking event to event ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_readme_snippet_runs_a_30_minute_delay_with_the_defaults():
+    app = App("shop")
+
+    @app.task("orders.close")
+    async def close_order(order_id: int) -> None: ...
+
+    clock = CountingClock()
+    async with TestPlatform(app, clock=clock) as tp:
+        task = await tp.client.publish("orders.close", {"order_id": 42}, delay="30m")
+        await tp.run_until_idle()  # advances the clock through the delay
+        record = await tp.get(task.id)
+        assert record.state is State.SUCCEEDED
+        assert record.finished_at is not None
+        assert 0 <= record.finished_at - task.run_at < 1.0
+    assert clock.jumps < 20  # one jump to the due time, a few moves while it runs
+
+
+async def test_a_signal_wait_with_a_3_day_timeout_ends_by_the_timeout():
+    app = App("approvals")
+    wf = Workflow("expense.approve")
+    wait = wf.wait_signal("manager.decision", after=wf.step("expense.check"), timeout="3d")
+    wf.step("expense.pay", after=wait)
+    app.workflow(wf)
+
+    @app.task("expense.check")
+    async def check(**step: object) -> str:
+        return "checked"
+
+    @app.task("expense.pay")
+    async def pay(**step: object) -> None:  # pragma: no cover - the decision never comes
+        raise AssertionError("paid without a decision")
+
+    clock = CountingClock()
+    async with TestPlatform(app, clock=clock) as tp:
+        run = await tp.client.start_workflow("expense.approve", {"amount": 12})
+        await tp.run_until_idle()
+        run = await tp.client.get_run(run.id)
+    assert run.state is RunState.FAILED
+    assert run.steps["manager.decision"].state is StepState.FAILED
+    assert "timed out" in (run.steps["manager.decision"].error or "")
+    assert run.finished_at is not None
+    assert 3 * DAY <= run.finished_at - START < 3 * DAY + 5
+    assert clock.jumps < 100  # not one per second of the three days
+
+
+async def test_three_days_with_a_5_minute_cron_fire_864_ticks_one_walk_step_each():
+    app = App("reports")
+    fired: list[float] = []
+
+    @app.cron("*/5 * * * *", subject="cache.refresh")
+    async def refresh() -> None:
+        fired.append(clock.now())
+
+    clock = CountingClock()
+    async with TestPlatform(app, clock=clock) as tp:
+        await tp.advance(3 * DAY)
+        assert clock.now() == START + 3 * DAY
+        assert len(await tp.tasks(subject="cache.refresh", states=["SUCCEEDED"])) == 864
+    assert len(fired) == 864
+    assert all(at % 300 < 1.0 for at in fired)  # each ran at its tick
+    # Bounded by the events (864 ticks), far from one move per heartbeat (51,840) or per
+    # forwarder look (5,184,000) of the three days.
+    assert clock.jumps <= 10 * 864
+
+
+async def test_three_quiet_days_are_a_few_moves_of_the_clock(app):
+    clock = CountingClock()
+    async with TestPlatform(app, clock=clock) as tp:
+        await tp.advance(3 * DAY)
+        assert clock.now() == START + 3 * DAY
+        await tp.run_until_idle()  # nothing pending: returns at once
+        assert clock.now() == START + 3 * DAY
+    assert clock.jumps <= 2
+
+
+class Leaders:
+    def __init__(self) -> None:
+        self.changes: list[str] = []
+
+    @hookimpl
+    def atp_leader_acquired(self, role: str, owner: str, token: int) -> None:
+        self.changes.append(f"acquired {token}")
+
+    @hookimpl
+    def atp_leader_lost(self, role: str, owner: str) -> None:
+        self.changes.append("lost")
+
+
+async def test_a_quiet_day_keeps_the_same_leader(app):
+    leaders = Leaders()
+    async with TestPlatform(app, plugins=[leaders]) as tp:
+        published = await tp.client.publish("orders.close", {"order_id": 1}, delay="12h")
+        await tp.advance(DAY)
+        assert (await tp.get(published.id)).state is State.SUCCEEDED
+        assert tp.schedulers[0].is_leader
+        assert leaders.changes == ["acquired 1"]  # its lease was carried over each jump
+
+
+async def test_cron_alone_never_keeps_run_until_idle_busy():
+    app = App("reports")
+
+    @app.cron("*/5 * * * *", subject="cache.refresh")
+    async def refresh() -> None: ...
+
+    async with TestPlatform(app) as tp:
+        await tp.run_until_idle()
+        assert tp.clock.now() == START
+        soon = await tp.client.publish("cache.refresh", delay="12m")
+        await tp.run_until_idle()  # the ticks at :05 and :10 on the way fire
+        assert (await tp.get(soon.id)).state is State.SUCCEEDED
+        assert len(await tp.tasks(subject="cache.refresh")) == 3
+        assert tp.clock.now() - START < 12 * 60 + 1
+
+
+async def test_wait_has_no_600_second_trap(app):
+    async with TestPlatform(app) as tp:
+        published = await tp.client.publish("orders.close", {"order_id": 7}, delay="2d")
+        record = await tp.wait(published.id)
+    assert record.state is State.SUCCEEDED
+    assert record.finished_at is not None
+    assert 0 <= record.finished_at - published.run_at < 1.0
+
+
+async def test_a_hanging_handler_costs_the_workers_wake_ups_not_the_schedulers_polls(app):
+    clock = CountingClock()
+    async with TestPlatform(app, clock=clock) as tp:
+        published = await tp.client.publish("orders.hang", max_attempts=1)
+        record = await tp.wait(published.id)
+    assert record.state is State.DEAD
+    assert record.errors[-1].kind == "timeout"
+    assert record.finished_at is not None
+    assert 300 <= record.finished_at - START < 301
+    # The worker's fetch loops wake every second; the forwarder's looks (every 0.05 s,
+    # 6,000 in 300 s) are not moves of their own.
+    assert clock.jumps < 400
+
+
+async def test_a_handler_that_publishes_itself_for_ever_is_reported():
+    app = App("loop")
+
+    @app.task("loop.again")
+    async def again() -> None:
+        await tp.client.publish("loop.again")
+
+    async with TestPlatform(app) as tp:
+        await tp.client.publish("loop.again")
+        with pytest.raises(NotIdle, match=f"still not idle after {MAX_EVENTS} events") as caught:
+            await tp.run_until_idle()
+        assert "publishes new work each time it runs" in str(caught.value)
+        assert "tasks created meanwhile" in str(caught.value)
+        with pytest.raises(NotIdle, match="after 50 events"):
+            await tp.wait((await tp.client.publish("loop.again", delay=3600)).id, max_events=50)
+
+
+async def test_work_due_that_no_scheduler_handles_is_reported_not_walked_for_ever(app):
+    clock = CountingClock()
+    async with TestPlatform(app, scheduler=False, clock=clock) as tp:
+        published = await tp.client.publish("orders.close", {"order_id": 1}, delay=60)
+        with pytest.raises(NotIdle, match="is a scheduler running and leading") as caught:
+            await tp.run_until_idle()
+        assert caught.value.active == {("orders.close", State.SCHEDULED): 1}
+        late = tp.clock.now() - published.run_at
+        assert 3 * tp.settings.leader_ttl <= late < 3 * tp.settings.leader_ttl + 2
+        with pytest.raises(NotIdle, match="schedulers: none"):
+            await tp.wait(published.id)
+        before, moves = tp.clock.now(), clock.jumps
+        await tp.advance(DAY)  # advancing walks on past what nothing handles
+        assert tp.clock.now() == before + DAY
+        assert clock.jumps - moves <= 2
+        assert (await tp.get(published.id)).state is State.SCHEDULED
+
+
+async def test_a_dead_workers_lease_is_a_deadline_the_walk_jumps_to(app):
+    async with TestPlatform(app) as tp:
+        published = await tp.client.publish("orders.hang")
+        await tp.advance(1)
+        await tp.workers[0].crash()
+        await tp.start_worker()
+        with pytest.raises(NotIdle, match=r"1 RUNNING on 'orders\.hang'"):
+            await tp.run_until_idle(max_time=tp.settings.lease)
+        record = await tp.get(published.id)
+        assert record.state is State.RUNNING
+        assert record.lease_owner == "test-worker-2"  # recovered and run again
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda tp: tp.advance(-1), "seconds must be a number of seconds >= 0, got -1"),
+        (lambda tp: tp.run_until_idle(max_time=float("nan")), "max_time must be"),
+        (lambda tp: tp.run_until_idle(max_events=0), "max_events must be a whole number"),
+        (lambda tp: tp.wait("x", max_events=True), "max_events must be a whole number"),
+    ],
+)
+async def test_bad_walk_arguments_are_refused_and_move_nothing(app, call, message):
+    async with TestPlatform(app) as tp:
+        with pytest.raises(ValueError, match=message):
+            await call(tp)
+        assert tp.clock.now() == START

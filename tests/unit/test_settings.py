@@ -3,8 +3,10 @@ import logging
 
 import pytest
 
+from atp.adapters._auth.config import ServerSettings
 from atp.core.errors import ConfigError
-from atp.core.settings import Settings
+from atp.core.settings import TABLES, Settings
+from atp.plugins.prometheus import PrometheusConfig
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +66,62 @@ def test_a_file_without_the_atp_table_is_read_whole(empty_directory):
 
 def test_plugin_tables_go_to_extra(empty_directory):
     (empty_directory / "atp.toml").write_text(
-        '[atp]\nconcurrency = 2\n[atp.redis]\npool = 10\n[atp.nats]\nstream = "x"\n'
+        "[atp]\nconcurrency = 2\n[atp.server]\nport = 9000\n[atp.acme]\npool = 10\n"
     )
-    settings = Settings.load(env={})
-    assert settings.extra == {"redis": {"pool": 10}, "nats": {"stream": "x"}}
+    settings = Settings.load(env={"ATP_PROMETHEUS__PORT": "9464", "ATP_SERVER__RATE": "5"})
+    assert settings.extra == {
+        "server": {"port": 9000, "rate": "5"},
+        "acme": {"pool": 10},
+        "prometheus": {"port": "9464"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "reader"), [("server", ServerSettings), ("prometheus", PrometheusConfig)]
+)
+def test_the_tables_atp_reads_list_their_readers_keys(name, reader):
+    assert TABLES[name] == {f.name for f in dataclasses.fields(reader)}
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ("[atp.prometheus]\nprot = 9464\n", {}),
+        ("", {"ATP_PROMETHEUS__PROT": "9464"}),
+    ],
+)
+def test_an_unknown_key_of_a_table_atp_reads_is_refused(empty_directory, text, env):
+    (empty_directory / "atp.toml").write_text(text)
+    expected = (
+        r"\[atp.prometheus\]: unknown key 'prot' \(did you mean 'port'\?\); "
+        r"known: depth, depth_interval, host, max_subjects, port, token\Z"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        Settings.load(env=env)
+
+
+def test_a_backend_table_is_refused_naming_its_url_options():
+    with pytest.raises(ConfigError, match=r"atp reads no \[atp.redis\] table: .*\?prefix=atp"):
+        Settings(extra={"redis": {"key_prefix": "myapp"}})
+
+
+def test_a_misspelt_table_is_refused_with_a_hint():
+    with pytest.raises(ConfigError, match=r"\[atp.promethus\] \(did you mean \[atp.prometheus\]"):
+        Settings(extra={"promethus": {"port": 1}})
+
+
+def test_a_table_holds_options():
+    with pytest.raises(ConfigError, match=r"\[atp.server\] must be a table"):
+        Settings(extra={"server": 8080})
+
+
+def test_a_third_party_plugins_table_is_kept_with_a_warning(empty_directory, caplog):
+    (empty_directory / "atp.toml").write_text("[atp.acme]\npool = 10\n")
+    with caplog.at_level(logging.WARNING, logger="atp.settings"):
+        settings = Settings.load(env={})
+    assert settings.extra == {"acme": {"pool": 10}}
+    assert "[atp.acme] is not a table atp reads" in caplog.text
+    assert "settings.extra['acme']" in caplog.text
 
 
 def test_config_path_from_argument_and_environment(empty_directory):
@@ -170,7 +224,7 @@ def test_lists_become_tuples_of_strings():
 )
 def test_positive_settings_refuse_zero(name):
     with pytest.raises(ConfigError, match=f"'{name}' must be greater than 0, got 0"):
-        Settings(**{name: 0})
+        Settings().replace(**{name: 0})
 
 
 def test_the_forward_horizon_is_zero_to_a_minute():
@@ -195,7 +249,7 @@ def test_log_format_is_text_or_json():
 @pytest.mark.parametrize("name", ["store", "transport"])
 def test_backends_are_urls(name):
     with pytest.raises(ConfigError, match=f"setting '{name}' must be a URL, got 'atp.db'"):
-        Settings(**{name: "atp.db"})
+        Settings().replace(**{name: "atp.db"})
 
 
 def test_coordinator_defaults_to_local_for_sqlite_else_to_the_store_url():

@@ -100,3 +100,27 @@ def test_bad_input_exits_with_its_code(
     result = atp(runner, *args)
     assert result.exit_code == code, result.output
     assert message in result.output
+
+
+def test_every_command_answers_as_json_and_runs_walk_every_page(runner: CliRunner) -> None:
+    def answer(*args: str, stdin: str | None = None) -> dict[str, object]:
+        result = atp(runner, "workflow", *args, "--json", stdin=stdin)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    registered = answer("register", "-", stdin=json.dumps(DEFINITION))
+    assert registered == {"name": "expense.approve", "version": 1, "created": True}
+    started = [answer("start", "expense.approve", "--input", "{}")["id"] for _ in range(3)]
+    signalled = answer("signal", str(started[0]), "decision", "--payload", '{"approved": false}')
+    assert signalled["id"] == started[0]
+    assert answer("cancel", str(started[1]))["state"] == "CANCELLED"
+    runs = answer("runs")
+    assert [run["id"] for run in runs["items"]] == started[::-1]
+    assert runs["next_cursor"] is None
+    page = answer("runs", "--limit", "2")
+    assert len(page["items"]) == 2
+    rest = atp(runner, "workflow", "runs", "--cursor", str(page["next_cursor"]), "--ids")
+    assert rest.output.split() == [started[0]]
+    table = atp(runner, "workflow", "runs", "--limit", "1")
+    assert len(table.stdout.splitlines()) == 2
+    assert "more: --cursor" in table.stderr

@@ -25,7 +25,7 @@ async def test_signup_retries_the_crm_and_compensates_a_bounce() -> None:
 async def test_expense_waits_for_the_manager() -> None:
     async with TestPlatform(expense.app, SETTINGS) as tp:
         run = await tp.client.start_workflow("expense.approve", {"amount": 120, "by": "ada"})
-        await tp.run_until_idle()
+        await tp.run_until_idle(max_time=60)
         await tp.client.signal(run.id, "manager.decision", {"approved": False, "note": "no"})
         await tp.run_until_idle()
         run = await tp.client.get_run(run.id)

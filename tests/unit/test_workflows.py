@@ -154,7 +154,7 @@ async def test_a_signal_resumes_the_run_and_a_condition_picks_the_branch(rec: Re
     rec.app.workflow(wf)
     async with TestPlatform(rec.app, SETTINGS) as tp:
         run = await tp.client.start_workflow("expense.approve", {"amount": 12})
-        await tp.run_until_idle()
+        await tp.run_until_idle(max_time=60)
         waiting = await tp.client.get_run(run.id)
         assert waiting.steps["manager.decision"].state is StepState.ACTIVE
         await tp.clock.jump(3600)  # an hour passes with nothing due
@@ -193,7 +193,7 @@ async def test_a_signal_timeout_fails_the_run_and_compensates(rec: Recorder) -> 
     rec.app.workflow(wf)
     async with TestPlatform(rec.app, SETTINGS) as tp:
         run = await tp.client.start_workflow("timeout")
-        await tp.run_until_idle()
+        await tp.run_until_idle(max_time=60)
         await tp.clock.jump(7000)  # nothing is due meanwhile
         await tp.advance(5)
         assert not (await tp.client.get_run(run.id)).finished

@@ -83,9 +83,34 @@ local function commit(out)
   return out
 end
 
+-- The errors a task keeps: its first and its newest ERROR_HISTORY - 1. The same number
+-- as atp.core.model.ERROR_HISTORY (test_redis_error_history pins the two together).
+local ERROR_HISTORY = 21
+local ENTRY = '{"attempt":'
+
+-- Where each entry of an error history starts. Every entry is an object whose first key
+-- is "attempt" (codec.error_to_dict, recover.lua), and ENTRY cannot occur inside a JSON
+-- string: a quote there is escaped, and a string's closing quote is never followed by
+-- "attempt". So the entries are found without decoding the JSON.
+local function entry_starts(errors)
+  local starts, at = {}, 1
+  while true do
+    at = string.find(errors, ENTRY, at, true)
+    if not at then return starts end
+    starts[#starts + 1] = at
+    at = at + #ENTRY
+  end
+end
+
+-- The error history with item appended: past ERROR_HISTORY entries it keeps the first
+-- and the newest, so one cut also shortens a history stored before the bound.
 local function append(errors, item)
   if not errors or errors == '' or errors == '[]' then return '[' .. item .. ']' end
-  return string.sub(errors, 1, -2) .. ',' .. item .. ']'
+  local starts = entry_starts(errors)
+  local n = #starts
+  if n < ERROR_HISTORY then return string.sub(errors, 1, -2) .. ',' .. item .. ']' end
+  local head = string.sub(errors, 1, starts[2] - 1) -- '[' first entry ','
+  return head .. string.sub(errors, starts[n - ERROR_HISTORY + 3], -2) .. ',' .. item .. ']'
 end
 
 -- Split packed on "\n" into n fields (8 or 9), the last one taking the rest (it may

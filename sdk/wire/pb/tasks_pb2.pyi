@@ -74,16 +74,18 @@ class PublishBatchResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[PublishResponse, _Mapping]]] = ...) -> None: ...
 
 class AttemptError(_message.Message):
-    __slots__ = ("attempt", "at", "message", "kind")
+    __slots__ = ("attempt", "at", "message", "kind", "traceback")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     attempt: int
     at: float
     message: str
     kind: str
-    def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+    traceback: str
+    def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class TaskRecord(_message.Message):
     __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step")

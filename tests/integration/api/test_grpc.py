@@ -179,7 +179,8 @@ def test_publish_get_cancel_list_counts(stubs):
         metadata=admin,
     )
     again = stubs.tasks.Publish(
-        pb.PublishRequest(subject="orders.rpc", idempotency_key="g-1"), metadata=admin
+        pb.PublishRequest(subject="orders.rpc", payload=b"[1]", idempotency_key="g-1"),
+        metadata=admin,
     )
     assert first.created
     assert not again.created

@@ -37,9 +37,9 @@ async def test_fifty_concurrent_producers_with_one_key_create_one_task(url: str)
         published = await asyncio.gather(
             *(
                 TaskService(p).publish(
-                    [PublishRequest("orders.close", {"n": n}, idempotency_key=key)]
+                    [PublishRequest("orders.close", {"order": 42}, idempotency_key=key)]
                 )
-                for n, p in enumerate(platforms)
+                for p in platforms
             )
         )
         ids = {result.id for [result] in published}
