@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import reprlib
+from collections.abc import Iterable
 
-__all__ = ["MAX_QUOTE", "cut", "quote"]
+__all__ = ["MAX_QUOTE", "cut", "hint", "quote"]
 
 MAX_QUOTE = 80
 """Characters of a quoted string kept at most (the head and tail, around ``...``)."""
@@ -35,3 +37,15 @@ def cut(text: str, limit: int) -> str:
         return text
     half = max((limit - _MARKER_ROOM) // 2, 1)
     return f"{text[:half]} … [cut {len(text) - 2 * half:,} characters] … {text[-half:]}"
+
+
+def hint(name: str, known: Iterable[str], *, listed: bool = True) -> str:
+    """`` (did you mean 'x'? known: a, b)`` for a ``name`` that is not one of ``known``:
+    the closest known name if any is close, and (with ``listed``) all of them."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    guess = f"did you mean {close[0]!r}?" if close else ""
+    if not listed:
+        return f" ({guess})" if guess else ""
+    known_text = f"known: {', '.join(names)}"
+    return f" ({guess} {known_text})" if guess else f" ({known_text})"

@@ -22,6 +22,7 @@ from typing import Any
 
 from atp.core.durations import parse_duration
 from atp.core.errors import ConfigError, InvalidInput
+from atp.core.quoting import hint
 from atp.core.urls import mask
 
 __all__ = ["ELSEWHERE", "TABLES", "Settings"]
@@ -198,7 +199,7 @@ class Settings:
         converted: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"unknown setting {key!r}{_hint(key, known)}")
+                raise ConfigError(f"unknown setting {key!r}{hint(key, known, listed=False)}")
             converted[key] = _convert(key, known[key].type, value)
         return cls(**converted)
 
@@ -246,7 +247,9 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         elif key in known:
             values[key] = value
         else:
-            log.warning("ignoring unknown environment variable %s%s", name, _hint(key, known))
+            log.warning(
+                "ignoring unknown environment variable %s%s", name, hint(key, known, listed=False)
+            )
     return values
 
 
@@ -364,7 +367,7 @@ def _check_keys(table: str, options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(
-            f"[atp.{table}]: unknown key {unknown[0]!r}{_hint(unknown[0], known)}; "
+            f"[atp.{table}]: unknown key {unknown[0]!r}{hint(unknown[0], known, listed=False)}; "
             f"known: {', '.join(sorted(known))}"
         )
 
@@ -384,8 +387,3 @@ def _warn_foreign_tables(extra: Mapping[str, Any]) -> None:
 
 def _tables() -> str:
     return ", ".join(f"[atp.{name}]" for name in sorted(TABLES))
-
-
-def _hint(key: str, known: Any) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

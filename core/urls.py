@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Collection
 from urllib.parse import parse_qsl
 
 from atp.core.errors import InvalidInput
+from atp.core.quoting import hint
 
 __all__ = ["mask", "query_options"]
 
@@ -28,18 +28,11 @@ def query_options(what: str, query: str, known: Collection[str]) -> dict[str, st
     options: dict[str, str] = {}
     for key, value in pairs:
         if key not in known:
-            raise InvalidInput(f"{what}: unknown option {key!r}{_hint(key, known)}")
+            raise InvalidInput(f"{what}: unknown option {key!r}{hint(key, known)}")
         if key in options:
             raise InvalidInput(f"{what}: option {key!r} is given twice")
         options[key] = value
     return options
-
-
-def _hint(key: str, known: Collection[str]) -> str:
-    names = sorted(known)
-    close = difflib.get_close_matches(key, names, n=1)
-    listed = ", ".join(names)
-    return f" (did you mean {close[0]!r}? known: {listed})" if close else f" (known: {listed})"
 
 
 def mask(url: str) -> str:

@@ -16,7 +16,6 @@ cost a timeout per batch of a long file.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ from atp.core.errors import (
     InvalidInput,
     KeyConflict,
 )
-from atp.core.quoting import quote
+from atp.core.quoting import hint, quote
 from atp.core.service import MAX_BATCH, Published, PublishRequest, TaskService
 from atp.sdk.client import PublishOptions, publish_request
 
@@ -194,7 +193,7 @@ def request(fields: dict[str, Any], defaults: Defaults) -> PublishRequest:
     """
     if not FIELDS.issuperset(fields):
         unknown = min(fields.keys() - FIELDS)
-        raise InvalidInput(f"unknown field {unknown!r}{_hint(unknown)}")
+        raise InvalidInput(f"unknown field {unknown!r}{hint(unknown, FIELDS - {FAILED})}")
     fields = {name: value for name, value in fields.items() if value is not None}
     subject = fields.get("subject", defaults.subject)
     if subject is None:
@@ -207,13 +206,6 @@ def request(fields: dict[str, Any], defaults: Defaults) -> PublishRequest:
     options["run_at"] = _instant(options.get("run_at"))
     options["headers"] = _headers(defaults.options.get("headers"), fields.get("headers"))
     return publish_request(subject, fields.get("payload"), **options)
-
-
-def _hint(name: str) -> str:
-    known = sorted(FIELDS - {FAILED})
-    close = difflib.get_close_matches(name, known, n=1)
-    listed = ", ".join(known)
-    return f" (did you mean {close[0]!r}? known: {listed})" if close else f" (known: {listed})"
 
 
 def _instant(value: object) -> object:

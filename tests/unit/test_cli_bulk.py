@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,18 +26,6 @@ BAD_LINES = {
     1100: json.dumps({"subject": "orders.close", "dealy": "5m"}),
 }
 FIXES = {11: {"subject": "orders.close"}, 500: {"subject": "orders.close"}, 1100: {"delay": "5m"}}
-
-
-@pytest.fixture
-def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite store; the working directory and environment hold no other settings."""
-    for name in list(os.environ):
-        if name.startswith("ATP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'atp.db'}"
-    monkeypatch.setenv("ATP_STORE", url)
-    return url
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ local function commit(out)
 end
 
 -- The errors a task keeps: its first and its newest ERROR_HISTORY - 1. The same number
--- as atp.core.model.ERROR_HISTORY (test_redis_error_history pins the two together).
+-- as atp.core.model.ERROR_HISTORY (test_redis_error_history_lua pins the two together).
 local ERROR_HISTORY = 21
 local ENTRY = '{"attempt":'
 
