@@ -56,12 +56,8 @@ chaos: ## run the chaos suites on every stack (SUITES="a b", SEED=n, QUICK=1); r
 	source scripts/_venv.sh && ensure_venv dev,redis,nats,etcd,chaos
 	$(PY) -m chaos run $(SUITES) $(if $(SEED),--seed $(SEED)) $(if $(QUICK),--quick)
 
-proto: ## generate gRPC code from proto/atp/v1/*.proto
-	@if compgen -G 'proto/atp/v1/*.proto' >/dev/null; then \
-		echo "proto/atp/v1 has .proto files but no generator is wired into 'make proto' yet" >&2; \
-		exit 1; \
-	fi
-	@echo "no .proto file exists yet (proto/atp/v1/ arrives with the gRPC API): nothing to generate"
+proto: ## generate gRPC code from proto/atp/v1/*.proto (grpcio-tools, into sdk/wire/pb/)
+	bash scripts/protos.sh
 
 up: ## start the full stack with Docker (compose.yaml)
 	@if [[ ! -f $(COMPOSE_FILE) ]]; then \

@@ -107,6 +107,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "api": _lazy("api"),
     "workflows": _lazy("workflows"),
     "peers": _lazy("peers"),
+    "flow": _lazy("flow"),
 }
 """Each loader returns a suite taking (repeat, count, concurrency), plus the options that
 ``main`` passes to it by name, and returning figures by scenario name."""

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from atp.core.errors import InvalidInput
-from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.model import AttemptError, Dedup, RetryPolicy, State, Task, TaskRecord
 from atp.core.quoting import quote
 from atp.core.subjects import validate_subject
 
@@ -21,6 +21,8 @@ __all__ = [
     "DECODE_ERRORS",
     "decode_record",
     "decode_task",
+    "dedup_from_dict",
+    "dedup_to_dict",
     "dumps",
     "encode_record",
     "encode_task",
@@ -37,7 +39,16 @@ __all__ = [
     "task_to_dict",
 ]
 
-_OPTIONAL = ("idempotency_key", "timeout", "schedule", "tick", "workflow_run", "step")
+_OPTIONAL = (
+    "idempotency_key",
+    "timeout",
+    "schedule",
+    "tick",
+    "workflow_run",
+    "step",
+    "concurrency_key",
+    "rate_key",
+)
 
 
 CORRUPT = "corrupt"
@@ -128,6 +139,8 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         data["max_attempts"] = task.max_attempts
     if task.retry is not None:
         data["retry"] = retry_to_dict(task.retry)
+    if task.dedup is not None:
+        data["dedup"] = dedup_to_dict(task.dedup)
     for name in _OPTIONAL:
         value = getattr(task, name)
         if value is not None:
@@ -157,6 +170,9 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
             tick=_optional_float(data.get("tick")),
             workflow_run=_optional_string(data, "workflow_run"),
             step=_optional_string(data, "step"),
+            concurrency_key=_optional_string(data, "concurrency_key"),
+            rate_key=_optional_string(data, "rate_key"),
+            dedup=dedup_from_dict(data["dedup"]) if data.get("dedup") else None,
         )
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed task envelope: {quote(str(exc))}") from exc
@@ -188,6 +204,9 @@ def task_from_stored_dict(data: Mapping[str, Any]) -> Task:
         tick=data.get("tick"),
         workflow_run=data.get("workflow_run"),
         step=data.get("step"),
+        concurrency_key=data.get("concurrency_key"),
+        rate_key=data.get("rate_key"),
+        dedup=dedup_from_dict(dedup) if (dedup := data.get("dedup")) else None,
     )
 
 
@@ -305,6 +324,24 @@ def retry_to_dict(policy: RetryPolicy) -> dict[str, Any]:
         "cap": policy.cap,
         "jitter": policy.jitter,
     }
+
+
+def dedup_to_dict(dedup: Dedup) -> dict[str, Any]:
+    """Return the JSON object of a dedup mode: ``{"mode": ..., "period": ...}``."""
+    data: dict[str, Any] = {"mode": dedup.mode.value}
+    if dedup.period is not None:
+        data["period"] = dedup.period
+    return data
+
+
+def dedup_from_dict(data: object) -> Dedup:
+    """Build a Dedup from its JSON object; raise InvalidInput."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"dedup must be an object with mode and period, got {quote(data)}")
+    unknown = set(data) - {"mode", "period"}
+    if unknown:
+        raise InvalidInput(f"dedup has unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    return Dedup(data.get("mode"), data.get("period"))  # type: ignore[arg-type]
 
 
 def _retry_from_dict(data: Mapping[str, Any]) -> RetryPolicy:

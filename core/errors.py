@@ -160,6 +160,15 @@ class IdempotencyConflict(AlreadyExists):
         return cls(message, conflicts, ids)
 
 
+@_wire(slug="key-active")
+class KeyActive(IdempotencyConflict):
+    """A unique-while-active publish met a queued or running task with its key (ADR 0038).
+
+    Each conflict names the active task (``fields`` is empty); ``accepted`` is as for
+    IdempotencyConflict.
+    """
+
+
 @_wire(http=409, grpc="FAILED_PRECONDITION", slug="state-conflict")
 class StateConflict(AtpError):
     """The object's current state forbids the requested transition; nothing was changed."""

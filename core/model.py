@@ -25,6 +25,8 @@ __all__ = [
     "JSON",
     "TRACEBACK_LIMIT",
     "AttemptError",
+    "Dedup",
+    "DedupMode",
     "RetryPolicy",
     "State",
     "Task",
@@ -97,6 +99,56 @@ class RetryPolicy:
         return float(min(self.cap, self.base * self.factor**exponent))
 
 
+class DedupMode(enum.StrEnum):
+    """How a publish treats an earlier task of the same (subject, idempotency key)."""
+
+    DEBOUNCE = "debounce"
+    """Replace it while it is pending (not yet run): the pending task is cancelled, the new
+    one runs ``period`` seconds after its publish. Of a burst, only the last runs."""
+    THROTTLE = "throttle"
+    """Drop the publish (answer with the earlier task) while the key's task was created
+    less than ``period`` seconds ago: at most one task per key per period."""
+    UNIQUE = "unique"
+    """Refuse the publish while a task with the key is queued or running."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+MAX_DEDUP_PERIOD = 30 * 86400.0
+"""Longest debounce or throttle period: 30 days."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dedup:
+    """A deduplication mode beyond the idempotency window, keyed by ``idempotency_key``."""
+
+    mode: DedupMode
+    period: float | None = None
+    """Seconds: the debounce delay or the throttle period; None for ``unique``."""
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", DedupMode(self.mode))
+        except ValueError:
+            modes = ", ".join(m.value for m in DedupMode)
+            message = f"dedup mode must be one of {modes}, got {quote(self.mode)}"
+            raise InvalidInput(message) from None
+        period = self.period
+        if self.mode is DedupMode.UNIQUE:
+            if period is not None:
+                raise InvalidInput("dedup mode unique takes no period")
+            return
+        if isinstance(period, bool) or not isinstance(period, int | float):
+            raise InvalidInput(f"dedup {self.mode} needs a period in seconds, got {quote(period)}")
+        if not (math.isfinite(period) and 0 < period <= MAX_DEDUP_PERIOD):
+            raise InvalidInput(
+                f"dedup {self.mode} period must be over 0 and at most {MAX_DEDUP_PERIOD:g}s, "
+                f"got {quote(period)}"
+            )
+        object.__setattr__(self, "period", float(period))
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """The envelope of one task. Immutable; change it with ``dataclasses.replace``."""
@@ -124,6 +176,14 @@ class Task:
     tick: float | None = None
     workflow_run: str | None = None
     step: str | None = None
+    concurrency_key: str | None = None
+    """Tasks sharing this key run at most the key's limit at once, across every worker
+    (``atp limit set --key``; 1 when no limit names it). ADR 0038."""
+    rate_key: str | None = None
+    """Tasks sharing this key share the rate limits set for it (``atp limit set --key``)."""
+    dedup: Dedup | None = None
+    """Debounce, throttle or unique-while-active on ``idempotency_key``; None: the
+    idempotency window only."""
 
     def replace(self, **changes: Any) -> Task:
         """Return a copy with ``changes`` applied."""

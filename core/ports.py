@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from atp.core.flow.rules import Gates, Limit, Rules
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
 from atp.core.schedules import Advance, Schedule
 from atp.core.workflows.definition import Definition
 from atp.core.workflows.runs import Run, RunPage, RunQuery
 
 __all__ = [
+    "Admission",
     "Capabilities",
     "Claim",
     "ClaimingConsumer",
@@ -29,7 +31,9 @@ __all__ = [
     "Created",
     "Delivery",
     "Fence",
+    "FlowLedger",
     "FusingStore",
+    "Held",
     "Lease",
     "LeaseStatus",
     "Limiter",
@@ -42,6 +46,7 @@ __all__ = [
     "TaskStore",
     "Timer",
     "Transport",
+    "Verdict",
     "WorkflowStore",
 ]
 
@@ -206,6 +211,8 @@ class Created:
     run_at: float
     """When the task runs: the given task's ``run_at`` if created, else the existing
     task's (for a key match, the ``run_at`` it was created with)."""
+    replaced: str | None = None
+    """Debounce: the id of the pending task this one replaced (cancelled), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +314,19 @@ class TaskStore(Protocol):
         wins. A created task is READY with ``lease_until=ready_until`` if
         ``ready_until`` is given and its ``run_at <= now`` (the caller then publishes
         it); otherwise SCHEDULED.
+
+        A task's ``dedup`` changes what its key does (ADR 0038), the key still scoped by
+        subject:
+
+        - ``throttle``: as above, with the task's ``dedup.period`` as its window.
+        - ``debounce``: never matched. If the key's task is SCHEDULED or READY and has not
+          started an attempt (``attempt == 0``), it is CANCELLED (``finished_at=now``) in
+          the same step and its id returned as ``Created.replaced``; the new task is
+          created either way and the key then names it, until ``run_at + window``.
+        - ``unique``: matched while the key's task is SCHEDULED, READY or RUNNING, however
+          old (``created`` False, nothing written; the caller refuses the publish). A
+          finished, unknown or pruned task frees the key. The key names the new task
+          until its ``run_at`` plus seven days or the window, whichever is longer.
         """
         ...
 
@@ -512,6 +532,124 @@ class ServerTime(Protocol):
 
     async def server_time(self) -> float:
         """The server's time now, seconds since the epoch, read in one round trip."""
+        ...
+
+
+# -- FlowLedger (an optional capability) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One task asking to run: the gates it must pass (``Rules.gates``)."""
+
+    task_id: str
+    gates: Gates
+    lease_until: float
+    """Slots taken are held until then (a heartbeat extends them with ``extend``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What ``admit`` said to one task."""
+
+    admitted: bool
+    wait_for: str | None = None
+    """Refused because this slot is full: the task should wait in its waiter list."""
+    retry_at: float | None = None
+    """Refused by a bucket or window: when to try again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The slots one admitted task holds."""
+
+    task_id: str
+    slots: tuple[str, ...]
+
+
+@runtime_checkable
+class FlowLedger(Protocol):
+    """The shared state of flow control (ADR 0038): slots, buckets, windows, waiter lists and
+    the rules, kept by the store's backend so every worker on every host sees one copy.
+
+    The core matches rules to tasks (``Rules.gates``); the ledger never matches a pattern,
+    it keeps named budgets and applies ``atp.core.flow.meter``'s arithmetic. Every method
+    is atomic against every other caller. Slot holders are task ids; a holder whose
+    ``until`` has passed no longer counts (a dead worker's slot comes back by itself).
+    Waiter lists are named (a slot's name, or ``p:<subject>`` for a pause) and ordered by
+    task id, so the oldest task comes out first (ids sort by creation time) however often
+    it was woken and parked again; a task id is in a list at most once.
+
+    State does not grow with the number of keys: a slot's limit is forgotten once the slot
+    has neither live holders nor waiters, and a limit not remembered counts as 1 (room 1
+    while nobody holds the slot); buckets and windows at rest (their times passed) may go,
+    as a new budget answers the same. A waiter list named ``p:<subject>`` never has room.
+    """
+
+    async def admit(self, requests: Sequence[Admission], *, now: float) -> list[Verdict]:
+        """Admit each task, in order, or refuse it taking nothing.
+
+        Per request: if a slot is full (its live holders other than this task number
+        ``limit`` or more), refuse with ``wait_for`` that slot's name. Else, if a bucket or
+        a window refuses (``meter``), refuse with ``retry_at`` the latest of their
+        ``retry_at`` (their queues move). Else take every slot (holder until
+        ``lease_until``; a task holding one already keeps it), bucket and window, and
+        admit. The slot's limit is remembered from the latest request naming it.
+        """
+        ...
+
+    async def extend(self, held: Sequence[Held], *, until: float) -> None:
+        """Move the ``until`` of each slot each task holds; a slot not held is not taken."""
+        ...
+
+    async def release_slots(self, held: Sequence[Held], *, now: float) -> list[str]:
+        """Give the slots back, then wake waiters: for each slot with room (limit minus
+        live holders), take that many of its waiters out, lowest id first; return them."""
+        ...
+
+    async def park(self, waits: Sequence[tuple[str, str]], *, now: float) -> list[str]:
+        """Add each (list name, task id) to its waiter list; then, as ``release_slots`` does,
+        take out the waiters of any named slot that has room now, and return their ids
+        (so a slot freed while a task was on its way to the list is not missed)."""
+        ...
+
+    async def wake_ready(self, *, now: float, limit: int) -> list[str]:
+        """For every slot with waiters and room, take out that many waiters (at most
+        ``limit`` in all), oldest first; return their ids. The scheduler's sweep."""
+        ...
+
+    async def unpark(self, names: Sequence[str], *, limit: int) -> list[str]:
+        """Take up to ``limit`` waiters out of the named lists, oldest first; their ids."""
+        ...
+
+    async def waiters(self) -> dict[str, int]:
+        """How many tasks wait in each non-empty waiter list."""
+        ...
+
+    async def wake(self, ids: Sequence[str], *, now: float) -> int:
+        """Give SCHEDULED tasks with ``run_at > now`` the ``run_at`` ``now``, so the
+        forwarder takes them at once; others are untouched. Returns how many changed."""
+        ...
+
+    async def put_limits(self, limits: Sequence[Limit]) -> None:
+        """Create or replace limits by ``Limit.name``; the rules' version grows."""
+        ...
+
+    async def remove_limits(self, names: Sequence[str]) -> list[bool]:
+        """Remove limits by name; per name, whether it existed. The version grows."""
+        ...
+
+    async def set_paused(self, patterns: Sequence[str], paused: bool) -> list[bool]:
+        """Pause (or resume) subject patterns; per pattern, whether it changed anything.
+        The version grows. Resuming does not wake held tasks: the caller unparks them."""
+        ...
+
+    async def rules(self) -> Rules:
+        """Every limit (by name) and paused pattern (sorted), with the version."""
+        ...
+
+    async def rules_version(self) -> int:
+        """The version alone, in one cheap read: 0 until the first rule is written."""
         ...
 
 

@@ -18,17 +18,29 @@ from atp.core import codec
 from atp.core.batching import GroupCommit
 from atp.core.errors import (
     AtpError,
+    ConfigError,
     IdempotencyConflict,
     InvalidInput,
+    KeyActive,
     KeyConflict,
     NotFound,
     PayloadTooLarge,
     StateConflict,
 )
+from atp.core.flow.rules import validate_key
 from atp.core.ids import new_id
-from atp.core.model import FINAL_STATES, JSON, RetryPolicy, State, Task, TaskRecord
+from atp.core.model import (
+    FINAL_STATES,
+    JSON,
+    Dedup,
+    DedupMode,
+    RetryPolicy,
+    State,
+    Task,
+    TaskRecord,
+)
 from atp.core.platform import Platform
-from atp.core.ports import Created, FusingStore, Page, Requeue, TaskQuery
+from atp.core.ports import Created, FlowLedger, FusingStore, Page, Requeue, TaskQuery
 from atp.core.quoting import quote
 from atp.core.subjects import validate_pattern, validate_subject
 
@@ -71,6 +83,12 @@ class PublishRequest:
     """The workflow run this task is a step of, if any (set by the workflow engine)."""
     step: str | None = None
     """The name of that run's step."""
+    concurrency_key: str | None = None
+    """Tasks of one key run at most the key's limit at once (ADR 0038)."""
+    rate_key: str | None = None
+    """Tasks of one key share the key's rate limits."""
+    dedup: Dedup | None = None
+    """Debounce, throttle or unique on ``idempotency_key``; debounce sets the run time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,8 @@ class Published:
     id: str
     created: bool
     run_at: float
+    replaced: str | None = None
+    """Debounce: the pending task this one replaced (now cancelled)."""
 
 
 class TaskService:
@@ -113,7 +133,11 @@ class TaskService:
         created = await self._commit.run(self._with_plugin_headers(tasks))
         if keyed:
             await self._refuse_mismatches(tasks, given, created)
-        return [Published(result.id, result.created, result.run_at) for result in created]
+        _refuse_active(tasks, created)
+        return [
+            Published(result.id, result.created, result.run_at, result.replaced)
+            for result in created
+        ]
 
     @property
     def adds_headers(self) -> bool:
@@ -267,7 +291,7 @@ class TaskService:
     def _build(self, request: PublishRequest, now: float) -> Task:
         validate_subject(request.subject)
         self._check_payload(request.payload)
-        return Task(
+        task = Task(
             id=new_id(now),
             subject=request.subject,
             payload=request.payload,
@@ -284,6 +308,36 @@ class TaskService:
             workflow_run=request.workflow_run,
             step=request.step,
         )
+        if request.concurrency_key is None and request.rate_key is None and request.dedup is None:
+            return task
+        return self._with_flow(task, request, now)
+
+    def _with_flow(self, task: Task, request: PublishRequest, now: float) -> Task:
+        """The task with its flow-control options, checked (ADR 0038)."""
+        keys = {
+            "concurrency_key": _flow_key(request.concurrency_key, "concurrency_key"),
+            "rate_key": _flow_key(request.rate_key, "rate_key"),
+        }
+        if (keys["concurrency_key"] or keys["rate_key"]) and not isinstance(
+            self._store, FlowLedger
+        ):
+            raise ConfigError(
+                f"the store {type(self._store).__name__} keeps no flow-control ledger: "
+                "concurrency_key and rate_key need one (memory, SQLite or Redis)"
+            )
+        dedup = request.dedup
+        if dedup is None:
+            return task.replace(**keys)
+        if not isinstance(dedup, Dedup):
+            raise InvalidInput(f"dedup must be a Dedup, got {quote(dedup)}")
+        if task.idempotency_key is None:
+            raise InvalidInput(f"dedup {dedup.mode} needs an idempotency key to work on")
+        run_at = task.run_at
+        if dedup.mode is DedupMode.DEBOUNCE:
+            if request.delay is not None or request.run_at is not None:
+                raise InvalidInput("debounce sets the run time itself: give no delay or run_at")
+            run_at = now + cast(float, dedup.period)
+        return task.replace(dedup=dedup, run_at=run_at, **keys)
 
     def _with_plugin_headers(self, tasks: list[Task]) -> list[Task]:
         """Merge the headers plugins add (a trace context) before the store sees the tasks.
@@ -345,8 +399,31 @@ def _keyed(requests: Sequence[PublishRequest], tasks: list[Task]) -> list[int]:
         i
         for i, (request, task) in enumerate(zip(requests, tasks, strict=True))
         if task.idempotency_key is not None and request.schedule is None
-        if request.workflow_run is None
+        if request.workflow_run is None and task.dedup is None
     ]
+
+
+def _refuse_active(tasks: list[Task], created: list[Created]) -> None:
+    """Raise KeyActive for the unique tasks whose key names a task still active."""
+    conflicts = [
+        KeyConflict(i, result.id, ())
+        for i, (task, result) in enumerate(zip(tasks, created, strict=True))
+        if not result.created and task.dedup is not None and task.dedup.mode is DedupMode.UNIQUE
+    ]
+    if not conflicts:
+        return
+    refused = {c.index for c in conflicts}
+    accepted = [None if i in refused else result.id for i, result in enumerate(created)]
+    message = "; ".join(
+        f"key {quote(tasks[c.index].idempotency_key)} on {tasks[c.index].subject} is held by"
+        f" task {c.task_id}, still queued or running"
+        for c in conflicts
+    )
+    raise KeyActive(message, conflicts, accepted if len(tasks) > len(refused) else ())
+
+
+def _flow_key(value: str | None, what: str) -> str | None:
+    return None if value is None else validate_key(value, what)
 
 
 def _refuse_repeats(tasks: list[Task], given: dict[int, dict[str, str]]) -> None:

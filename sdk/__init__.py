@@ -16,13 +16,16 @@ from atp.core.errors import (
     FencedOut,
     IdempotencyConflict,
     InvalidInput,
+    KeyActive,
     NotFound,
     PayloadTooLarge,
     PluginError,
     Retry,
     StateConflict,
 )
-from atp.core.model import AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.flow.rules import Limit, Rate
+from atp.core.flow.service import FlowStatus
+from atp.core.model import AttemptError, Dedup, DedupMode, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.settings import Settings
 from atp.core.workflows.runs import Run, RunState, StepState
@@ -39,16 +42,22 @@ __all__ = [
     "BackendUnavailable",
     "Client",
     "ConfigError",
+    "Dedup",
+    "DedupMode",
     "Fail",
     "FencedOut",
+    "FlowStatus",
     "IdempotencyConflict",
     "InvalidInput",
+    "KeyActive",
+    "Limit",
     "NotFound",
     "Page",
     "PayloadTooLarge",
     "PluginError",
     "PublishRequest",
     "Published",
+    "Rate",
     "Retry",
     "RetryPolicy",
     "Run",

@@ -18,6 +18,8 @@ from grpc import aio
 from atp.core import codec
 from atp.core.clock import SystemClock
 from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
+from atp.core.flow.rules import Limit
+from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, Task, TaskRecord
 from atp.core.ports import Clock, LeaseStatus, Page
 from atp.core.schedules import Schedule
@@ -25,15 +27,17 @@ from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import Definition, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState
 from atp.sdk._operations import Operations
-from atp.sdk.wire import flows
+from atp.sdk.wire import flows, limits
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
 from atp.sdk.wire.pb import (
     consumer_pb2_grpc,
+    flow_pb2_grpc,
     schedules_pb2_grpc,
     tasks_pb2_grpc,
     workflows_pb2_grpc,
 )
+from atp.sdk.wire.pb import flow_pb2 as fpb
 from atp.sdk.wire.pb import schedules_pb2 as spb
 from atp.sdk.wire.pb import tasks_pb2 as pb
 from atp.sdk.wire.pb import workflows_pb2 as wpb
@@ -64,6 +68,7 @@ class GrpcRemote:
         self.tasks = GrpcTasks(self)
         self.schedules = GrpcSchedules(self)
         self.workflows = GrpcWorkflows(self)
+        self.flow = GrpcFlow(self)
         self.consumer = GrpcConsumer(self)
 
     def __repr__(self) -> str:
@@ -235,6 +240,33 @@ class GrpcWorkflows:
         return flows.run_in(await self._call(self._stub.CancelRun, wpb.RunId(id=run_id)))
 
 
+class GrpcFlow:
+    """``atp.v1.FlowService``, as ``FlowService`` offers its operations."""
+
+    def __init__(self, remote: GrpcRemote) -> None:
+        self._call = remote.call
+        self._stub = flow_pb2_grpc.FlowServiceStub(remote._channel)  # type: ignore[no-untyped-call]
+
+    async def status(self) -> FlowStatus:
+        found = await self._call(self._stub.GetLimits, fpb.GetLimitsRequest())
+        return limits.status_in(found)
+
+    async def set_limit(self, limit: Limit) -> Limit:
+        found = await self._call(self._stub.SetLimit, limits.set_limit_out(limit))
+        return limits.limit_in(found)
+
+    async def remove_limit(self, target: str, *, key: bool = False) -> None:
+        await self._call(self._stub.RemoveLimit, fpb.LimitTarget(target=target, key=key))
+
+    async def pause(self, pattern: str) -> bool:
+        found = await self._call(self._stub.Pause, fpb.PauseRequest(pattern=pattern))
+        return bool(found.changed)
+
+    async def resume(self, pattern: str) -> int:
+        found = await self._call(self._stub.Resume, fpb.PauseRequest(pattern=pattern))
+        return int(found.woken)
+
+
 class GrpcConsumer:
     """``atp.v1.Consumer``: lease tasks from outside a worker, and settle them."""
 
@@ -317,8 +349,8 @@ def _error(exc: aio.AioRpcError) -> AtpError:
         return BackendUnavailable(f"atp server: {exc.code().name}: {exc.details()}")
     retry = trailers.get("retry-after", "1")
     error = error_from(problem, exc.details() or "", float(retry if isinstance(retry, str) else 1))
-    if isinstance(error, IdempotencyConflict):  # with the items it names
-        return IdempotencyConflict.from_details(error.message, _json(trailers))
+    if isinstance(error, IdempotencyConflict):  # with the items it names; KeyActive stays one
+        return type(error).from_details(error.message, _json(trailers))
     return error
 
 

@@ -14,6 +14,8 @@ import httpx
 
 from atp.core.clock import SystemClock
 from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
+from atp.core.flow.rules import Limit
+from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, TaskRecord
 from atp.core.ports import Clock, Page
 from atp.core.schedules import Schedule, schedule_from_dict
@@ -24,7 +26,7 @@ from atp.sdk._operations import Consumer, Operations
 from atp.sdk.wire import rest
 from atp.sdk.wire.problems import error_from
 
-__all__ = ["HttpRemote"]
+__all__ = ["HttpFlow", "HttpRemote"]
 
 TIMEOUT = 30.0
 Call = Callable[..., Awaitable[Any]]
@@ -51,6 +53,7 @@ class HttpRemote:
         self.tasks = HttpTasks(self.call)
         self.schedules = HttpSchedules(self.call)
         self.workflows = HttpWorkflows(self.call)
+        self.flow = HttpFlow(self.call)
 
     def __repr__(self) -> str:
         return f"HttpRemote({str(self._http.base_url)!r})"
@@ -238,6 +241,34 @@ class HttpWorkflows:
         return run_from_dict(await self._call("DELETE", f"/v1/runs/{_quote(run_id)}"))
 
 
+class HttpFlow:
+    """The ``/v1/limits`` and ``/v1/pauses`` operations, as ``FlowService`` offers them."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    async def status(self) -> FlowStatus:
+        return rest.status_in(await self._call("GET", "/v1/limits"))
+
+    async def set_limit(self, limit: Limit) -> Limit:
+        body = rest.limit_out(limit)
+        for derived in ("name", "updated_at"):
+            body.pop(derived)
+        return rest.limit_in(await self._call("PUT", "/v1/limits", json=body))
+
+    async def remove_limit(self, target: str, *, key: bool = False) -> None:
+        params = {"target": target, "key": "true" if key else "false"}
+        await self._call("DELETE", "/v1/limits", params=params)
+
+    async def pause(self, pattern: str) -> bool:
+        found = await self._call("POST", "/v1/pauses", json={"pattern": pattern})
+        return bool(found["changed"])
+
+    async def resume(self, pattern: str) -> int:
+        found = await self._call("DELETE", "/v1/pauses", params={"pattern": pattern})
+        return int(found["woken"])
+
+
 def _problem(response: httpx.Response) -> AtpError:
     try:
         body = response.json()
@@ -247,8 +278,8 @@ def _problem(response: httpx.Response) -> AtpError:
         return BackendUnavailable(f"atp server answered {response.status_code}")
     retry_after = float(response.headers.get("Retry-After", "1") or 1)
     error = error_from(str(body["type"]), str(body.get("detail", "")), retry_after)
-    if isinstance(error, IdempotencyConflict):  # with the items it names
-        return IdempotencyConflict.from_details(error.message, body)
+    if isinstance(error, IdempotencyConflict):  # with the items it names (KeyActive too)
+        return type(error).from_details(error.message, body)
     return error
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from atp.core.cron.service import ScheduleService
+from atp.core.flow.service import FlowService
 from atp.core.platform import Platform
 from atp.core.ports import Clock
 from atp.core.service import TaskService
@@ -15,7 +16,8 @@ __all__ = ["LocalOperations"]
 
 
 class LocalOperations:
-    """``TaskService``, ``ScheduleService`` and ``WorkflowEngine`` over one Platform."""
+    """``TaskService``, ``ScheduleService``, ``FlowService`` and ``WorkflowEngine`` over one
+    Platform."""
 
     consumer: Consumer | None = None
     """Workers in this process consume through the transport, not through a Client."""
@@ -24,6 +26,7 @@ class LocalOperations:
         self.platform = platform
         self.tasks = TaskService(platform)
         self.schedules = ScheduleService(platform)
+        self.flow = FlowService(platform)
         self._owns_platform = owns_platform
 
     @cached_property

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from atp.core.flow.rules import Limit
+from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, TaskRecord
 from atp.core.ports import Clock, Page
 from atp.core.schedules import Schedule
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Consumer",
+    "FlowOperations",
     "Operations",
     "ScheduleOperations",
     "TaskOperations",
@@ -84,6 +87,20 @@ class ScheduleOperations(Protocol):
     async def remove(self, name: str) -> None: ...
 
 
+class FlowOperations(Protocol):
+    """The flow-control operations, as ``FlowService`` offers them."""
+
+    async def status(self) -> FlowStatus: ...
+
+    async def set_limit(self, limit: Limit) -> Limit: ...
+
+    async def remove_limit(self, target: str, *, key: bool = False) -> None: ...
+
+    async def pause(self, pattern: str) -> bool: ...
+
+    async def resume(self, pattern: str) -> int: ...
+
+
 class WorkflowOperations(Protocol):
     """The workflow operations, as ``WorkflowEngine`` offers them."""
 
@@ -142,6 +159,9 @@ class Operations(Protocol):
 
     @property
     def workflows(self) -> WorkflowOperations: ...
+
+    @property
+    def flow(self) -> FlowOperations: ...
 
     @property
     def consumer(self) -> Consumer | None:

@@ -15,10 +15,19 @@ from typing import TypeAlias, TypedDict, Unpack
 
 from atp.core.durations import parse_duration
 from atp.core.errors import InvalidInput
-from atp.core.model import JSON, RetryPolicy
+from atp.core.model import JSON, Dedup, DedupMode, RetryPolicy
 from atp.core.service import PublishRequest
 
-__all__ = ["Duration", "Instant", "PublishOptions", "epoch", "publish_request", "seconds"]
+__all__ = [
+    "Duration",
+    "Instant",
+    "PublishOptions",
+    "dedup_of",
+    "dedup_options",
+    "epoch",
+    "publish_request",
+    "seconds",
+]
 
 Duration: TypeAlias = timedelta | float | str
 """A length of time: a ``timedelta``, seconds as a number, or text such as ``"30s"``."""
@@ -47,6 +56,19 @@ class PublishOptions(TypedDict, total=False):
     default."""
     retry: RetryPolicy | None
     """The backoff between attempts; None: the handler's default."""
+    concurrency_key: str | None
+    """Tasks sharing this key run at most the key's limit at once, across every worker
+    (one at a time when no limit names the key)."""
+    rate_key: str | None
+    """Tasks sharing this key share the rate limits set for the key."""
+    debounce: Duration | None
+    """Replace the pending task of ``idempotency_key`` and run this long after the last
+    publish: of a burst, only the last task runs. Sets the run time (no delay/run_at)."""
+    throttle: Duration | None
+    """At most one task of ``idempotency_key`` per this period: a publish within it
+    returns the earlier task (``created=False``)."""
+    unique: bool
+    """Refuse (KeyActive) while a task of ``idempotency_key`` is queued or running."""
 
 
 _KNOWN = PublishOptions.__optional_keys__
@@ -75,7 +97,44 @@ def publish_request(
         timeout=None if timeout is None else seconds(timeout, "timeout"),
         priority=options.get("priority", 0),
         retry=options.get("retry"),
+        concurrency_key=options.get("concurrency_key"),
+        rate_key=options.get("rate_key"),
+        dedup=dedup_of(options.get("debounce"), options.get("throttle"), options.get("unique")),
     )
+
+
+def dedup_of(
+    debounce: Duration | None, throttle: Duration | None, unique: bool | None
+) -> Dedup | None:
+    """The Dedup of the three exclusive options; InvalidInput for more than one."""
+    given = [
+        Dedup(DedupMode.DEBOUNCE, seconds(debounce, "debounce")) if debounce is not None else None,
+        Dedup(DedupMode.THROTTLE, seconds(throttle, "throttle")) if throttle is not None else None,
+        Dedup(DedupMode.UNIQUE) if _flag(unique, "unique") else None,
+    ]
+    found = [dedup for dedup in given if dedup is not None]
+    if len(found) > 1:
+        raise InvalidInput("give at most one of debounce, throttle and unique")
+    return found[0] if found else None
+
+
+def dedup_options(dedup: Dedup | None) -> PublishOptions:
+    """The publish options that ``dedup_of`` turns back into ``dedup``."""
+    if dedup is None:
+        return {}
+    if dedup.mode is DedupMode.DEBOUNCE:
+        return {"debounce": dedup.period}
+    if dedup.mode is DedupMode.THROTTLE:
+        return {"throttle": dedup.period}
+    return {"unique": True}
+
+
+def _flag(value: object, what: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be true or false, got {value!r}")
+    return value
 
 
 def seconds(value: Duration, what: str) -> float:

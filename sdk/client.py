@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Final, Unpack
 
 from atp.core.cron.service import define_schedule
 from atp.core.errors import ConfigError, InvalidInput
+from atp.core.flow.rules import Limit, Rate, parse_rate
+from atp.core.flow.service import FlowStatus
 from atp.core.model import FINAL_STATES, JSON, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import PluginManager
@@ -143,8 +145,13 @@ class Client(WorkflowMethods):
         returns the existing task's id, with ``created=False``, if the key was used on
         this subject within the idempotency window. ``max_attempts``, ``timeout`` and
         ``retry`` override the handler's defaults for this task; higher ``priority`` runs
-        first where the transport can order; ``headers`` travel with the task. Raises
-        InvalidInput (nothing is written) for bad input. The options: ``PublishOptions``.
+        first where the transport can order; ``headers`` travel with the task.
+        ``concurrency_key`` and ``rate_key`` put it under the limits set for those keys
+        (``set_limit(..., key=True)``). With ``idempotency_key``, at most one of
+        ``debounce`` (replace the pending task; run this long after the last publish),
+        ``throttle`` (one task per period) and ``unique`` (KeyActive while the key's task
+        is queued or running). Raises InvalidInput (nothing is written) for bad input.
+        The options: ``PublishOptions``.
         """
         request = publish_request(subject, payload, **options)
         (published,) = await self._ops.tasks.publish([request])
@@ -296,6 +303,55 @@ class Client(WorkflowMethods):
     async def remove_schedule(self, name: str) -> None:
         """Delete the schedule; the tasks it fired stay. NotFound for an unknown name."""
         await self._ops.schedules.remove(name)
+
+    # -- flow control ----------------------------------------------------------------------
+
+    async def set_limit(
+        self,
+        target: str,
+        *,
+        key: bool = False,
+        concurrency: int | None = None,
+        rate: Rate | str | None = None,
+        burst: int | None = None,
+        window: Rate | str | None = None,
+    ) -> Limit:
+        """Create or replace the limit on ``target`` and return it as stored.
+
+        ``target`` is a subject pattern (``payments.*``: the matching tasks share one
+        budget), or with ``key`` a key pattern (``customer:42``, ``customer:*``, ``*``:
+        each key its own budget). ``concurrency``: tasks running at once across every
+        worker; ``rate`` (``"10/s"`` or a Rate) with ``burst``: a token bucket; ``window``
+        (``"100/m"``): at most that many starts in any such period. InvalidInput for a
+        malformed rule, nothing stored.
+        """
+        limit = Limit(
+            target,
+            key=key,
+            concurrency=concurrency,
+            rate=None if rate is None else parse_rate(rate, "rate"),
+            burst=burst,
+            window=None if window is None else parse_rate(window, "window"),
+        )
+        return await self._ops.flow.set_limit(limit)
+
+    async def remove_limit(self, target: str, *, key: bool = False) -> None:
+        """Remove the limit on ``target`` (a key pattern when ``key``); NotFound if none."""
+        await self._ops.flow.remove_limit(target, key=key)
+
+    async def limits(self) -> FlowStatus:
+        """Return every limit and paused pattern, and how many tasks wait behind each."""
+        return await self._ops.flow.status()
+
+    async def pause(self, pattern: str) -> bool:
+        """Stop workers taking tasks of subjects matching ``pattern`` until ``resume``;
+        running tasks finish. Return False if it was paused already."""
+        return await self._ops.flow.pause(pattern)
+
+    async def resume(self, pattern: str) -> int:
+        """Resume a paused ``pattern``; return how many held tasks woke. NotFound if it is
+        not paused; a subject another paused pattern matches stays held."""
+        return await self._ops.flow.resume(pattern)
 
     # -- consuming remotely ----------------------------------------------------------------
 

@@ -127,6 +127,12 @@ class SyncClient:
     trigger_schedule = _Blocking(Client.trigger_schedule)
     remove_schedule = _Blocking(Client.remove_schedule)
 
+    set_limit = _Blocking(Client.set_limit)
+    remove_limit = _Blocking(Client.remove_limit)
+    limits = _Blocking(Client.limits)
+    pause = _Blocking(Client.pause)
+    resume = _Blocking(Client.resume)
+
     register_workflow = _Blocking(Client.register_workflow)
     get_workflow = _Blocking(Client.get_workflow)
     list_workflows = _Blocking(Client.list_workflows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from atp.adapters._api.flow import FlowOperations
 from atp.adapters._api.schedules import ScheduleOperations
 from atp.adapters._api.workflows import WorkflowOperations
 from atp.adapters._auth.config import ServerSettings
@@ -23,14 +24,16 @@ __all__ = ["Operations"]
 
 
 class Operations:
-    """Task and dead-letter operations on behalf of one caller at a time; ``schedules``
-    and ``workflows`` hold the cron schedule and workflow operations."""
+    """Task and dead-letter operations on behalf of one caller at a time; ``schedules``,
+    ``workflows`` and ``flow`` hold the cron schedule, workflow and flow-control
+    operations."""
 
     def __init__(self, platform: Platform, server: ServerSettings) -> None:
         self.platform = platform
         self.service = TaskService(platform)
         self.schedules = ScheduleOperations(platform)
         self.workflows = WorkflowOperations(platform, server)
+        self.flow = FlowOperations(platform)
         self._server = server
 
     async def publish(self, who: Principal, requests: Sequence[PublishRequest]) -> list[Published]:

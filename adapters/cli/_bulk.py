@@ -16,6 +16,7 @@ cost a timeout per batch of a long file.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -37,6 +38,7 @@ from atp.core.errors import (
     BackendUnavailable,
     IdempotencyConflict,
     InvalidInput,
+    KeyActive,
     KeyConflict,
 )
 from atp.core.quoting import hint, quote
@@ -51,8 +53,20 @@ GIVE_UP_AFTER = 3
 """Consecutive batches refused by an unavailable backend before the rest is not tried."""
 FAILED = "_failed"
 """The member a report line adds: ``{"line": N, "error": "..."}`` (and ``"text"``)."""
-OPTIONS = ("delay", "run_at", "idempotency_key", "headers", "max_attempts", "timeout", "priority")
-FIELDS = frozenset({"subject", "payload", FAILED, *OPTIONS})
+OPTIONS = (
+    "delay",
+    "run_at",
+    "idempotency_key",
+    "headers",
+    "max_attempts",
+    "timeout",
+    "priority",
+    "concurrency_key",
+    "rate_key",
+)
+DEDUP_OPTIONS = ("debounce", "throttle", "unique")
+"""The command line's dedup options, which a line's ``dedup`` replaces."""
+FIELDS = frozenset({"subject", "payload", "dedup", FAILED, *OPTIONS})
 
 Advance = Callable[[int], None]
 
@@ -205,7 +219,13 @@ def request(fields: dict[str, Any], defaults: Defaults) -> PublishRequest:
     options.update((name, fields[name]) for name in OPTIONS if name in fields)
     options["run_at"] = _instant(options.get("run_at"))
     options["headers"] = _headers(defaults.options.get("headers"), fields.get("headers"))
-    return publish_request(subject, fields.get("payload"), **options)
+    if "dedup" not in fields:
+        return publish_request(subject, fields.get("payload"), **options)
+    dedup = codec.dedup_from_dict(fields["dedup"])
+    for name in DEDUP_OPTIONS:  # a line's dedup replaces the default one
+        options.pop(name, None)
+    found = publish_request(subject, fields.get("payload"), **options)
+    return dataclasses.replace(found, dedup=dedup)
 
 
 def _instant(value: object) -> object:
@@ -323,7 +343,8 @@ class Run:
                 self.failed(line, exc.message)
             return
         for index, conflict in refused.items():
-            self.failed(batch[index][0], _conflict_text(conflict, batch[index][1]))
+            text = _conflict_text(conflict, batch[index][1], active=isinstance(exc, KeyActive))
+            self.failed(batch[index][0], text)
         rest = [(i, item) for i, item in enumerate(batch) if i not in refused]
         if exc.accepted:
             self._accepted([(line, exc.accepted[i]) for i, (line, _) in rest])
@@ -363,8 +384,10 @@ class Run:
             self.failed(line, f"backend unavailable: {error}")
 
 
-def _conflict_text(conflict: KeyConflict, request: PublishRequest) -> str:
+def _conflict_text(conflict: KeyConflict, request: PublishRequest, *, active: bool) -> str:
     key, fields = quote(request.idempotency_key), ", ".join(conflict.fields)
+    if active:
+        return f"unique key {key} is held by task {conflict.task_id}, still queued or running"
     if conflict.task_id is None:
         return f"idempotency key {key} repeats an earlier line's with another {fields}"
     return (

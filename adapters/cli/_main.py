@@ -19,6 +19,7 @@ from atp.adapters.cli._errors import (
     report,
     report_unexpected,
 )
+from atp.adapters.cli._flow import limit, pause, resume
 from atp.adapters.cli._plugins import plugins
 from atp.adapters.cli._run import dev, scheduler, worker
 from atp.adapters.cli._server import server, token
@@ -128,7 +129,7 @@ def cli(
 
 
 RUNTIMES = (dev, worker, scheduler, server, token)
-TOOLS = (publish, task, dlq, cron, workflow, plugins, chaos)
+TOOLS = (publish, task, dlq, cron, limit, pause, resume, workflow, plugins, chaos)
 for command in (*RUNTIMES, *TOOLS):
     cli.add_command(command)
 

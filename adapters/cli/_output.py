@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from atp.core import codec
-from atp.core.model import AttemptError, State, TaskRecord
+from atp.core.model import AttemptError, State, Task, TaskRecord
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -179,6 +179,9 @@ def record_fields(record: TaskRecord) -> list[tuple[str, str]]:
         ("priority", str(task.priority)),
         ("timeout", "-" if task.timeout is None else f"{task.timeout:g}s"),
         ("idempotency_key", task.idempotency_key or "-"),
+        ("dedup", _dedup(task)),
+        ("concurrency_key", task.concurrency_key or "-"),
+        ("rate_key", task.rate_key or "-"),
         ("headers", json_text(dict(task.headers)) if task.headers else "-"),
         ("payload", json_text(task.payload)),
         ("result", json_text(record.result)),
@@ -199,6 +202,13 @@ def _state(record: TaskRecord) -> str:
 def _attempts(record: TaskRecord) -> str:
     limit = record.task.max_attempts
     return f"{record.task.attempt} of {limit}" if limit else f"{record.task.attempt}"
+
+
+def _dedup(task: Task) -> str:
+    dedup = task.dedup
+    if dedup is None:
+        return "-"
+    return str(dedup.mode) if dedup.period is None else f"{dedup.mode} {dedup.period:g}s"
 
 
 def _lease(record: TaskRecord) -> str:

@@ -1,4 +1,5 @@
-"""Click parameter types for what atp reads from a command line: durations, times, headers."""
+"""Click parameter types for what atp reads from a command line: durations, times, headers,
+rates."""
 
 from __future__ import annotations
 
@@ -11,9 +12,19 @@ import click
 from atp.core import codec
 from atp.core.durations import parse_duration
 from atp.core.errors import InvalidInput
+from atp.core.flow.rules import Rate, parse_rate
 from atp.core.model import JSON, State
 
-__all__ = ["DURATION", "HEADER", "STATE", "TIMESTAMP", "Parsed", "read_ids", "read_json"]
+__all__ = [
+    "DURATION",
+    "HEADER",
+    "RATE",
+    "STATE",
+    "TIMESTAMP",
+    "Parsed",
+    "read_ids",
+    "read_json",
+]
 
 T = TypeVar("T")
 
@@ -78,9 +89,20 @@ class Header(Parsed[tuple[str, str]]):
         return name, text
 
 
+class RateType(Parsed[Rate]):
+    """``10/s``, ``100/m``, ``5/30s`` -> a Rate."""
+
+    name = "rate"
+    done = Rate
+
+    def parse(self, value: object) -> Rate:
+        return parse_rate(value, "rate")
+
+
 DURATION = Duration()
 TIMESTAMP = Timestamp()
 HEADER = Header()
+RATE = RateType()
 STATE = click.Choice([state.value for state in State], case_sensitive=False)
 
 

@@ -17,6 +17,12 @@ from atp.sdk.client import PublishOptions, publish_request
 
 __all__ = ["publish", "task"]
 
+CONCURRENCY_KEY_HELP = (
+    "Run at most the key's limit of tasks with this key at once (one if no limit names it)."
+)
+DEBOUNCE_HELP = "Replace the key's pending task; run this one after DURATION."
+THROTTLE_HELP = "At most one task of the key per DURATION: later ones answer the first."
+UNIQUE_HELP = "Refuse (exit 4) while a task of the key is queued or running."
 PRIORITY_HELP = (
     "Higher first among tasks due at the same instant; `atp dev`'s in-process transport "
     "also hands out waiting tasks higher first, Redis and NATS in publish order."
@@ -44,6 +50,11 @@ PRIORITY_HELP = (
 @click.option("--timeout", type=DURATION, help="How long one attempt may run.")
 @click.option("--priority", type=int, default=0, show_default=True, help=PRIORITY_HELP)
 @click.option("--header", "headers", type=HEADER, multiple=True, help="A header; repeatable.")
+@click.option("--concurrency-key", metavar="KEY", help=CONCURRENCY_KEY_HELP)
+@click.option("--rate-key", metavar="KEY", help="Share the rate limits of this key.")
+@click.option("--debounce", type=DURATION, help=DEBOUNCE_HELP)
+@click.option("--throttle", type=DURATION, help=THROTTLE_HELP)
+@click.option("--unique", is_flag=True, help=UNIQUE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @pass_options
 def publish(
@@ -59,6 +70,11 @@ def publish(
     timeout: float | None,
     priority: int,
     headers: tuple[tuple[str, str], ...],
+    concurrency_key: str | None,
+    rate_key: str | None,
+    debounce: float | None,
+    throttle: float | None,
+    unique: bool,
     as_json: bool,
 ) -> None:
     """Publish a task to SUBJECT and print its id.
@@ -68,10 +84,18 @@ def publish(
     When an idempotency key matches a task published earlier, that task's id is printed
     and nothing is created (a note says so on stderr).
 
+    Flow control (atp limit --help): --concurrency-key and --rate-key put the task under
+    a key's limits. --debounce, --throttle and --unique (one of them) work on the
+    --idempotency-key: debounce replaces the key's pending task and runs this one after
+    the period (the replaced id goes to stderr); throttle keeps one task per key per
+    period; unique refuses (exit 4) while the key's task is queued or running.
+
     With --file FILE ('-': stdin), publish one task per line of JSON Lines, in batches
     over one connection. A line holds {"subject", "payload", "delay", "run_at",
-    "idempotency_key", "headers", "max_attempts", "timeout", "priority"}: durations as
-    for the options or in seconds, run_at in ISO 8601 or seconds since the epoch.
+    "idempotency_key", "headers", "max_attempts", "timeout", "priority",
+    "concurrency_key", "rate_key", "dedup"}: durations as for the options or in seconds,
+    run_at in ISO 8601 or seconds since the epoch, dedup as {"mode": "debounce",
+    "period": 30} (throttle likewise, {"mode": "unique"} without a period).
     SUBJECT and the options are defaults that a line overrides (a null keeps the default).
 
     A bad line does not stop the others: it goes to the --failed report (needed for
@@ -84,37 +108,29 @@ def publish(
     published, then {"summary": {...}}. Exits 0 when every line was published, 1 when
     some failed, 6 when some were not as a backend was unavailable (run the report later).
     """
+    given = PublishOptions(
+        delay=delay,
+        run_at=run_at,
+        headers=dict(headers),
+        max_attempts=max_attempts,
+        timeout=timeout,
+        priority=priority,
+        concurrency_key=concurrency_key,
+        rate_key=rate_key,
+        debounce=debounce,
+        throttle=throttle,
+        unique=unique,
+    )
     if source is not None:
-        defaults = _file_defaults(
-            subject,
-            payload,
-            idempotency_key,
-            PublishOptions(
-                delay=delay,
-                run_at=run_at,
-                headers=dict(headers),
-                max_attempts=max_attempts,
-                timeout=timeout,
-                priority=priority,
-            ),
-        )
+        defaults = _file_defaults(subject, payload, idempotency_key, given)
         code = publish_file(options, source, failed, defaults, as_json=as_json)
         click.get_current_context().exit(code)
     if subject is None:
         raise click.UsageError("Missing argument 'SUBJECT' (or give --file).")
     if failed is not None:
         raise click.UsageError("--failed goes with --file.")
-    request = publish_request(
-        subject,
-        read_json(payload, "payload"),
-        delay=delay,
-        run_at=run_at,
-        idempotency_key=idempotency_key,
-        headers=dict(headers),
-        max_attempts=max_attempts,
-        timeout=timeout,
-        priority=priority,
-    )
+    given["idempotency_key"] = idempotency_key
+    request = publish_request(subject, read_json(payload, "payload"), **given)
     (published,) = options.call(lambda service: service.publish([request]))
     _show_published(published, as_json)
 
@@ -132,11 +148,14 @@ def _file_defaults(
 
 def _show_published(published: Published, as_json: bool) -> None:
     if as_json:
-        echo_json({"id": published.id, "created": published.created, "run_at": published.run_at})
+        answer = {"id": published.id, "created": published.created, "run_at": published.run_at}
+        echo_json({**answer, "replaced": published.replaced})
         return
     click.echo(published.id)
     if not published.created:
         click.echo("existing: the idempotency key matched this task; nothing was created", err=True)
+    if published.replaced is not None:
+        click.echo(f"replaced: {published.replaced} was pending and is cancelled", err=True)
 
 
 @click.group()

@@ -1,5 +1,5 @@
-"""The gRPC server: atp.v1.Tasks, Consumer, Schedules and Workflows, reflection and the
-health service."""
+"""The gRPC server: atp.v1.Tasks, Consumer, Schedules, Workflows and FlowService,
+reflection and the health service."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from grpc_reflection.v1alpha import reflection
 from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard
+from atp.adapters.grpc._flow import FlowService
 from atp.adapters.grpc._flow_services import SchedulesService, WorkflowsService
 from atp.adapters.grpc._handlers import add_servicer
 from atp.adapters.grpc._services import ConsumerService, TasksService
 from atp.core.errors import ConfigError
-from atp.sdk.wire.pb import consumer_pb2, schedules_pb2, tasks_pb2, workflows_pb2
+from atp.sdk.wire.pb import consumer_pb2, flow_pb2, schedules_pb2, tasks_pb2, workflows_pb2
 
 __all__ = ["GrpcServer"]
 
@@ -27,7 +28,8 @@ TASKS = tasks_pb2.DESCRIPTOR.services_by_name["Tasks"]
 CONSUMER = consumer_pb2.DESCRIPTOR.services_by_name["Consumer"]
 SCHEDULES = schedules_pb2.DESCRIPTOR.services_by_name["Schedules"]
 WORKFLOWS = workflows_pb2.DESCRIPTOR.services_by_name["Workflows"]
-SERVICES = tuple(service.full_name for service in (TASKS, CONSUMER, SCHEDULES, WORKFLOWS))
+FLOW = flow_pb2.DESCRIPTOR.services_by_name["FlowService"]
+SERVICES = tuple(s.full_name for s in (TASKS, CONSUMER, SCHEDULES, WORKFLOWS, FLOW))
 
 
 class GrpcServer:
@@ -47,6 +49,7 @@ class GrpcServer:
         add_servicer(self._server, CONSUMER, ConsumerService(guard, self._leases))
         add_servicer(self._server, SCHEDULES, SchedulesService(guard, operations))
         add_servicer(self._server, WORKFLOWS, WorkflowsService(guard, operations))
+        add_servicer(self._server, FLOW, FlowService(guard, operations))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = (
             *SERVICES,

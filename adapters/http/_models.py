@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic.config import JsonDict
 
-from atp.core.model import TaskRecord
+from atp.core.errors import InvalidInput
+from atp.core.flow.rules import MAX_KEY_LENGTH as MAX_FLOW_KEY
+from atp.core.flow.rules import MAX_LIMIT, Limit
+from atp.core.flow.service import FlowStatus
+from atp.core.model import MAX_DEDUP_PERIOD, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import (
     MAX_ATTEMPTS_LIMIT,
@@ -29,13 +34,22 @@ __all__ = [
     "BatchOut",
     "CountOut",
     "CountsOut",
+    "DedupIn",
+    "DedupOut",
+    "FlowStatusOut",
     "Health",
+    "LimitIn",
+    "LimitOut",
     "PageOut",
+    "PauseIn",
+    "PauseOut",
     "Problem",
     "PublishedOut",
     "PurgeIn",
     "PurgeOut",
+    "RateIn",
     "RequeueIn",
+    "ResumeOut",
     "TaskIn",
     "TaskOut",
 ]
@@ -94,6 +108,26 @@ Seconds = Annotated[Number, Field(gt=0)] | PositiveText
 """A positive duration: seconds as a number, or a duration text such as ``"30s"``."""
 Delay = Annotated[Number, Field(ge=0, le=MAX_DELAY)] | DurationText
 """How long to wait, at most ``max_delay``: seconds, or a duration text."""
+Whole = Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_integer)]
+"""A count of a flow-control limit: 1 to a million."""
+SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What Python's ``str.isspace`` calls whitespace (core refuses it in a key), spelt out: a
+JSON Schema ``\\s`` is ECMAScript's, which differs."""
+KEY_PATTERN = f"^[^*{SPACE}]+$"
+FlowKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_FLOW_KEY,
+        description="No whitespace and no '*'",
+        json_schema_extra={"pattern": KEY_PATTERN},
+    ),
+]
+"""A task's concurrency or rate key."""
+RATE_PATTERN = r"^(1000000|[1-9][0-9]{0,5})/(ms|s|m|h|d)$"
+"""A rate as text: a count per one unit (``10/s``, ``100/m``); other periods as objects."""
+KEY_PATTERN_PATTERN = f"^(\\*|[^*{SPACE}]{{1,{MAX_FLOW_KEY}}}\\*?)$"
+"""A key pattern: a key, a key prefix then ``*``, or ``*`` alone."""
 
 
 def _all_set(*names: str) -> dict[str, Any]:
@@ -114,10 +148,58 @@ class RetryIn(_Strict):
     jitter: Flag = True
 
 
+_SET: JsonDict = {"not": {"type": "null"}}
+DEDUP_SHAPES: JsonDict = {
+    "anyOf": [
+        {"properties": {"mode": {"const": "unique"}, "period": {"type": "null"}}},
+        {
+            "required": ["period"],
+            "properties": {"mode": {"enum": ["debounce", "throttle"]}, "period": _SET},
+        },
+    ]
+}
+"""unique takes no period; debounce and throttle need one."""
+DEDUP_NEEDS: JsonDict = {
+    "allOf": [
+        {"anyOf": [{"not": _all_set("dedup")}, _all_set("idempotency_key")]},
+        {
+            "not": {
+                **_all_set("dedup"),
+                "properties": {
+                    "dedup": {
+                        "type": "object",
+                        "required": ["mode"],
+                        "properties": {"mode": {"const": "debounce"}},
+                    }
+                },
+                "anyOf": [_all_set("delay"), _all_set("run_at")],
+            }
+        },
+    ]
+}
+"""A dedup needs an ``idempotency_key`` in the task (not the Idempotency-Key header); a
+debounce sets the run time itself: no delay or run_at beside it."""
+
+
+class DedupIn(_Strict):
+    """Debounce, throttle or unique-while-active on the task's idempotency key (ADR 0038).
+
+    ``debounce``: replace the key's pending task and run ``period`` after this publish;
+    ``throttle``: at most one task of the key per ``period``; ``unique``: refused (409
+    ``key-active``) while the key's task is queued or running (no period)."""
+
+    model_config = ConfigDict(json_schema_extra=DEDUP_SHAPES)
+
+    mode: Literal["debounce", "throttle", "unique"]
+    period: Number | None = Field(
+        None, gt=0, le=MAX_DEDUP_PERIOD, description="Seconds; debounce and throttle only"
+    )
+
+
 class TaskIn(_Strict):
     """One task to publish. ``delay`` and ``run_at`` are exclusive; neither means now."""
 
-    model_config = ConfigDict(json_schema_extra={"not": _all_set("delay", "run_at")})
+    model_config = ConfigDict(json_schema_extra={"not": _all_set("delay", "run_at"), **DEDUP_NEEDS})
 
     subject: str = Field(
         max_length=MAX_SUBJECT_LENGTH,
@@ -141,12 +223,23 @@ class TaskIn(_Strict):
     timeout: Seconds | None = Field(None, description="Seconds per attempt (or '5m')")
     priority: Priority = 0
     retry: RetryIn | None = None
+    concurrency_key: FlowKey | None = Field(
+        None, description="Tasks of one key run at most the key's limit at once (default 1)"
+    )
+    rate_key: FlowKey | None = Field(None, description="Tasks of one key share its rate limits")
+    dedup: DedupIn | None = Field(
+        None, description="Acts on idempotency_key, which this body must then name"
+    )
 
     def request(self, idempotency_key: str | None) -> PublishRequest:
         """The core request, ``idempotency_key`` (the header's) unless the body names one.
 
-        Raises InvalidInput for a malformed duration.
+        Raises InvalidInput for a malformed duration, or a dedup without a key of its own.
         """
+        if self.dedup is not None and self.idempotency_key is None:
+            # The document can state a body field, not a header beside it: the key a
+            # dedup acts on is the body's, so what the document promises is exact.
+            raise InvalidInput("dedup needs an idempotency_key in the task itself")
         return rest.request_in(self.model_dump(), idempotency_key)
 
 
@@ -168,6 +261,8 @@ class PublishedOut(BaseModel):
     id: str
     created: bool
     run_at: float
+    replaced: str | None = None
+    """Debounce: the pending task this one replaced (now cancelled)."""
 
     @classmethod
     def of(cls, published: Published) -> PublishedOut:
@@ -189,6 +284,13 @@ class ErrorOut(BaseModel):
     kind: str
     traceback: str | None = None
     """The handler's traceback, cut past 16384 characters; null where nothing was raised."""
+
+
+class DedupOut(BaseModel):
+    """A task's dedup mode and its period in seconds (null for unique)."""
+
+    mode: str
+    period: float | None = None
 
 
 class TaskOut(BaseModel):
@@ -216,6 +318,9 @@ class TaskOut(BaseModel):
     schedule: str | None
     workflow_run: str | None
     step: str | None
+    concurrency_key: str | None = None
+    rate_key: str | None = None
+    dedup: DedupOut | None = None
 
     @classmethod
     def of(cls, record: TaskRecord) -> TaskOut:
@@ -295,6 +400,131 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
     conflicts: list[ConflictOut] | None = None
-    """``idempotency-conflict`` only: the refused items."""
+    """``idempotency-conflict`` and ``key-active`` only: the refused items."""
     accepted: list[str | None] | None = None
-    """``idempotency-conflict`` only: the task id accepted per item, null if refused."""
+    """``idempotency-conflict`` and ``key-active`` only: the task id accepted per item,
+    null if refused."""
+
+
+# -- flow control (ADR 0038) -----------------------------------------------------------------
+
+
+class RateIn(_Strict):
+    """``count`` per ``per`` seconds."""
+
+    count: Whole
+    per: Number = Field(ge=0.001, le=86400)
+
+
+RateText = Annotated[
+    str, Field(max_length=64, pattern=RATE_PATTERN, description="A count per unit: 10/s, 100/m")
+]
+
+
+LIMIT_SHAPES: JsonDict = {
+    "allOf": [
+        {
+            "anyOf": [
+                {
+                    "properties": {
+                        "key": {"const": False},
+                        "target": {"maxLength": MAX_SUBJECT_LENGTH, "pattern": PATTERN_PATTERN},
+                    }
+                },
+                {
+                    "required": ["key"],
+                    "properties": {
+                        "key": {"const": True},
+                        "target": {"pattern": KEY_PATTERN_PATTERN},
+                    },
+                },
+            ]
+        },
+        {"anyOf": [_all_set("concurrency"), _all_set("rate"), _all_set("window")]},
+        {"anyOf": [{"not": _all_set("burst")}, _all_set("rate")]},
+    ]
+}
+"""The target is a subject pattern, or a key pattern when ``key``; a limit sets a
+concurrency, a rate or a window; a burst needs a rate."""
+
+
+class LimitIn(_Strict):
+    """A limit on a subject pattern, or on task keys when ``key`` (``customer:*``, ``*``):
+    a concurrency, a token bucket (``rate``, ``burst``) and/or a sliding ``window``. It
+    replaces the limit of the same target."""
+
+    model_config = ConfigDict(json_schema_extra=LIMIT_SHAPES)
+
+    target: str = Field(
+        min_length=1,
+        max_length=max(MAX_SUBJECT_LENGTH, MAX_FLOW_KEY + 1),
+        description="A subject pattern (orders.*), or a key pattern when key is true",
+    )
+    key: Flag = False
+    concurrency: Whole | None = Field(None, description="Tasks running at once, everywhere")
+    rate: RateIn | RateText | None = Field(None, description="Runs started per period")
+    burst: Whole | None = Field(None, description="Runs that may start at once (needs rate)")
+    window: RateIn | RateText | None = Field(
+        None, description="At most count runs started in any per seconds"
+    )
+
+    def limit(self) -> Limit:
+        """The core Limit; InvalidInput for a malformed rule."""
+        return rest.limit_in(self.model_dump(exclude_none=True))
+
+
+class RateOut(BaseModel):
+    count: int
+    per: float
+
+
+class LimitOut(BaseModel):
+    """A stored limit; ``name`` is ``subject:<target>`` or ``key:<target>``."""
+
+    name: str
+    target: str
+    key: bool
+    concurrency: int | None = None
+    rate: RateOut | None = None
+    burst: int | None = None
+    window: RateOut | None = None
+    updated_at: float
+
+    @classmethod
+    def of(cls, limit: Limit) -> LimitOut:
+        return cls.model_validate(rest.limit_out(limit))
+
+
+class FlowStatusOut(BaseModel):
+    """Every limit and pause; ``waiting``: tasks held per waiter list (``k:<key>`` or
+    ``s:<pattern>`` behind a full slot, ``p:<subject>`` behind a pause)."""
+
+    limits: list[LimitOut]
+    pauses: list[str]
+    waiting: dict[str, int]
+    version: int
+
+    @classmethod
+    def of(cls, status: FlowStatus) -> FlowStatusOut:
+        return cls.model_validate(rest.status_out(status))
+
+
+class PauseIn(_Strict):
+    """A subject pattern whose tasks workers stop taking until it is resumed."""
+
+    pattern: str = Field(
+        max_length=MAX_SUBJECT_LENGTH, json_schema_extra={"pattern": PATTERN_PATTERN}
+    )
+
+
+class PauseOut(BaseModel):
+    """The paused pattern; ``changed`` is false if it was paused already."""
+
+    pattern: str
+    changed: bool
+
+
+class ResumeOut(BaseModel):
+    """How many held tasks the resume woke."""
+
+    woken: int

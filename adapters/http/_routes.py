@@ -97,7 +97,10 @@ async def publish(
 ) -> PublishedOut:
     """Publish one task (scope ``publish:<subject>``). 201 when created, 200 when an
     idempotency key matched an existing task with the same parameters (nothing created),
-    409 ``idempotency-conflict`` when it matched one with other parameters."""
+    409 ``idempotency-conflict`` when it matched one with other parameters, 409
+    ``key-active`` when ``dedup`` is unique and the key's task is queued or running. A
+    debounce answers the task it replaced as ``replaced``; a throttled publish answers
+    200 with the key's earlier task."""
     (published,) = await ops.publish(who, [body.request(key)])
     if not published.created:
         response.status_code = 200
@@ -115,7 +118,8 @@ async def publish_batch(
 ) -> BatchOut:
     """Publish tasks in one store call: all accepted, or none on bad input or scope
     (``publish:`` on each subject). The token, then the batch's length and subjects are
-    checked before its tasks are validated, so a huge batch is refused at once."""
+    checked before its tasks are validated, so a huge batch is refused at once. 409
+    ``idempotency-conflict`` or ``key-active`` as for a single publish."""
     body = await _batch(request, ops, who)
     requests = [
         item.request(None if key is None else f"{key}:{index}")

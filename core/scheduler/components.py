@@ -13,9 +13,10 @@ from collections.abc import Callable
 from atp.core.cron.service import schedule_store
 from atp.core.errors import ConfigError
 from atp.core.platform import Platform
-from atp.core.ports import ScheduleStore
+from atp.core.ports import FlowLedger, ScheduleStore
 from atp.core.scheduler.component import Component, Leadership
 from atp.core.scheduler.cron import Cron
+from atp.core.scheduler.flow_sweep import FlowSweep
 from atp.core.scheduler.forwarder import Forwarder
 from atp.core.scheduler.pruner import Pruner
 from atp.core.scheduler.reaper import Reaper
@@ -23,7 +24,15 @@ from atp.core.service import TaskService
 from atp.core.workflows.engine import WorkflowEngine
 from atp.core.workflows.sweep import WorkflowSweep
 
-__all__ = ["ComponentFactory", "cron", "forwarder", "pruner", "reaper", "workflow_sweep"]
+__all__ = [
+    "ComponentFactory",
+    "cron",
+    "flow_sweep",
+    "forwarder",
+    "pruner",
+    "reaper",
+    "workflow_sweep",
+]
 
 ComponentFactory = Callable[[Platform, Leadership], Component]
 """Builds one component from the Platform and the leader it runs under."""
@@ -78,6 +87,13 @@ def reaper(platform: Platform, leader: Leadership) -> Reaper:
         durable=platform.transport.capabilities.durable,
         leader=leader,
     )
+
+
+def flow_sweep(platform: Platform, leader: Leadership) -> FlowSweep:
+    """The FlowSweep, every ``reap_interval``; idle over a store that keeps no ledger."""
+    store = platform.store
+    ledger = store if isinstance(store, FlowLedger) else None
+    return FlowSweep(ledger, platform.clock, platform.settings.reap_interval, leader=leader)
 
 
 def pruner(platform: Platform, leader: Leadership) -> Pruner:

@@ -12,6 +12,7 @@ from atp.core.scheduler.component import Leadership
 from atp.core.scheduler.components import (
     ComponentFactory,
     cron,
+    flow_sweep,
     forwarder,
     pruner,
     reaper,
@@ -24,7 +25,14 @@ __all__ = ["COMPONENTS", "Scheduler"]
 
 log = logging.getLogger("atp.scheduler")
 
-COMPONENTS: tuple[ComponentFactory, ...] = (forwarder, cron, workflow_sweep, reaper, pruner)
+COMPONENTS: tuple[ComponentFactory, ...] = (
+    forwarder,
+    cron,
+    workflow_sweep,
+    reaper,
+    flow_sweep,
+    pruner,
+)
 """Started in this order when leadership is won, stopped in reverse when it is lost."""
 
 

@@ -23,12 +23,13 @@ from typing import TypeGuard
 from atp.core.batching import Batcher
 from atp.core.context import set_current_task
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
+from atp.core.flow.admission import RUN, Decision, Gatekeeper
 from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.ids import process_name
 from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import Lifecycle
-from atp.core.ports import ClaimingConsumer, Consumer, Delivery, LeaseStatus, Outcome
+from atp.core.ports import ClaimingConsumer, Consumer, Delivery, Held, LeaseStatus, Outcome
 from atp.core.service import TaskService
 from atp.core.skew import SkewGuard
 from atp.core.worker.deadlines import Deadlines
@@ -69,6 +70,10 @@ class _Running:
     in_handler: bool = False
     raised: BaseException | None = None
     """The handler's exception, kept only until its failure is logged."""
+    slots: tuple[str, ...] = ()
+    """The flow-control slots this attempt holds (ADR 0038), given back when it ends."""
+    park: str | None = None
+    """Held back by flow control: the waiter list it joins once handed back."""
 
     def stop(self, reason: str) -> None:
         """Cancel the handler for ``reason`` (timeout, cancel, lost, shutdown), once.
@@ -118,6 +123,7 @@ class Worker:
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
         self._tasks = TaskService(platform)  # handlers' follow-ups (atp.sdk.context())
+        self._gate = Gatekeeper(platform.store, self._clock, self.name)
         # A clock off the store's stamps leases others misjudge: take nothing (ADR 0029).
         self._skew = SkewGuard(
             platform.store, self._clock, settings.max_clock_skew, f"worker {self.name}"
@@ -147,6 +153,7 @@ class Worker:
             "atp_worker_started", worker=self.name, patterns=self.patterns, group=self.group
         )
         await self._skew.check("take tasks")
+        await self._gate.refresh()
         fetchers = [asyncio.create_task(self._fetch_loop(consumer)) for consumer in consumers]
         helpers = [
             asyncio.create_task(
@@ -154,6 +161,7 @@ class Worker:
             ),
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._deadlines.run()),
+            asyncio.create_task(self._gate.watch(self._stopping)),
         ]
         try:
             await stop.wait()
@@ -260,12 +268,12 @@ class Worker:
         pairs = await consumer.fetch_claimed(
             reserved, 0.0, owner=self.name, lease=self._settings.lease
         )
-        started = 0
-        for delivery, claim in pairs:
-            if claim.record is not None and delivery.task_id not in self._running:
-                self._start(consumer, delivery, claim.record)
-                started += 1
-        return started
+        claimed = [
+            (delivery, claim.record)
+            for delivery, claim in pairs
+            if claim.record is not None and delivery.task_id not in self._running
+        ]
+        return await self._begin(consumer, claimed)
 
     async def _admit(self, consumer: Consumer, deliveries: list[Delivery]) -> int:
         now = self._clock.now()
@@ -283,15 +291,16 @@ class Worker:
                     "worker %s: handing back %d tasks failed: %s", self.name, len(ids), nack_exc
                 )
             return 0
-        started, skipped, unknown = 0, [], []
+        claimed: list[tuple[Delivery, TaskRecord]] = []
+        skipped, unknown = [], []
         for delivery, claim in zip(deliveries, claims, strict=True):
             if claim.claimed and claim.record is not None and delivery.task_id not in self._running:
-                self._start(consumer, delivery, claim.record)
-                started += 1
+                claimed.append((delivery, claim.record))
             elif claim.record is None:
                 unknown.append(delivery)
             else:
                 skipped.append(delivery)  # a duplicate, or finished or cancelled meanwhile
+        started = await self._begin(consumer, claimed)
         try:
             await self._settle(consumer, skipped, unknown)
         except AtpError as exc:  # they come back after their lease and are dropped again
@@ -307,9 +316,48 @@ class Worker:
             log.error("worker %s: %d deliveries name no stored task", self.name, len(unknown))
             await consumer.terminate(unknown, "unknown task id: not in the task store")
 
-    def _start(self, consumer: Consumer, delivery: Delivery, record: TaskRecord) -> None:
+    async def _begin(self, consumer: Consumer, claimed: list[tuple[Delivery, TaskRecord]]) -> int:
+        """Start the claimed tasks flow control admits and hand the others back (each
+        holds a worker slot until its hand-back is recorded); return how many there were."""
+        if not claimed:
+            return 0
+        decisions = await self._decide([record.task for _, record in claimed])
+        for (delivery, record), decision in zip(claimed, decisions, strict=True):
+            if decision.hold is None:
+                self._start(consumer, delivery, record, decision.slots)
+            else:
+                self._hold(consumer, delivery, record, decision)
+        return len(claimed)
+
+    async def _decide(self, tasks: list[Task]) -> list[Decision]:
+        if not self._gate.active:
+            return [RUN] * len(tasks)
+        lease_until = self._clock.now() + self._settings.lease
+        try:
+            return await self._gate.decide(tasks, lease_until)
+        except AtpError as exc:  # without the ledger no limit can be kept: try again soon
+            log.warning("worker %s: flow admission failed, handing back: %s", self.name, exc)
+            return [self._gate.retry_soon(task) for task in tasks]
+
+    def _hold(
+        self, consumer: Consumer, delivery: Delivery, record: TaskRecord, decision: Decision
+    ) -> None:
+        task = record.task
+        running = _Running(delivery, consumer, task, None, park=decision.park)
+        self._running[task.id] = running
+        assert decision.hold is not None
+        self._finisher.add((running, decision.hold))
+
+    def _start(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        record: TaskRecord,
+        slots: tuple[str, ...] = (),
+    ) -> None:
         task = record.task
         running = _Running(delivery, consumer, task, self._registry.resolve(task.subject))
+        running.slots = slots
         self._running[task.id] = running
         loop = asyncio.get_running_loop()  # its create_task names the task without a detour
         running.job = loop.create_task(self._execute(running), name=f"atp-task-{task.id}")
@@ -416,15 +464,22 @@ class Worker:
             for running, _ in items:
                 self._forget(running)
         steps = []
+        released: list[Held] = []
+        parked: list[tuple[str, str]] = []
         for (running, outcome), ok in zip(items, applied, strict=True):
             if not ok:
                 log.warning(
                     "worker %s: task %s was taken over; outcome dropped", self.name, running.task.id
                 )
                 continue
+            if running.slots:
+                released.append(Held(running.task.id, running.slots))
+            if running.park is not None:
+                parked.append((running.park, running.task.id))
             self._announce(running, outcome)
             if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
                 steps.append(self._steps.finished(running.task))
+        await self._gate.settle(released, parked)
         if steps:  # never raise; the workflow sweep backs them up
             await asyncio.gather(*steps)
 
@@ -522,11 +577,16 @@ class Worker:
         statuses = await self._platform.store.heartbeat(
             [r.task.id for r in running], owner=self.name, lease_until=until
         )
+        held: list[Held] = []
         for attempt, status in zip(running, statuses, strict=True):
             if status is LeaseStatus.LOST:
                 attempt.stop("lost")
-            elif status is LeaseStatus.CANCEL_REQUESTED:
+                continue  # its slots run out with the lease it lost: never revive them
+            if status is LeaseStatus.CANCEL_REQUESTED:
                 attempt.stop("cancel")
+            if attempt.slots:
+                held.append(Held(attempt.task.id, attempt.slots))
+        await self._gate.extend(held, until)
         if self._platform.transport.capabilities.lease_extension:
             await _keep_alive(running)
 

@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 
 from atp.core.codec import dumps, loads
 from atp.core.errors import FencedOut, InvalidInput
-from atp.core.model import JSON, State, Task, TaskRecord
+from atp.core.model import JSON, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
     Claim,
     Created,
     Fence,
+    FlowLedger,
     LeaseStatus,
     Outcome,
     Page,
@@ -39,6 +40,7 @@ from atp.core.ports import (
 from atp.core.records import Decide, Record, RecordStore, Scan, Table
 from atp.core.recovery import recovered
 from atp.core.subjects import compile_pattern, validate_subject
+from atp.plugins.memory._ledger import MemoryLedger
 
 __all__ = ["MemoryStore"]
 
@@ -50,6 +52,10 @@ _Key = tuple[str, str]
 """An idempotency key with the subject that scopes it: (subject, key)."""
 
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+_ACTIVE = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
+_PENDING = frozenset({State.SCHEDULED, State.READY})
+_UNIQUE_HOLD = 7 * 86400.0
+"""A unique key names its task at least this long past its run_at."""
 _SLACK = 1024
 
 
@@ -134,10 +140,12 @@ def _is_plain(value: JSON) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class MemoryStore(RecordStore):
-    """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit."""
+class MemoryStore(MemoryLedger, RecordStore):
+    """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit.
+    It keeps flow control's ledger too (``MemoryLedger``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._records: dict[str, TaskRecord] = {}
         self._counts: Counter[tuple[str, State]] = Counter()
         self._totals: Counter[State] = Counter()
@@ -171,8 +179,9 @@ class MemoryStore(RecordStore):
         idempotency_window: float,
         ready_until: float | None = None,
     ) -> list[Created]:
-        """Create tasks, honouring idempotency keys per subject; an existing id is not
-        created again.
+        """Create tasks, honouring idempotency keys per subject and their dedup modes in
+        batch order (as if published one after another); an existing id is not created
+        again.
 
         Raises InvalidInput, creating none of the batch, for a bad subject or a payload
         that is not JSON.
@@ -183,17 +192,37 @@ class MemoryStore(RecordStore):
         batch_keys: dict[_Key, Created] = {}
         results = []
         for task in stored:
-            existing = self._existing(task, now, idempotency_window, batch_keys)
+            dedup, name = task.dedup, task.idempotency_key
+            if dedup is not None and name is not None and dedup.mode is not DedupMode.THROTTLE:
+                unique = dedup.mode is DedupMode.UNIQUE
+                key = (task.subject, name)
+                created = self._create_deduped(task, key, unique, now, idempotency_window)
+                if created.created:
+                    self._insert(self._new_record(task, now, ready_until))
+                results.append(created)
+                continue
+            window = dedup.period if dedup is not None and dedup.period else idempotency_window
+            existing = self._existing(task, now, window, batch_keys)
             if existing is not None:
                 results.append(existing)
                 continue
             if task.idempotency_key is not None:
                 key = (task.subject, task.idempotency_key)
                 batch_keys[key] = Created(task.id, False, task.run_at)
-                self._remember_key(key, batch_keys[key], now, idempotency_window)
+                self._remember_key(key, batch_keys[key], now, now + window)
             self._insert(self._new_record(task, now, ready_until))
             results.append(Created(task.id, True, task.run_at))
         return results
+
+    async def wake(self, ids: Sequence[str], *, now: float) -> int:
+        """Make SCHEDULED tasks due later due now; return how many changed."""
+        changed = 0
+        for task_id in dict.fromkeys(ids):
+            record = self._records.get(task_id)
+            if record is not None and record.state is State.SCHEDULED and record.task.run_at > now:
+                self._write(record.replace(task=record.task.replace(run_at=now), updated_at=now))
+                changed += 1
+        return changed
 
     async def get(self, ids: Sequence[str]) -> list[TaskRecord | None]:
         """Return the record of each id, or None for an unknown id."""
@@ -294,14 +323,8 @@ class MemoryStore(RecordStore):
         records = []
         for task_id in ids:
             record = self._records.get(task_id)
-            if record is not None and record.state in (State.SCHEDULED, State.READY):
-                record = record.replace(
-                    state=State.CANCELLED,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+            if record is not None and record.state in _PENDING:
+                record = _cancelled(record, now)
                 self._write(record)
             elif (
                 record is not None and record.state is State.RUNNING and not record.cancel_requested
@@ -468,9 +491,29 @@ class MemoryStore(RecordStore):
         record = self._records.get(task.id)
         return None if record is None else Created(task.id, False, record.task.run_at)
 
-    def _remember_key(self, key: _Key, answer: Created, now: float, window: float) -> None:
-        self._keys[key] = (answer, now, now + window)
-        heapq.heappush(self._key_expiry, (now + window, key))
+    def _create_deduped(
+        self, task: Task, key: _Key, unique: bool, now: float, window: float
+    ) -> Created:
+        """The answer for a debounce or unique ``task`` under ``key``: refused while the
+        key's task is active (unique), else created, replacing the key's pending task
+        (debounce). The caller inserts a created task."""
+        found = self._keys.get(key)
+        current = self._records.get(found[0].id) if found is not None else None
+        if unique and found is not None and current is not None and current.state in _ACTIVE:
+            return found[0]
+        if task.id in self._records:
+            return Created(task.id, False, self._records[task.id].task.run_at)
+        replaced = None
+        if not unique and current is not None and _replaceable(current):
+            self._write(_cancelled(current, now))
+            replaced = current.id
+        hold = max(_UNIQUE_HOLD, window) if unique else window
+        self._remember_key(key, Created(task.id, False, task.run_at), now, task.run_at + hold)
+        return Created(task.id, True, task.run_at, replaced)
+
+    def _remember_key(self, key: _Key, answer: Created, now: float, expires: float) -> None:
+        self._keys[key] = (answer, now, expires)
+        heapq.heappush(self._key_expiry, (expires, key))
 
     def _forget_keys(self, now: float) -> None:
         expiry = self._key_expiry
@@ -547,6 +590,17 @@ class MemoryStore(RecordStore):
         self._fences[fence.name] = fence.token
 
 
+def _cancelled(record: TaskRecord, now: float) -> TaskRecord:
+    return record.replace(
+        state=State.CANCELLED, finished_at=now, updated_at=now, lease_owner=None, lease_until=None
+    )
+
+
+def _replaceable(record: TaskRecord) -> bool:
+    """Whether a debounce may cancel ``record``: pending and never started."""
+    return record.state in _PENDING and record.task.attempt == 0
+
+
 def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     """The record after ``outcome`` ended the attempt it holds."""
     changes: dict[str, Any] = {
@@ -594,3 +648,4 @@ def _due_order(record: Record) -> tuple[float, str]:
 _STORE: type[TaskStore] = MemoryStore
 _SCHEDULES: type[ScheduleStore] = MemoryStore
 _WORKFLOWS: type[WorkflowStore] = MemoryStore
+_LEDGER: type[FlowLedger] = MemoryStore

@@ -96,6 +96,11 @@ _LIBRARIES: dict[str, tuple[str, ...]] = {
     "claim_entries": (*_STORE, "_claim", "_streams", "_entries"),
     "finish": (*_STORE, "_finish"),
     "finish_ack": (*_STORE, "_finish"),
+    **dict.fromkeys(
+        ("flow_admit", "flow_release", "flow_park", "flow_wake_ready", "flow_unpark"),
+        ("_flow",),
+    ),
+    "flow_wake": _STORE,
     "stream_terminate": ("_streams",),
     "stream_reclaim": ("_streams",),
 }

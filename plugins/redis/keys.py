@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LeaseKeys", "StoreKeys", "TransportKeys"]
+__all__ = ["FlowKeys", "LeaseKeys", "StoreKeys", "TransportKeys"]
 
 STORE_INDEXES = ("due", "ready", "running", "finished", "dead", "order", "counts")
 """The fixed keys every store script receives first, in this order."""
@@ -84,6 +84,42 @@ class StoreKeys:
     def workflow_runs(self, name: str) -> str:
         """The ids of one workflow's runs, score 0 (lexical order of ids)."""
         return f"{self.base}:workflow_runs:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowKeys:
+    """The keys of flow control (ADR 0038), in the store shard's slot: one script may take
+    a task's slots, buckets and windows at once (see ``_flow.lua`` for the schema)."""
+
+    prefix: str
+    shard: str = "s0"
+
+    @property
+    def base(self) -> str:
+        """What every flow key starts with; a script that finds names in a registry builds
+        their keys from it."""
+        return f"{self.prefix}:{{{self.shard}}}:flow:"
+
+    def key(self, name: str) -> str:
+        """One of the fixed keys: rules, pauses, version, slots, waiting, gc (the sweep's
+        place in its walk over slots)."""
+        return f"{self.base}{name}"
+
+    def slot(self, name: str) -> str:
+        return f"{self.base}slot:{name}"
+
+    def bucket(self, name: str) -> str:
+        return f"{self.base}bucket:{name}"
+
+    def window(self, name: str) -> str:
+        return f"{self.base}window:{name}"
+
+    def window_queue(self, name: str) -> str:
+        return f"{self.base}wq:{name}"
+
+    def waiters(self, name: str) -> str:
+        """The waiter list ``name`` (a slot's name, or ``p:<subject>``)."""
+        return f"{self.base}wait:{name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ streams in one script, and the transport's consumers claim as they fetch (``_cla
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Sequence
@@ -24,11 +25,12 @@ from typing import Any
 
 from atp.core.codec import dumps
 from atp.core.errors import ConfigError, InvalidInput
-from atp.core.model import State, Task, TaskRecord
+from atp.core.model import Dedup, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
     Claim,
     Created,
     Fence,
+    FlowLedger,
     FusingStore,
     LeaseStatus,
     Outcome,
@@ -44,6 +46,7 @@ from atp.core.ports import (
 from atp.core.recovery import LEASE_EXPIRED
 from atp.core.subjects import compile_pattern, validate_subject
 from atp.plugins.redis._connection import Link, RedisUrl, Scripts
+from atp.plugins.redis._ledger import FlowLedgerMethods
 from atp.plugins.redis._quarantine import quarantine, record_of, tasks_of, to_quarantine
 from atp.plugins.redis._records import FIELD_COUNT, HASH_FIELDS, num, pack_outcome, pack_task
 from atp.plugins.redis._schedules import ScheduleMethods
@@ -59,9 +62,9 @@ _PAGE = 500
 _SUBJECT_CACHE = 1000
 
 
-class RedisStore(ScheduleMethods, WorkflowMethods):
-    """A TaskStore, ScheduleStore and WorkflowStore on one Redis server (or one Cluster
-    slot per shard).
+class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods):
+    """A TaskStore, ScheduleStore, WorkflowStore and FlowLedger on one Redis server (or one
+    Cluster slot per shard).
 
     Durable as far as the server is: run Redis with ``appendonly yes`` (and
     ``appendfsync always`` to lose nothing on a power cut), or a restart loses tasks.
@@ -351,16 +354,24 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         keys, args, idempotency = [*head_keys], [*head], []
         for task in tasks:  # one pass: the batch's loop is the hot path of a big publish
             validate_subject(task.subject)
-            args.append(pack_task(task))
+            packed = pack_task(task)
             keys.append(self._keys.task(task.id))
             if task.idempotency_key:
+                if task.dedup is not None:
+                    packed = _with_dedup(packed, task.dedup)
                 idempotency.append(self._keys.idempotency(task.subject, task.idempotency_key))
                 idempotency.append(self._keys.unscoped_idempotency(task.idempotency_key))
+            args.append(packed)
         reply = await self._run(script, keys + idempotency, args)
-        return [
+        end = 3 * len(tasks)
+        created = [
             Created(reply[i].decode(), reply[i + 1] == 1, float(reply[i + 2]))
-            for i in range(0, len(reply), 3)
+            for i in range(0, end, 3)
         ]
+        for i in range(end, len(reply), 2):  # debounce: (number, replaced id) pairs
+            number = reply[i] - 1
+            created[number] = dataclasses.replace(created[number], replaced=reply[i + 1].decode())
+        return created
 
     def _create_head(self, now: float, window: float, ready_until: float | None) -> list[Any]:
         """The first ARGV of create.lua: times, the keys' TTL and this call's nonce."""
@@ -411,6 +422,17 @@ class RedisStore(ScheduleMethods, WorkflowMethods):
         return self._keys.fence(fence.name if fence is not None else "-")
 
 
+_DEDUP_CODES = {DedupMode.THROTTLE: b"t", DedupMode.DEBOUNCE: b"d", DedupMode.UNIQUE: b"u"}
+
+
+def _with_dedup(packed: bytes, dedup: Dedup) -> bytes:
+    """A packed task with its dedup mode after its max_attempts (see create.lua)."""
+    fields = packed.split(b"\n", 6)
+    period = b"" if dedup.period is None else num(dedup.period).encode()
+    fields[5] += b":" + _DEDUP_CODES[dedup.mode] + period
+    return b"\n".join(fields)
+
+
 def _token(fence: Fence | None) -> str:
     return "" if fence is None else str(fence.token)
 
@@ -428,3 +450,4 @@ _FUSING: type[FusingStore] = RedisStore
 _SCHEDULES: type[ScheduleStore] = RedisStore
 _WORKFLOWS: type[WorkflowStore] = RedisStore
 _SERVER_TIME: type[ServerTime] = RedisStore
+_FLOW: type[FlowLedger] = RedisStore

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from atp.core.errors import FencedOut, InvalidInput
-from atp.core.model import ERROR_HISTORY, FINAL_STATES, State, Task, TaskRecord
+from atp.core.model import ERROR_HISTORY, FINAL_STATES, DedupMode, State, Task, TaskRecord
 from atp.core.ports import Claim, Created, Fence, LeaseStatus, Outcome
 from atp.core.recovery import recovery
 from atp.core.subjects import validate_subject
@@ -34,6 +35,9 @@ from atp.plugins.sqlite._rows import (
 )
 
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+_ACTIVE = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
+UNIQUE_HOLD = 7 * 86400.0
+"""A unique key names its task at least this long after its ``run_at``."""
 
 _UPSERT_KEY = (
     "INSERT INTO idempotency_keys (subject, key, task_id, run_at, created_at, expires_at) "
@@ -85,49 +89,109 @@ def create(
     window: float,
     ready_until: float | None,
 ) -> list[Created]:
-    """Insert the tasks no live idempotency key of their subject or existing id already
-    accounts for."""
+    """Insert the tasks no idempotency key of their subject (as their ``dedup`` reads it)
+    or existing id already accounts for; cancel the pending tasks a debounce replaces."""
     for task in tasks:
         validate_subject(task.subject)  # a row that cannot be decoded would poison reads
     keyed = [(t.subject, t.idempotency_key) for t in tasks if t.idempotency_key]
-    known = _live_keys(conn, keyed, now - window)
+    known = _keys(conn, keyed)
     run_times = _run_times(conn, [task.id for task in tasks])
-    created, rows, new_keys = [], [], []
+    created, rows, new_keys, replaced = [], [], [], []
     for task in tasks:
         key = (task.subject, task.idempotency_key) if task.idempotency_key else None
-        existing = known.get(key) if key else None
+        held = known.get(key) if key else None
+        existing = _match(task, held, now, window) if held else None
         if existing is None and task.id in run_times:
             existing = Created(task.id, False, run_times[task.id])
         if existing is not None:
             created.append(existing)
             continue
+        replaces = _replaceable(task, held)
         ready = ready_until is not None and task.run_at <= now
         state = State.READY if ready else State.SCHEDULED
         rows.append(insert_row(task, state, ready_until if ready else None, now))
         run_times[task.id] = task.run_at
         if key:
-            known[key] = Created(task.id, False, task.run_at)
-            new_keys.append((*key, task.id, task.run_at, now, now + window))
-        created.append(Created(task.id, True, task.run_at))
+            known[key] = _Key(task.id, task.run_at, now, state, task.attempt)
+            new_keys.append((*key, task.id, task.run_at, now, _expiry(task, now, window)))
+        if replaces is not None:
+            replaced.append(replaces)
+        created.append(Created(task.id, True, task.run_at, replaced=replaces))
     conn.executemany(INSERT, rows)
+    _cancel_pending(conn, replaced, now)  # after the insert: it may replace one of the batch
     conn.executemany(_UPSERT_KEY, new_keys)
     return created
 
 
-def _live_keys(
-    conn: sqlite3.Connection, keys: list[tuple[str, str]], since: float
-) -> dict[tuple[str, str], Created]:
-    """The answer to a duplicate of each (subject, key) created after ``since``."""
-    found: dict[tuple[str, str], Created] = {}
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """The task an idempotency key names, and that task's state (None: it is gone)."""
+
+    task_id: str
+    run_at: float
+    created_at: float
+    state: State | None
+    attempt: int
+
+
+def _match(task: Task, held: _Key, now: float, window: float) -> Created | None:
+    """The answer to ``task`` if the key's task accounts for it (ADR 0038), else None."""
+    dedup = task.dedup
+    mode = None if dedup is None else dedup.mode
+    if mode is DedupMode.DEBOUNCE:
+        return None
+    if mode is DedupMode.UNIQUE:
+        matched = held.state in _ACTIVE
+    else:
+        period = window if dedup is None or dedup.period is None else dedup.period
+        matched = held.created_at > now - period
+    return Created(held.task_id, False, held.run_at) if matched else None
+
+
+def _replaceable(task: Task, held: _Key | None) -> str | None:
+    """The id of the pending task a debounce ``task`` replaces, if there is one."""
+    if task.dedup is None or task.dedup.mode is not DedupMode.DEBOUNCE or held is None:
+        return None
+    pending = held.state in (State.SCHEDULED, State.READY) and held.attempt == 0
+    return held.task_id if pending else None
+
+
+def _expiry(task: Task, now: float, window: float) -> float:
+    """Until when the key names ``task``."""
+    mode = None if task.dedup is None else task.dedup.mode
+    if mode is DedupMode.DEBOUNCE:
+        return task.run_at + window
+    if mode is DedupMode.UNIQUE:
+        return task.run_at + max(UNIQUE_HOLD, window)
+    if mode is DedupMode.THROTTLE and task.dedup is not None and task.dedup.period is not None:
+        return now + task.dedup.period
+    return now + window
+
+
+def _cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: float) -> None:
+    for chunk in chunked(unique(ids)):
+        conn.execute(
+            "UPDATE tasks SET state = 'CANCELLED', finished_at = ?, updated_at = ?, "
+            f"lease_owner = NULL, lease_until = NULL WHERE id IN ({marks(len(chunk))}) "
+            "AND state IN ('SCHEDULED', 'READY') AND attempt = 0",
+            (now, now, *chunk),
+        )
+
+
+def _keys(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Key]:
+    """The stored (subject, key) entries among ``keys``, with their task's state."""
+    found: dict[tuple[str, str], _Key] = {}
     for chunk in chunked(unique(keys), CHUNK // 2):  # two parameters a key
         sql = (  # a join, not a row-value IN, so each pair is one primary-key lookup
-            f"SELECT i.subject, i.key, i.task_id, i.run_at FROM (VALUES {_pairs(len(chunk))}) "
-            "AS v JOIN idempotency_keys AS i ON i.subject = v.column1 AND i.key = v.column2 "
-            "WHERE i.created_at > ?"
+            "SELECT i.subject, i.key, i.task_id, i.run_at, i.created_at, t.state, t.attempt "
+            f"FROM (VALUES {_pairs(len(chunk))}) AS v JOIN idempotency_keys AS i "
+            "ON i.subject = v.column1 AND i.key = v.column2 "
+            "LEFT JOIN tasks AS t ON t.id = i.task_id"
         )
         params = [part for pair in chunk for part in pair]
-        for subject, key, task_id, run_at in conn.execute(sql, (*params, since)):
-            found[subject, key] = Created(task_id, False, run_at)
+        for subject, key, task_id, run_at, created_at, state, attempt in conn.execute(sql, params):
+            stored = None if state is None else State(state)
+            found[subject, key] = _Key(task_id, run_at, created_at, stored, attempt or 0)
     return found
 
 

@@ -5,7 +5,8 @@ statement is idempotent, so a file of an older version is migrated by running th
 version 2 added the ``schedules`` table (cron) to the tables of version 1, version 3 the
 ``workflow_definitions`` and ``workflow_runs`` tables. Version 4 scoped idempotency keys by
 subject (ADR 0028): ``idempotency_keys`` replaces version 1's ``idempotency`` table, whose
-rows move across with their task's subject.
+rows move across with their task's subject. Version 5 added the ``flow_*`` tables of the
+flow ledger (ADR 0038): limits, pauses, slots, buckets, windows and waiter lists.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from atp.core.errors import ConfigError
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 4
+VERSION = 5
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -103,6 +104,45 @@ _DDL = (
     """CREATE INDEX IF NOT EXISTS workflow_runs_wake ON workflow_runs (wake_at, id)
         WHERE state IN ('RUNNING', 'COMPENSATING') AND wake_at IS NOT NULL""",
     "CREATE INDEX IF NOT EXISTS workflow_runs_workflow ON workflow_runs (workflow, id)",
+    # Version 5: the flow ledger. ``flow_meta`` holds one row, the rules' version.
+    "CREATE TABLE IF NOT EXISTS flow_limits (name TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS flow_pauses (pattern TEXT PRIMARY KEY)",
+    """CREATE TABLE IF NOT EXISTS flow_meta (
+        id      INTEGER PRIMARY KEY CHECK (id = 0),
+        version INTEGER NOT NULL
+    )""",
+    # A holder whose ``until`` has passed no longer counts; admit and the sweep delete it.
+    """CREATE TABLE IF NOT EXISTS flow_slots (
+        slot    TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        until   REAL NOT NULL,
+        PRIMARY KEY (slot, task_id)
+    ) WITHOUT ROWID""",
+    # A slot's limit row goes once the slot has neither holders nor waiters.
+    "CREATE TABLE IF NOT EXISTS flow_slot_limits (slot TEXT PRIMARY KEY, lim INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS flow_buckets (
+        name  TEXT PRIMARY KEY,
+        tat   REAL NOT NULL,
+        queue REAL NOT NULL
+    )""",
+    # A window's ``period`` is the latest admit's: the sweep deletes an idle window by it.
+    """CREATE TABLE IF NOT EXISTS flow_windows (
+        name   TEXT PRIMARY KEY,
+        queue  REAL NOT NULL,
+        period REAL NOT NULL
+    )""",
+    # One row per admission in a window's period; a rowid table, as two may share a time.
+    """CREATE TABLE IF NOT EXISTS flow_window_times (
+        name TEXT NOT NULL,
+        t    REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS flow_window_times_name ON flow_window_times (name, t)",
+    # A list gives its lowest task id first: ids sort by creation time, so the oldest task.
+    """CREATE TABLE IF NOT EXISTS flow_waiters (
+        list    TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        PRIMARY KEY (list, task_id)
+    ) WITHOUT ROWID""",
 )
 
 _SCOPE_KEYS = (

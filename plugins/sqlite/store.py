@@ -15,6 +15,7 @@ from atp.core.ports import (
     Claim,
     Created,
     Fence,
+    FlowLedger,
     LeaseStatus,
     Outcome,
     Page,
@@ -26,13 +27,14 @@ from atp.core.ports import (
 )
 from atp.plugins.sqlite import _admin, _flow
 from atp.plugins.sqlite._db import Database
+from atp.plugins.sqlite._ledger import SqliteFlowLedger
 from atp.plugins.sqlite._records import SqliteRecords
 from atp.plugins.sqlite._url import SqliteTarget, parse_url
 
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteRecords):
+class SqliteStore(SqliteFlowLedger, SqliteRecords):
     """A TaskStore in one SQLite file (or one private in-memory database).
 
     Opens the file on first use, creating the tables if needed; a missing directory is a
@@ -62,7 +64,8 @@ class SqliteStore(SqliteRecords):
         ready_until: float | None = None,
     ) -> list[Created]:
         """Insert the batch in one transaction. A task whose id exists already is not
-        written either, and comes back as ``Created(id, created=False)``."""
+        written either, and comes back as ``Created(id, created=False)``. A debounce
+        cancels the pending task it replaces in the same transaction."""
         if not tasks:
             return []
         work = partial(
@@ -193,3 +196,4 @@ class SqliteStore(SqliteRecords):
 _: type[TaskStore] = SqliteStore
 _SCHEDULES: type[ScheduleStore] = SqliteStore
 _WORKFLOWS: type[WorkflowStore] = SqliteStore
+_LEDGER: type[FlowLedger] = SqliteStore

@@ -25,6 +25,8 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 import pytest
 
 _CHECKS = (
+    "_flow_support",
+    "_store_dedup",
     "_store_history",
     "_store_intake",
     "_store_listing",
@@ -32,6 +34,7 @@ _CHECKS = (
     "_store_support",
     "_support",
     "coordinator",
+    "flow",
     "fused",
     "schedules",
     "store",
@@ -42,6 +45,7 @@ pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402
 from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402
+from atp.sdk.conformance.flow import FlowLedgerConformance  # noqa: E402
 from atp.sdk.conformance.fused import FusedConformance  # noqa: E402
 from atp.sdk.conformance.schedules import ScheduleStoreConformance  # noqa: E402
 from atp.sdk.conformance.store import TaskStoreConformance  # noqa: E402
@@ -50,6 +54,7 @@ from atp.sdk.conformance.workflows import WorkflowStoreConformance  # noqa: E402
 
 __all__ = [
     "CoordinatorConformance",
+    "FlowLedgerConformance",
     "FusedConformance",
     "ScheduleStoreConformance",
     "TaskStoreConformance",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import pytest
 
 from atp.core.ports import Clock, TaskStore
+from atp.sdk.conformance._store_dedup import DedupChecks
 from atp.sdk.conformance._store_history import HistoryChecks
 from atp.sdk.conformance._store_intake import IntakeChecks
 from atp.sdk.conformance._store_listing import ListingChecks
@@ -32,7 +33,9 @@ from atp.sdk.conformance._support import PortSuite, missing_fixture, unique
 __all__ = ["TaskStoreConformance"]
 
 
-class TaskStoreConformance(IntakeChecks, RunningChecks, HistoryChecks, ListingChecks, PortSuite):
+class TaskStoreConformance(
+    IntakeChecks, RunningChecks, HistoryChecks, ListingChecks, DedupChecks, PortSuite
+):
     """Checks a TaskStore against the contract in ``atp.core.ports``."""
 
     @pytest.fixture

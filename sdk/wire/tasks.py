@@ -4,17 +4,20 @@ as JSON text in bytes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from atp.core import codec
 from atp.core.errors import InvalidInput
-from atp.core.model import JSON, AttemptError, RetryPolicy, State, Task, TaskRecord
+from atp.core.model import JSON, AttemptError, Dedup, RetryPolicy, State, Task, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, PublishRequest
 from atp.sdk._options import publish_request
 from atp.sdk.wire.pb import tasks_pb2 as pb
 
 __all__ = [
+    "dedup_in",
+    "dedup_out",
     "field_or_none",
     "id_in",
     "json_in",
@@ -35,7 +38,17 @@ MAX_ID = 255
 """The longest id or name a request may give: atp's task ids have 26 characters
 (``core.ids``), schedule and workflow names at most 128; a run id a caller chooses gets
 room to spare."""
-_TASK_OPTIONAL = ("idempotency_key", "max_attempts", "timeout", "schedule", "workflow_run", "step")
+_TASK_OPTIONAL = (
+    "idempotency_key",
+    "max_attempts",
+    "timeout",
+    "schedule",
+    "workflow_run",
+    "step",
+    "concurrency_key",
+    "rate_key",
+)
+_FLOW_KEYS = ("concurrency_key", "rate_key")
 _RECORD_OPTIONAL = ("lease_owner", "lease_until", "finished_at")
 
 
@@ -82,7 +95,7 @@ def request_in(message: pb.PublishRequest, fallback_key: str | None) -> PublishR
         retry = RetryPolicy(
             base=r.base, factor=r.factor or 2.0, cap=r.cap or 300.0, jitter=r.jitter
         )
-    return publish_request(
+    request = publish_request(
         message.subject,
         json_in(message.payload, "payload"),
         delay=field_or_none(message, "delay"),
@@ -93,7 +106,12 @@ def request_in(message: pb.PublishRequest, fallback_key: str | None) -> PublishR
         timeout=field_or_none(message, "timeout"),
         priority=message.priority,
         retry=retry,
+        concurrency_key=field_or_none(message, "concurrency_key"),
+        rate_key=field_or_none(message, "rate_key"),
     )
+    if not message.HasField("dedup"):
+        return request
+    return dataclasses.replace(request, dedup=dedup_in(message.dedup))  # a message, not options
 
 
 def request_out(request: PublishRequest) -> pb.PublishRequest:
@@ -113,15 +131,33 @@ def request_out(request: PublishRequest) -> pb.PublishRequest:
         message.retry.CopyFrom(
             pb.RetryPolicy(base=r.base, factor=r.factor, cap=r.cap, jitter=r.jitter)
         )
+    set_optional(message, request, _FLOW_KEYS)
+    if request.dedup is not None:
+        message.dedup.CopyFrom(dedup_out(request.dedup))
     return message
 
 
+def dedup_in(message: pb.Dedup) -> Dedup:
+    """The Dedup of a message; InvalidInput for an unknown mode or a bad period."""
+    return Dedup(message.mode, field_or_none(message, "period"))  # type: ignore[arg-type]
+
+
+def dedup_out(dedup: Dedup) -> pb.Dedup:
+    return pb.Dedup(mode=dedup.mode.value, period=dedup.period)
+
+
 def published_in(message: pb.PublishResponse) -> Published:
-    return Published(message.id, message.created, message.run_at)
+    replaced = field_or_none(message, "replaced")
+    return Published(message.id, message.created, message.run_at, replaced)
 
 
 def published_out(published: Published) -> pb.PublishResponse:
-    return pb.PublishResponse(id=published.id, created=published.created, run_at=published.run_at)
+    return pb.PublishResponse(
+        id=published.id,
+        created=published.created,
+        run_at=published.run_at,
+        replaced=published.replaced,
+    )
 
 
 def record_in(message: pb.TaskRecord) -> TaskRecord:
@@ -134,6 +170,7 @@ def record_in(message: pb.TaskRecord) -> TaskRecord:
         created_at=message.created_at,
         attempt=message.attempt,
         priority=message.priority,
+        dedup=dedup_in(message.dedup) if message.HasField("dedup") else None,
         **{name: field_or_none(message, name) for name in _TASK_OPTIONAL},
     )
     return TaskRecord(
@@ -166,6 +203,8 @@ def record_out(record: TaskRecord) -> pb.TaskRecord:
     )
     set_optional(message, task, _TASK_OPTIONAL)
     set_optional(message, record, _RECORD_OPTIONAL)
+    if task.dedup is not None:
+        message.dedup.CopyFrom(dedup_out(task.dedup))
     return message
 
 

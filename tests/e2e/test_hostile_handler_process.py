@@ -24,7 +24,7 @@ from atp.core.model import FINAL_STATES, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.settings import Settings
 from atp.sdk.client import Client
-from tests.e2e.test_worker_processes import SHORT, Proc, eventually
+from tests.e2e._processes import SHORT, Proc, eventually
 
 pytestmark = pytest.mark.e2e
 

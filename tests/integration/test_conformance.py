@@ -6,15 +6,26 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from atp.core.plugins import PluginManager
-from atp.core.ports import Clock, Coordinator, ScheduleStore, TaskStore, Transport, WorkflowStore
+from atp.core.ports import (
+    Clock,
+    Coordinator,
+    FlowLedger,
+    ScheduleStore,
+    TaskStore,
+    Transport,
+    WorkflowStore,
+)
 from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
+from atp.plugins.sqlite import SqliteStore
 from atp.sdk.conformance import (
     CoordinatorConformance,
+    FlowLedgerConformance,
     ScheduleStoreConformance,
     TaskStoreConformance,
     TransportConformance,
@@ -41,6 +52,35 @@ class TestSqliteStore(TaskStoreConformance):
         store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
         yield store
         await store.close()
+
+
+class TestSqliteFlowLedger(FlowLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[SqliteStore]:
+        store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        assert isinstance(store, SqliteStore)
+        yield store
+        await store.close()
+
+    async def forget_slot_limit(self, ledger: Any, name: str) -> None:
+        sql = "DELETE FROM flow_slot_limits WHERE slot = ?"
+        await ledger._db.write(lambda conn: conn.execute(sql, (name,)))
+
+
+class TestMemoryFlowLedger(FlowLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store("memory://", settings, clock)
+        assert isinstance(store, FlowLedger)
+        yield store
+        await store.close()
+
+    async def forget_slot_limit(self, ledger: Any, name: str) -> None:
+        del ledger._slot_limits[name]
 
 
 class TestMemorySchedules(ScheduleStoreConformance):

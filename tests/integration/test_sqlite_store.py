@@ -176,7 +176,7 @@ async def test_the_file_is_in_wal_mode_with_the_schema_version(store, tmp_path):
     await store.counts()
     with sqlite3.connect(tmp_path / "atp.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 async def test_data_survives_close_and_reopen(tmp_path):

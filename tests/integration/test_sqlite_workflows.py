@@ -31,4 +31,4 @@ async def test_a_version_2_file_gains_the_workflow_tables_and_keeps_its_tasks(
     assert await store.due_runs(now=NOW, limit=5) == [run]
     await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # the current version
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version

@@ -24,6 +24,8 @@
 --   <p>:{<shard>}:stream:<subject>  STREAM the id of each published READY task (field i)
 --   <p>:{<shard>}:dead:<subject>    STREAM terminated entries: i, reason, group, id, at
 --   <p>:{<shard>}:subjects          SET    every subject ever published to in the shard
+--   <p>:{<shard>}:flow:...          flow control (ADR 0038): rules, pauses, version, slots,
+--                                 buckets, windows and waiter lists; see _flow.lua
 -- Scripts that learn task ids from a stream (fetch_claim) get the task key prefix
 -- "<p>:{<shard>}:task:" in KEYS and append the id: the tag keeps the key in the slot.
 -- Times travel as the caller's decimal strings and are stored unchanged, so they round

@@ -9,7 +9,8 @@
 -- ARGV[1..5] -> as create: now, idempotency window (s), ready_until, key TTL (ms), nonce
 -- ARGV[6] -> m; ARGV[7..6+m] -> the subjects, in the order of their stream keys
 -- ARGV[7+m..] -> one per task, packed as for create
--- Returns: per task, as create: its id, 1 if created, else 0, and its run_at.
+-- Returns: as create: per task its id, 1 if created, else 0, and its run_at; then the
+--          (number, replaced id) pairs of debounced tasks.
 
 local m = tonumber(ARGV[6])
 local streams = {}

@@ -18,8 +18,16 @@ class RetryPolicy(_message.Message):
     jitter: bool
     def __init__(self, base: _Optional[float] = ..., factor: _Optional[float] = ..., cap: _Optional[float] = ..., jitter: _Optional[bool] = ...) -> None: ...
 
+class Dedup(_message.Message):
+    __slots__ = ("mode", "period")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    period: float
+    def __init__(self, mode: _Optional[str] = ..., period: _Optional[float] = ...) -> None: ...
+
 class PublishRequest(_message.Message):
-    __slots__ = ("subject", "payload", "delay", "run_at", "idempotency_key", "headers", "max_attempts", "timeout", "priority", "retry")
+    __slots__ = ("subject", "payload", "delay", "run_at", "idempotency_key", "headers", "max_attempts", "timeout", "priority", "retry", "concurrency_key", "rate_key", "dedup")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +45,9 @@ class PublishRequest(_message.Message):
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    RATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_FIELD_NUMBER: _ClassVar[int]
     subject: str
     payload: bytes
     delay: float
@@ -47,17 +58,22 @@ class PublishRequest(_message.Message):
     timeout: float
     priority: int
     retry: RetryPolicy
-    def __init__(self, subject: _Optional[str] = ..., payload: _Optional[bytes] = ..., delay: _Optional[float] = ..., run_at: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+    concurrency_key: str
+    rate_key: str
+    dedup: Dedup
+    def __init__(self, subject: _Optional[str] = ..., payload: _Optional[bytes] = ..., delay: _Optional[float] = ..., run_at: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
-    __slots__ = ("id", "created", "run_at")
+    __slots__ = ("id", "created", "run_at", "replaced")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
     id: str
     created: bool
     run_at: float
-    def __init__(self, id: _Optional[str] = ..., created: _Optional[bool] = ..., run_at: _Optional[float] = ...) -> None: ...
+    replaced: str
+    def __init__(self, id: _Optional[str] = ..., created: _Optional[bool] = ..., run_at: _Optional[float] = ..., replaced: _Optional[str] = ...) -> None: ...
 
 class PublishBatchRequest(_message.Message):
     __slots__ = ("tasks", "idempotency_key")
@@ -88,7 +104,7 @@ class AttemptError(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class TaskRecord(_message.Message):
-    __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step")
+    __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step", "concurrency_key", "rate_key", "dedup")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +134,9 @@ class TaskRecord(_message.Message):
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_RUN_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    RATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_FIELD_NUMBER: _ClassVar[int]
     id: str
     subject: str
     state: str
@@ -140,7 +159,10 @@ class TaskRecord(_message.Message):
     schedule: str
     workflow_run: str
     step: str
-    def __init__(self, id: _Optional[str] = ..., subject: _Optional[str] = ..., state: _Optional[str] = ..., payload: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., run_at: _Optional[float] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., lease_owner: _Optional[str] = ..., lease_until: _Optional[float] = ..., result: _Optional[bytes] = ..., errors: _Optional[_Iterable[_Union[AttemptError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., finished_at: _Optional[float] = ..., schedule: _Optional[str] = ..., workflow_run: _Optional[str] = ..., step: _Optional[str] = ...) -> None: ...
+    concurrency_key: str
+    rate_key: str
+    dedup: Dedup
+    def __init__(self, id: _Optional[str] = ..., subject: _Optional[str] = ..., state: _Optional[str] = ..., payload: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., run_at: _Optional[float] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., lease_owner: _Optional[str] = ..., lease_until: _Optional[float] = ..., result: _Optional[bytes] = ..., errors: _Optional[_Iterable[_Union[AttemptError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., finished_at: _Optional[float] = ..., schedule: _Optional[str] = ..., workflow_run: _Optional[str] = ..., step: _Optional[str] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ...) -> None: ...
 
 class TaskId(_message.Message):
     __slots__ = ("id",)

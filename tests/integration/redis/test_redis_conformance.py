@@ -7,6 +7,7 @@ suites run on a SystemClock with short leases. Each test has its own key prefix.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from atp.sdk.conformance import (
     TransportConformance,
     WorkflowStoreConformance,
 )
+from atp.sdk.conformance.flow import FlowLedgerConformance
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +38,19 @@ class TestRedisStore(TaskStoreConformance):
         store = plugin_manager.make_store(url, settings, clock)
         yield store
         await store.close()
+
+
+class TestRedisFlowLedger(FlowLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(url, settings, clock)
+        yield store
+        await store.close()
+
+    async def forget_slot_limit(self, ledger: Any, name: str) -> None:
+        assert await ledger._link.call("HDEL", ledger._flow.key("slots"), name) == 1
 
 
 class TestRedisSchedules(ScheduleStoreConformance):

@@ -1,0 +1,40 @@
+"""The flow sweep: wakes held tasks whose slot has room or whose pause has ended.
+
+Workers wake a slot's waiters themselves when they give the slot back, and a resume
+wakes what its pause held. The sweep is what makes that safe to lose: a worker killed
+between finishing and waking, a slot whose holder died (its lease ran out, so nobody
+gives it back), a resume cut short. Each look costs two ledger calls, and nothing more
+when nothing waits.
+"""
+
+from __future__ import annotations
+
+from atp.core.flow.service import WAKE_BATCH, wake_unpaused
+from atp.core.ports import Clock, FlowLedger
+from atp.core.scheduler.component import Component, Leadership
+
+__all__ = ["FlowSweep"]
+
+
+class FlowSweep(Component):
+    """Every ``interval``, wakes up to ``WAKE_BATCH`` waiters of slots with room and of
+    subjects no longer paused; idle over a store that keeps no ledger."""
+
+    name = "flow-sweep"
+
+    def __init__(
+        self, ledger: FlowLedger | None, clock: Clock, interval: float, *, leader: Leadership
+    ) -> None:
+        super().__init__(clock, interval, leader)
+        self._ledger = ledger
+
+    async def tick(self) -> bool:
+        ledger = self._ledger
+        if ledger is None:
+            return False
+        self._fence()  # only the leader sweeps (NotLeading otherwise)
+        now = self._clock.now()
+        ids = await ledger.wake_ready(now=now, limit=WAKE_BATCH)
+        woken = await ledger.wake(ids, now=now) if ids else 0
+        woken += await wake_unpaused(ledger, self._clock, limit=WAKE_BATCH)
+        return len(ids) >= WAKE_BATCH or woken >= 2 * WAKE_BATCH
