@@ -14,7 +14,13 @@ producer share one process with the in-process transport, as ``atp dev`` runs th
   found empty: no ledger call);
 - a per-key limit of 1 over a few keys: serial handoff, in tasks/s per key (each task
   waits for the one before it to release its slot and wake it, through the forwarder);
-- debounce publishes beside plain keyed publishes (the store's create only).
+- debounce publishes beside plain keyed publishes (the store's create only);
+- fairness (ADR 0039): a backlog published before the worker starts, groups weighted
+  1:2:3 with A's backlog 100 times B's and C's, behind a subject concurrency limit (the
+  dispatch window): each group's share of the first starts over its weight's share (with
+  a worker of the window's concurrency, and of the suite's), and the start rate beside
+  the same window without groups and beside no limit at all. These run the worker and
+  the scheduler in this process on both backends.
 
 On Redis, around the ``none`` and ``concurrency_key`` drains, ``INFO`` is read before the
 first publish and after the last completion: round trips (``total_reads_processed``:
@@ -26,6 +32,7 @@ loops take (``ServerCalls``).
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import tempfile
 import time
@@ -40,6 +47,7 @@ from atp.core.model import Dedup, DedupMode
 from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.service import PublishRequest, TaskService
+from atp.core.settings import Settings
 from atp.core.worker.runtime import Worker
 from atp.sdk.app import App
 from bench import embedded, raw
@@ -47,7 +55,7 @@ from bench.drain import SUBJECT, Children, Drain
 from bench.embedded import BATCH
 from bench.redis import _client, fresh, raw_streams, server, settings_for
 
-__all__ = ["SCENARIOS", "Scenario", "suite"]
+__all__ = ["SCENARIOS", "Scenario", "fairness", "suite"]
 
 Figures = dict[str, dict[str, float]]
 SQLITE = "sqlite:///{dir}/bench.db"
@@ -389,9 +397,146 @@ def sqlite_figures(repeat: int, count: int, concurrency: int) -> Figures:
     return figures
 
 
+# -- fairness ------------------------------------------------------------------------------
+
+FAIR_WINDOW = 64
+"""The subject concurrency limit of the fairness runs."""
+FAIR_WEIGHTS = {"a": 1, "b": 2, "c": 3}
+FAIR_MEASURED = 15 * FAIR_WINDOW
+"""Starts measured per fairness run (at most ``count // 10``), whole windows: the tasks
+woken together start in id order, so a window cut in two favours A, published first."""
+FAIR_MODES = ("none", "window", "fair")
+"""No limit; the window alone (no groups); the window with weighted groups."""
+
+
+def _fair_backlog(measured: int, mode: str) -> list[PublishRequest]:
+    """A's tasks, then B's, then C's: B and C hold a tenth more than their shares of the
+    measured starts (so every group waits throughout), A a hundred times as many."""
+    total = sum(FAIR_WEIGHTS.values())
+    small = math.ceil(1.1 * measured * max(FAIR_WEIGHTS.values()) / total)
+    counts = {"a": 100 * small, "b": small, "c": small}
+    grouped = mode == "fair"
+    return [
+        PublishRequest(SUBJECT, {"g": group}, group_key=f"t:{group}" if grouped else None)
+        for group, n in counts.items()
+        for _ in range(n)
+    ]
+
+
+def _fair_limits(mode: str) -> tuple[Limit, ...]:
+    if mode == "none":
+        return ()
+    window = Limit("bench.*", concurrency=FAIR_WINDOW)
+    if mode == "window":
+        return (window,)
+    weights = (Limit(f"t:{g}", key=True, weight=w) for g, w in FAIR_WEIGHTS.items())
+    return (window, *weights)
+
+
+async def fair_drain(settings: Settings, mode: str, measured: int) -> dict[str, float]:
+    """Publish the backlog, then start a worker and the scheduler in this process; the
+    starts per group among ``measured`` of them, and starts/s over those. The tasks that
+    found room at publish (dispatched at once, never waiting) start first and are left
+    out."""
+    platform = Platform.build(settings, local=settings.transport.startswith("memory"))
+    flow = FlowService(platform)
+    await _install(platform, _fair_limits(mode))
+    backlog = _fair_backlog(measured, mode)
+    await _publish(TaskService(platform), backlog, BATCH)
+    skip = len(backlog) - sum((await flow.status()).waiting.values()) if mode != "none" else 0
+    groups: list[str] = []
+    times: list[float] = []
+    done = asyncio.Event()
+    app = App("bench")
+
+    @app.task(SUBJECT)
+    async def noop(g: str) -> None:
+        if len(groups) < skip + measured:
+            groups.append(g)
+            times.append(time.perf_counter())
+        if len(groups) == skip + measured:
+            done.set()
+
+    stop = asyncio.Event()
+    loops = [
+        asyncio.create_task(Worker(platform, app.registry).run(stop)),
+        asyncio.create_task(Scheduler(platform).run(stop)),
+    ]
+    await asyncio.wait_for(done.wait(), timeout=600)
+    stop.set()
+    await asyncio.gather(*loops)
+    await platform.close()
+    total = sum(FAIR_WEIGHTS.values())
+    found = {"rate": (measured - 1) / (times[-1] - times[skip])}
+    if mode == "fair":
+        split = groups[skip:]
+        for group, weight in FAIR_WEIGHTS.items():
+            found[f"{group}_share"] = split.count(group) / measured / (weight / total)
+    return found
+
+
+def fair_figures(
+    label: str, make: Callable[[Path, int], Settings], repeat: int, count: int, concurrency: int
+) -> Figures:
+    """Each mode's medians, the modes taking turns, with a worker of the window's
+    concurrency, then the fair mode with one of ``concurrency``; ``make`` gives the
+    settings of a fresh backend (a folder of its own is there for a database)."""
+    measured = FAIR_WINDOW * max(min(FAIR_MEASURED, count // 10) // FAIR_WINDOW, 2)
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in (*FAIR_MODES, "wide")}
+    for _ in range(repeat):
+        for mode in (*FAIR_MODES, "wide"):
+            width = concurrency if mode == "wide" else FAIR_WINDOW
+            with tempfile.TemporaryDirectory() as folder:
+                settings = make(Path(folder), width)
+                kind = "fair" if mode == "wide" else mode
+                runs[mode].append(asyncio.run(fair_drain(settings, kind, measured)))
+    medians = {mode: _medians(found) for mode, found in runs.items()}
+    none, window = medians["none"]["rate"], medians["window"]["rate"]
+    fair, wide = medians["fair"], medians["wide"]
+    split = f"groups 1:2:3, A's backlog 100x, first {measured} waiting starts"
+    return {
+        f"flow {label}: window {FAIR_WINDOW}, {split} (share / weight's share)": {
+            k: v for k, v in fair.items() if k.endswith("_share")
+        },
+        f"flow {label}: the same, worker concurrency {concurrency}": {
+            k: v for k, v in wide.items() if k.endswith("_share")
+        },
+        f"flow {label}: starts/s, no limit": {"rate": none},
+        f"flow {label}: starts/s, window {FAIR_WINDOW}": {"rate": window, "ratio": window / none},
+        f"flow {label}: starts/s, window {FAIR_WINDOW} + fair groups": {
+            "rate": fair["rate"],
+            "ratio": fair["rate"] / none,
+            "ratio_to_window": fair["rate"] / window,
+        },
+    }
+
+
+def fairness(repeat: int, count: int, concurrency: int) -> Figures:
+    """The fairness runs on Redis (a fresh key prefix each), then on SQLite."""
+    with server() as url:
+        figures = fair_figures(
+            "fair redis",
+            lambda _, width: settings_for(fresh(url), width),
+            repeat,
+            count,
+            concurrency,
+        )
+    figures.update(
+        fair_figures(
+            "fair sqlite+memory",
+            lambda folder, width: embedded.settings_for(SQLITE, folder, width),
+            repeat,
+            count,
+            concurrency,
+        )
+    )
+    return figures
+
+
 def suite(repeat: int, count: int, concurrency: int) -> Figures:
     """Every flow-control scenario on Redis, then on embedded SQLite, beside raw rates."""
     with server() as url:
         figures = redis_figures(url, repeat, count, concurrency)
     figures.update(sqlite_figures(repeat, count, concurrency))
+    figures.update(fairness(repeat, count, concurrency))
     return figures

@@ -48,6 +48,7 @@ _OPTIONAL = (
     "step",
     "concurrency_key",
     "rate_key",
+    "group_key",
 )
 
 
@@ -172,6 +173,7 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
             step=_optional_string(data, "step"),
             concurrency_key=_optional_string(data, "concurrency_key"),
             rate_key=_optional_string(data, "rate_key"),
+            group_key=_optional_string(data, "group_key"),
             dedup=dedup_from_dict(data["dedup"]) if data.get("dedup") else None,
         )
     except (TypeError, ValueError) as exc:
@@ -206,6 +208,7 @@ def task_from_stored_dict(data: Mapping[str, Any]) -> Task:
         step=data.get("step"),
         concurrency_key=data.get("concurrency_key"),
         rate_key=data.get("rate_key"),
+        group_key=data.get("group_key"),
         dedup=dedup_from_dict(dedup) if (dedup := data.get("dedup")) else None,
     )
 

@@ -171,7 +171,9 @@ class Task:
     """Seconds one attempt may run; None: the handler's setting, else the worker's."""
     priority: int = 0
     """Higher first among tasks due at the same instant; the in-process transport also
-    delivers waiting tasks higher first, Redis Streams and NATS in publish order."""
+    delivers waiting tasks higher first, Redis Streams and NATS in publish order. Tasks
+    waiting behind a full slot are woken higher first, one level gained per
+    ``PRIORITY_AGEING`` seconds waited (levels beyond ±9 count as ±9; ADR 0039)."""
     schedule: str | None = None
     tick: float | None = None
     workflow_run: str | None = None
@@ -181,6 +183,9 @@ class Task:
     (``atp limit set --key``; 1 when no limit names it). ADR 0038."""
     rate_key: str | None = None
     """Tasks sharing this key share the rate limits set for it (``atp limit set --key``)."""
+    group_key: str | None = None
+    """The fair group (a tenant): tasks waiting behind a full slot are woken group by
+    group, by each group's weight (``atp limit set --key --weight``), then by priority."""
     dedup: Dedup | None = None
     """Debounce, throttle or unique-while-active on ``idempotency_key``; None: the
     idempotency window only."""

@@ -47,6 +47,7 @@ __all__ = [
     "Timer",
     "Transport",
     "Verdict",
+    "Wait",
     "WorkflowStore",
 ]
 
@@ -560,6 +561,21 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Wait:
+    """One task joining a waiter list."""
+
+    name: str
+    task_id: str
+    group: str = ""
+    """Its fair group (``Task.group_key``, "" for none)."""
+    weight: int = 1
+    """Its group's share of the list's wake-ups (1 to 1000)."""
+    rank: float = 0.0
+    """Its order within the group, lowest first (``atp.core.flow.rules.rank``: creation
+    time less priority times ``PRIORITY_AGEING``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Held:
     """The slots one admitted task holds."""
 
@@ -576,9 +592,19 @@ class FlowLedger(Protocol):
     it keeps named budgets and applies ``atp.core.flow.meter``'s arithmetic. Every method
     is atomic against every other caller. Slot holders are task ids; a holder whose
     ``until`` has passed no longer counts (a dead worker's slot comes back by itself).
-    Waiter lists are named (a slot's name, or ``p:<subject>`` for a pause) and ordered by
-    task id, so the oldest task comes out first (ids sort by creation time) however often
-    it was woken and parked again; a task id is in a list at most once.
+    Waiter lists are named (a slot's name, or ``p:<subject>`` for a pause); a task id is
+    in a list at most once. Whatever takes waiters out of a list (``release_slots``,
+    ``park``, ``wake_ready``, ``unpark``) takes them in **wake order** (ADR 0039): a list's
+    waiters are split by ``Wait.group``, and the groups are served by stride scheduling:
+    each waiting group has a *pass*; the next waiter comes from the group with the lowest
+    pass (ties: the lower group name), and that group's pass then grows by
+    ``1 / weight``; a group that starts waiting (its first waiter, or its first since its
+    last left) starts at the list's *time*: the pass the group served last reached (0 for
+    a new list). Within a group, the waiter with the lowest ``rank`` comes first, then
+    the lowest task id. So while groups wait, each is served in proportion to its weight,
+    a group arriving late is not owed a backlog of turns, and a task keeps its place
+    however often it was woken and parked again. The weight of a group is the one its
+    latest ``Wait`` gave. A list whose every waiter left forgets its time and passes.
 
     State does not grow with the number of keys: a slot's limit is forgotten once the slot
     has neither live holders nor waiters, and a limit not remembered counts as 1 (room 1
@@ -602,24 +628,34 @@ class FlowLedger(Protocol):
         """Move the ``until`` of each slot each task holds; a slot not held is not taken."""
         ...
 
-    async def release_slots(self, held: Sequence[Held], *, now: float) -> list[str]:
+    async def release_slots(self, held: Sequence[Held], *, now: float, reserve: float) -> list[str]:
         """Give the slots back, then wake waiters: for each slot with room (limit minus
-        live holders), take that many of its waiters out, lowest id first; return them."""
+        live holders), take that many of its waiters out in wake order; return their ids.
+
+        Each waiter taken out of a slot's list becomes a holder of that slot until
+        ``now + reserve``: the room is its own while it travels to a worker (whose admit
+        finds it holding the slot), so no room is given twice and the wake order is the
+        order tasks run in. One that never arrives frees it when the reserve runs out."""
         ...
 
-    async def park(self, waits: Sequence[tuple[str, str]], *, now: float) -> list[str]:
-        """Add each (list name, task id) to its waiter list; then, as ``release_slots`` does,
-        take out the waiters of any named slot that has room now, and return their ids
-        (so a slot freed while a task was on its way to the list is not missed)."""
+    async def park(self, waits: Sequence[Wait], *, now: float, reserve: float) -> list[str]:
+        """Add each task to its waiter list (a task already there keeps its place, with
+        this group, weight and rank); then, as ``release_slots`` does (holders until
+        ``now + reserve``), take out the waiters of any named slot that has room now, and
+        return their ids (so a slot freed while a task was on its way to the list is not
+        missed)."""
         ...
 
-    async def wake_ready(self, *, now: float, limit: int) -> list[str]:
+    async def wake_ready(self, *, now: float, limit: int, reserve: float) -> list[str]:
         """For every slot with waiters and room, take out that many waiters (at most
-        ``limit`` in all), oldest first; return their ids. The scheduler's sweep."""
+        ``limit`` in all), each list in wake order, each a holder until ``now + reserve``
+        as in ``release_slots``; return their ids. The scheduler's sweep. Which of several
+        lists goes first is the backend's choice."""
         ...
 
     async def unpark(self, names: Sequence[str], *, limit: int) -> list[str]:
-        """Take up to ``limit`` waiters out of the named lists, oldest first; their ids."""
+        """Take up to ``limit`` waiters out of the named lists, each in wake order (which
+        list goes first is the backend's choice); return their ids."""
         ...
 
     async def waiters(self) -> dict[str, int]:

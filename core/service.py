@@ -6,6 +6,7 @@ is validated once, here, before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from atp.core.errors import (
     PayloadTooLarge,
     StateConflict,
 )
+from atp.core.flow.admission import Gatekeeper
 from atp.core.flow.rules import validate_key
 from atp.core.ids import new_id
 from atp.core.model import (
@@ -40,7 +42,7 @@ from atp.core.model import (
     TaskRecord,
 )
 from atp.core.platform import Platform
-from atp.core.ports import Created, FlowLedger, FusingStore, Page, Requeue, TaskQuery
+from atp.core.ports import Created, FusingStore, Page, Requeue, TaskQuery
 from atp.core.quoting import quote
 from atp.core.subjects import validate_pattern, validate_subject
 
@@ -87,6 +89,8 @@ class PublishRequest:
     """Tasks of one key run at most the key's limit at once (ADR 0038)."""
     rate_key: str | None = None
     """Tasks of one key share the key's rate limits."""
+    group_key: str | None = None
+    """The fair group (a tenant): waiting tasks are woken by group, by weight (ADR 0039)."""
     dedup: Dedup | None = None
     """Debounce, throttle or unique on ``idempotency_key``; debounce sets the run time."""
 
@@ -112,6 +116,10 @@ class TaskService:
         self._settings = platform.settings
         self._dispatcher = platform.dispatcher
         self._commit: GroupCommit[Task, Created] = GroupCommit(self._accept, MAX_BATCH)
+        self._slot_lease = self._settings.lease
+        self._gate = Gatekeeper(platform.store, self._clock, "publisher", reserve=self._slot_lease)
+        """How long a slot taken at publish is held for the task's worker to claim it; one
+        claimed later is admitted again (or held) by the worker, so the limit holds."""
 
     async def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
         """Accept tasks: validate all, create all in one store call, then dispatch.
@@ -164,9 +172,19 @@ class TaskService:
             raise _conflict(tasks, conflicts, created)
 
     async def _accept(self, tasks: list[Task]) -> list[Created]:
-        """Create ``tasks`` (one or more callers') in one store call, then dispatch."""
+        """Create ``tasks`` (one or more callers') in one store call, then dispatch; a due
+        task whose flow-control slot is full is created held, never dispatched (ADR 0039)."""
         now = self._clock.now()
+        holding = None
+        if self._gate.active:
+            tasks = list(tasks)
+            holding = await self._gate.hold_at_publish(tasks, now + self._slot_lease)
         created = await self._create(tasks, now)
+        if holding is not None:
+            await self._gate.after_publish(tasks, holding, [c.created for c in created])
+            for i, due in holding.due.items():  # answer when it was due, not its backstop
+                if created[i].created:
+                    created[i] = dataclasses.replace(created[i], run_at=due)
         new = [task for task, result in zip(tasks, created, strict=True) if result.created]
         if new:
             self._platform.emit("atp_task_enqueued", tasks=new)
@@ -308,7 +326,8 @@ class TaskService:
             workflow_run=request.workflow_run,
             step=request.step,
         )
-        if request.concurrency_key is None and request.rate_key is None and request.dedup is None:
+        flow = (request.concurrency_key, request.rate_key, request.group_key, request.dedup)
+        if all(option is None for option in flow):
             return task
         return self._with_flow(task, request, now)
 
@@ -317,13 +336,12 @@ class TaskService:
         keys = {
             "concurrency_key": _flow_key(request.concurrency_key, "concurrency_key"),
             "rate_key": _flow_key(request.rate_key, "rate_key"),
+            "group_key": _flow_key(request.group_key, "group_key"),
         }
-        if (keys["concurrency_key"] or keys["rate_key"]) and not isinstance(
-            self._store, FlowLedger
-        ):
+        if any(keys.values()) and not self._gate.active:
             raise ConfigError(
                 f"the store {type(self._store).__name__} keeps no flow-control ledger: "
-                "concurrency_key and rate_key need one (memory, SQLite or Redis)"
+                "concurrency_key, rate_key and group_key need one (memory, SQLite or Redis)"
             )
         dedup = request.dedup
         if dedup is None:

@@ -61,6 +61,9 @@ class PublishOptions(TypedDict, total=False):
     (one at a time when no limit names the key)."""
     rate_key: str | None
     """Tasks sharing this key share the rate limits set for the key."""
+    group_key: str | None
+    """The fair group (a tenant): tasks waiting behind a full slot are woken group by
+    group, each as often as its weight says (``set_limit(key, key=True, weight=)``)."""
     debounce: Duration | None
     """Replace the pending task of ``idempotency_key`` and run this long after the last
     publish: of a burst, only the last task runs. Sets the run time (no delay/run_at)."""
@@ -99,6 +102,7 @@ def publish_request(
         retry=options.get("retry"),
         concurrency_key=options.get("concurrency_key"),
         rate_key=options.get("rate_key"),
+        group_key=options.get("group_key"),
         dedup=dedup_of(options.get("debounce"), options.get("throttle"), options.get("unique")),
     )
 

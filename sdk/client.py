@@ -147,7 +147,8 @@ class Client(WorkflowMethods):
         ``retry`` override the handler's defaults for this task; higher ``priority`` runs
         first where the transport can order; ``headers`` travel with the task.
         ``concurrency_key`` and ``rate_key`` put it under the limits set for those keys
-        (``set_limit(..., key=True)``). With ``idempotency_key``, at most one of
+        (``set_limit(..., key=True)``); ``group_key`` names its fair group, woken by the
+        group's weight while tasks wait behind a full slot. With ``idempotency_key``, at most one of
         ``debounce`` (replace the pending task; run this long after the last publish),
         ``throttle`` (one task per period) and ``unique`` (KeyActive while the key's task
         is queued or running). Raises InvalidInput (nothing is written) for bad input.
@@ -315,6 +316,7 @@ class Client(WorkflowMethods):
         rate: Rate | str | None = None,
         burst: int | None = None,
         window: Rate | str | None = None,
+        weight: int | None = None,
     ) -> Limit:
         """Create or replace the limit on ``target`` and return it as stored.
 
@@ -322,8 +324,9 @@ class Client(WorkflowMethods):
         budget), or with ``key`` a key pattern (``customer:42``, ``customer:*``, ``*``:
         each key its own budget). ``concurrency``: tasks running at once across every
         worker; ``rate`` (``"10/s"`` or a Rate) with ``burst``: a token bucket; ``window``
-        (``"100/m"``): at most that many starts in any such period. InvalidInput for a
-        malformed rule, nothing stored.
+        (``"100/m"``): at most that many starts in any such period; ``weight`` (key rules
+        only, 1 to 1000): the share of wake-ups of the fair groups (``group_key``) it
+        matches. InvalidInput for a malformed rule, nothing stored.
         """
         limit = Limit(
             target,
@@ -332,6 +335,7 @@ class Client(WorkflowMethods):
             rate=None if rate is None else parse_rate(rate, "rate"),
             burst=burst,
             window=None if window is None else parse_rate(window, "window"),
+            weight=weight,
         )
         return await self._ops.flow.set_limit(limit)
 

@@ -63,6 +63,7 @@ OPTIONS = (
     "priority",
     "concurrency_key",
     "rate_key",
+    "group_key",
 )
 DEDUP_OPTIONS = ("debounce", "throttle", "unique")
 """The command line's dedup options, which a line's ``dedup`` replaces."""

@@ -32,6 +32,8 @@ def limit() -> None:
     A limit on a subject pattern gives every matching task one shared budget; with --key
     each key matching TARGET gets its own, met by the tasks published with
     --concurrency-key or --rate-key. A concurrency key no limit names runs one at a time.
+    A key rule's --weight is the share of wake-ups of the fair groups (--group-key) it
+    matches while their tasks wait behind a full slot.
     """
 
 
@@ -42,6 +44,11 @@ def limit() -> None:
 @click.option("--rate", type=RATE, help="Runs started per period, on average: 10/s, 100/m.")
 @click.option("--burst", type=int, help="Runs a --rate lets start at once [default: 1].")
 @click.option("--window", type=RATE, help="At most this many runs in any period: 100/m.")
+@click.option(
+    "--weight",
+    type=int,
+    help="With --key: the matching groups' share of wake-ups, 1 to 1000 [default: 1].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the stored limit as JSON.")
 @pass_options
 def set_limit(
@@ -52,14 +59,16 @@ def set_limit(
     rate: Rate | None,
     burst: int | None,
     window: Rate | None,
+    weight: int | None,
     as_json: bool,
 ) -> None:
     """Create or replace the limit on TARGET.
 
-    Give --concurrency, --rate (with --burst) or --window, or several. A limit already
-    on TARGET is replaced whole. A bad value exits 2 and changes nothing.
+    Give --concurrency, --rate (with --burst), --window or (with --key) --weight, or
+    several. A limit already on TARGET is replaced whole. A bad value exits 2 and changes
+    nothing.
     """
-    wanted = Limit(target, key, concurrency, rate, burst, window)
+    wanted = Limit(target, key, concurrency, rate, burst, window, weight)
     stored = options.using(FlowService, lambda service: service.set_limit(wanted))
     if as_json:
         echo_json(limit_to_dict(stored))
@@ -81,7 +90,7 @@ def ls(options: Options, as_json: bool) -> None:
     if as_json:
         echo_json(status_to_dict(status))
         return
-    headers = ("RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WAITING")
+    headers = ("RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WEIGHT", "WAITING")
     table(headers, rows(status))
 
 
@@ -136,7 +145,8 @@ def resume(options: Options, pattern: str, as_json: bool) -> None:
 
 
 def describe(limit: Limit) -> str:
-    """A limit's budget in words: ``concurrency 3, rate 10/s (burst 5), window 100/m``."""
+    """A limit's budget in words: ``concurrency 3, rate 10/s (burst 5), window 100/m``,
+    then ``weight 3`` if it gives one."""
     parts = []
     if limit.concurrency is not None:
         parts.append(f"concurrency {limit.concurrency}")
@@ -144,6 +154,8 @@ def describe(limit: Limit) -> str:
         parts.append(f"rate {rate_text(limit.rate)} (burst {limit.burst or 1})")
     if limit.window is not None:
         parts.append(f"window {rate_text(limit.window)}")
+    if limit.weight is not None:
+        parts.append(f"weight {limit.weight}")
     return ", ".join(parts)
 
 
@@ -177,7 +189,7 @@ def rows(status: FlowStatus) -> list[tuple[str, ...]]:
     found += [_pause_row(pattern, status.waiting) for pattern in status.pauses]
     unnamed = sum(count for key, count in keys.items() if owners[key] is None)
     if unnamed:
-        found.append(("key:(no limit)", "1 each", "-", "-", "-", str(unnamed)))
+        found.append(("key:(no limit)", "1 each", "-", "-", "-", "-", str(unnamed)))
     return found
 
 
@@ -197,6 +209,7 @@ def _limit_row(
         rate_text(limit.rate),
         "-" if limit.rate is None else str(limit.burst or 1),
         rate_text(limit.window),
+        "-" if limit.weight is None else str(limit.weight),
         str(count),
     )
 
@@ -208,7 +221,7 @@ def _pause_row(pattern: str, waiting: Mapping[str, int]) -> tuple[str, ...]:
         for name, n in waiting.items()
         if name.startswith(PAUSE_PREFIX) and matches(name[len(PAUSE_PREFIX) :])
     )
-    return (f"pause:{pattern}", "paused", "-", "-", "-", str(count))
+    return (f"pause:{pattern}", "paused", "-", "-", "-", "-", str(count))
 
 
 def _key_owner(key: str, limits: Sequence[Limit]) -> Limit | None:

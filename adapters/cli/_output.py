@@ -182,6 +182,7 @@ def record_fields(record: TaskRecord) -> list[tuple[str, str]]:
         ("dedup", _dedup(task)),
         ("concurrency_key", task.concurrency_key or "-"),
         ("rate_key", task.rate_key or "-"),
+        ("group_key", task.group_key or "-"),
         ("headers", json_text(dict(task.headers)) if task.headers else "-"),
         ("payload", json_text(task.payload)),
         ("result", json_text(record.result)),

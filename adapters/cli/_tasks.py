@@ -20,6 +20,10 @@ __all__ = ["publish", "task"]
 CONCURRENCY_KEY_HELP = (
     "Run at most the key's limit of tasks with this key at once (one if no limit names it)."
 )
+GROUP_KEY_HELP = (
+    "The fair group (a tenant): tasks waiting for a full slot are woken group by group, "
+    "by each group's --weight (atp limit set --key)."
+)
 DEBOUNCE_HELP = "Replace the key's pending task; run this one after DURATION."
 THROTTLE_HELP = "At most one task of the key per DURATION: later ones answer the first."
 UNIQUE_HELP = "Refuse (exit 4) while a task of the key is queued or running."
@@ -52,6 +56,7 @@ PRIORITY_HELP = (
 @click.option("--header", "headers", type=HEADER, multiple=True, help="A header; repeatable.")
 @click.option("--concurrency-key", metavar="KEY", help=CONCURRENCY_KEY_HELP)
 @click.option("--rate-key", metavar="KEY", help="Share the rate limits of this key.")
+@click.option("--group-key", metavar="KEY", help=GROUP_KEY_HELP)
 @click.option("--debounce", type=DURATION, help=DEBOUNCE_HELP)
 @click.option("--throttle", type=DURATION, help=THROTTLE_HELP)
 @click.option("--unique", is_flag=True, help=UNIQUE_HELP)
@@ -72,6 +77,7 @@ def publish(
     headers: tuple[tuple[str, str], ...],
     concurrency_key: str | None,
     rate_key: str | None,
+    group_key: str | None,
     debounce: float | None,
     throttle: float | None,
     unique: bool,
@@ -85,17 +91,19 @@ def publish(
     and nothing is created (a note says so on stderr).
 
     Flow control (atp limit --help): --concurrency-key and --rate-key put the task under
-    a key's limits. --debounce, --throttle and --unique (one of them) work on the
-    --idempotency-key: debounce replaces the key's pending task and runs this one after
-    the period (the replaced id goes to stderr); throttle keeps one task per key per
-    period; unique refuses (exit 4) while the key's task is queued or running.
+    a key's limits; --group-key names its fair group, whose --weight shares out the
+    wake-ups while tasks wait behind a full slot. --debounce, --throttle and --unique
+    (one of them) work on the --idempotency-key: debounce replaces the key's pending task
+    and runs this one after the period (the replaced id goes to stderr); throttle keeps
+    one task per key per period; unique refuses (exit 4) while the key's task is queued
+    or running.
 
     With --file FILE ('-': stdin), publish one task per line of JSON Lines, in batches
     over one connection. A line holds {"subject", "payload", "delay", "run_at",
     "idempotency_key", "headers", "max_attempts", "timeout", "priority",
-    "concurrency_key", "rate_key", "dedup"}: durations as for the options or in seconds,
-    run_at in ISO 8601 or seconds since the epoch, dedup as {"mode": "debounce",
-    "period": 30} (throttle likewise, {"mode": "unique"} without a period).
+    "concurrency_key", "rate_key", "group_key", "dedup"}: durations as for the options
+    or in seconds, run_at in ISO 8601 or seconds since the epoch, dedup as {"mode":
+    "debounce", "period": 30} (throttle likewise, {"mode": "unique"} without a period).
     SUBJECT and the options are defaults that a line overrides (a null keeps the default).
 
     A bad line does not stop the others: it goes to the --failed report (needed for
@@ -117,6 +125,7 @@ def publish(
         priority=priority,
         concurrency_key=concurrency_key,
         rate_key=rate_key,
+        group_key=group_key,
         debounce=debounce,
         throttle=throttle,
         unique=unique,

@@ -9,7 +9,7 @@ from pydantic.config import JsonDict
 
 from atp.core.errors import InvalidInput
 from atp.core.flow.rules import MAX_KEY_LENGTH as MAX_FLOW_KEY
-from atp.core.flow.rules import MAX_LIMIT, Limit
+from atp.core.flow.rules import MAX_LIMIT, MAX_WEIGHT, Limit
 from atp.core.flow.service import FlowStatus
 from atp.core.model import MAX_DEDUP_PERIOD, TaskRecord
 from atp.core.ports import Page
@@ -110,6 +110,8 @@ Delay = Annotated[Number, Field(ge=0, le=MAX_DELAY)] | DurationText
 """How long to wait, at most ``max_delay``: seconds, or a duration text."""
 Whole = Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_integer)]
 """A count of a flow-control limit: 1 to a million."""
+Weight = Annotated[int, Field(ge=1, le=MAX_WEIGHT), BeforeValidator(_integer)]
+"""A fair group's share of wake-ups (ADR 0039): 1 to 1000."""
 SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 """What Python's ``str.isspace`` calls whitespace (core refuses it in a key), spelt out: a
 JSON Schema ``\\s`` is ECMAScript's, which differs."""
@@ -123,7 +125,7 @@ FlowKey = Annotated[
         json_schema_extra={"pattern": KEY_PATTERN},
     ),
 ]
-"""A task's concurrency or rate key."""
+"""A task's concurrency, rate or group key."""
 RATE_PATTERN = r"^(1000000|[1-9][0-9]{0,5})/(ms|s|m|h|d)$"
 """A rate as text: a count per one unit (``10/s``, ``100/m``); other periods as objects."""
 KEY_PATTERN_PATTERN = f"^(\\*|[^*{SPACE}]{{1,{MAX_FLOW_KEY}}}\\*?)$"
@@ -227,6 +229,9 @@ class TaskIn(_Strict):
         None, description="Tasks of one key run at most the key's limit at once (default 1)"
     )
     rate_key: FlowKey | None = Field(None, description="Tasks of one key share its rate limits")
+    group_key: FlowKey | None = Field(
+        None, description="The fair group (a tenant) by which waiting tasks are woken"
+    )
     dedup: DedupIn | None = Field(
         None, description="Acts on idempotency_key, which this body must then name"
     )
@@ -320,6 +325,7 @@ class TaskOut(BaseModel):
     step: str | None
     concurrency_key: str | None = None
     rate_key: str | None = None
+    group_key: str | None = None
     dedup: DedupOut | None = None
 
     @classmethod
@@ -440,18 +446,25 @@ LIMIT_SHAPES: JsonDict = {
                 },
             ]
         },
-        {"anyOf": [_all_set("concurrency"), _all_set("rate"), _all_set("window")]},
+        {"anyOf": [_all_set(name) for name in ("concurrency", "rate", "window", "weight")]},
         {"anyOf": [{"not": _all_set("burst")}, _all_set("rate")]},
+        {
+            "anyOf": [
+                {"not": _all_set("weight")},
+                {"required": ["key"], "properties": {"key": {"const": True}}},
+            ]
+        },
     ]
 }
 """The target is a subject pattern, or a key pattern when ``key``; a limit sets a
-concurrency, a rate or a window; a burst needs a rate."""
+concurrency, a rate, a window or a weight; a burst needs a rate, a weight a key rule."""
 
 
 class LimitIn(_Strict):
     """A limit on a subject pattern, or on task keys when ``key`` (``customer:*``, ``*``):
-    a concurrency, a token bucket (``rate``, ``burst``) and/or a sliding ``window``. It
-    replaces the limit of the same target."""
+    a concurrency, a token bucket (``rate``, ``burst``) and/or a sliding ``window``; a key
+    rule may also give the fair groups it matches a ``weight`` (ADR 0039). It replaces the
+    limit of the same target."""
 
     model_config = ConfigDict(json_schema_extra=LIMIT_SHAPES)
 
@@ -466,6 +479,9 @@ class LimitIn(_Strict):
     burst: Whole | None = Field(None, description="Runs that may start at once (needs rate)")
     window: RateIn | RateText | None = Field(
         None, description="At most count runs started in any per seconds"
+    )
+    weight: Weight | None = Field(
+        None, description="Key rules only: the matching groups' share of wake-ups (default 1)"
     )
 
     def limit(self) -> Limit:
@@ -488,6 +504,7 @@ class LimitOut(BaseModel):
     rate: RateOut | None = None
     burst: int | None = None
     window: RateOut | None = None
+    weight: int | None = None
     updated_at: float
 
     @classmethod

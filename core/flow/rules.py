@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_KEY_CONCURRENCY",
     "MAX_KEY_LENGTH",
     "NO_GATES",
+    "PRIORITY_AGEING",
+    "PRIORITY_LEVELS",
     "Bucket",
     "Gates",
     "Limit",
@@ -44,12 +46,21 @@ __all__ = [
     "limit_to_dict",
     "parse_rate",
     "pause_waiters",
+    "rank",
     "validate_key",
     "validate_target",
 ]
 
 DEFAULT_KEY_CONCURRENCY = 1
 """Tasks of one ``concurrency_key`` running at once when no key rule names the key."""
+PRIORITY_AGEING = 10.0
+"""Seconds of waiting worth one priority level: a task waiting behind a full slot is
+woken before any task of its group created more than ``PRIORITY_AGEING * (their
+priority - its priority)`` seconds after it (ADR 0039)."""
+PRIORITY_LEVELS = 9
+"""Priorities beyond ±9 rank as ±9 among waiting tasks, so ageing bounds how long the
+lowest waits behind a flood of the highest: ``2 * 9 * PRIORITY_AGEING`` seconds."""
+MAX_WEIGHT = 1000
 MAX_KEY_LENGTH = 200
 MAX_LIMIT = 1_000_000
 MAX_PERIOD = 86400.0
@@ -143,14 +154,22 @@ class Limit:
     """Token bucket size: runs that may start at once; default 1 (evenly spaced)."""
     window: Rate | None = None
     """Sliding window: at most ``count`` runs started in any ``per`` seconds."""
+    weight: int | None = None
+    """Key rules only: the share of the fair groups (``group_key``) it matches; a group of
+    weight 3 is woken three times as often as one of weight 1 while both wait."""
     updated_at: float = 0.0
 
     def __post_init__(self) -> None:
         validate_target(self.target, key=self.key)
-        if self.concurrency is None and self.rate is None and self.window is None:
+        if all(getattr(self, f) is None for f in ("concurrency", "rate", "window", "weight")):
             raise InvalidInput(
-                f"limit on {self.name}: give a concurrency, a rate or a window (or remove it)"
+                f"limit on {self.name}: give a concurrency, a rate, a window or a weight"
+                " (or remove it)"
             )
+        if self.weight is not None:
+            if not self.key:
+                raise InvalidInput(f"limit on {self.name}: a weight is for key rules (--key)")
+            _whole(self.weight, "weight", MAX_WEIGHT)
         _whole(self.concurrency, "concurrency")
         _whole(self.burst, "burst")
         if self.burst is not None and self.rate is None:
@@ -172,11 +191,11 @@ class Limit:
         return (int(exact), len(self.target))
 
 
-def _whole(value: int | None, what: str) -> None:
+def _whole(value: int | None, what: str, most: int = MAX_LIMIT) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-        raise InvalidInput(f"{what} must be a whole number from 1 to {MAX_LIMIT}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise InvalidInput(f"{what} must be a whole number from 1 to {most}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +286,13 @@ class Rules:
                 _add(rule, f"k:{rate_key}", slots, buckets, windows, concurrency=False)
         return Gates(tuple(slots), tuple(buckets), tuple(windows), self.paused(subject))
 
+    def weight(self, group_key: str | None) -> int:
+        """The weight of a fair group: the most specific key rule with a weight, else 1."""
+        if group_key is None:
+            return 1
+        rule = self._key_rule(group_key, "weight")
+        return rule.weight if rule is not None and rule.weight is not None else 1
+
     def _key_rule(self, key: str, *fields: str) -> Limit | None:
         found = [
             limit
@@ -306,6 +332,8 @@ def limit_to_dict(limit: Limit) -> dict[str, Any]:
         data["burst"] = limit.burst
     if limit.window is not None:
         data["window"] = {"count": limit.window.count, "per": limit.window.per}
+    if limit.weight is not None:
+        data["weight"] = limit.weight
     data["updated_at"] = limit.updated_at
     return data
 
@@ -321,6 +349,7 @@ def limit_from_dict(data: Mapping[str, Any]) -> Limit:
         rate=_rate_from(data.get("rate")),
         burst=data.get("burst"),
         window=_rate_from(data.get("window")),
+        weight=data.get("weight"),
         updated_at=float(data.get("updated_at", 0.0)),
     )
 
@@ -333,6 +362,13 @@ def _rate_from(value: object) -> Rate | None:
     if not isinstance(value, Mapping):
         raise InvalidInput(f"a rate must be an object with count and per, got {quote(value)}")
     return Rate(value.get("count"), value.get("per"))  # type: ignore[arg-type]
+
+
+def rank(task: Task) -> float:
+    """A waiting task's order within its group, lowest first (``Wait.rank``): its creation
+    time less its priority's worth of waiting, so it ages a level per PRIORITY_AGEING."""
+    level = max(-PRIORITY_LEVELS, min(PRIORITY_LEVELS, task.priority))
+    return task.created_at - level * PRIORITY_AGEING
 
 
 def pause_waiters(subject: str) -> str:

@@ -93,7 +93,10 @@ def flow_sweep(platform: Platform, leader: Leadership) -> FlowSweep:
     """The FlowSweep, every ``reap_interval``; idle over a store that keeps no ledger."""
     store = platform.store
     ledger = store if isinstance(store, FlowLedger) else None
-    return FlowSweep(ledger, platform.clock, platform.settings.reap_interval, leader=leader)
+    settings = platform.settings
+    return FlowSweep(
+        ledger, platform.clock, settings.reap_interval, reserve=settings.lease, leader=leader
+    )
 
 
 def pruner(platform: Platform, leader: Leadership) -> Pruner:

@@ -23,10 +23,18 @@ class FlowSweep(Component):
     name = "flow-sweep"
 
     def __init__(
-        self, ledger: FlowLedger | None, clock: Clock, interval: float, *, leader: Leadership
+        self,
+        ledger: FlowLedger | None,
+        clock: Clock,
+        interval: float,
+        *,
+        reserve: float,
+        leader: Leadership,
     ) -> None:
+        """``reserve``: how long a task woken here holds its slot on its way to a worker."""
         super().__init__(clock, interval, leader)
         self._ledger = ledger
+        self._reserve = reserve
 
     async def tick(self) -> bool:
         ledger = self._ledger
@@ -34,7 +42,7 @@ class FlowSweep(Component):
             return False
         self._fence()  # only the leader sweeps (NotLeading otherwise)
         now = self._clock.now()
-        ids = await ledger.wake_ready(now=now, limit=WAKE_BATCH)
+        ids = await ledger.wake_ready(now=now, limit=WAKE_BATCH, reserve=self._reserve)
         woken = await ledger.wake(ids, now=now) if ids else 0
         woken += await wake_unpaused(ledger, self._clock, limit=WAKE_BATCH)
         return len(ids) >= WAKE_BATCH or woken >= 2 * WAKE_BATCH

@@ -29,7 +29,15 @@ from atp.core.ids import process_name
 from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import Lifecycle
-from atp.core.ports import ClaimingConsumer, Consumer, Delivery, Held, LeaseStatus, Outcome
+from atp.core.ports import (
+    ClaimingConsumer,
+    Consumer,
+    Delivery,
+    Held,
+    LeaseStatus,
+    Outcome,
+    Wait,
+)
 from atp.core.service import TaskService
 from atp.core.skew import SkewGuard
 from atp.core.worker.deadlines import Deadlines
@@ -123,7 +131,7 @@ class Worker:
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
         self._tasks = TaskService(platform)  # handlers' follow-ups (atp.sdk.context())
-        self._gate = Gatekeeper(platform.store, self._clock, self.name)
+        self._gate = Gatekeeper(platform.store, self._clock, self.name, reserve=settings.lease)
         # A clock off the store's stamps leases others misjudge: take nothing (ADR 0029).
         self._skew = SkewGuard(
             platform.store, self._clock, settings.max_clock_skew, f"worker {self.name}"
@@ -344,6 +352,7 @@ class Worker:
     ) -> None:
         task = record.task
         running = _Running(delivery, consumer, task, None, park=decision.park)
+        running.slots = decision.slots
         self._running[task.id] = running
         assert decision.hold is not None
         self._finisher.add((running, decision.hold))
@@ -465,7 +474,7 @@ class Worker:
                 self._forget(running)
         steps = []
         released: list[Held] = []
-        parked: list[tuple[str, str]] = []
+        parked: list[Wait] = []
         for (running, outcome), ok in zip(items, applied, strict=True):
             if not ok:
                 log.warning(
@@ -475,7 +484,7 @@ class Worker:
             if running.slots:
                 released.append(Held(running.task.id, running.slots))
             if running.park is not None:
-                parked.append((running.park, running.task.id))
+                parked.append(self._gate.wait(running.park, running.task))
             self._announce(running, outcome)
             if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
                 steps.append(self._steps.finished(running.task))

@@ -8,24 +8,79 @@ its tasks.
 State does not grow with the number of keys: a slot's limit is forgotten once the slot
 has neither live holders nor waiters (a slot with no limit known and no holder has room
 1, so a ``park`` arriving after the last holder left still finds room), and
-``wake_ready`` also drops dead holders and idle buckets and windows.
+``wake_ready`` also drops dead holders and idle buckets and windows. A waiter list is a
+``_WaiterList`` (its groups, their passes, the list's time), dropped once empty. A waiter
+woken for room becomes a holder until ``now + reserve`` (a plain entry of ``_holders``,
+so it counts, expires and is extended like any holder).
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
-import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from atp.core.flow.meter import bucket_admit, window_admit
 from atp.core.flow.rules import PAUSE_PREFIX, Gates, Limit, Rules
-from atp.core.ports import Admission, Held, Verdict
+from atp.core.ports import Admission, Held, Verdict, Wait
 
 __all__ = ["MemoryLedger"]
 
 _WindowState = tuple[list[float], float, float]
 """A window's admission times (sorted), queue, and period (to tell when it is idle)."""
+
+
+@dataclass
+class _Group:
+    """The waiters of one fair group in one list, and the group's stride state."""
+
+    pass_: float
+    weight: int
+    waiting: list[tuple[float, str]] = field(default_factory=list)  # (rank, id), sorted
+
+
+class _WaiterList:
+    """One waiter list in wake order (the FlowLedger docstring): stride scheduling over
+    its groups, then lowest rank, then lowest task id."""
+
+    def __init__(self) -> None:
+        self.time = 0.0  # the pass the group served last reached
+        self.groups: dict[str, _Group] = {}
+        self.places: dict[str, tuple[str, float]] = {}  # task id -> (group, rank)
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def add(self, wait: Wait) -> None:
+        """Add a task, or move it (one place still) to this group and rank."""
+        before = self.places.pop(wait.task_id, None)
+        if before is not None:
+            self.groups[before[0]].waiting.remove((before[1], wait.task_id))
+        group = self.groups.setdefault(wait.group, _Group(self.time, wait.weight))
+        group.weight = wait.weight
+        bisect.insort(group.waiting, (wait.rank, wait.task_id))
+        self.places[wait.task_id] = (wait.group, wait.rank)
+        if before is not None:
+            self._leave_if_done(before[0])
+
+    def take(self, count: int) -> list[str]:
+        """Remove and return up to ``count`` waiters, in wake order."""
+        taken: list[str] = []
+        while self.places and len(taken) < count:
+            name = min(self.groups, key=lambda group: (self.groups[group].pass_, group))
+            group = self.groups[name]
+            _, task_id = group.waiting.pop(0)
+            del self.places[task_id]
+            group.pass_ += 1 / group.weight
+            self.time = group.pass_
+            self._leave_if_done(name)
+            taken.append(task_id)
+        return taken
+
+    def _leave_if_done(self, name: str) -> None:
+        """A group with no waiter left stops waiting: it forgets its pass."""
+        if not self.groups[name].waiting:
+            del self.groups[name]
 
 
 class MemoryLedger:
@@ -37,7 +92,7 @@ class MemoryLedger:
         self._holders: dict[str, dict[str, float]] = {}  # slot -> task id -> until
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tat, queue)
         self._windows: dict[str, _WindowState] = {}
-        self._waiting: dict[str, list[str]] = {}  # list name -> task ids, sorted
+        self._waiting: dict[str, _WaiterList] = {}
         self._limits: dict[str, Limit] = {}
         self._pauses: set[str] = set()
         self._version = 0
@@ -56,13 +111,14 @@ class MemoryLedger:
                 if holders is not None and item.task_id in holders:
                     holders[item.task_id] = until
 
-    async def release_slots(self, held: Sequence[Held], *, now: float) -> list[str]:
-        """Give the slots back, then wake as many waiters as each has room for."""
+    async def release_slots(self, held: Sequence[Held], *, now: float, reserve: float) -> list[str]:
+        """Give the slots back, then wake as many waiters as each has room for, each a
+        holder until ``now + reserve``."""
         for item in held:
             for name in item.slots:
                 self._holders.get(name, {}).pop(item.task_id, None)
         names = dict.fromkeys(name for item in held for name in item.slots)
-        woken = [task_id for name in names for task_id in self._wake_slot(name, now)]
+        woken = [task_id for name in names for task_id in self._wake_slot(name, now, reserve)]
         self._forget_idle(names, now)
         return woken
 
@@ -163,55 +219,64 @@ class MemoryLedger:
 
     # -- waiter lists --------------------------------------------------------------------
 
-    async def park(self, waits: Sequence[tuple[str, str]], *, now: float) -> list[str]:
-        """Add each task to its list, then wake the waiters of any named slot with room."""
-        for name, task_id in waits:
-            waiting = self._waiting.setdefault(name, [])
-            index = bisect.bisect_left(waiting, task_id)
-            if index == len(waiting) or waiting[index] != task_id:
-                waiting.insert(index, task_id)
-        names = dict.fromkeys(name for name, _ in waits)
-        woken = [task_id for name in names for task_id in self._wake_slot(name, now)]
+    async def park(self, waits: Sequence[Wait], *, now: float, reserve: float) -> list[str]:
+        """Add each task to its list (or move it there to its new group and rank), then
+        wake the waiters of any named slot with room, each a holder until ``now + reserve``."""
+        for wait in waits:
+            self._waiting.setdefault(wait.name, _WaiterList()).add(wait)
+        names = dict.fromkeys(wait.name for wait in waits)
+        woken = [task_id for name in names for task_id in self._wake_slot(name, now, reserve)]
         self._forget_idle(names, now)
         return woken
 
-    async def wake_ready(self, *, now: float, limit: int) -> list[str]:
-        """Wake the waiters of every slot with room, at most ``limit`` in all; then drop
-        what no longer matters (``_collect``)."""
+    async def wake_ready(self, *, now: float, limit: int, reserve: float) -> list[str]:
+        """Wake the waiters of every slot with room, at most ``limit`` in all, each a
+        holder until ``now + reserve``; then drop what no longer matters (``_collect``)."""
         woken: list[str] = []
         for name in list(self._waiting):
             if len(woken) >= limit:
                 break
-            woken += self._wake_slot(name, now, limit - len(woken))
+            woken += self._wake_slot(name, now, reserve, limit - len(woken))
         self._collect(now)
         return woken
 
     async def unpark(self, names: Sequence[str], *, limit: int) -> list[str]:
-        """Take up to ``limit`` waiters out of the named lists, lowest id first."""
+        """Take up to ``limit`` waiters out of the named lists: list by list, each in its
+        wake order."""
         names = list(dict.fromkeys(names))
-        merged = heapq.merge(*(_entries(self._waiting.get(name, []), name) for name in names))
-        taken = list(itertools.islice(merged, max(limit, 0)))
+        taken: list[str] = []
         for name in names:
-            self._take(name, sum(1 for _, of in taken if of == name))
+            taken += self._take(name, limit - len(taken))
         self._forget_idle(names, None)
-        return [task_id for task_id, _ in taken]
+        return taken
 
     async def waiters(self) -> dict[str, int]:
         """How many tasks wait in each non-empty list."""
         return {name: len(waiting) for name, waiting in self._waiting.items() if waiting}
 
-    def _wake_slot(self, name: str, now: float, limit: int | None = None) -> list[str]:
+    def _wake_slot(
+        self, name: str, now: float, reserve: float, limit: int | None = None
+    ) -> list[str]:
+        """Take out as many waiters of list ``name`` as its slot has room for (a pause
+        list has none); each holds the slot until ``now + reserve``, so the room it took
+        is not given again before its admit (or before the reserve runs out)."""
         if not self._waiting.get(name):
             return []
         room = self._room(name, now)
-        return self._take(name, room if limit is None else min(room, limit))
+        woken = self._take(name, room if limit is None else min(room, limit))
+        if woken:
+            holders = self._holders.setdefault(name, {})
+            for task_id in woken:
+                holders[task_id] = max(holders.get(task_id, now), now + reserve)
+        return woken
 
     def _take(self, name: str, count: int) -> list[str]:
-        """Remove and return the first ``count`` waiters of list ``name``."""
+        """Remove and return the first ``count`` waiters of list ``name``; an emptied list
+        goes, and with it its time and its groups' passes."""
         waiting = self._waiting.get(name)
         if not waiting or count <= 0:
             return []
-        taken, waiting[:count] = waiting[:count], []
+        taken = waiting.take(count)
         if not waiting:
             del self._waiting[name]
         return taken
@@ -249,7 +314,3 @@ class MemoryLedger:
     async def rules_version(self) -> int:
         """The version: 0 until the first rule is written."""
         return self._version
-
-
-def _entries(waiting: list[str], name: str) -> Iterator[tuple[str, str]]:
-    return ((task_id, name) for task_id in waiting)

@@ -1,6 +1,7 @@
 """Flow control in the Redis store (the FlowLedger port, ADR 0038): slots, token buckets,
 sliding windows, waiter lists and the rules, each operation one Lua script over keys of
-the store shard's slot (``_flow.lua`` holds the schema and the meter's arithmetic).
+the store shard's slot (``_flow.lua`` holds the schema, the meter's arithmetic and the
+wake order of ADR 0039: stride scheduling over a list's groups, rank order within one).
 
 The core matches rules to tasks; this side only names keys and packs arguments.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from atp.core.codec import dumps, loads
 from atp.core.flow.rules import Limit, Rules, limit_from_dict, limit_to_dict
-from atp.core.ports import Admission, Held, Verdict
+from atp.core.ports import Admission, Held, Verdict, Wait
 from atp.plugins.redis._connection import Link, Scripts
 from atp.plugins.redis._records import num
 from atp.plugins.redis.keys import FlowKeys, StoreKeys
@@ -56,52 +57,52 @@ class FlowLedgerMethods:
             keys, ids = zip(*pairs, strict=True)
             await self._flow_script("flow_extend", list(keys), [num(until), *ids])
 
-    async def release_slots(self, held: Sequence[Held], *, now: float) -> list[str]:
-        """Give the slots back and take out the waiters that now have room."""
+    async def release_slots(self, held: Sequence[Held], *, now: float, reserve: float) -> list[str]:
+        """Give the slots back and take out the waiters that now have room, each a
+        holder of its slot until ``now + reserve``."""
         names = list(dict.fromkeys(slot for h in held for slot in h.slots))
         if not names:
             return []
         flow = self._flow
         number = {name: i for i, name in enumerate(names, 1)}
-        keys = [flow.key("slots"), flow.key("waiting")]
-        keys += [*map(flow.slot, names), *map(flow.waiters, names)]
-        args: list[Any] = [num(now), len(names), *names]
+        keys = [flow.key("slots"), flow.key("waiting"), flow.base, *map(flow.slot, names)]
+        args: list[Any] = [num(now), num(now + reserve), len(names), *names]
         for h in held:
             for slot in h.slots:
                 args += [number[slot], h.task_id]
         return _ids(await self._flow_script("flow_release", keys, args))
 
-    async def park(self, waits: Sequence[tuple[str, str]], *, now: float) -> list[str]:
-        """Add each (list, task id) to its waiter list, then wake what has room."""
-        names = list(dict.fromkeys(name for name, _ in waits))
+    async def park(self, waits: Sequence[Wait], *, now: float, reserve: float) -> list[str]:
+        """Add each task to its waiter list, then wake what has room, in wake order,
+        each a holder of its slot until ``now + reserve``."""
+        names = list(dict.fromkeys(wait.name for wait in waits))
         if not names:
             return []
         flow = self._flow
         number = {name: i for i, name in enumerate(names, 1)}
-        keys = [flow.key("slots"), flow.key("waiting")]
-        keys += [*map(flow.waiters, names), *map(flow.slot, names)]
-        args: list[Any] = [num(now), len(names), *names]
-        for name, task_id in waits:
-            args += [number[name], task_id]
+        keys = [flow.key("slots"), flow.key("waiting"), flow.base, *map(flow.slot, names)]
+        args: list[Any] = [num(now), num(now + reserve), len(names), *names]
+        for wait in waits:
+            args += [number[wait.name], wait.task_id, wait.group, wait.weight, num(wait.rank)]
         return _ids(await self._flow_script("flow_park", keys, args))
 
-    async def wake_ready(self, *, now: float, limit: int) -> list[str]:
-        """Take out the waiters of every slot with room, at most ``limit`` in all."""
+    async def wake_ready(self, *, now: float, limit: int, reserve: float) -> list[str]:
+        """Take out the waiters of every slot with room, at most ``limit`` in all, each a
+        holder of its slot until ``now + reserve``."""
         if limit < 1:
             return []
         flow = self._flow
         keys = [flow.key("slots"), flow.key("waiting"), flow.base, flow.key("gc")]
-        args = [num(now), limit, GC_STEP]
+        args = [num(now), limit, GC_STEP, num(now + reserve)]
         return _ids(await self._flow_script("flow_wake_ready", keys, args))
 
     async def unpark(self, names: Sequence[str], *, limit: int) -> list[str]:
-        """Take up to ``limit`` waiters out of the named lists, oldest first."""
+        """Take up to ``limit`` waiters out of the named lists, each in wake order."""
         names = list(dict.fromkeys(names))
         if not names or limit < 1:
             return []
         flow = self._flow
-        keys = [flow.key("waiting"), flow.key("slots")]
-        keys += [*map(flow.waiters, names), *map(flow.slot, names)]
+        keys = [flow.key("waiting"), flow.key("slots"), flow.base, *map(flow.slot, names)]
         return _ids(await self._flow_script("flow_unpark", keys, [limit, *names]))
 
     async def waiters(self) -> dict[str, int]:
@@ -115,7 +116,7 @@ class FlowLedgerMethods:
                 return {}
             async with self._link.client.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.zcard(flow.waiters(name))
+                    pipe.hlen(flow.waiters(name))
                 sizes = await pipe.execute()
         return {name: size for name, size in zip(names, sizes, strict=True) if size}
 

@@ -118,8 +118,22 @@ class FlowKeys:
         return f"{self.base}wq:{name}"
 
     def waiters(self, name: str) -> str:
-        """The waiter list ``name`` (a slot's name, or ``p:<subject>``)."""
-        return f"{self.base}wait:{name}"
+        """The waiters of list ``name`` (a slot's name, or ``p:<subject>``): task id -> its
+        group. The list's other keys follow (``_flow.lua`` builds the same names)."""
+        return f"{self.base}members:{name}"
+
+    def groups(self, name: str) -> str:
+        """The groups waiting in list ``name``, each scored by its pass."""
+        return f"{self.base}groups:{name}"
+
+    def wait_list(self, name: str) -> str:
+        """List ``name``'s time and the weights of its waiting groups."""
+        return f"{self.base}list:{name}"
+
+    def queue(self, name: str, group: str) -> str:
+        """The waiters of one group of list ``name``, scored by rank; the list's length
+        (in bytes) keeps apart pairs such as ("a:b", "c") and ("a", "b:c")."""
+        return f"{self.base}queue:{len(name.encode())}:{name}:{group}"
 
 
 @dataclass(frozen=True, slots=True)

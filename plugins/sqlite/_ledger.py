@@ -1,18 +1,24 @@
-"""The FlowLedger of SqliteStore (ADR 0038), over the ``flow_*`` tables of schema version 5.
+"""The FlowLedger of SqliteStore (ADR 0038, 0039), over the ``flow_*`` tables of schema
+version 6.
 
 Every method is one transaction: a write holds the file's write lock from ``BEGIN
 IMMEDIATE`` to ``COMMIT``, so an admission's read-check-take is atomic against every
 other worker sharing the file. The arithmetic of buckets and windows is
-``atp.core.flow.meter``'s; this module only loads and stores its state.
+``atp.core.flow.meter``'s; this module only loads and stores its state. A waiter taken
+out of a slot's list is written as a holder of that slot in the same transaction (until
+``now + reserve``), so a reserved room is a live holder everywhere: in room, admit and
+the clean-up of idle slots.
 
 The tables do not grow with the number of keys: a slot's limit row goes once the slot has
 neither holders nor waiters (a slot with no limit row and no live holder has room 1),
 and ``wake_ready`` (the scheduler's sweep, every second) deletes dead holders and idle
-buckets and windows, whose state then answers as a new budget's does.
+buckets and windows, whose state then answers as a new budget's does. The wake order's
+state (a list's time, its groups' passes) lives only while the list has waiters.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 from collections.abc import Sequence
 from functools import partial
@@ -29,7 +35,7 @@ from atp.core.flow.rules import (
     limit_from_dict,
     limit_to_dict,
 )
-from atp.core.ports import Admission, FlowLedger, Held, Verdict
+from atp.core.ports import Admission, FlowLedger, Held, Verdict, Wait
 from atp.core.subjects import validate_pattern
 from atp.plugins.sqlite._db import Database
 from atp.plugins.sqlite._rows import chunked, encode, marks, unique
@@ -58,25 +64,28 @@ class SqliteFlowLedger:
         if held:
             await self._db.write(partial(extend, held=held, until=until))
 
-    async def release_slots(self, held: Sequence[Held], *, now: float) -> list[str]:
-        """Give the slots back and take out the waiters they make room for. SqliteStore's
-        own ``release`` (TaskStore's, same name) hands a batch of Held here."""
+    async def release_slots(self, held: Sequence[Held], *, now: float, reserve: float) -> list[str]:
+        """Give the slots back and take out the waiters they make room for, each holding
+        its slot until ``now + reserve``. SqliteStore's own ``release`` (TaskStore's, same
+        name) hands a batch of Held here."""
         if not held:
             return []
-        return await self._db.write(partial(release_slots, held=held, now=now))
+        return await self._db.write(partial(release_slots, held=held, now=now, until=now + reserve))
 
-    async def park(self, waits: Sequence[tuple[str, str]], *, now: float) -> list[str]:
-        """Add the waiters, then take out those of slots with room."""
+    async def park(self, waits: Sequence[Wait], *, now: float, reserve: float) -> list[str]:
+        """Add the waiters (or move those there already), then take out the waiters of
+        slots with room, in wake order, each holding its slot until ``now + reserve``."""
         if not waits:
             return []
-        return await self._db.write(partial(park, waits=waits, now=now))
+        return await self._db.write(partial(park, waits=waits, now=now, until=now + reserve))
 
-    async def wake_ready(self, *, now: float, limit: int) -> list[str]:
-        """Take out the waiters of every slot with room, at most ``limit``."""
-        return await self._db.write(partial(wake_ready, now=now, limit=limit))
+    async def wake_ready(self, *, now: float, limit: int, reserve: float) -> list[str]:
+        """Take out the waiters of every slot with room, at most ``limit``, each holding its
+        slot until ``now + reserve``."""
+        return await self._db.write(partial(wake_ready, now=now, limit=limit, until=now + reserve))
 
     async def unpark(self, names: Sequence[str], *, limit: int) -> list[str]:
-        """Take up to ``limit`` waiters out of the named lists, oldest first."""
+        """Take up to ``limit`` waiters out of the named lists, in wake order."""
         if not names or limit <= 0:
             return []
         return await self._db.write(partial(unpark, names=names, limit=limit))
@@ -245,14 +254,17 @@ def extend(conn: sqlite3.Connection, held: Sequence[Held], until: float) -> None
     )
 
 
-def release_slots(conn: sqlite3.Connection, held: Sequence[Held], now: float) -> list[str]:
-    """Delete the holdings, then take out the waiters the freed slots have room for."""
+def release_slots(
+    conn: sqlite3.Connection, held: Sequence[Held], now: float, until: float
+) -> list[str]:
+    """Delete the holdings, then take out the waiters the freed slots have room for, each
+    a holder until ``until``."""
     conn.executemany(
         "DELETE FROM flow_slots WHERE slot = ? AND task_id = ?",
         [(slot, one.task_id) for one in held for slot in one.slots],
     )
     names = unique(slot for one in held for slot in one.slots)
-    woken = _fill(conn, names, now)
+    woken = _fill(conn, names, now, until)
     _forget_idle(conn, names, now)
     return woken
 
@@ -260,29 +272,70 @@ def release_slots(conn: sqlite3.Connection, held: Sequence[Held], now: float) ->
 # -- waiter lists --------------------------------------------------------------------------
 
 
-def park(conn: sqlite3.Connection, waits: Sequence[tuple[str, str]], now: float) -> list[str]:
-    """Add the waiters (a task is in a list once), then fill their slots."""
-    conn.executemany("INSERT OR IGNORE INTO flow_waiters (list, task_id) VALUES (?, ?)", waits)
-    names = unique(name for name, _ in waits)
-    woken = _fill(conn, names, now)
+def park(conn: sqlite3.Connection, waits: Sequence[Wait], now: float, until: float) -> list[str]:
+    """Add the waiters (a task is in a list once), then fill their slots (the woken hold
+    them until ``until``)."""
+    for wait in waits:
+        _join(conn, wait)
+    names = unique(wait.name for wait in waits)
+    woken = _fill(conn, names, now, until)
     _forget_idle(conn, names, now)
     return woken
 
 
-def wake_ready(conn: sqlite3.Connection, now: float, limit: int) -> list[str]:
-    """Fill every slot with waiters, the slot whose oldest waiter is oldest first; then
-    delete what no longer matters (``_collect``)."""
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT list FROM flow_waiters WHERE substr(list, 1, ?) != ? "
-            "GROUP BY list ORDER BY min(task_id)",
-            (len(PAUSE_PREFIX), PAUSE_PREFIX),
-        )
-    ]
-    woken = _fill(conn, names, now, limit)
+def _join(conn: sqlite3.Connection, wait: Wait) -> None:
+    """Put one task in its list, or give it this group and rank if it is there already. A
+    group that starts waiting starts at the list's time; one waiting takes the new weight."""
+    row = conn.execute(
+        "SELECT grp FROM flow_waiters WHERE list = ? AND task_id = ?", (wait.name, wait.task_id)
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO flow_waiters (list, task_id, grp, rank) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (list, task_id) DO UPDATE SET grp = excluded.grp, rank = excluded.rank",
+        (wait.name, wait.task_id, wait.group, wait.rank),
+    )
+    if row is not None and row[0] != wait.group:
+        _leave_if_empty(conn, wait.name, row[0])
+    conn.execute(
+        "INSERT INTO flow_groups (list, grp, pass, weight) VALUES (?, ?, "
+        "coalesce((SELECT time FROM flow_lists WHERE list = ?), 0.0), ?) "
+        "ON CONFLICT (list, grp) DO UPDATE SET weight = excluded.weight",
+        (wait.name, wait.group, wait.name, wait.weight),
+    )
+
+
+def _leave_if_empty(conn: sqlite3.Connection, name: str, group: str) -> None:
+    """Forget the pass of a group of list ``name`` left with no waiters."""
+    conn.execute(
+        "DELETE FROM flow_groups WHERE list = ? AND grp = ? AND NOT EXISTS "
+        "(SELECT 1 FROM flow_waiters WHERE list = ? AND grp = ?)",
+        (name, group, name, group),
+    )
+
+
+def wake_ready(conn: sqlite3.Connection, now: float, limit: int, until: float) -> list[str]:
+    """Fill every slot with waiters and room, the slot whose next waiter has the lowest
+    rank (then id) first, at most ``limit`` in all, the woken holding their slot until
+    ``until``; then delete what no longer matters (``_collect``)."""
+    ready: list[tuple[_WaitList, str, int]] = []
+    for (name,) in conn.execute(
+        "SELECT DISTINCT list FROM flow_waiters WHERE substr(list, 1, ?) != ?",
+        (len(PAUSE_PREFIX), PAUSE_PREFIX),
+    ).fetchall():
+        room = min(_room(conn, name, now), limit)
+        if room > 0:
+            ready.append((_WaitList(conn, name, room), name, room))
+    ready.sort(key=lambda one: one[0].peek() or _LAST)
+    taken: list[str] = []
+    for waiting, name, room in ready:
+        if len(taken) >= limit:
+            break
+        woken = waiting.take(min(room, limit - len(taken)))
+        waiting.save()
+        _reserve(conn, name, woken, until)
+        taken.extend(woken)
     _collect(conn, now)
-    return woken
+    return taken
 
 
 def _collect(conn: sqlite3.Connection, now: float) -> None:
@@ -327,47 +380,139 @@ def _forget_idle(conn: sqlite3.Connection, names: Sequence[str], now: float | No
         )
 
 
-def _fill(
-    conn: sqlite3.Connection, names: Sequence[str], now: float, limit: int | None = None
-) -> list[str]:
-    """For each of ``names`` that is a slot with room, take out that many of its waiters
-    (at most ``limit`` in all); a pause's list is skipped. A slot whose limit row is gone
-    counts its limit as 1 (every limit is at least 1)."""
+def _fill(conn: sqlite3.Connection, names: Sequence[str], now: float, until: float) -> list[str]:
+    """For each of ``names`` that is a slot with room, take out that many of its waiters,
+    each a holder of the slot until ``until``; a pause's list is skipped."""
     taken: list[str] = []
     for name in names:
-        if limit is not None and len(taken) >= limit:
-            break
         if name.startswith(PAUSE_PREFIX):
             continue
-        row = conn.execute("SELECT lim FROM flow_slot_limits WHERE slot = ?", (name,)).fetchone()
-        room = (1 if row is None else row[0]) - _holders(conn, name, now)
-        if limit is not None:
-            room = min(room, limit - len(taken))
+        room = _room(conn, name, now)
         if room > 0:
-            taken.extend(_take(conn, [name], room))
+            waiting = _WaitList(conn, name, room)
+            woken = waiting.take(room)
+            waiting.save()
+            _reserve(conn, name, woken, until)
+            taken.extend(woken)
     return taken
 
 
+def _reserve(conn: sqlite3.Connection, slot: str, ids: Sequence[str], until: float) -> None:
+    """Make the woken waiters holders of ``slot`` until ``until``: the room is theirs while
+    they travel to a worker, so the next release does not give it again. Their admit finds
+    them holding it; a later ``until`` already held stays."""
+    conn.executemany(
+        "INSERT INTO flow_slots (slot, task_id, until) VALUES (?, ?, ?) "
+        "ON CONFLICT (slot, task_id) DO UPDATE SET until = MAX(until, excluded.until)",
+        [(slot, task_id, until) for task_id in ids],
+    )
+
+
+def _room(conn: sqlite3.Connection, name: str, now: float) -> int:
+    """Slot ``name``'s limit less its live holders; a slot whose limit row is gone counts
+    its limit as 1 (every limit is at least 1)."""
+    row = conn.execute("SELECT lim FROM flow_slot_limits WHERE slot = ?", (name,)).fetchone()
+    return int(1 if row is None else row[0]) - _holders(conn, name, now)
+
+
 def unpark(conn: sqlite3.Connection, names: Sequence[str], limit: int) -> list[str]:
-    """Take up to ``limit`` waiters out of the named lists, oldest first."""
-    taken: list[str] = []
+    """Take up to ``limit`` waiters out of the named lists, each list in wake order, the
+    lists merged by their next waiter's rank (then id), so the most overdue comes first."""
     names = unique(names)
-    for chunk in chunked(names):
-        if len(taken) >= limit:
+    lists = [_WaitList(conn, name, limit) for name in names]
+    taken: list[str] = []
+    while len(taken) < limit:
+        heads = [(head, waiting) for waiting in lists if (head := waiting.peek()) is not None]
+        if not heads:
             break
-        taken.extend(_take(conn, chunk, limit - len(taken)))
+        taken.extend(min(heads, key=lambda one: one[0])[1].take(1))
+    for waiting in lists:
+        waiting.save()
     _forget_idle(conn, names, None)
     return taken
 
 
-def _take(conn: sqlite3.Connection, names: Sequence[str], count: int) -> list[str]:
-    """Delete and return the ``count`` lowest task ids waiting in the lists ``names``."""
-    sql = (
-        "DELETE FROM flow_waiters WHERE (list, task_id) IN (SELECT list, task_id "
-        f"FROM flow_waiters WHERE list IN ({marks(len(names))}) ORDER BY task_id LIMIT ?) "
-        "RETURNING task_id"
-    )
-    return sorted(row[0] for row in conn.execute(sql, (*names, count)))  # RETURNING: no order
+_LAST = (float("inf"), "")
+"""Sorts after every waiter's (rank, task id)."""
+
+
+class _WaitList:
+    """One waiter list's wake order (the FlowLedger docstring), read from its rows: stride
+    over the groups, lowest (pass, group) first, and within a group lowest (rank, task
+    id) first. ``take`` moves through it in memory; ``save`` writes the waiters taken,
+    the groups' passes and the list's time back, forgetting a group (or the whole list)
+    left with no waiters. At most ``most`` waiters are taken, so no more are read."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, most: int) -> None:
+        self._conn, self._name, self._most = conn, name, most
+        sql = "SELECT grp, pass, weight FROM flow_groups WHERE list = ?"
+        rows = conn.execute(sql, (name,)).fetchall()
+        self._weights: dict[str, int] = {grp: max(int(weight), 1) for grp, _, weight in rows}
+        self._turns = [(float(pass_), grp) for grp, pass_, _ in rows]
+        heapq.heapify(self._turns)
+        self._passes = {grp: pass_ for pass_, grp in self._turns}
+        self._heads: dict[str, list[tuple[float, str]]] = {}
+        self._used: dict[str, int] = {}
+        self._taken: list[str] = []
+        self._time: float | None = None
+
+    def peek(self) -> tuple[float, str] | None:
+        """The next waiter's (rank, task id), or None once the list (or ``most``) is spent."""
+        while self._turns and len(self._taken) < self._most:
+            grp = self._turns[0][1]
+            heads = self._group_heads(grp)
+            if self._used[grp] < len(heads):
+                return heads[self._used[grp]]
+            heapq.heappop(self._turns)  # a group row without waiters: save forgets it
+        return None
+
+    def take(self, count: int) -> list[str]:
+        """Take the next ``count`` waiters (fewer if the list has fewer)."""
+        taken: list[str] = []
+        while len(taken) < count and (head := self.peek()) is not None:
+            pass_, grp = heapq.heappop(self._turns)
+            self._used[grp] += 1
+            self._time = self._passes[grp] = pass_ + 1.0 / self._weights[grp]
+            heapq.heappush(self._turns, (self._time, grp))
+            taken.append(head[1])
+        self._taken.extend(taken)
+        return taken
+
+    def _group_heads(self, grp: str) -> list[tuple[float, str]]:
+        if grp not in self._heads:  # at most the rest can come from this group
+            sql = (
+                "SELECT rank, task_id FROM flow_waiters INDEXED BY flow_waiters_order "
+                "WHERE list = ? AND grp = ? ORDER BY rank, task_id LIMIT ?"
+            )
+            args = (self._name, grp, self._most - len(self._taken))
+            self._heads[grp] = [(float(r), t) for r, t in self._conn.execute(sql, args)]
+            self._used[grp] = 0
+        return self._heads[grp]
+
+    def save(self) -> None:
+        """Delete the waiters taken; store or forget the passes and the time they moved."""
+        conn, name = self._conn, self._name
+        for chunk in chunked(self._taken):
+            conn.execute(
+                f"DELETE FROM flow_waiters WHERE list = ? AND task_id IN ({marks(len(chunk))})",
+                (name, *chunk),
+            )
+        for grp in self._heads:
+            conn.execute(
+                "UPDATE flow_groups SET pass = ? WHERE list = ? AND grp = ?",
+                (self._passes[grp], name, grp),
+            )
+            _leave_if_empty(conn, name, grp)
+        if conn.execute("SELECT 1 FROM flow_waiters WHERE list = ? LIMIT 1", (name,)).fetchone():
+            if self._time is not None:
+                conn.execute(
+                    "INSERT INTO flow_lists (list, time) VALUES (?, ?) "
+                    "ON CONFLICT (list) DO UPDATE SET time = excluded.time",
+                    (name, self._time),
+                )
+            return
+        conn.execute("DELETE FROM flow_lists WHERE list = ?", (name,))
+        conn.execute("DELETE FROM flow_groups WHERE list = ?", (name,))
 
 
 def waiters(conn: sqlite3.Connection) -> dict[str, int]:

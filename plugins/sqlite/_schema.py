@@ -6,7 +6,10 @@ version 2 added the ``schedules`` table (cron) to the tables of version 1, versi
 ``workflow_definitions`` and ``workflow_runs`` tables. Version 4 scoped idempotency keys by
 subject (ADR 0028): ``idempotency_keys`` replaces version 1's ``idempotency`` table, whose
 rows move across with their task's subject. Version 5 added the ``flow_*`` tables of the
-flow ledger (ADR 0038): limits, pauses, slots, buckets, windows and waiter lists.
+flow ledger (ADR 0038): limits, pauses, slots, buckets, windows and waiter lists. Version
+6 gave waiters a fair group and a rank, and added the lists' times and the groups' passes
+of the wake order (ADR 0039); a version 5 file's waiters get the group "" and rank 0 (so
+they keep their order, lowest id first).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from atp.core.errors import ConfigError
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 5
+VERSION = 6
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -137,13 +140,41 @@ _DDL = (
         t    REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS flow_window_times_name ON flow_window_times (name, t)",
-    # A list gives its lowest task id first: ids sort by creation time, so the oldest task.
+    # Version 6 added ``grp`` and ``rank`` (``_WAITER_COLUMNS`` adds them to a version 5
+    # table): within a group, the lowest rank comes out first, then the lowest task id.
     """CREATE TABLE IF NOT EXISTS flow_waiters (
         list    TEXT NOT NULL,
         task_id TEXT NOT NULL,
+        grp     TEXT NOT NULL DEFAULT '',
+        rank    REAL NOT NULL DEFAULT 0.0,
         PRIMARY KEY (list, task_id)
     ) WITHOUT ROWID""",
+    # Version 6: the wake order's stride state. A list's ``time`` is the pass of the group
+    # last served; a group's row lives while it has waiters, a list's while it has any.
+    "CREATE TABLE IF NOT EXISTS flow_lists (list TEXT PRIMARY KEY, time REAL NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS flow_groups (
+        list   TEXT NOT NULL,
+        grp    TEXT NOT NULL,
+        pass   REAL NOT NULL,
+        weight INTEGER NOT NULL,
+        PRIMARY KEY (list, grp)
+    ) WITHOUT ROWID""",
 )
+
+_WAITER_COLUMNS = (
+    ("grp", "TEXT NOT NULL DEFAULT ''"),
+    ("rank", "REAL NOT NULL DEFAULT 0.0"),
+)
+"""The columns version 6 added to ``flow_waiters``, added where a version 5 file lacks them."""
+
+_AFTER_COLUMNS = (
+    """CREATE INDEX IF NOT EXISTS flow_waiters_order
+        ON flow_waiters (list, grp, rank, task_id)""",
+    # A version 5 file's waiters: each list's groups (all "") start at pass 0, weight 1.
+    """INSERT OR IGNORE INTO flow_groups (list, grp, pass, weight)
+        SELECT DISTINCT list, grp, 0.0, 1 FROM flow_waiters""",
+)
+"""Run once ``flow_waiters`` has every column: the index of the order within a group."""
 
 _SCOPE_KEYS = (
     # A key whose task is gone has no subject to be scoped by: it is dropped (ADR 0028).
@@ -165,6 +196,9 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         if _version(conn, path) < VERSION:
             for statement in _DDL:
                 conn.execute(statement)
+            _add_columns(conn, "flow_waiters", _WAITER_COLUMNS)
+            for statement in _AFTER_COLUMNS:
+                conn.execute(statement)
             if _has_table(conn, "idempotency"):
                 for statement in _SCOPE_KEYS:
                     conn.execute(statement)
@@ -173,6 +207,16 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _add_columns(
+    conn: sqlite3.Connection, table: str, columns: tuple[tuple[str, str], ...]
+) -> None:
+    """Add the columns ``table`` lacks (ALTER TABLE has no IF NOT EXISTS)."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, decl in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

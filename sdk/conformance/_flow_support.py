@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from atp.core.flow.meter import bucket_admit, window_admit
 from atp.core.flow.rules import Bucket, Gates, Slot, Window
-from atp.core.ports import Admission, FlowLedger, TaskStore, Verdict
+from atp.core.ports import Admission, FlowLedger, Held, TaskStore, Verdict, Wait
 from atp.sdk.conformance._store_support import LEASE
 from atp.sdk.conformance._support import unique
 
 TIME = 1e-6
 """How far a ledger's times may stray from the meter's (a server may round them)."""
+
+RESERVE = 30.0
+"""How long a woken waiter holds its slot before its admit (``release_slots`` and co.)."""
 
 
 class Ledger(FlowLedger, TaskStore, Protocol):
@@ -53,8 +57,102 @@ async def queue_up(ledger: FlowLedger, name: str, now: float, count: int) -> lis
     """Park ``count`` new waiters on list ``name``, highest id first (nothing may wake);
     their ids in the order they must come out: lowest first."""
     waiting = sorted(unique("task") for _ in range(count))
-    assert await ledger.park([(name, t) for t in reversed(waiting)], now=now) == []
+    await line_up(ledger, [Wait(name, t) for t in reversed(waiting)], now)
     return waiting
+
+
+async def line_up(ledger: FlowLedger, waits: Sequence[Wait], now: float) -> None:
+    """Park ``waits``, none of which may wake (their lists are full or paused)."""
+    assert await ledger.park(waits, now=now, reserve=RESERVE) == [], "a full slot must wake nobody"
+
+
+def group_of(name: str, group: str, weight: int, count: int) -> list[Wait]:
+    """``count`` new waiters of list ``name`` in ``group``, rank 0, in no particular order."""
+    return [Wait(name, unique("task"), group, weight) for _ in range(count)]
+
+
+async def take_turns(
+    ledger: FlowLedger, slot: Slot, holder: str, count: int, now: float
+) -> tuple[list[str], str]:
+    """Wake ``count`` waiters of the full slot ``slot`` one at a time: give the holder's
+    place back (room 1: one waiter comes out), then admit that waiter as the new holder.
+    The ids in the order they came out, and the last holder."""
+    woken: list[str] = []
+    for _ in range(count):
+        out = await ledger.release_slots([Held(holder, (slot.name,))], now=now, reserve=RESERVE)
+        assert len(out) == 1, f"room 1 wakes exactly one waiter, got {out}"
+        holder = out[0]
+        assert (await admit_one(ledger, ask(holder, now, slots=[slot]), now)).admitted
+        woken.append(holder)
+    return woken, holder
+
+
+async def sweep_turns(ledger: FlowLedger, slot: Slot, count: int, now: float) -> list[str]:
+    """Wake ``count`` waiters of ``slot`` one at a time through ``wake_ready``: each woken
+    task is admitted with a 1 s lease, and the next sweep comes 2 s later, when that
+    lease has passed (and the 1 s reserve of its waking). The slot's holder must have a
+    lease under 2 s. The ids woken."""
+    woken: list[str] = []
+    for _ in range(count):
+        now += 2.0
+        out = await ledger.wake_ready(now=now, limit=10, reserve=1.0)
+        assert len(out) == 1, f"room 1 wakes exactly one waiter, got {out}"
+        assert (await admit_one(ledger, ask(out[0], now, slots=[slot], lease=1.0), now)).admitted
+        woken += out
+    return woken
+
+
+def random_wait(chance: random.Random, name: str, order: WakeOrder) -> Wait:
+    """A new waiter of list ``name`` in group a, b or c, or (one time in three) one of
+    ``order``'s waiting tasks parked again in its group; weight 1, 2 or 4 (so passes add
+    up exactly), rank 0, 1 or 2 (so ranks tie)."""
+    weight, rank = chance.choice([1, 2, 4]), float(chance.randint(0, 2))
+    if order.waiting and chance.random() < 1 / 3:
+        task_id = chance.choice(sorted(order.waiting))
+        return Wait(name, task_id, order.waiting[task_id][0], weight, rank)
+    return Wait(name, unique("task"), chance.choice("abc"), weight, rank)
+
+
+def groups_of(woken: Sequence[str], waits: Sequence[Wait]) -> list[str]:
+    """The group of each woken id, in order."""
+    group = {wait.task_id: wait.group for wait in waits}
+    return [group[task_id] for task_id in woken]
+
+
+@dataclass
+class WakeOrder:
+    """The wake order one waiter list owes (the FlowLedger docstring), over plain state:
+    stride over groups (lowest pass, then group name; the list's time is the pass the
+    served group reached), then lowest rank, then lowest id."""
+
+    time: float = 0.0
+    passes: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> group, rank
+
+    def park(self, wait: Wait) -> None:
+        before = self.waiting.get(wait.task_id)
+        self.waiting[wait.task_id] = (wait.group, wait.rank)
+        if before is not None:
+            self._leave_if_done(before[0])
+        self.passes.setdefault(wait.group, self.time)
+        self.weights[wait.group] = wait.weight
+
+    def take(self) -> str:
+        group = min(self.passes, key=lambda name: (self.passes[name], name))
+        mine = [task_id for task_id, (of, _) in self.waiting.items() if of == group]
+        task_id = min(mine, key=lambda task_id: (self.waiting[task_id][1], task_id))
+        del self.waiting[task_id]
+        self.passes[group] += 1 / self.weights[group]
+        self.time = self.passes[group]
+        self._leave_if_done(group)
+        return task_id
+
+    def _leave_if_done(self, group: str) -> None:
+        if all(of != group for of, _ in self.waiting.values()):
+            del self.passes[group], self.weights[group]
+        if not self.waiting:
+            self.time = 0.0
 
 
 @dataclass

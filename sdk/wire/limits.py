@@ -60,6 +60,7 @@ def _limit(message: Message, updated_at: float) -> Limit:
         rate=_rate_in(message, "rate"),
         burst=field_or_none(message, "burst"),
         window=_rate_in(message, "window"),
+        weight=field_or_none(message, "weight"),
         updated_at=updated_at,
     )
 
@@ -70,6 +71,8 @@ def _fill(message: Message, limit: Limit) -> None:
         message.concurrency = limit.concurrency
     if limit.burst is not None:
         message.burst = limit.burst
+    if limit.weight is not None:
+        message.weight = limit.weight
     if limit.rate is not None:
         message.rate.CopyFrom(fpb.Rate(count=limit.rate.count, per=limit.rate.per))
     if limit.window is not None:

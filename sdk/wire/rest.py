@@ -40,6 +40,7 @@ _REQUEST_OPTIONAL = (
     "timeout",
     "concurrency_key",
     "rate_key",
+    "group_key",
 )
 
 
@@ -61,6 +62,7 @@ def request_in(body: Mapping[str, Any], fallback_key: str | None) -> PublishRequ
         "retry": None if retry is None else RetryPolicy(**retry),
         "concurrency_key": body.get("concurrency_key"),
         "rate_key": body.get("rate_key"),
+        "group_key": body.get("group_key"),
     }
     if dedup is not None:
         options.update(dedup_options(codec.dedup_from_dict(dedup)))
@@ -118,6 +120,7 @@ def record_in(body: Mapping[str, Any]) -> TaskRecord:
         step=body.get("step"),
         concurrency_key=body.get("concurrency_key"),
         rate_key=body.get("rate_key"),
+        group_key=body.get("group_key"),
         dedup=codec.dedup_from_dict(dedup) if (dedup := body.get("dedup")) else None,
     )
     errors = tuple(codec.error_from_dict(e) for e in body.get("errors", []))
@@ -162,6 +165,7 @@ def record_out(record: TaskRecord) -> dict[str, Any]:
         "step": task.step,
         "concurrency_key": task.concurrency_key,
         "rate_key": task.rate_key,
+        "group_key": task.group_key,
         "dedup": None if task.dedup is None else codec.dedup_to_dict(task.dedup),
     }
 

@@ -47,8 +47,9 @@ _TASK_OPTIONAL = (
     "step",
     "concurrency_key",
     "rate_key",
+    "group_key",
 )
-_FLOW_KEYS = ("concurrency_key", "rate_key")
+_FLOW_KEYS = ("concurrency_key", "rate_key", "group_key")
 _RECORD_OPTIONAL = ("lease_owner", "lease_until", "finished_at")
 
 
@@ -108,6 +109,7 @@ def request_in(message: pb.PublishRequest, fallback_key: str | None) -> PublishR
         retry=retry,
         concurrency_key=field_or_none(message, "concurrency_key"),
         rate_key=field_or_none(message, "rate_key"),
+        group_key=field_or_none(message, "group_key"),
     )
     if not message.HasField("dedup"):
         return request

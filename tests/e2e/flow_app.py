@@ -32,6 +32,7 @@ def note(phase: str, **fields: Any) -> None:
         "phase": phase,
         "id": task.id,
         "key": task.concurrency_key or task.rate_key or task.idempotency_key,
+        "group": task.group_key,
         "attempt": task.attempt,
         "pid": os.getpid(),
         **fields,

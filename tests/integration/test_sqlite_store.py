@@ -28,6 +28,7 @@ from atp.core.ports import Claim, Created, Fence, Outcome, Requeue, TaskQuery, T
 from atp.core.settings import Settings
 from atp.plugins import sqlite as sqlite_plugin
 from atp.plugins.sqlite import SqliteStore
+from atp.plugins.sqlite._schema import VERSION
 from atp.plugins.sqlite._url import parse_url
 
 NOW = 1_750_000_000.0
@@ -176,7 +177,7 @@ async def test_the_file_is_in_wal_mode_with_the_schema_version(store, tmp_path):
     await store.counts()
     with sqlite3.connect(tmp_path / "atp.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION
 
 
 async def test_data_survives_close_and_reopen(tmp_path):

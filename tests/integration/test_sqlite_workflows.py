@@ -7,6 +7,7 @@ from pathlib import Path
 
 from atp.core.workflows.definition import Definition, Step
 from atp.core.workflows.runs import Run
+from atp.plugins.sqlite._schema import VERSION
 from atp.plugins.sqlite.store import SqliteStore
 
 NOW = 1_750_000_000.0
@@ -31,4 +32,4 @@ async def test_a_version_2_file_gains_the_workflow_tables_and_keeps_its_tasks(
     assert await store.due_runs(now=NOW, limit=5) == [run]
     await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION  # the current version

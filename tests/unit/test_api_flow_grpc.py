@@ -1,7 +1,7 @@
-"""Flow control over gRPC (ADR 0038): ``atp.v1.FlowService`` driven from the generated stubs
-and from the SDK's ``GrpcRemote``, its scopes and bad input, and the publish options
-(concurrency_key, rate_key, dedup) with ``replaced`` and KeyActive, on an in-process server
-over the memory and SQLite stores."""
+"""Flow control over gRPC (ADR 0038, 0039): ``atp.v1.FlowService`` driven from the generated
+stubs and from the SDK's ``GrpcRemote``, its scopes and bad input (a key rule's weight
+among them), and the publish options (concurrency_key, rate_key, group_key, dedup) with
+``replaced`` and KeyActive, on an in-process server over the memory and SQLite stores."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from atp.core.flow.rules import Limit, Rate
 from atp.core.flow.service import ledger_of
 from atp.core.model import Dedup, DedupMode, State
 from atp.core.platform import Platform
+from atp.core.ports import Wait
 from atp.core.service import PublishRequest
 from atp.core.settings import Settings
 from atp.plugins.memory.limiter import MemoryLimiter
@@ -34,6 +35,7 @@ from atp.sdk.wire.pb import flow_pb2 as fpb
 from atp.sdk.wire.pb import tasks_pb2 as pb
 
 NOW = 1_800_000_000.0
+RESERVE = 30.0  # how long a woken waiter holds its slot before its admit
 SCOPES = {"admin": ["admin"], "reader": ["read"], "publisher": ["publish:orders.*"]}
 Code = grpc.StatusCode
 
@@ -137,6 +139,30 @@ async def test_limits_round_trip_through_the_sdk(served):
         await remote.close()
 
 
+async def test_a_key_rules_weight_round_trips(served):
+    remote = served.remote()
+    try:
+        alone = await remote.flow.set_limit(Limit("tenant:*", key=True, weight=3))
+        beside = await remote.flow.set_limit(
+            Limit("tenant:big", key=True, concurrency=2, weight=1000)
+        )
+        assert alone == Limit("tenant:*", key=True, weight=3, updated_at=NOW)
+        assert (beside.concurrency, beside.weight) == (2, 1000)
+        status = await remote.flow.status()
+        assert {limit.name: limit.weight for limit in status.limits} == {
+            "key:tenant:*": 3,
+            "key:tenant:big": 1000,
+        }
+        unweighted = await remote.flow.set_limit(Limit("tenant:big", key=True, concurrency=2))
+        assert unweighted.weight is None
+    finally:
+        await remote.close()
+    listed = await served.flow.GetLimits(fpb.GetLimitsRequest(), metadata=served.auth("admin"))
+    by_target = {limit.target: limit for limit in listed.limits}
+    assert by_target["tenant:*"].weight == 3
+    assert not by_target["tenant:big"].HasField("weight")
+
+
 async def test_set_limit_replaces_the_limit_of_its_target(served):
     remote = served.remote()
     try:
@@ -155,7 +181,9 @@ async def test_pause_and_resume_wake_the_tasks_the_pause_held(served):
         assert await remote.flow.pause("orders.*") is True
         assert await remote.flow.pause("orders.*") is False
         (held,) = await remote.tasks.publish([PublishRequest("orders.a", 1, delay=600)])
-        await ledger_of(served.platform.store).park([("p:orders.a", held.id)], now=NOW)
+        await ledger_of(served.platform.store).park(
+            [Wait("p:orders.a", held.id)], now=NOW, reserve=RESERVE
+        )
         status = await remote.flow.status()
         assert status.pauses == ("orders.*",)
         assert status.waiting == {"p:orders.a": 1}
@@ -219,6 +247,11 @@ BAD_LIMITS = [
     fpb.SetLimitRequest(target="", concurrency=1),
     fpb.SetLimitRequest(target="has space", key=True, concurrency=1),
     fpb.SetLimitRequest(target="a*b", key=True, concurrency=1),
+    fpb.SetLimitRequest(target="orders.*", weight=2),  # a weight is for key rules
+    fpb.SetLimitRequest(target="orders.*", concurrency=1, weight=2),
+    fpb.SetLimitRequest(target="tenant:*", key=True, weight=0),
+    fpb.SetLimitRequest(target="tenant:*", key=True, weight=1001),
+    fpb.SetLimitRequest(target="tenant:*", key=True, weight=-1),
 ]
 
 
@@ -284,6 +317,7 @@ async def test_flow_options_travel_with_the_task_both_ways(served):
         idempotency_key="order-1",
         concurrency_key="customer:42",
         rate_key="tenant:7",
+        group_key="tenant:8",
         dedup=pb.Dedup(mode="throttle", period=30),
     )
     published = await served.tasks.Publish(message, metadata=admin)
@@ -291,6 +325,7 @@ async def test_flow_options_travel_with_the_task_both_ways(served):
     assert not published.HasField("replaced")
     record = await served.tasks.GetTask(pb.TaskId(id=published.id), metadata=admin)
     assert (record.concurrency_key, record.rate_key) == ("customer:42", "tenant:7")
+    assert record.group_key == "tenant:8"
     assert (record.dedup.mode, record.dedup.period) == ("throttle", 30.0)
     again = await served.tasks.Publish(message, metadata=admin)  # within the period
     assert (again.id, again.created) == (published.id, False)
@@ -299,15 +334,29 @@ async def test_flow_options_travel_with_the_task_both_ways(served):
         task = (await remote.tasks.get(published.id)).task
     finally:
         await remote.close()
-    assert (task.concurrency_key, task.rate_key) == ("customer:42", "tenant:7")
+    assert (task.concurrency_key, task.rate_key, task.group_key) == (
+        "customer:42",
+        "tenant:7",
+        "tenant:8",
+    )
     assert task.dedup == Dedup(DedupMode.THROTTLE, 30.0)
+
+
+async def test_the_sdk_sends_a_group_key_over_grpc(served):
+    remote = served.remote()
+    try:
+        (published,) = await remote.tasks.publish([PublishRequest("orders.a", group_key="t:1")])
+        assert (await remote.tasks.get(published.id)).task.group_key == "t:1"
+    finally:
+        await remote.close()
 
 
 async def test_a_plain_task_has_no_flow_fields(served):
     admin = served.auth("admin")
     published = await served.tasks.Publish(pb.PublishRequest(subject="orders.a"), metadata=admin)
     record = await served.tasks.GetTask(pb.TaskId(id=published.id), metadata=admin)
-    assert not any(record.HasField(name) for name in ("concurrency_key", "rate_key", "dedup"))
+    flow_fields = ("concurrency_key", "rate_key", "group_key", "dedup")
+    assert not any(record.HasField(name) for name in flow_fields)
 
 
 async def test_a_debounced_publish_names_the_task_it_replaced(served):
@@ -366,6 +415,9 @@ BAD_PUBLISHES = [
     pb.PublishRequest(subject="orders.a", concurrency_key="has space"),
     pb.PublishRequest(subject="orders.a", rate_key=""),
     pb.PublishRequest(subject="orders.a", concurrency_key="x" * 201),
+    pb.PublishRequest(subject="orders.a", group_key=""),
+    pb.PublishRequest(subject="orders.a", group_key="tenant *"),
+    pb.PublishRequest(subject="orders.a", group_key="tenant:*"),
 ]
 
 

@@ -1,6 +1,7 @@
-"""Flow control over REST (ADR 0038): limits and pauses set, listed and removed, by scope;
-bad rules refused changing nothing; the publish options concurrency_key, rate_key and
-dedup carried both ways, and a unique key held by an active task answered 409."""
+"""Flow control over REST (ADR 0038, 0039): limits (a key rule's weight among them) and
+pauses set, listed and removed, by scope; bad rules refused changing nothing; the publish
+options concurrency_key, rate_key, group_key and dedup carried both ways, and a unique key
+held by an active task answered 409."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from atp.adapters.http import create_app
 from atp.core.clock import ManualClock
 from atp.core.model import State
 from atp.core.platform import Platform
-from atp.core.ports import FlowLedger
+from atp.core.ports import FlowLedger, Wait
 from atp.core.settings import Settings
 from atp.plugins.memory.limiter import MemoryLimiter
 
 NOW = 1_800_000_000.0
+RESERVE = 30.0  # how long a woken waiter holds its slot before its admit
 MEMORY = Settings(store="memory://", transport="memory://", coordinator="memory://")
 TOKENS = {"reader": ["read"], "publisher": ["publish:orders.*"], "admin": ["admin"]}
 PROBLEM = "urn:atp:problem:"
@@ -75,6 +77,26 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
 # -- limits --------------------------------------------------------------------------------
 
 
+async def test_a_key_rule_weighs_its_groups_alone_or_beside_a_budget(api):
+    alone = {"target": "tenant:*", "key": True, "weight": 3}
+    beside = {"target": "tenant:big", "key": True, "concurrency": 4, "weight": 1000}
+    first = await api.call("admin", "PUT", "/v1/limits", json=alone)
+    second = await api.call("admin", "PUT", "/v1/limits", json=beside)
+    assert first.status_code == 200, first.text
+    assert {k: v for k, v in first.json().items() if v is not None} == {
+        "name": "key:tenant:*",
+        "target": "tenant:*",
+        "key": True,
+        "weight": 3,
+        "updated_at": NOW,
+    }
+    assert (second.json()["concurrency"], second.json()["weight"]) == (4, 1000)
+    listed = {item["name"]: item["weight"] for item in (await api.status())["limits"]}
+    assert listed == {"key:tenant:*": 3, "key:tenant:big": 1000}
+    rules = await api.platform.store.rules()
+    assert {limit.name: limit.weight for limit in rules.limits} == listed
+
+
 async def test_limits_are_set_listed_replaced_and_removed(api):
     subject = {"target": "payments.*", "concurrency": 5, "rate": "10/s", "burst": 20}
     key = {
@@ -94,6 +116,7 @@ async def test_limits_are_set_listed_replaced_and_removed(api):
         "rate": {"count": 10, "per": 1.0},
         "burst": 20,
         "window": None,
+        "weight": None,
         "updated_at": NOW,
     }
     assert stored.json()["window"] == {"count": 100, "per": 60.0}
@@ -151,6 +174,13 @@ async def test_limits_are_set_listed_replaced_and_removed(api):
         {"target": "cust*omer", "key": True, "concurrency": 1},
         {"target": "orders.*", "key": "yes", "concurrency": 1},
         {"concurrency": 1},
+        {"target": "orders.*", "weight": 2},  # a weight is for key rules
+        {"target": "orders.*", "key": False, "concurrency": 1, "weight": 2},
+        {"target": "tenant:*", "key": True, "weight": 0},
+        {"target": "tenant:*", "key": True, "weight": 1001},
+        {"target": "tenant:*", "key": True, "weight": 1.5},
+        {"target": "tenant:*", "key": True, "weight": "3"},
+        {"target": "tenant:*", "key": True, "weight": None},  # no budget left
     ],
 )
 async def test_a_bad_rule_is_400_and_changes_nothing(api, body):
@@ -209,7 +239,9 @@ async def test_a_resume_wakes_the_tasks_its_pause_held(api):
     task_id = published.json()["id"]
     await api.call("admin", "POST", "/v1/pauses", json={"pattern": "orders.>"})
     ledger = api.platform.store
-    await ledger.park([("p:orders.close", task_id)], now=NOW)  # as a worker would
+    await ledger.park(
+        [Wait("p:orders.close", task_id)], now=NOW, reserve=RESERVE
+    )  # as a worker would
     assert (await api.status())["waiting"] == {"p:orders.close": 1}
 
     await api.clock.advance(10)
@@ -242,6 +274,7 @@ async def test_keys_and_a_throttle_reach_the_task_and_come_back(api):
     options = {
         "concurrency_key": "customer:42",
         "rate_key": "tenant:a",
+        "group_key": "tenant:b",
         "idempotency_key": "k",
         "dedup": {"mode": "throttle", "period": 60},
     }
@@ -250,6 +283,10 @@ async def test_keys_and_a_throttle_reach_the_task_and_come_back(api):
     assert first.json()["replaced"] is None
     record = (await api.call("reader", "GET", f"/v1/tasks/{first.json()['id']}")).json()
     assert (record["concurrency_key"], record["rate_key"]) == ("customer:42", "tenant:a")
+    assert record["group_key"] == "tenant:b"
+    (stored,) = await api.platform.store.get([first.json()["id"]])
+    assert stored is not None
+    assert stored.task.group_key == "tenant:b"
     assert record["dedup"] == {"mode": "throttle", "period": 60.0}
 
     await api.clock.advance(30)
@@ -311,6 +348,11 @@ async def test_a_unique_key_held_by_an_active_task_is_409_key_active(api):
         {"concurrency_key": "customer 42"},
         {"rate_key": "tenant:*"},
         {"rate_key": "x" * 201},
+        {"group_key": ""},
+        {"group_key": "tenant *"},
+        {"group_key": "tenant:*"},
+        {"group_key": 7},
+        {"group_key": "x" * 201},
     ],
 )
 async def test_bad_publish_options_are_400_and_write_nothing(api, body):
@@ -318,6 +360,12 @@ async def test_bad_publish_options_are_400_and_write_nothing(api, body):
     assert response.status_code == 400, response.text
     assert response.json()["type"] == PROBLEM + "invalid-input"
     assert await api.platform.store.counts() == {}
+
+
+async def test_a_plain_task_has_no_group(api):
+    published = await publish(api)
+    record = (await api.call("reader", "GET", f"/v1/tasks/{published.json()['id']}")).json()
+    assert record["group_key"] is None
 
 
 async def test_a_dedup_acts_on_the_bodys_key_not_the_header(api):
@@ -339,7 +387,10 @@ async def test_the_openapi_document_shows_flow_control():
     assert {"403", "404"} <= set(paths["/v1/limits"]["delete"]["responses"])
     assert "409" in paths["/v1/tasks"]["post"]["responses"]
     schemas = document["components"]["schemas"]
-    assert {"concurrency_key", "rate_key", "dedup"} <= set(schemas["TaskIn"]["properties"])
+    flow_options = {"concurrency_key", "rate_key", "group_key", "dedup"}
+    assert flow_options <= set(schemas["TaskIn"]["properties"])
     assert "replaced" in schemas["PublishedOut"]["properties"]
-    assert "dedup" in schemas["TaskOut"]["properties"]
+    assert flow_options <= set(schemas["TaskOut"]["properties"])
+    assert "weight" in schemas["LimitIn"]["properties"]
+    assert "weight" in schemas["LimitOut"]["properties"]
     await platform.close()

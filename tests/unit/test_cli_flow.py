@@ -1,5 +1,6 @@
-"""``atp limit``, ``atp pause``/``resume`` and the flow options of ``atp publish`` (ADR 0038),
-against a real SQLite store in a temporary folder."""
+"""``atp limit`` (a key rule's ``--weight`` among its budgets), ``atp pause``/``resume`` and
+the flow options of ``atp publish`` (ADR 0038, 0039), against a real SQLite store in a
+temporary folder."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from atp.core.flow.rules import Gates, Slot
 from atp.core.flow.service import ledger_of
 from atp.core.model import Dedup, DedupMode, State, TaskRecord
 from atp.core.platform import Platform
-from atp.core.ports import Admission
+from atp.core.ports import Admission, Wait
 from atp.core.service import TaskService
 from atp.core.settings import Settings
 
@@ -66,7 +67,9 @@ def park(url: str, waits: Sequence[tuple[str, str]]) -> None:
                 for i, name in enumerate(slots)
             ]
             assert all(v.admitted for v in await ledger.admit(holders, now=now))
-            await ledger.park(waits, now=now)
+            await ledger.park(
+                [Wait(name, task_id) for name, task_id in waits], now=now, reserve=60.0
+            )
 
     asyncio.run(run())
 
@@ -94,9 +97,9 @@ def test_limits_are_set_listed_and_removed(runner):
         "window": {"count": 100, "per": 60.0},
     }
     assert rows(ok(runner, "limit", "ls")) == [
-        ["RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WAITING"],
-        ["key:customer:*", "-", "5/30s", "4", "100/m", "0"],
-        ["subject:orders.*", "3", "10/s", "1", "-", "0"],
+        ["RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WEIGHT", "WAITING"],
+        ["key:customer:*", "-", "5/30s", "4", "100/m", "-", "0"],
+        ["subject:orders.*", "3", "10/s", "1", "-", "-", "0"],
     ]
     listed = status(runner)
     assert [limit["target"] for limit in listed["limits"]] == ["customer:*", "orders.*"]
@@ -110,6 +113,37 @@ def test_limits_are_set_listed_and_removed(runner):
     assert json.loads(ok(runner, "limit", "rm", "orders.*", "--json")) == {
         "removed": "subject:orders.*"
     }
+
+
+def test_a_key_rule_takes_a_weight_alone_or_beside_a_budget(runner):
+    said = ok(runner, "limit", "set", "tenant:*", "--key", "--weight", "3")
+    assert said == "set key:tenant:*: weight 3\n"
+    beside = ok(
+        runner, "limit", "set", "tenant:big", "--key", "--concurrency", "2", "--weight",
+        "1000", "--json",
+    )  # fmt: skip
+    assert {k: v for k, v in json.loads(beside).items() if k != "updated_at"} == {
+        "target": "tenant:big",
+        "key": True,
+        "concurrency": 2,
+        "weight": 1000,
+    }
+    assert rows(ok(runner, "limit", "ls"))[1:] == [
+        ["key:tenant:*", "-", "-", "-", "-", "3", "0"],
+        ["key:tenant:big", "2", "-", "-", "-", "1000", "0"],
+    ]
+    weights = {limit["target"]: limit["weight"] for limit in status(runner)["limits"]}
+    assert weights == {"tenant:*": 3, "tenant:big": 1000}
+    ok(runner, "limit", "set", "tenant:big", "--key", "--concurrency", "2")  # replaced whole
+    (_, big) = status(runner)["limits"]
+    assert "weight" not in big
+
+
+def test_a_weight_on_a_subject_rule_says_it_is_for_key_rules(runner):
+    result = atp(runner, "limit", "set", "orders.*", "--concurrency", "2", "--weight", "3")
+    assert result.exit_code == 2
+    assert "a weight is for key rules (--key)" in result.stderr
+    assert status(runner)["limits"] == []
 
 
 def test_set_replaces_the_whole_limit_of_its_target(runner):
@@ -130,6 +164,11 @@ BAD_LIMITS = [
     ("orders..x", "--concurrency", "1"),
     ("a*b", "--key", "--concurrency", "1"),
     ("has space", "--key", "--concurrency", "1"),
+    ("tenant:*", "--weight", "3"),  # a weight is for key rules
+    ("orders.*", "--concurrency", "1", "--weight", "3"),
+    ("tenant:*", "--key", "--weight", "0"),
+    ("tenant:*", "--key", "--weight", "1001"),
+    ("tenant:*", "--key", "--weight", "heavy"),
 ]
 
 
@@ -163,12 +202,12 @@ def test_waiting_tasks_are_counted_under_the_rule_they_wait_for(runner, store_ur
         ],
     )
     assert rows(ok(runner, "limit", "ls")) == [
-        ["RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WAITING"],
-        ["key:customer:*", "2", "-", "-", "-", "2"],
-        ["key:customer:vip", "5", "-", "-", "-", "1"],
-        ["subject:orders.*", "1", "-", "-", "-", "1"],
-        ["pause:payments.*", "paused", "-", "-", "-", "2"],
-        ["key:(no", "limit)", "1", "each", "-", "-", "-", "2"],
+        ["RULE", "CONCURRENCY", "RATE", "BURST", "WINDOW", "WEIGHT", "WAITING"],
+        ["key:customer:*", "2", "-", "-", "-", "-", "2"],
+        ["key:customer:vip", "5", "-", "-", "-", "-", "1"],
+        ["subject:orders.*", "1", "-", "-", "-", "-", "1"],
+        ["pause:payments.*", "paused", "-", "-", "-", "-", "2"],
+        ["key:(no", "limit)", "1", "each", "-", "-", "-", "-", "2"],
     ]
     waiting = status(runner)["waiting"]
     assert waiting["k:customer:1"] == 1
@@ -188,7 +227,8 @@ def test_pause_and_resume_wake_what_the_pause_held(runner, store_url):
     }
     held = [ok(runner, "publish", "orders.a", "--delay", "1h").strip() for _ in range(2)]
     park(store_url, [("p:orders.a", task_id) for task_id in held])
-    assert rows(ok(runner, "limit", "ls"))[1] == ["pause:orders.*", "paused", "-", "-", "-", "2"]
+    shown = rows(ok(runner, "limit", "ls"))[1]
+    assert shown == ["pause:orders.*", "paused", "-", "-", "-", "-", "2"]
     assert ok(runner, "resume", "orders.*") == "resumed orders.*: 2 tasks woke\n"
     found = records(store_url)
     assert all(found[task_id].task.run_at < found[task_id].task.created_at + 60 for task_id in held)
@@ -221,26 +261,33 @@ def test_a_bad_pattern_exits_2(runner, command, pattern):
 def test_publish_puts_the_task_under_its_keys_and_task_get_shows_them(runner, store_url):
     task_id = ok(
         runner, "publish", "orders.a", "--concurrency-key", "customer:42", "--rate-key",
-        "tenant:7", "--idempotency-key", "order-1", "--unique",
+        "tenant:7", "--group-key", "tenant:8", "--idempotency-key", "order-1", "--unique",
     ).strip()  # fmt: skip
     task = records(store_url)[task_id].task
-    assert (task.concurrency_key, task.rate_key) == ("customer:42", "tenant:7")
-    assert task.dedup == Dedup(DedupMode.UNIQUE)
-    shown = dict(line.split(None, 1) for line in ok(runner, "task", "get", task_id).splitlines())
-    assert (shown["concurrency_key"], shown["rate_key"], shown["dedup"]) == (
+    assert (task.concurrency_key, task.rate_key, task.group_key) == (
         "customer:42",
         "tenant:7",
-        "unique",
+        "tenant:8",
     )
+    assert task.dedup == Dedup(DedupMode.UNIQUE)
+    shown = dict(line.split(None, 1) for line in ok(runner, "task", "get", task_id).splitlines())
+    assert (shown["concurrency_key"], shown["rate_key"], shown["group_key"]) == (
+        "customer:42",
+        "tenant:7",
+        "tenant:8",
+    )
+    assert shown["dedup"] == "unique"
     record = json.loads(ok(runner, "task", "get", task_id, "--json"))
     assert record["task"]["dedup"] == {"mode": "unique"}
     assert record["task"]["concurrency_key"] == "customer:42"
+    assert record["task"]["group_key"] == "tenant:8"
 
 
 def test_a_plain_task_shows_no_keys(runner):
     task_id = ok(runner, "publish", "orders.a").strip()
     shown = dict(line.split(None, 1) for line in ok(runner, "task", "get", task_id).splitlines())
-    assert (shown["concurrency_key"], shown["rate_key"], shown["dedup"]) == ("-", "-", "-")
+    keys = ("concurrency_key", "rate_key", "group_key", "dedup")
+    assert [shown[name] for name in keys] == ["-", "-", "-", "-"]
 
 
 def test_a_unique_key_held_by_a_queued_task_exits_4_naming_it(runner, store_url):
@@ -283,6 +330,9 @@ BAD_PUBLISHES = [
     ("--concurrency-key", "has space"),
     ("--rate-key", "a*"),
     ("--concurrency-key", "x" * 201),
+    ("--group-key", "tenant *"),
+    ("--group-key", "tenant:*"),
+    ("--group-key", ""),
 ]
 
 
@@ -307,17 +357,18 @@ def report(path: Path) -> list[dict[str, Any]]:
 
 def test_file_lines_carry_keys_and_dedup_over_the_defaults(runner, store_url, tmp_path):
     lines: list[dict[str, Any]] = [
-        {"idempotency_key": "a", "concurrency_key": "customer:1"},
+        {"idempotency_key": "a", "concurrency_key": "customer:1", "group_key": "tenant:1"},
         {"idempotency_key": "b", "rate_key": "tenant:2", "dedup": {"mode": "unique"}},
         {"idempotency_key": "c", "dedup": {"mode": "debounce", "period": 45}},
         {"idempotency_key": "d", "dedup": {"mode": "sometimes"}},
         {"idempotency_key": "e", "dedup": {"mode": "throttle"}},  # no period
         {"idempotency_key": "f", "concurrency_key": "a b"},
+        {"idempotency_key": "g", "group_key": "tenant:*"},
     ]
     source = write_lines(tmp_path / "in.jsonl", lines)
     result = atp(
         runner, "publish", "orders.a", "--file", source.name, "--throttle", "1h",
-        "--concurrency-key", "default:1", "--json",
+        "--concurrency-key", "default:1", "--group-key", "default:2", "--json",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     published = [json.loads(line) for line in result.stdout.splitlines()[:-1]]
@@ -328,10 +379,11 @@ def test_file_lines_carry_keys_and_dedup_over_the_defaults(runner, store_url, tm
         Dedup(DedupMode.THROTTLE, 3600.0),
     )
     assert (tasks[2].concurrency_key, tasks[2].rate_key) == ("default:1", "tenant:2")
+    assert [tasks[n].group_key for n in (1, 2, 3)] == ["tenant:1", "default:2", "default:2"]
     assert tasks[2].dedup == Dedup(DedupMode.UNIQUE)
     assert tasks[3].dedup == Dedup(DedupMode.DEBOUNCE, 45.0)
     failed = report(tmp_path / "in.failed.jsonl")
-    assert [line["_failed"]["line"] for line in failed] == [4, 5, 6]
+    assert [line["_failed"]["line"] for line in failed] == [4, 5, 6, 7]
 
 
 def test_a_file_line_whose_unique_key_is_held_fails_alone(runner, store_url, tmp_path):

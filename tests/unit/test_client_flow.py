@@ -1,6 +1,7 @@
-"""Flow control through the SDK (ADR 0038), in process and over REST alike: limits and
-pauses, the publish options concurrency_key, rate_key, debounce, throttle and unique, and
-KeyActive rebuilt as itself from the server's answer."""
+"""Flow control through the SDK (ADR 0038, 0039), in process and over REST alike: limits (a
+key rule's weight among them) and pauses, the publish options concurrency_key, rate_key,
+group_key, debounce, throttle and unique, and KeyActive rebuilt as itself from the
+server's answer."""
 
 from __future__ import annotations
 
@@ -81,6 +82,37 @@ async def test_set_list_and_remove_limits(client):
     assert (await client.limits()).limits == ()
 
 
+async def test_a_key_rule_may_weigh_its_groups(client):
+    alone = await client.set_limit("tenant:*", key=True, weight=3)
+    assert alone == Limit("tenant:*", key=True, weight=3, updated_at=NOW)
+    beside = await client.set_limit("tenant:big", key=True, rate="5/s", weight=7)
+    assert (beside.rate, beside.burst, beside.weight) == (Rate(5, 1.0), None, 7)
+    status = await client.limits()
+    assert {limit.name: limit.weight for limit in status.limits} == {
+        "key:tenant:*": 3,
+        "key:tenant:big": 7,
+    }
+    assert set(status.limits) == {alone, beside}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"key": True, "weight": 0},
+        {"key": True, "weight": 1001},
+        {"key": True, "weight": 2.0},
+        {"key": True, "weight": True},
+        {"weight": 2},  # a weight is for key rules
+        {"concurrency": 2, "weight": 2},
+    ],
+)
+async def test_a_bad_weight_is_refused_and_nothing_is_stored(client, options):
+    target = "tenant:*" if options.get("key") else "orders.*"
+    with pytest.raises(InvalidInput, match="weight"):
+        await client.set_limit(target, **options)
+    assert (await client.limits()).version == 0
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -116,10 +148,16 @@ async def test_pause_and_resume(client):
 async def test_keys_and_a_throttle_reach_the_task(client):
     options = {"idempotency_key": "k", "throttle": timedelta(minutes=1)}
     first = await client.publish(
-        "orders.close", 1, concurrency_key="customer:42", rate_key="tenant:a", **options
+        "orders.close",
+        1,
+        concurrency_key="customer:42",
+        rate_key="tenant:a",
+        group_key="tenant:b",
+        **options,
     )
     record = await client.get(first.id)
     assert (record.task.concurrency_key, record.task.rate_key) == ("customer:42", "tenant:a")
+    assert record.task.group_key == "tenant:b"
     assert record.task.dedup == Dedup(DedupMode.THROTTLE, 60.0)
     await clock_of(client).advance(59)
     again = await client.publish("orders.close", 1, **options)
@@ -162,12 +200,21 @@ async def test_a_unique_key_held_by_an_active_task_raises_key_active(client):
         {"idempotency_key": "k", "debounce": 5, "delay": 1},
         {"concurrency_key": "a b"},
         {"rate_key": ""},
+        {"group_key": "a b"},
+        {"group_key": "tenant:*"},
+        {"group_key": ""},
     ],
 )
 async def test_bad_publish_options_are_refused_and_nothing_is_written(client, options):
     with pytest.raises(InvalidInput):
         await client.publish("orders.close", **options)
     assert await client.counts() == {}
+
+
+def test_a_group_key_is_a_publish_option():
+    assert publish_request("a.b", group_key="tenant:1").group_key == "tenant:1"
+    assert publish_request("a.b").group_key is None
+    assert Client.request("a.b", group_key="t").group_key == "t"
 
 
 def test_the_dedup_options_make_one_dedup():
@@ -192,9 +239,13 @@ def test_sync_client_sets_limits_and_pauses(tmp_path: Path) -> None:
     settings = MEMORY.replace(store=f"sqlite:///{tmp_path}/atp.db")
     with SyncClient.connect(settings=settings) as client:
         limit = client.set_limit("orders.*", concurrency=2)
+        weight = client.set_limit("tenant:*", key=True, weight=4)
         assert client.pause("orders.close") is True
         status = client.limits()
-        assert (status.limits, status.pauses) == ((limit,), ("orders.close",))
+        assert (status.limits, status.pauses) == ((weight, limit), ("orders.close",))
+        published = client.publish("orders.open", group_key="tenant:1")
+        assert client.get(published.id).task.group_key == "tenant:1"
+        client.remove_limit("tenant:*", key=True)
         assert client.resume("orders.close") == 0
         client.remove_limit("orders.*")
         assert client.limits().limits == ()

@@ -174,3 +174,22 @@ async def test_a_crashed_workers_slot_comes_back_within_a_lease(
     assert record.task.attempt == 1
     assert record.finished_at is not None
     assert record.finished_at - crashed_at < tp.settings.lease + tp.settings.reap_interval + 5
+
+
+async def test_a_task_whose_slot_is_full_waits_in_the_store_from_its_publish(
+    app: App, seen: Ledger, clock: ManualClock
+) -> None:
+    async with TestPlatform(app, workers=0, clock=clock) as tp:
+        ids = [
+            (await tp.client.publish("sync.customer", {"key": "w"}, concurrency_key="w")).id
+            for _ in range(5)
+        ]
+        states = [(await tp.get(i)).state for i in ids]
+        assert states == [State.READY] + [State.SCHEDULED] * 4  # never handed to the transport
+        assert (await tp.client.limits()).waiting == {"k:w": 4}
+        await tp.start_worker()
+        await tp.run_until_idle()
+        records = [await tp.get(i) for i in ids]
+    assert {r.state for r in records} == {State.SUCCEEDED}
+    assert {r.task.attempt for r in records} == {1}
+    assert seen.most == {"w": 1}

@@ -9,11 +9,20 @@
 --   <f>version      STRING the rules' version, INCR on every change
 --   <f>slots        HASH   slot name -> its limit, as the latest admit named it; the field
 --                          goes once the slot has neither holders nor waiters
---   <f>slot:<n>     ZSET   holders of slot n: task id -> until
+--   <f>slot:<n>     ZSET   holders of slot n: task id -> until (an admitted task's
+--                          lease, or the reserve of a waiter woken for its room)
 --   <f>gc           STRING the HSCAN cursor of wake_ready's walk over <f>slots (absent: 0)
 --   <f>waiting      SET    names of the waiter lists that hold a task
---   <f>wait:<l>     ZSET   waiter list l: task ids, score 0 (lexical order: ids sort by
---                          creation time, so the oldest task comes out first)
+--   waiter list l (ADR 0039: stride scheduling over its groups, rank order within one):
+--   <f>members:<l>  HASH   task id -> its group ("" for none): the list's waiters
+--   <f>groups:<l>   ZSET   each waiting group -> its pass (equal passes: lexical, so
+--                          the lower name first)
+--   <f>list:<l>     HASH   time (the pass the group last served reached, absent: 0), and
+--                          w:<g> -> the weight of waiting group g
+--   <f>queue:<#l>:<l>:<g>  ZSET  group g's waiters: task id -> rank (equal ranks:
+--                          lexical, so the lower id first); #l is l's length in bytes,
+--                          so no two (list, group) pairs share a key
+--   The four go once the list is empty; a group's queue, pass and weight once it is.
 --   <f>bucket:<n>   HASH   token bucket n: tat, q (expires once idle)
 --   <f>window:<n>   ZSET   window n: admission number -> admission time (expires idle)
 --   <f>wq:<n>       HASH   window n: q, and n (the counter naming admissions)
@@ -79,13 +88,13 @@ local function room(slots, name, key, now)
 end
 
 -- Forget the limit of slot name once it has neither holders nor waiters (its holder ZSET
--- and waiter ZSET are gone by then). Without now (unpark has no time) a holder past its
+-- and members HASH are gone by then). Without now (unpark has no time) a holder past its
 -- until still counts.
-local function forget_idle(slots, name, key, wkey, now)
+local function forget_idle(slots, name, key, members, now)
   if is_pause(name) then return end
   local held
   if now then held = holders(key, now) else held = redis.call('EXISTS', key) end
-  if held == 0 and redis.call('EXISTS', wkey) == 0 then redis.call('HDEL', slots, name) end
+  if held == 0 and redis.call('EXISTS', members) == 0 then redis.call('HDEL', slots, name) end
 end
 
 -- Whether id a sorts before id b, byte by byte as a ZSET orders its members (Lua's '<'
@@ -98,14 +107,108 @@ local function before(a, b)
   return #a < #b
 end
 
--- Move up to n of the oldest (lowest) waiters of list name (ZSET wkey) to out; when the list is
--- left empty it leaves the registry of lists with waiters.
-local function take_waiters(waiting, name, wkey, n, out)
-  if n <= 0 then return end
-  local ids = redis.call('ZRANGE', wkey, 0, n - 1)
-  if #ids > 0 then
-    redis.call('ZREM', wkey, unpack(ids))
-    for i = 1, #ids do out[#out + 1] = ids[i] end
+-- The keys of waiter list name, built from the flow prefix base (see the schema), and
+-- what this script knows of them, so a batch of waiters of one group costs a few calls
+-- each: known[g] is the weight it last wrote for waiting group g, registered whether the
+-- list is in the registry.
+local function wait_list(base, name)
+  return {
+    name = name,
+    members = base .. 'members:' .. name,
+    groups = base .. 'groups:' .. name,
+    meta = base .. 'list:' .. name,
+    queues = base .. 'queue:' .. #name .. ':' .. name .. ':',
+    known = {},
+    registered = false,
+  }
+end
+
+-- A group whose queue is empty stops waiting: its pass and weight go.
+local function leave_if_empty(list, group)
+  if redis.call('EXISTS', list.queues .. group) == 0 then
+    redis.call('ZREM', list.groups, group)
+    redis.call('HDEL', list.meta, 'w:' .. group)
+    list.known[group] = nil
   end
-  if redis.call('EXISTS', wkey) == 0 then redis.call('SREM', waiting, name) end
+end
+
+-- Add task id to list with its group, weight and rank (decimal strings); a task there
+-- already keeps its place, moved to this group and rank. A group that starts waiting
+-- starts at the list's time.
+local function add_waiter(waiting, list, id, group, weight, rank)
+  local old = redis.call('HGET', list.members, id)
+  if old and old ~= group then
+    redis.call('ZREM', list.queues .. old, id)
+    leave_if_empty(list, old)
+  end
+  local known = list.known[group]
+  if not known and not redis.call('ZSCORE', list.groups, group) then
+    redis.call('ZADD', list.groups, redis.call('HGET', list.meta, 'time') or '0', group)
+  end
+  if known ~= weight then
+    redis.call('HSET', list.meta, 'w:' .. group, weight)
+    list.known[group] = weight
+  end
+  redis.call('ZADD', list.queues .. group, rank, id)
+  redis.call('HSET', list.members, id, group)
+  if not list.registered then
+    redis.call('SADD', waiting, list.name)
+    list.registered = true
+  end
+end
+
+-- The next waiter of list in wake order, or nil if it has none: the group of the lowest
+-- pass (then the lower name), and in it the lowest rank (then the lower id).
+local function peek(list)
+  local top = redis.call('ZRANGE', list.groups, 0, 0, 'WITHSCORES')
+  if #top == 0 then return nil end
+  local head = redis.call('ZRANGE', list.queues .. top[1], 0, 0, 'WITHSCORES')
+  return {group = top[1], pass = tonumber(top[2]), id = head[1], rank = tonumber(head[2])}
+end
+
+-- Whether waiter a (a peek) comes before waiter b of another list: lower rank, then id.
+local function sooner(a, b)
+  if a.rank ~= b.rank then return a.rank < b.rank end
+  return before(a.id, b.id)
+end
+
+-- Take waiter nxt (list's peek) out to out: its group's pass grows by 1 / weight, and
+-- the list's time becomes that pass. A list left empty forgets its time and passes, and
+-- leaves the registry of lists with waiters.
+local function take_next(waiting, list, nxt, out)
+  out[#out + 1] = nxt.id
+  redis.call('ZREM', list.queues .. nxt.group, nxt.id)
+  redis.call('HDEL', list.members, nxt.id)
+  if redis.call('EXISTS', list.members) == 0 then
+    redis.call('DEL', list.groups, list.meta)
+    redis.call('SREM', waiting, list.name)
+    list.known, list.registered = {}, false
+    return
+  end
+  local weight = tonumber(redis.call('HGET', list.meta, 'w:' .. nxt.group)) or 1
+  local pass = fmt(nxt.pass + 1 / weight)
+  redis.call('HSET', list.meta, 'time', pass)
+  if redis.call('EXISTS', list.queues .. nxt.group) == 0 then
+    leave_if_empty(list, nxt.group)
+  else
+    redis.call('ZADD', list.groups, pass, nxt.group)
+  end
+end
+
+-- Move up to n waiters of list to out, in wake order.
+local function take_waiters(waiting, list, n, out)
+  for _ = 1, n do
+    local nxt = peek(list)
+    if not nxt then return end
+    take_next(waiting, list, nxt, out)
+  end
+end
+
+-- Move up to n waiters of slot list to out, in wake order, each a holder of the slot
+-- (holder ZSET key) until 'till': the room is the waiter's while it travels to a
+-- worker, whose admit finds it holding the slot, so no room is given twice.
+local function take_holders(waiting, list, n, out, key, till)
+  local first = #out
+  take_waiters(waiting, list, n, out)
+  for i = first + 1, #out do redis.call('ZADD', key, till, out[i]) end
 end

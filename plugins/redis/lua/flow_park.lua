@@ -1,24 +1,29 @@
--- flow_park: add tasks to waiter lists, then take out the oldest waiters of each named
--- slot with room (a slot freed while a task was on its way to its list is not missed); a
--- slot left with neither holders nor waiters has its limit forgotten.
--- KEYS[1] -> <f>slots; KEYS[2] -> <f>waiting
--- KEYS[3..2+m] -> <f>wait:<name> of each of the m lists; KEYS[3+m..2+2m] -> <f>slot:<name>
---                (a pause list names no slot: its slot key is never touched)
--- ARGV[1] -> now; ARGV[2] -> m; ARGV[3..2+m] -> the list names
--- ARGV[3+m..] -> pairs: the list's number (1..m), a task id
+-- flow_park: add tasks to waiter lists (a task there already keeps its place, with its new
+-- group, weight and rank), then take out, in wake order, as many waiters of each named
+-- slot as it has room (a slot freed while a task was on its way to its list is not
+-- missed), each a holder of the slot until the reserve runs out; a slot left with
+-- neither holders nor waiters has its limit forgotten.
+-- KEYS[1] -> <f>slots; KEYS[2] -> <f>waiting; KEYS[3] -> <f> (the lists' keys are built
+--            from it, see _flow.lua)
+-- KEYS[4..3+m] -> <f>slot:<name> of each of the m lists (a pause list names no slot: its
+--                slot key is never touched)
+-- ARGV[1] -> now; ARGV[2] -> until (now + reserve) for the waiters taken out; ARGV[3] -> m
+-- ARGV[4..3+m] -> the list names
+-- ARGV[4+m..] -> per task: the list's number (1..m), task id, group, weight, rank
 -- Returns: the ids taken out of waiter lists.
 
-local m = tonumber(ARGV[2])
-for i = 3 + m, #ARGV, 2 do
-  local j = tonumber(ARGV[i])
-  if redis.call('ZADD', KEYS[2 + j], 'NX', 0, ARGV[i + 1]) == 1 then
-    redis.call('SADD', KEYS[2], ARGV[2 + j])
-  end
+local SLOTS, WAITING, BASE, now, till = KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]
+local m = tonumber(ARGV[3])
+local lists = {}
+for j = 1, m do lists[j] = wait_list(BASE, ARGV[3 + j]) end
+for i = 4 + m, #ARGV, 5 do
+  add_waiter(WAITING, lists[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4])
 end
 local out = {}
 for j = 1, m do
-  local name, wkey, key = ARGV[2 + j], KEYS[2 + j], KEYS[2 + m + j]
-  take_waiters(KEYS[2], name, wkey, room(KEYS[1], name, key, ARGV[1]), out)
-  forget_idle(KEYS[1], name, key, wkey, ARGV[1])
+  local list, key = lists[j], KEYS[3 + j]
+  take_holders(WAITING, list, room(SLOTS, list.name, key, now), out, key, till)
+  forget_idle(SLOTS, list.name, key, list.members, now)
 end
 return out

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61tp/v1/flow.proto\x12\x06\x61tp.v1\"\"\n\x04Rate\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x0b\n\x03per\x18\x02 \x01(\x01\"\xba\x01\n\x05Limit\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\x12\x18\n\x0b\x63oncurrency\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x04rate\x18\x04 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\x05\x62urst\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x06window\x18\x06 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\x42\x0e\n\x0c_concurrencyB\x08\n\x06_burst\"\xb0\x01\n\x0fSetLimitRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\x12\x18\n\x0b\x63oncurrency\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x04rate\x18\x04 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\x05\x62urst\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x06window\x18\x06 \x01(\x0b\x32\x0c.atp.v1.RateB\x0e\n\x0c_concurrencyB\x08\n\x06_burst\"*\n\x0bLimitTarget\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\"\x15\n\x13RemoveLimitResponse\"\x12\n\x10GetLimitsRequest\"\xae\x01\n\nFlowStatus\x12\x1d\n\x06limits\x18\x01 \x03(\x0b\x32\r.atp.v1.Limit\x12\x0e\n\x06pauses\x18\x02 \x03(\t\x12\x30\n\x07waiting\x18\x03 \x03(\x0b\x32\x1f.atp.v1.FlowStatus.WaitingEntry\x12\x0f\n\x07version\x18\x04 \x01(\x03\x1a.\n\x0cWaitingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1f\n\x0cPauseRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\" \n\rPauseResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\x1f\n\x0eResumeResponse\x12\r\n\x05woken\x18\x01 \x01(\x03\x32\xab\x02\n\x0b\x46lowService\x12\x39\n\tGetLimits\x12\x18.atp.v1.GetLimitsRequest\x1a\x12.atp.v1.FlowStatus\x12\x32\n\x08SetLimit\x12\x17.atp.v1.SetLimitRequest\x1a\r.atp.v1.Limit\x12?\n\x0bRemoveLimit\x12\x13.atp.v1.LimitTarget\x1a\x1b.atp.v1.RemoveLimitResponse\x12\x34\n\x05Pause\x12\x14.atp.v1.PauseRequest\x1a\x15.atp.v1.PauseResponse\x12\x36\n\x06Resume\x12\x14.atp.v1.PauseRequest\x1a\x16.atp.v1.ResumeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61tp/v1/flow.proto\x12\x06\x61tp.v1\"\"\n\x04Rate\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x0b\n\x03per\x18\x02 \x01(\x01\"\xda\x01\n\x05Limit\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\x12\x18\n\x0b\x63oncurrency\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x04rate\x18\x04 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\x05\x62urst\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x06window\x18\x06 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\nupdated_at\x18\x07 \x01(\x01\x12\x13\n\x06weight\x18\x08 \x01(\x05H\x02\x88\x01\x01\x42\x0e\n\x0c_concurrencyB\x08\n\x06_burstB\t\n\x07_weight\"\xd0\x01\n\x0fSetLimitRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\x12\x18\n\x0b\x63oncurrency\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\x04rate\x18\x04 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x12\n\x05\x62urst\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x06window\x18\x06 \x01(\x0b\x32\x0c.atp.v1.Rate\x12\x13\n\x06weight\x18\x07 \x01(\x05H\x02\x88\x01\x01\x42\x0e\n\x0c_concurrencyB\x08\n\x06_burstB\t\n\x07_weight\"*\n\x0bLimitTarget\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x08\"\x15\n\x13RemoveLimitResponse\"\x12\n\x10GetLimitsRequest\"\xae\x01\n\nFlowStatus\x12\x1d\n\x06limits\x18\x01 \x03(\x0b\x32\r.atp.v1.Limit\x12\x0e\n\x06pauses\x18\x02 \x03(\t\x12\x30\n\x07waiting\x18\x03 \x03(\x0b\x32\x1f.atp.v1.FlowStatus.WaitingEntry\x12\x0f\n\x07version\x18\x04 \x01(\x03\x1a.\n\x0cWaitingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1f\n\x0cPauseRequest\x12\x0f\n\x07pattern\x18\x01 \x01(\t\" \n\rPauseResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\x1f\n\x0eResumeResponse\x12\r\n\x05woken\x18\x01 \x01(\x03\x32\xab\x02\n\x0b\x46lowService\x12\x39\n\tGetLimits\x12\x18.atp.v1.GetLimitsRequest\x1a\x12.atp.v1.FlowStatus\x12\x32\n\x08SetLimit\x12\x17.atp.v1.SetLimitRequest\x1a\r.atp.v1.Limit\x12?\n\x0bRemoveLimit\x12\x13.atp.v1.LimitTarget\x1a\x1b.atp.v1.RemoveLimitResponse\x12\x34\n\x05Pause\x12\x14.atp.v1.PauseRequest\x1a\x15.atp.v1.PauseResponse\x12\x36\n\x06Resume\x12\x14.atp.v1.PauseRequest\x1a\x16.atp.v1.ResumeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,25 +36,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RATE']._serialized_start=29
   _globals['_RATE']._serialized_end=63
   _globals['_LIMIT']._serialized_start=66
-  _globals['_LIMIT']._serialized_end=252
-  _globals['_SETLIMITREQUEST']._serialized_start=255
-  _globals['_SETLIMITREQUEST']._serialized_end=431
-  _globals['_LIMITTARGET']._serialized_start=433
-  _globals['_LIMITTARGET']._serialized_end=475
-  _globals['_REMOVELIMITRESPONSE']._serialized_start=477
-  _globals['_REMOVELIMITRESPONSE']._serialized_end=498
-  _globals['_GETLIMITSREQUEST']._serialized_start=500
-  _globals['_GETLIMITSREQUEST']._serialized_end=518
-  _globals['_FLOWSTATUS']._serialized_start=521
-  _globals['_FLOWSTATUS']._serialized_end=695
-  _globals['_FLOWSTATUS_WAITINGENTRY']._serialized_start=649
-  _globals['_FLOWSTATUS_WAITINGENTRY']._serialized_end=695
-  _globals['_PAUSEREQUEST']._serialized_start=697
-  _globals['_PAUSEREQUEST']._serialized_end=728
-  _globals['_PAUSERESPONSE']._serialized_start=730
-  _globals['_PAUSERESPONSE']._serialized_end=762
-  _globals['_RESUMERESPONSE']._serialized_start=764
-  _globals['_RESUMERESPONSE']._serialized_end=795
-  _globals['_FLOWSERVICE']._serialized_start=798
-  _globals['_FLOWSERVICE']._serialized_end=1097
+  _globals['_LIMIT']._serialized_end=284
+  _globals['_SETLIMITREQUEST']._serialized_start=287
+  _globals['_SETLIMITREQUEST']._serialized_end=495
+  _globals['_LIMITTARGET']._serialized_start=497
+  _globals['_LIMITTARGET']._serialized_end=539
+  _globals['_REMOVELIMITRESPONSE']._serialized_start=541
+  _globals['_REMOVELIMITRESPONSE']._serialized_end=562
+  _globals['_GETLIMITSREQUEST']._serialized_start=564
+  _globals['_GETLIMITSREQUEST']._serialized_end=582
+  _globals['_FLOWSTATUS']._serialized_start=585
+  _globals['_FLOWSTATUS']._serialized_end=759
+  _globals['_FLOWSTATUS_WAITINGENTRY']._serialized_start=713
+  _globals['_FLOWSTATUS_WAITINGENTRY']._serialized_end=759
+  _globals['_PAUSEREQUEST']._serialized_start=761
+  _globals['_PAUSEREQUEST']._serialized_end=792
+  _globals['_PAUSERESPONSE']._serialized_start=794
+  _globals['_PAUSERESPONSE']._serialized_end=826
+  _globals['_RESUMERESPONSE']._serialized_start=828
+  _globals['_RESUMERESPONSE']._serialized_end=859
+  _globals['_FLOWSERVICE']._serialized_start=862
+  _globals['_FLOWSERVICE']._serialized_end=1161
 # @@protoc_insertion_point(module_scope)

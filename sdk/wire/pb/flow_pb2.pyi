@@ -15,7 +15,7 @@ class Rate(_message.Message):
     def __init__(self, count: _Optional[int] = ..., per: _Optional[float] = ...) -> None: ...
 
 class Limit(_message.Message):
-    __slots__ = ("target", "key", "concurrency", "rate", "burst", "window", "updated_at")
+    __slots__ = ("target", "key", "concurrency", "rate", "burst", "window", "updated_at", "weight")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Limit(_message.Message):
     BURST_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     target: str
     key: bool
     concurrency: int
@@ -30,23 +31,26 @@ class Limit(_message.Message):
     burst: int
     window: Rate
     updated_at: float
-    def __init__(self, target: _Optional[str] = ..., key: _Optional[bool] = ..., concurrency: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., burst: _Optional[int] = ..., window: _Optional[_Union[Rate, _Mapping]] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    weight: int
+    def __init__(self, target: _Optional[str] = ..., key: _Optional[bool] = ..., concurrency: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., burst: _Optional[int] = ..., window: _Optional[_Union[Rate, _Mapping]] = ..., updated_at: _Optional[float] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class SetLimitRequest(_message.Message):
-    __slots__ = ("target", "key", "concurrency", "rate", "burst", "window")
+    __slots__ = ("target", "key", "concurrency", "rate", "burst", "window", "weight")
     TARGET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     RATE_FIELD_NUMBER: _ClassVar[int]
     BURST_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
     target: str
     key: bool
     concurrency: int
     rate: Rate
     burst: int
     window: Rate
-    def __init__(self, target: _Optional[str] = ..., key: _Optional[bool] = ..., concurrency: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., burst: _Optional[int] = ..., window: _Optional[_Union[Rate, _Mapping]] = ...) -> None: ...
+    weight: int
+    def __init__(self, target: _Optional[str] = ..., key: _Optional[bool] = ..., concurrency: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., burst: _Optional[int] = ..., window: _Optional[_Union[Rate, _Mapping]] = ..., weight: _Optional[int] = ...) -> None: ...
 
 class LimitTarget(_message.Message):
     __slots__ = ("target", "key")

@@ -27,7 +27,7 @@ class Dedup(_message.Message):
     def __init__(self, mode: _Optional[str] = ..., period: _Optional[float] = ...) -> None: ...
 
 class PublishRequest(_message.Message):
-    __slots__ = ("subject", "payload", "delay", "run_at", "idempotency_key", "headers", "max_attempts", "timeout", "priority", "retry", "concurrency_key", "rate_key", "dedup")
+    __slots__ = ("subject", "payload", "delay", "run_at", "idempotency_key", "headers", "max_attempts", "timeout", "priority", "retry", "concurrency_key", "rate_key", "dedup", "group_key")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class PublishRequest(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     RATE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEDUP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_KEY_FIELD_NUMBER: _ClassVar[int]
     subject: str
     payload: bytes
     delay: float
@@ -61,7 +62,8 @@ class PublishRequest(_message.Message):
     concurrency_key: str
     rate_key: str
     dedup: Dedup
-    def __init__(self, subject: _Optional[str] = ..., payload: _Optional[bytes] = ..., delay: _Optional[float] = ..., run_at: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ...) -> None: ...
+    group_key: str
+    def __init__(self, subject: _Optional[str] = ..., payload: _Optional[bytes] = ..., delay: _Optional[float] = ..., run_at: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ..., group_key: _Optional[str] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
     __slots__ = ("id", "created", "run_at", "replaced")
@@ -104,7 +106,7 @@ class AttemptError(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class TaskRecord(_message.Message):
-    __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step", "concurrency_key", "rate_key", "dedup")
+    __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step", "concurrency_key", "rate_key", "dedup", "group_key")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +139,7 @@ class TaskRecord(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     RATE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEDUP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     subject: str
     state: str
@@ -162,7 +165,8 @@ class TaskRecord(_message.Message):
     concurrency_key: str
     rate_key: str
     dedup: Dedup
-    def __init__(self, id: _Optional[str] = ..., subject: _Optional[str] = ..., state: _Optional[str] = ..., payload: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., run_at: _Optional[float] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., lease_owner: _Optional[str] = ..., lease_until: _Optional[float] = ..., result: _Optional[bytes] = ..., errors: _Optional[_Iterable[_Union[AttemptError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., finished_at: _Optional[float] = ..., schedule: _Optional[str] = ..., workflow_run: _Optional[str] = ..., step: _Optional[str] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ...) -> None: ...
+    group_key: str
+    def __init__(self, id: _Optional[str] = ..., subject: _Optional[str] = ..., state: _Optional[str] = ..., payload: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., run_at: _Optional[float] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., timeout: _Optional[float] = ..., priority: _Optional[int] = ..., lease_owner: _Optional[str] = ..., lease_until: _Optional[float] = ..., result: _Optional[bytes] = ..., errors: _Optional[_Iterable[_Union[AttemptError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., finished_at: _Optional[float] = ..., schedule: _Optional[str] = ..., workflow_run: _Optional[str] = ..., step: _Optional[str] = ..., concurrency_key: _Optional[str] = ..., rate_key: _Optional[str] = ..., dedup: _Optional[_Union[Dedup, _Mapping]] = ..., group_key: _Optional[str] = ...) -> None: ...
 
 class TaskId(_message.Message):
     __slots__ = ("id",)
