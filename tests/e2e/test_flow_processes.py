@@ -307,7 +307,9 @@ async def test_a_pause_holds_every_task_and_a_resume_runs_each_once(
     assert runs(ledger) == [], "a task ran while its subject was paused"
     assert {r.state for r in await records(platform, ids)} == {State.SCHEDULED}
 
-    assert await flow.resume(SUBJECT) == 50
+    # The scheduler's flow sweep may wake some of them first, once the pause is gone:
+    # the resume wakes the rest, and every one of them must run once below.
+    assert 0 <= await flow.resume(SUBJECT) <= 50
     await wait_finished(platform, ids, 30, *cluster.procs)
     assert_succeeded_first_time(await records(platform, ids))
     found = runs(ledger)
