@@ -430,14 +430,12 @@ def _refuse_active(tasks: list[Task], created: list[Created]) -> None:
     ]
     if not conflicts:
         return
-    refused = {c.index for c in conflicts}
-    accepted = [None if i in refused else result.id for i, result in enumerate(created)]
     message = "; ".join(
         f"key {quote(tasks[c.index].idempotency_key)} on {tasks[c.index].subject} is held by"
         f" task {c.task_id}, still queued or running"
         for c in conflicts
     )
-    raise KeyActive(message, conflicts, accepted if len(tasks) > len(refused) else ())
+    raise KeyActive(message, conflicts, _accepted(conflicts, created))
 
 
 def _flow_key(value: str | None, what: str) -> str | None:
@@ -489,8 +487,6 @@ def _conflict(
     tasks: list[Task], conflicts: list[KeyConflict], created: list[Created]
 ) -> IdempotencyConflict:
     """The error for keys that matched other tasks, naming what the call did accept."""
-    refused = {c.index for c in conflicts}
-    accepted = [None if i in refused else result.id for i, result in enumerate(created)]
     parts = [
         f"key {quote(tasks[c.index].idempotency_key)} on {tasks[c.index].subject} belongs to"
         f" task {c.task_id}, published with another {', '.join(c.fields)}"
@@ -502,7 +498,16 @@ def _conflict(
             f"{message} (items {', '.join(str(c.index) for c in conflicts)} refused; the"
             f" other {len(tasks) - len(conflicts)} items of the batch were accepted)"
         )
-    return IdempotencyConflict(message, conflicts, accepted if len(tasks) > len(refused) else ())
+    return IdempotencyConflict(message, conflicts, _accepted(conflicts, created))
+
+
+def _accepted(conflicts: list[KeyConflict], created: list[Created]) -> list[str | None]:
+    """Per item of the call, the id accepted for it, None where refused; empty when
+    nothing of the call was accepted."""
+    refused = {c.index for c in conflicts}
+    if len(created) <= len(refused):
+        return []
+    return [None if i in refused else result.id for i, result in enumerate(created)]
 
 
 def _canonical(payload: JSON) -> bytes:
