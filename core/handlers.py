@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atp.core.errors import AlreadyExists, InvalidInput
+from atp.core.flow.breaker import Breaker
 from atp.core.model import JSON, RetryPolicy, Task
 from atp.core.subjects import compile_pattern, validate_pattern
 
@@ -25,6 +26,8 @@ class Handler:
     max_attempts: int | None = None
     timeout: float | None = None
     retry: RetryPolicy | None = None
+    breaker: Breaker | None = None
+    """Its circuit breaker's policy (ADR 0040), None for none."""
 
     @functools.cached_property
     def is_async(self) -> bool:

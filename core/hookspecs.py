@@ -356,3 +356,17 @@ def atp_worker_stopped(worker: str) -> None:
 
     :param worker: the worker's name.
     """
+
+
+@hookspec
+def atp_breaker_changed(group: str, subject: str, circuit: str, previous: str, at: float) -> None:
+    """A circuit breaker changed state (ADR 0040), fired once, by the worker that changed it.
+
+    :param group: the worker group whose breaker it is.
+    :param subject: the subject it guards.
+    :param circuit: ``open``, ``half-open`` or ``closed``: the state now.
+    :param previous: the state before.
+    :param at: when it changed.
+
+    Must not block or raise into the core.
+    """

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-__all__ = ["id_time", "new_id", "process_name"]
+__all__ = ["id_time", "is_id", "new_id", "process_name"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {char: value for value, char in enumerate(_ALPHABET)}
@@ -37,6 +37,17 @@ def id_time(task_id: str) -> float:
     for char in task_id[:10]:
         value = value * 32 + _DECODE[char]
     return value / 1000
+
+
+def is_id(text: object) -> bool:
+    """Whether ``text`` has the form of an id ``new_id`` returns (26 characters, the first
+    at most ``7``, as 130 bits hold 128)."""
+    return (
+        isinstance(text, str)
+        and len(text) == 26
+        and text[0] in "01234567"
+        and all(char in _DECODE for char in text)
+    )
 
 
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> two characters

@@ -182,6 +182,7 @@ Lifecycle = Literal[
     "atp_scheduler_stopped",
     "atp_worker_started",
     "atp_worker_stopped",
+    "atp_breaker_changed",
 ]
 """The hooks the core fires through a HookEmitter: a misspelt name fails mypy."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from atp.core.flow.breaker import Breaker, BreakerState
 from atp.core.flow.rules import Gates, Limit, Rules
 from atp.core.model import JSON, AttemptError, State, Task, TaskRecord
 from atp.core.schedules import Advance, Schedule
@@ -22,6 +23,7 @@ from atp.core.workflows.runs import Run, RunPage, RunQuery
 
 __all__ = [
     "Admission",
+    "BreakerLedger",
     "Capabilities",
     "Claim",
     "ClaimingConsumer",
@@ -37,9 +39,14 @@ __all__ = [
     "Lease",
     "LeaseStatus",
     "Limiter",
+    "Member",
     "Outcome",
     "Page",
+    "Probe",
+    "ReadyAges",
+    "Registry",
     "Requeue",
+    "Sample",
     "ScheduleStore",
     "ServerTime",
     "TaskQuery",
@@ -312,9 +319,11 @@ class TaskStore(Protocol):
         less than ``idempotency_window`` seconds ago is not created: its Created carries
         the existing id and run_at. Keys are scoped by subject: the same key on another
         subject is another task. Inside one batch the first task with a (subject, key)
-        wins. A created task is READY with ``lease_until=ready_until`` if
-        ``ready_until`` is given and its ``run_at <= now`` (the caller then publishes
-        it); otherwise SCHEDULED.
+        wins. A task whose id exists already is not created again either: its Created
+        carries that id with ``created`` False (a producer's outbox relies on this to
+        repeat a try whose answer was lost, ADR 0043). A created task is READY with
+        ``lease_until=ready_until`` if ``ready_until`` is given and its ``run_at <= now``
+        (the caller then publishes it); otherwise SCHEDULED.
 
         A task's ``dedup`` changes what its key does (ADR 0038), the key still scoped by
         subject:
@@ -536,6 +545,28 @@ class ServerTime(Protocol):
         ...
 
 
+# -- Ready ages (an optional capability) ---------------------------------------------------
+
+
+@runtime_checkable
+class ReadyAges(Protocol):
+    """A store that tells how long its READY tasks have waited, for autoscaling (ADR 0044).
+
+    A read for metrics, made once per scrape interval: one query or script, bounded.
+    """
+
+    async def oldest_ready(self, *, limit: int) -> dict[str, float]:
+        """Per subject, the earliest ``run_at`` among its READY tasks (when the longest
+        waiting one became due).
+
+        Looks at no more than the ``limit`` READY tasks with the earliest ``lease_until``,
+        the order they were handed to the transport in: exact while the store holds at most
+        ``limit`` READY tasks; beyond that, a subject whose READY tasks all came later is
+        left out. A subject without READY tasks is left out.
+        """
+        ...
+
+
 # -- FlowLedger (an optional capability) ---------------------------------------------------
 
 
@@ -686,6 +717,67 @@ class FlowLedger(Protocol):
 
     async def rules_version(self) -> int:
         """The version alone, in one cheap read: 0 until the first rule is written."""
+        ...
+
+
+# -- BreakerLedger -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Outcomes of one breaker's subject, reported together."""
+
+    key: str
+    """The breaker (``atp.core.flow.breaker.breaker_key``)."""
+    policy: Breaker
+    ok: int
+    failed: int
+    by: str = ""
+    """The reporting worker's name: a change this sample makes is stamped with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One task of a breaker's subject asking to run while the breaker is not closed."""
+
+    key: str
+    policy: Breaker
+    task_id: str
+    until: float
+    """The probe's claim lasts until then (its lease)."""
+    by: str = ""
+    """The asking worker's name: a change this request makes is stamped with it."""
+
+
+@runtime_checkable
+class BreakerLedger(Protocol):
+    """The shared state of circuit breakers (ADR 0040), kept by the store's backend beside
+    the flow ledger, so every worker of a group sees one breaker per subject.
+
+    The arithmetic is ``atp.core.flow.breaker`` (``observe``, ``probe``); the ledger
+    applies it atomically per key, in the order given, and keeps the result. A key never
+    written reads as a closed breaker with nothing counted. A waiter list named
+    ``b:<key>`` (``breaker_waiters``) never has room, like a pause's: only ``unpark``
+    takes its waiters out.
+    """
+
+    async def observe(self, samples: Sequence[Sample], *, now: float) -> list[BreakerState]:
+        """Apply each sample (``breaker.observe(..., by=sample.by)``) and return the state
+        after it."""
+        ...
+
+    async def probe(self, probes: Sequence[Probe], *, now: float) -> list[BreakerState]:
+        """Apply each request (``breaker.probe(..., by=probe.by)``) and return the state
+        after it: the task may run if that state is closed or names it as the probe."""
+        ...
+
+    async def breakers(self) -> list[BreakerState]:
+        """Every breaker not closed, and every closed one that counted something in the
+        last two windows, sorted by key. (A closed breaker at rest may be forgotten.)"""
+        ...
+
+    async def reset_breakers(self, keys: Sequence[str], *, now: float) -> list[bool]:
+        """Close each breaker and clear its counts; per key, whether it was not closed."""
         ...
 
 
@@ -860,6 +952,55 @@ class Coordinator(Protocol):
 
     async def close(self) -> None:
         """Release connections (leases held run out on their own)."""
+        ...
+
+
+# -- Registry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One live process of the fleet, as it last announced itself (ADR 0041)."""
+
+    name: str
+    """Unique per process: a worker's name."""
+    role: str
+    """``worker`` (the only role that announces itself so far)."""
+    host: str
+    pid: int
+    version: str
+    """The atp version it runs."""
+    group: str
+    patterns: tuple[str, ...]
+    concurrency: int
+    running: int
+    """Attempts in flight when it announced."""
+    started_at: float
+    seen_at: float
+    """When it last announced, by its own clock."""
+    expires_at: float = 0.0
+    """When it leaves the registry unless it announces again; set by the registry from
+    ``ttl`` (by the backend's clock where it has one)."""
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """Service discovery beside the leases: processes announce themselves with a TTL, and
+    one that stops announcing is gone once its TTL has passed (a crash needs no clean-up).
+
+    An optional capability of a Coordinator. Every call is atomic per member."""
+
+    async def announce(self, members: Sequence[Member], *, ttl: float) -> None:
+        """Create or replace each member by name, listed until ``ttl`` seconds from now."""
+        ...
+
+    async def withdraw(self, names: Sequence[str]) -> None:
+        """Remove members by name at once (a clean stop); unknown names are ignored."""
+        ...
+
+    async def members(self, role: str | None = None) -> list[Member]:
+        """The members whose TTL has not passed (of ``role``, if given), sorted by name,
+        each with its ``expires_at``."""
         ...
 
 

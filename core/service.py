@@ -30,7 +30,7 @@ from atp.core.errors import (
 )
 from atp.core.flow.admission import Gatekeeper
 from atp.core.flow.rules import validate_key
-from atp.core.ids import new_id
+from atp.core.ids import is_id, new_id
 from atp.core.model import (
     FINAL_STATES,
     JSON,
@@ -93,6 +93,11 @@ class PublishRequest:
     """The fair group (a tenant): waiting tasks are woken by group, by weight (ADR 0039)."""
     dedup: Dedup | None = None
     """Debounce, throttle or unique on ``idempotency_key``; debounce sets the run time."""
+    task_id: str | None = None
+    """The id the task gets, chosen by the producer (an id of ``new_id``'s form); None, the
+    default, for a new one. A producer's outbox gives one before its first try, so that a
+    publish whose outcome was unknown is delivered again as the same task (ADR 0043). The
+    REST and gRPC APIs do not carry it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,9 @@ class Published:
     run_at: float
     replaced: str | None = None
     """Debounce: the pending task this one replaced (now cancelled)."""
+    in_outbox: bool = False
+    """Accepted locally: the store could not be reached and the task waits in this host's
+    outbox, which creates it under ``id`` once the store is back (ADR 0043)."""
 
 
 class TaskService:
@@ -146,6 +154,15 @@ class TaskService:
             Published(result.id, result.created, result.run_at, result.replaced)
             for result in created
         ]
+
+    def check(self, requests: Sequence[PublishRequest]) -> None:
+        """Raise what ``publish`` would refuse ``requests`` for before writing (InvalidInput,
+        IdempotencyConflict within the call); write nothing."""
+        if len(requests) > MAX_BATCH:
+            raise InvalidInput(f"a batch holds at most {MAX_BATCH} tasks, got {len(requests)}")
+        now = self._clock.now()
+        tasks = [self._build(request, now) for request in requests]
+        _refuse_repeats(tasks, {i: dict(tasks[i].headers) for i in _keyed(requests, tasks)})
 
     @property
     def adds_headers(self) -> bool:
@@ -310,7 +327,7 @@ class TaskService:
         validate_subject(request.subject)
         self._check_payload(request.payload)
         task = Task(
-            id=new_id(now),
+            id=new_id(now) if request.task_id is None else _task_id(request.task_id),
             subject=request.subject,
             payload=request.payload,
             headers=_headers(request.headers),
@@ -540,6 +557,12 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     if sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
         raise PayloadTooLarge(f"headers are over {MAX_HEADER_BYTES} characters in all")
     return dict(headers)
+
+
+def _task_id(value: str) -> str:
+    if not is_id(value):
+        raise InvalidInput(f"task_id must be a 26-character atp id, got {quote(value)}")
+    return value
 
 
 def _key(key: str | None) -> str | None:

@@ -46,6 +46,7 @@ _DURATIONS = frozenset(
         "max_clock_skew",
         "drain_timeout",
         "reap_interval",
+        "registry_ttl",
     }
 )
 _META_ENV = frozenset({"ATP_CONFIG"})
@@ -149,6 +150,13 @@ class Settings:
     Default 2."""
     drain_timeout: float = 30.0
     """Seconds a stopping worker waits for running handlers. Default 30."""
+    registry_ttl: float = 15.0
+    """Seconds a worker stays listed in the registry after its last announcement (it
+    announces every ``heartbeat``): a worker killed is gone from ``atp workers ls`` within
+    this. Default 15."""
+    outbox: str = ""
+    """A file where a producer keeps the publishes its store could not take, and delivers
+    them from once the store is back (ADR 0043). Default none: such a publish fails."""
     plugins: tuple[str, ...] = ()
     """Extra plugin modules to load, beside built-ins and entry points. Default none."""
     log_level: str = "INFO"
@@ -302,6 +310,7 @@ def _check(settings: Settings) -> None:
         "ready_timeout",
         "reap_interval",
         "leader_ttl",
+        "registry_ttl",
     )
     for name in positive:
         value = getattr(settings, name)
@@ -322,6 +331,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"setting 'forward_horizon' must be at most {MAX_HORIZON:g} s (the leader holds "
             f"what it takes ahead in memory), got {settings.forward_horizon!r}"
+        )
+    if settings.heartbeat >= settings.registry_ttl:
+        raise ConfigError(
+            f"setting 'heartbeat' ({settings.heartbeat}) must be shorter than 'registry_ttl' "
+            f"({settings.registry_ttl}), or workers drop out of the registry between "
+            "announcements"
         )
     if settings.heartbeat >= settings.lease:
         raise ConfigError(

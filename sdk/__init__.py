@@ -23,10 +23,12 @@ from atp.core.errors import (
     Retry,
     StateConflict,
 )
+from atp.core.fleet import Fleet
+from atp.core.flow.breaker import Breaker, BreakerState, Circuit
 from atp.core.flow.rules import Limit, Rate
 from atp.core.flow.service import FlowStatus
 from atp.core.model import AttemptError, Dedup, DedupMode, RetryPolicy, State, Task, TaskRecord
-from atp.core.ports import Page
+from atp.core.ports import Member, Page
 from atp.core.settings import Settings
 from atp.core.workflows.runs import Run, RunState, StepState
 from atp.sdk.app import App, TaskContext, context
@@ -40,17 +42,22 @@ __all__ = [
     "AtpError",
     "AttemptError",
     "BackendUnavailable",
+    "Breaker",
+    "BreakerState",
+    "Circuit",
     "Client",
     "ConfigError",
     "Dedup",
     "DedupMode",
     "Fail",
     "FencedOut",
+    "Fleet",
     "FlowStatus",
     "IdempotencyConflict",
     "InvalidInput",
     "KeyActive",
     "Limit",
+    "Member",
     "NotFound",
     "Page",
     "PayloadTooLarge",

@@ -18,6 +18,8 @@ from grpc import aio
 from atp.core import codec
 from atp.core.clock import SystemClock
 from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
+from atp.core.fleet import Fleet
+from atp.core.flow.breaker import BreakerState
 from atp.core.flow.rules import Limit
 from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, Task, TaskRecord
@@ -27,16 +29,19 @@ from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import Definition, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState
 from atp.sdk._operations import Operations
+from atp.sdk.wire import fleet as fleet_wire
 from atp.sdk.wire import flows, limits
 from atp.sdk.wire import tasks as convert
 from atp.sdk.wire.pb import consumer_pb2 as cpb
 from atp.sdk.wire.pb import (
     consumer_pb2_grpc,
+    fleet_pb2_grpc,
     flow_pb2_grpc,
     schedules_pb2_grpc,
     tasks_pb2_grpc,
     workflows_pb2_grpc,
 )
+from atp.sdk.wire.pb import fleet_pb2 as fleet_pb
 from atp.sdk.wire.pb import flow_pb2 as fpb
 from atp.sdk.wire.pb import schedules_pb2 as spb
 from atp.sdk.wire.pb import tasks_pb2 as pb
@@ -69,6 +74,7 @@ class GrpcRemote:
         self.schedules = GrpcSchedules(self)
         self.workflows = GrpcWorkflows(self)
         self.flow = GrpcFlow(self)
+        self.fleet = GrpcFleet(self)
         self.consumer = GrpcConsumer(self)
 
     def __repr__(self) -> str:
@@ -265,6 +271,22 @@ class GrpcFlow:
     async def resume(self, pattern: str) -> int:
         found = await self._call(self._stub.Resume, fpb.PauseRequest(pattern=pattern))
         return int(found.woken)
+
+
+class GrpcFleet:
+    """``atp.v1.Fleet``, as ``FleetService`` offers its reads."""
+
+    def __init__(self, remote: GrpcRemote) -> None:
+        self._call = remote.call
+        self._stub = fleet_pb2_grpc.FleetStub(remote._channel)  # type: ignore[no-untyped-call]
+
+    async def workers(self) -> Fleet:
+        found = await self._call(self._stub.ListWorkers, fleet_pb.ListWorkersRequest())
+        return fleet_wire.fleet_in(found)
+
+    async def breakers(self) -> list[BreakerState]:
+        found = await self._call(self._stub.ListBreakers, fleet_pb.ListBreakersRequest())
+        return [fleet_wire.breaker_in(item) for item in found.breakers]
 
 
 class GrpcConsumer:

@@ -14,6 +14,8 @@ import httpx
 
 from atp.core.clock import SystemClock
 from atp.core.errors import AtpError, BackendUnavailable, IdempotencyConflict
+from atp.core.fleet import Fleet
+from atp.core.flow.breaker import BreakerState
 from atp.core.flow.rules import Limit
 from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, TaskRecord
@@ -23,10 +25,10 @@ from atp.core.service import Published, PublishRequest
 from atp.core.workflows.definition import Definition, definition_from_dict, definition_to_dict
 from atp.core.workflows.runs import Run, RunPage, RunState, run_from_dict
 from atp.sdk._operations import Consumer, Operations
-from atp.sdk.wire import rest
+from atp.sdk.wire import fleet, rest
 from atp.sdk.wire.problems import error_from
 
-__all__ = ["HttpFlow", "HttpRemote"]
+__all__ = ["HttpFleet", "HttpFlow", "HttpRemote"]
 
 TIMEOUT = 30.0
 Call = Callable[..., Awaitable[Any]]
@@ -54,6 +56,7 @@ class HttpRemote:
         self.schedules = HttpSchedules(self.call)
         self.workflows = HttpWorkflows(self.call)
         self.flow = HttpFlow(self.call)
+        self.fleet = HttpFleet(self.call)
 
     def __repr__(self) -> str:
         return f"HttpRemote({str(self._http.base_url)!r})"
@@ -267,6 +270,20 @@ class HttpFlow:
     async def resume(self, pattern: str) -> int:
         found = await self._call("DELETE", "/v1/pauses", params={"pattern": pattern})
         return int(found["woken"])
+
+
+class HttpFleet:
+    """The ``/v1/workers`` and ``/v1/breakers`` reads, as ``FleetService`` offers them."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    async def workers(self) -> Fleet:
+        return fleet.fleet_from_dict(await self._call("GET", "/v1/workers"))
+
+    async def breakers(self) -> list[BreakerState]:
+        found = await self._call("GET", "/v1/breakers")
+        return [fleet.breaker_from_dict(item) for item in found["breakers"]]
 
 
 def _problem(response: httpx.Response) -> AtpError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from atp.core.cron.service import ScheduleService
+from atp.core.fleet import FleetService
 from atp.core.flow.service import FlowService
 from atp.core.platform import Platform
 from atp.core.ports import Clock
@@ -16,8 +17,8 @@ __all__ = ["LocalOperations"]
 
 
 class LocalOperations:
-    """``TaskService``, ``ScheduleService``, ``FlowService`` and ``WorkflowEngine`` over one
-    Platform."""
+    """``TaskService``, ``ScheduleService``, ``FlowService``, ``FleetService`` and
+    ``WorkflowEngine`` over one Platform."""
 
     consumer: Consumer | None = None
     """Workers in this process consume through the transport, not through a Client."""
@@ -27,6 +28,7 @@ class LocalOperations:
         self.tasks = TaskService(platform)
         self.schedules = ScheduleService(platform)
         self.flow = FlowService(platform)
+        self.fleet = FleetService(platform)
         self._owns_platform = owns_platform
 
     @cached_property

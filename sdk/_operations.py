@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from atp.core.fleet import Fleet
+from atp.core.flow.breaker import BreakerState
 from atp.core.flow.rules import Limit
 from atp.core.flow.service import FlowStatus
 from atp.core.model import JSON, State, TaskRecord
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Consumer",
+    "FleetOperations",
     "FlowOperations",
     "Operations",
     "ScheduleOperations",
@@ -101,6 +104,14 @@ class FlowOperations(Protocol):
     async def resume(self, pattern: str) -> int: ...
 
 
+class FleetOperations(Protocol):
+    """The fleet's reads, as ``FleetService`` offers them."""
+
+    async def workers(self) -> Fleet: ...
+
+    async def breakers(self) -> list[BreakerState]: ...
+
+
 class WorkflowOperations(Protocol):
     """The workflow operations, as ``WorkflowEngine`` offers them."""
 
@@ -162,6 +173,9 @@ class Operations(Protocol):
 
     @property
     def flow(self) -> FlowOperations: ...
+
+    @property
+    def fleet(self) -> FleetOperations: ...
 
     @property
     def consumer(self) -> Consumer | None:

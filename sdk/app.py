@@ -13,6 +13,7 @@ from atp.core.context import Attempt, current_attempt
 from atp.core.cron.service import define_schedule
 from atp.core.durations import parse_duration
 from atp.core.errors import AlreadyExists, InvalidInput
+from atp.core.flow.breaker import Breaker
 from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.model import JSON, RetryPolicy, Task
 from atp.core.schedules import Misfire, Overlap, Schedule
@@ -50,12 +51,15 @@ class App:
         retries: int | None = None,
         timeout: float | str | None = None,
         retry: RetryPolicy | None = None,
+        breaker: Breaker | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function (async, or sync to run in a thread) for ``subject``.
 
         ``subject`` may be a pattern (``orders.*``); the most specific one wins. Defaults
         apply when the task itself does not set them: ``max_attempts`` (or ``retries``,
         attempts after the first), ``timeout`` in seconds or as ``"30s"``, ``retry``.
+        ``breaker``: a circuit breaker per subject and worker group (``Breaker``): once
+        the handler keeps failing, the subject's tasks wait without spending attempts.
         """
         attempts = _attempts(max_attempts, retries)
         seconds = None if timeout is None else parse_duration(timeout, "timeout")
@@ -63,7 +67,7 @@ class App:
             raise InvalidInput(f"timeout must be > 0, got {timeout!r}")
 
         def register(fn: F) -> F:
-            self.registry.add(Handler(subject, fn, attempts, seconds, retry))
+            self.registry.add(Handler(subject, fn, attempts, seconds, retry, breaker))
             return fn
 
         return register

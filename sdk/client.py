@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Final, Unpack
 
 from atp.core.cron.service import define_schedule
 from atp.core.errors import ConfigError, InvalidInput
+from atp.core.fleet import Fleet
+from atp.core.flow.breaker import BreakerState
 from atp.core.flow.rules import Limit, Rate, parse_rate
 from atp.core.flow.service import FlowStatus
 from atp.core.model import FINAL_STATES, JSON, State, TaskRecord
@@ -34,11 +36,13 @@ from atp.core.schedules import Misfire, Overlap, Schedule
 from atp.core.service import Published, PublishRequest
 from atp.core.settings import Settings
 from atp.core.urls import mask
+from atp.sdk._courier import Courier
 from atp.sdk._local import LocalOperations
 from atp.sdk._operations import Operations
 from atp.sdk._options import Duration, Instant, PublishOptions, publish_request, seconds
 from atp.sdk._remote import REMOTE_SCHEMES, open_remote
 from atp.sdk._workflows import WorkflowMethods
+from atp.sdk.outbox import Outbox
 
 if TYPE_CHECKING:
     from atp.sdk._grpc import RemoteDelivery
@@ -78,9 +82,14 @@ class Client(WorkflowMethods):
     def __init__(self, platform: Platform | Operations, *, owns_platform: bool = False) -> None:
         """A client over ``platform`` (closed by ``close`` if ``owns_platform``), or over
         the ``Operations`` of an ``atp server`` (what ``connect`` builds for its URL)."""
+        self._courier: Courier | None = None
         if isinstance(platform, Platform):
             self._platform: Platform | None = platform
-            self._ops: Operations = LocalOperations(platform, owns_platform=owns_platform)
+            local = LocalOperations(platform, owns_platform=owns_platform)
+            self._ops: Operations = local
+            if platform.settings.outbox:
+                outbox = Outbox(platform.settings.outbox, platform.clock)
+                self._courier = Courier(outbox, local.tasks, platform.clock)
         else:
             self._platform, self._ops = None, platform
         self._closed = False
@@ -139,7 +148,11 @@ class Client(WorkflowMethods):
     async def publish(
         self, subject: str, payload: JSON = None, **options: Unpack[PublishOptions]
     ) -> Published:
-        """Publish one task to ``subject``; return its id once the store has it.
+        """Publish one task to ``subject``; return its id once the store has it, or, with an
+        ``outbox`` set and the store unreachable, once this host's outbox has it
+        (``in_outbox``: accepted locally, created in the store when the outbox delivers it).
+        Without an outbox, an unreachable store raises BackendUnavailable within the
+        store's timeout.
 
         ``delay`` or ``run_at`` (not both) schedule it for later; ``idempotency_key``
         returns the existing task's id, with ``created=False``, if the key was used on
@@ -155,16 +168,36 @@ class Client(WorkflowMethods):
         The options: ``PublishOptions``.
         """
         request = publish_request(subject, payload, **options)
-        (published,) = await self._ops.tasks.publish([request])
+        (published,) = await self._publish([request])
         return published
 
     async def publish_many(self, requests: Iterable[PublishRequest]) -> builtins.list[Published]:
         """Publish a batch in one store call; results in the order of ``requests``.
 
         All or nothing on bad input: one invalid request raises InvalidInput and no task
-        of the batch is written.
+        of the batch is written. With an ``outbox``, an unreachable store's batch is kept
+        whole, as for ``publish``.
         """
-        return await self._ops.tasks.publish(builtins.list(requests))
+        return await self._publish(builtins.list(requests))
+
+    @property
+    def outbox(self) -> Outbox | None:
+        """The outbox this client keeps publishes in while its store is away (the
+        ``outbox`` setting), to inspect; None without one."""
+        return None if self._courier is None else self._courier.outbox
+
+    async def flush_outbox(self) -> int:
+        """Deliver the outbox now, oldest first; return how many publishes the store took.
+
+        0 without an outbox or while another process delivers it; BackendUnavailable if
+        the store is still unreachable (what is undelivered stays kept).
+        """
+        return 0 if self._courier is None else await self._courier.flush()
+
+    async def _publish(self, requests: builtins.list[PublishRequest]) -> builtins.list[Published]:
+        if self._courier is None:
+            return await self._ops.tasks.publish(requests)
+        return await self._courier.publish(requests)
 
     # -- inspecting ----------------------------------------------------------------------
 
@@ -357,6 +390,18 @@ class Client(WorkflowMethods):
         not paused; a subject another paused pattern matches stays held."""
         return await self._ops.flow.resume(pattern)
 
+    # -- the fleet -------------------------------------------------------------------------
+
+    async def workers(self) -> Fleet:
+        """Return the live workers (each as it last announced itself, gone once its
+        ``registry_ttl`` passed without an announcement) and the scheduler's leader."""
+        return await self._ops.fleet.workers()
+
+    async def breakers(self) -> builtins.list[BreakerState]:
+        """Return every circuit breaker not closed, and every closed one that counted
+        lately, by key; ConfigError if the store keeps none."""
+        return await self._ops.fleet.breakers()
+
     # -- consuming remotely ----------------------------------------------------------------
 
     def retrieve(
@@ -382,6 +427,8 @@ class Client(WorkflowMethods):
         if self._closed:
             return
         self._closed = True
+        if self._courier is not None:
+            await self._courier.close()
         await self._ops.close()
 
     async def __aenter__(self) -> Client:

@@ -110,6 +110,8 @@ class SyncClient:
         """As ``Client.publish_many``; ``requests`` is read in the calling thread."""
         return self._call(self._client.publish_many(builtins.list(requests)))
 
+    flush_outbox = _Blocking(Client.flush_outbox)
+
     get = _Blocking(Client.get)
     list = _Blocking(Client.list)
     counts = _Blocking(Client.counts)
@@ -132,6 +134,9 @@ class SyncClient:
     limits = _Blocking(Client.limits)
     pause = _Blocking(Client.pause)
     resume = _Blocking(Client.resume)
+
+    workers = _Blocking(Client.workers)
+    breakers = _Blocking(Client.breakers)
 
     register_workflow = _Blocking(Client.register_workflow)
     get_workflow = _Blocking(Client.get_workflow)

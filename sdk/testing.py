@@ -17,10 +17,11 @@ need and almost no real time::
 Nothing sleeps: ``advance``, ``run_until_idle`` and ``wait`` walk the clock event to
 event. While nothing runs, the clock jumps straight to the next deadline of anything (a
 task's ``run_at`` or retry, a dead worker's lease, a workflow run's timeout or sleep, a
-cron tick), landing once a second before it so every scheduler loop looks as it would;
-the leader's lease is carried over the jump, as its renewals would have kept it. While a
-handler runs, the clock goes from one wake-up of the worker's or the handler's own to the
-next (the scheduler's looks are polls: they would find nothing new). A walk costs a few
+cron tick, the end of an open circuit breaker's time), landing once a second before it
+so every scheduler loop looks as it would; the leader's lease is carried over the jump,
+as its renewals would have kept it. While a handler runs, the clock goes from one wake-up
+of the worker's or the handler's own to the next (the scheduler's looks are polls: they
+would find nothing new). A walk costs a few
 moves of the clock per event, whether the events are a second or a month apart: three
 quiet days are two moves, three days of a 5-minute cron about 1,700, a handler hanging
 until its 300 s timeout 300.
@@ -49,10 +50,11 @@ from typing import Any
 from atp.core.clock import POLLING, ManualClock
 from atp.core.cron.service import ScheduleService
 from atp.core.errors import AtpError
+from atp.core.flow.breaker import BREAKER_PREFIX, Circuit
 from atp.core.model import ACTIVE_STATES, FINAL_STATES, JSON, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.plugins import make_plugin_manager
-from atp.core.ports import ScheduleStore, WorkflowStore
+from atp.core.ports import BreakerLedger, FlowLedger, ScheduleStore, WorkflowStore
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.settings import Settings
 from atp.core.subjects import matches
@@ -558,6 +560,8 @@ class TestPlatform:
             active[("(worker)", State.RUNNING)] = busy_workers
         timer = await self._workflow_timer()
         deadlines = [] if timer is None else [timer]
+        probe = await self._breaker_timer() if active else None
+        deadlines += [] if probe is None else [probe]
         if active:
             states = sorted({state for _, state in active})
             for record in await self.tasks(states=states):
@@ -602,6 +606,23 @@ class TestPlatform:
             return None
         runs = await store.due_runs(now=math.inf, limit=1)
         return runs[0].wake_at if runs else None
+
+    async def _breaker_timer(self) -> float | None:
+        """The earliest time a circuit breaker holding tasks back lets a probe run: its
+        open time's end, or its probe's claim running out."""
+        store = self.platform.store
+        if not (isinstance(store, BreakerLedger) and isinstance(store, FlowLedger)):
+            return None
+        waiting = await store.waiters()
+        held = {name[len(BREAKER_PREFIX) :] for name in waiting if name.startswith(BREAKER_PREFIX)}
+        if not held:
+            return None
+        times = [
+            state.open_until if state.circuit is Circuit.OPEN else state.probe_until
+            for state in await store.breakers()
+            if state.key in held and state.circuit is not Circuit.CLOSED
+        ]
+        return min(times, default=None)
 
     async def _cron_tick(self) -> float | None:
         store = self.platform.store

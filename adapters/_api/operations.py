@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from atp.adapters._api.fleet import FleetOperations
 from atp.adapters._api.flow import FlowOperations
 from atp.adapters._api.schedules import ScheduleOperations
 from atp.adapters._api.workflows import WorkflowOperations
@@ -25,8 +26,8 @@ __all__ = ["Operations"]
 
 class Operations:
     """Task and dead-letter operations on behalf of one caller at a time; ``schedules``,
-    ``workflows`` and ``flow`` hold the cron schedule, workflow and flow-control
-    operations."""
+    ``workflows``, ``flow`` and ``fleet`` hold the cron schedule, workflow, flow-control
+    and fleet operations."""
 
     def __init__(self, platform: Platform, server: ServerSettings) -> None:
         self.platform = platform
@@ -34,6 +35,7 @@ class Operations:
         self.schedules = ScheduleOperations(platform)
         self.workflows = WorkflowOperations(platform, server)
         self.flow = FlowOperations(platform)
+        self.fleet = FleetOperations(platform)
         self._server = server
 
     async def publish(self, who: Principal, requests: Sequence[PublishRequest]) -> list[Published]:

@@ -51,8 +51,8 @@ class ServerSettings:
     """Requests a token may make at once after a quiet spell. Default 100."""
     limiter: str = ""
     """Limiter URL, shared by every server process. Default: for ``sqlite:///x.db`` the
-    file ``x.db-limits``; else the store's URL if a limiter plugin serves it; else
-    ``memory://`` (limits per process)."""
+    file ``x.db-limits``; else the store's URL if a limiter plugin serves it (Redis);
+    else the coordinator's (etcd); else ``memory://`` (limits per process)."""
     max_body: int = 8 * 1_048_576
     """Largest request body in bytes. Default 8 MiB."""
     max_batch: int = 1000

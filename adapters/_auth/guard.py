@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from atp.adapters._auth.config import ServerSettings
 from atp.adapters._auth.scopes import ALL, Scopes
@@ -72,9 +73,10 @@ def build_guard(platform: Platform, server: ServerSettings) -> Guard:
 
     Without a ``limiter`` URL: beside a SQLite store, a file of its own next to the
     store's (shared by every server on the store, without contending for its write
-    lock); else the store's URL where a plugin serves a limiter there; else
-    ``memory://``, with a warning. Raises ConfigError for auth without tokens or a
-    limiter URL no plugin serves.
+    lock); else the store's URL where a plugin serves a limiter there (Redis); else the
+    coordinator's URL where one serves it there (etcd, ADR 0042); else ``memory://``,
+    with a warning: limits then hold per process. Raises ConfigError for auth without
+    tokens or a limiter URL no plugin serves.
     """
     book = server.token_book()
     if server.auth and not len(book):
@@ -82,17 +84,29 @@ def build_guard(platform: Platform, server: ServerSettings) -> Guard:
             "atp server needs tokens: set [atp.server] tokens_file (see `atp token create`), "
             "or pass --no-auth to serve without authentication"
         )
-    url = server.limiter or default_limiter(platform.settings.store)
+    limiter = _limiter(platform, server.limiter)
+    return Guard(book, limiter, rate=server.rate, burst=server.burst, enabled=server.auth)
+
+
+def _limiter(platform: Platform, configured: str) -> Limiter:
+    """The limiter of ``build_guard``: at ``configured``, else the first a plugin serves of
+    the store's default, the coordinator's URL and ``memory://``."""
+    url = configured or default_limiter(platform.settings.store)
     make = platform.plugins.hook.atp_make_limiter
     limiter = make(url=url, settings=platform.settings, clock=platform.clock)
-    if limiter is None and server.limiter:
+    if limiter is None and configured:
         raise ConfigError(f"no plugin serves a rate limiter for {mask(url)!r}")
+    coordinator = platform.settings.coordinator_url
+    if limiter is None and coordinator != url:
+        limiter = make(url=coordinator, settings=platform.settings, clock=platform.clock)
     if limiter is None:
         log.warning(
-            "no shared rate limiter for store %r: limits hold per server process", mask(url)
+            "no shared rate limiter for store %r or coordinator %r: limits hold per server process",
+            mask(url),
+            mask(coordinator),
         )
         limiter = make(url="memory://", settings=platform.settings, clock=platform.clock)
-    return Guard(book, limiter, rate=server.rate, burst=server.burst, enabled=server.auth)
+    return cast(Limiter, limiter)
 
 
 def default_limiter(store: str) -> str:

@@ -19,7 +19,9 @@ from atp.adapters.cli._errors import (
     report,
     report_unexpected,
 )
+from atp.adapters.cli._fleet import breakers, workers
 from atp.adapters.cli._flow import limit, pause, resume
+from atp.adapters.cli._outbox import outbox
 from atp.adapters.cli._plugins import plugins
 from atp.adapters.cli._run import dev, scheduler, worker
 from atp.adapters.cli._server import server, token
@@ -129,7 +131,8 @@ def cli(
 
 
 RUNTIMES = (dev, worker, scheduler, server, token)
-TOOLS = (publish, task, dlq, cron, limit, pause, resume, workflow, plugins, chaos)
+FLEET = (workers, breakers)
+TOOLS = (publish, task, dlq, cron, limit, pause, resume, *FLEET, outbox, workflow, plugins, chaos)
 for command in (*RUNTIMES, *TOOLS):
     cli.add_command(command)
 

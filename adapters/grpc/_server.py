@@ -1,4 +1,4 @@
-"""The gRPC server: atp.v1.Tasks, Consumer, Schedules, Workflows and FlowService,
+"""The gRPC server: atp.v1.Tasks, Consumer, Schedules, Workflows, FlowService and Fleet,
 reflection and the health service."""
 
 from __future__ import annotations
@@ -13,12 +13,20 @@ from grpc_reflection.v1alpha import reflection
 from atp.adapters._api.leases import RemoteLeases
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.guard import Guard
+from atp.adapters.grpc._fleet import FleetService
 from atp.adapters.grpc._flow import FlowService
 from atp.adapters.grpc._flow_services import SchedulesService, WorkflowsService
 from atp.adapters.grpc._handlers import add_servicer
 from atp.adapters.grpc._services import ConsumerService, TasksService
 from atp.core.errors import ConfigError
-from atp.sdk.wire.pb import consumer_pb2, flow_pb2, schedules_pb2, tasks_pb2, workflows_pb2
+from atp.sdk.wire.pb import (
+    consumer_pb2,
+    fleet_pb2,
+    flow_pb2,
+    schedules_pb2,
+    tasks_pb2,
+    workflows_pb2,
+)
 
 __all__ = ["GrpcServer"]
 
@@ -29,7 +37,8 @@ CONSUMER = consumer_pb2.DESCRIPTOR.services_by_name["Consumer"]
 SCHEDULES = schedules_pb2.DESCRIPTOR.services_by_name["Schedules"]
 WORKFLOWS = workflows_pb2.DESCRIPTOR.services_by_name["Workflows"]
 FLOW = flow_pb2.DESCRIPTOR.services_by_name["FlowService"]
-SERVICES = tuple(s.full_name for s in (TASKS, CONSUMER, SCHEDULES, WORKFLOWS, FLOW))
+FLEET = fleet_pb2.DESCRIPTOR.services_by_name["Fleet"]
+SERVICES = tuple(s.full_name for s in (TASKS, CONSUMER, SCHEDULES, WORKFLOWS, FLOW, FLEET))
 
 
 class GrpcServer:
@@ -50,6 +59,7 @@ class GrpcServer:
         add_servicer(self._server, SCHEDULES, SchedulesService(guard, operations))
         add_servicer(self._server, WORKFLOWS, WorkflowsService(guard, operations))
         add_servicer(self._server, FLOW, FlowService(guard, operations))
+        add_servicer(self._server, FLEET, FleetService(guard, operations))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = (
             *SERVICES,

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from atp.adapters._api.operations import Operations
 from atp.adapters._auth.config import ServerSettings
 from atp.adapters._auth.guard import Guard
+from atp.adapters.http._fleet import router as fleet_router
 from atp.adapters.http._flow import router as flow_router
 from atp.adapters.http._models import Health
 from atp.adapters.http._openapi import server_openapi
@@ -47,7 +48,7 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
         title="atp",
         version="1",
         description="Async Task Platform: publish, inspect, cancel and requeue tasks; cron "
-        "schedules; workflows; flow control (limits and pauses).",
+        "schedules; workflows; flow control (limits and pauses); the fleet (workers, breakers).",
         docs_url=None,  # FastAPI's pages load their scripts from a CDN: see _docs
         redoc_url=None,
     )
@@ -58,6 +59,7 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
     app.include_router(schedule_router)
     app.include_router(workflow_router)
     app.include_router(flow_router)
+    app.include_router(fleet_router)
     _health(app, platform)
     _docs(app)
     for path, mounted in plugin_mounts(platform):

@@ -64,6 +64,13 @@ EARLIEST_RUN_AT = 946_684_800.0
 """2000-01-01: the core refuses an earlier ``run_at`` as a unit mistake."""
 MAX_DELAY = Settings().max_delay
 """The default ``max_delay``; each server's document states its own."""
+INT_RANGE = (-(2**63), 2**64 - 1)
+"""The integers a payload may hold (the codec's, orjson's): one outside is refused (400)."""
+PAYLOAD = (
+    f"Any JSON value whose integers lie in [{INT_RANGE[0]}, {INT_RANGE[1]}] (a JSON Schema "
+    "cannot say so of a value of any shape), up to max_payload bytes"
+)
+REPLACEMENT = f"Replaces the dead task's payload: {PAYLOAD}"
 DURATION_FORMAT = "atp-duration"
 """The OpenAPI format of a duration text: a number, then a unit (``ms``, ``s``, ``m``,
 ``h``, ``d``, ``w``; seconds without one), whose value keeps to the field's bounds."""
@@ -208,7 +215,7 @@ class TaskIn(_Strict):
         description="Dot-separated subject, e.g. orders.close",
         json_schema_extra={"pattern": SUBJECT_PATTERN},
     )
-    payload: Any = Field(None, description="Any JSON value, up to max_payload bytes")
+    payload: Any = Field(None, description=PAYLOAD)
     delay: Delay | None = Field(None, description="Run after this many seconds (or '30m')")
     run_at: Number | None = Field(
         None,
@@ -362,7 +369,7 @@ class RequeueIn(_Strict):
     """How to give a dead task a new life; ``payload`` replaces the old one if present."""
 
     delay: Delay | None = None
-    payload: Any = None
+    payload: Any = Field(default=None, description=REPLACEMENT)
 
 
 class PurgeIn(_Strict):

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from atp.core.errors import AtpError
+from atp.core.flow.circuits import Circuits
 from atp.core.flow.rules import NO_GATES, Gates, Rules, pause_waiters, rank
 from atp.core.model import State, Task
 from atp.core.ports import Admission, Clock, FlowLedger, Held, Outcome, TaskStore, Wait
@@ -71,9 +72,19 @@ RUN = Decision()
 class Gatekeeper:
     """Admits one worker's claimed tasks against the shared ledger."""
 
-    def __init__(self, store: TaskStore, clock: Clock, owner: str, *, reserve: float) -> None:
-        """``reserve``: how long a task woken here holds its slot on its way to a worker."""
+    def __init__(
+        self,
+        store: TaskStore,
+        clock: Clock,
+        owner: str,
+        *,
+        reserve: float,
+        circuits: Circuits | None = None,
+    ) -> None:
+        """``reserve``: how long a task woken here holds its slot on its way to a worker;
+        ``circuits``: the worker's circuit breakers, screened before any other gate."""
         self._ledger = store if isinstance(store, FlowLedger) else None
+        self._circuits = circuits if circuits is not None and circuits.active else None
         self._clock = clock
         self._owner = owner
         self._reserve = reserve
@@ -102,6 +113,8 @@ class Gatekeeper:
         self._read_at = self._clock.now()
         if await self._ledger.rules_version() != self._rules.version:
             self._rules = await self._ledger.rules()
+        if self._circuits is not None:
+            await self._circuits.refresh()
 
     async def hold_at_publish(self, tasks: list[Task], slot_until: float) -> Holding:
         """Take the slots of the due tasks about to be created; those whose slot is full
@@ -165,15 +178,19 @@ class Gatekeeper:
         return self._rules.gates(task)
 
     async def decide(self, tasks: Sequence[Task], lease_until: float) -> list[Decision]:
-        """One decision per task, with one ledger call for all that need one."""
-        gates = [self.gates(task) for task in tasks]
-        if all(g is NO_GATES or g.empty for g in gates):
+        """One decision per task, with one ledger call for all that need one (and one
+        more for tasks of a breaker not closed)."""
+        tripped = await self._circuits.screen(tasks, lease_until) if self._circuits else {}
+        gates = [NO_GATES if i in tripped else self.gates(task) for i, task in enumerate(tasks)]
+        if not tripped and all(g is NO_GATES or g.empty for g in gates):
             return [RUN] * len(tasks)
         now = self._clock.now()
         decisions: list[Decision] = [RUN] * len(tasks)
         asking: list[int] = []
         for i, (task, gate) in enumerate(zip(tasks, gates, strict=True)):
-            if gate.paused:
+            if i in tripped:
+                decisions[i] = self._held(task, now, park=tripped[i])
+            elif gate.paused:
                 decisions[i] = self._held(task, now, park=pause_waiters(task.subject))
             elif gate.slots or gate.buckets or gate.windows:
                 asking.append(i)

@@ -18,7 +18,14 @@ from atp.core.ports import Clock, FlowLedger, TaskStore
 from atp.core.quoting import quote
 from atp.core.subjects import validate_pattern
 
-__all__ = ["WAKE_BATCH", "FlowService", "FlowStatus", "ledger_of", "wake_unpaused"]
+__all__ = [
+    "WAKE_BATCH",
+    "FlowService",
+    "FlowStatus",
+    "ledger_of",
+    "wake_lists",
+    "wake_unpaused",
+]
 
 WAKE_BATCH = 1000
 """Held tasks woken per ledger call."""
@@ -98,17 +105,34 @@ class FlowService:
         return await wake_unpaused(ledger, self._clock)
 
 
-async def wake_unpaused(ledger: FlowLedger, clock: Clock, *, limit: int | None = None) -> int:
+async def wake_unpaused(
+    ledger: FlowLedger,
+    clock: Clock,
+    *,
+    limit: int | None = None,
+    waiting: dict[str, int] | None = None,
+) -> int:
     """Wake the tasks held by pauses of subjects no longer paused; return how many.
 
-    At most ``limit`` (None: all there are, in batches of ``WAKE_BATCH``).
+    At most ``limit`` (None: all there are, in batches of ``WAKE_BATCH``); ``waiting``:
+    the ledger's ``waiters()``, if the caller has just read them.
     """
     rules = await ledger.rules()
-    lists = [name for name in await ledger.waiters() if _unpaused(name, rules)]
+    if waiting is None:
+        waiting = await ledger.waiters()
+    lists = [name for name in waiting if _unpaused(name, rules)]
+    return await wake_lists(ledger, lists, clock, limit=limit)
+
+
+async def wake_lists(
+    ledger: FlowLedger, names: list[str], clock: Clock, *, limit: int | None = None
+) -> int:
+    """Take the waiters out of the lists ``names`` and make them due now, in batches of
+    ``WAKE_BATCH``, at most ``limit`` (None: all); return how many woke."""
     woken = 0
-    while lists and (limit is None or woken < limit):
+    while names and (limit is None or woken < limit):
         room = WAKE_BATCH if limit is None else min(WAKE_BATCH, limit - woken)
-        ids = await ledger.unpark(lists, limit=room)
+        ids = await ledger.unpark(names, limit=room)
         if not ids:
             break
         woken += await ledger.wake(ids, now=clock.now())

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from atp.core.cron.service import schedule_store
 from atp.core.errors import ConfigError
 from atp.core.platform import Platform
-from atp.core.ports import FlowLedger, ScheduleStore
+from atp.core.ports import BreakerLedger, FlowLedger, ScheduleStore
 from atp.core.scheduler.component import Component, Leadership
 from atp.core.scheduler.cron import Cron
 from atp.core.scheduler.flow_sweep import FlowSweep
@@ -93,9 +93,15 @@ def flow_sweep(platform: Platform, leader: Leadership) -> FlowSweep:
     """The FlowSweep, every ``reap_interval``; idle over a store that keeps no ledger."""
     store = platform.store
     ledger = store if isinstance(store, FlowLedger) else None
+    breakers = store if isinstance(store, BreakerLedger) else None
     settings = platform.settings
     return FlowSweep(
-        ledger, platform.clock, settings.reap_interval, reserve=settings.lease, leader=leader
+        ledger,
+        platform.clock,
+        settings.reap_interval,
+        reserve=settings.lease,
+        leader=leader,
+        breakers=breakers,
     )
 
 

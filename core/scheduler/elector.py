@@ -9,9 +9,12 @@ from atp.core.ports import Clock, Coordinator, Fence, Lease
 from atp.core.scheduler.component import NotLeading
 from atp.core.skew import SkewGuard
 
-__all__ = ["Elector"]
+__all__ = ["LEADER_LEASE", "Elector"]
 
 log = logging.getLogger("atp.scheduler.elector")
+
+LEADER_LEASE = "scheduler"
+"""The name of the scheduler's leader lease (``atp workers ls`` shows its holder)."""
 
 
 class Elector:
@@ -33,7 +36,7 @@ class Elector:
         owner: str,
         *,
         ttl: float,
-        role: str = "scheduler",
+        role: str = LEADER_LEASE,
         skew: SkewGuard | None = None,
     ) -> None:
         self.owner = owner

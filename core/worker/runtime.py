@@ -24,6 +24,7 @@ from atp.core.batching import Batcher
 from atp.core.context import set_current_task
 from atp.core.errors import AtpError, BackendUnavailable, InvalidInput
 from atp.core.flow.admission import RUN, Decision, Gatekeeper
+from atp.core.flow.circuits import Circuits
 from atp.core.handlers import Handler, HandlerRegistry
 from atp.core.ids import process_name
 from atp.core.model import FINAL_STATES, JSON, State, Task, TaskRecord
@@ -43,6 +44,7 @@ from atp.core.skew import SkewGuard
 from atp.core.worker.deadlines import Deadlines
 from atp.core.worker.interceptors import HandlerCall, Interceptor, chain
 from atp.core.worker.outcomes import Policy, log_failure
+from atp.core.worker.presence import Presence
 from atp.core.workflows.engine import StepListener
 
 __all__ = ["Worker"]
@@ -131,11 +133,22 @@ class Worker:
         self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="atp-handler")
         self._steps = StepListener(platform)
         self._tasks = TaskService(platform)  # handlers' follow-ups (atp.sdk.context())
-        self._gate = Gatekeeper(platform.store, self._clock, self.name, reserve=settings.lease)
+        self._circuits = Circuits(
+            platform.store,
+            self._clock,
+            registry,
+            group=self.group,
+            owner=self.name,
+            emit=platform.emit,
+        )
+        self._gate = Gatekeeper(
+            platform.store, self._clock, self.name, reserve=settings.lease, circuits=self._circuits
+        )
         # A clock off the store's stamps leases others misjudge: take nothing (ADR 0029).
         self._skew = SkewGuard(
             platform.store, self._clock, settings.max_clock_skew, f"worker {self.name}"
         )
+        self._presence = Presence(platform, self)
         emit = platform.emit
         self._emits_started = emit.wants("atp_task_started")
         self._emits_outcomes = any(emit.wants(hook) for hook in _OUTCOME_HOOKS)
@@ -171,6 +184,7 @@ class Worker:
             asyncio.create_task(self._deadlines.run()),
             asyncio.create_task(self._gate.watch(self._stopping)),
         ]
+        presence = asyncio.create_task(self._presence.run(self._stopping))  # withdraws at stop
         try:
             await stop.wait()
         finally:
@@ -178,6 +192,7 @@ class Worker:
             await _cancel(fetchers)
             await self._drain()
             await _cancel(helpers)
+            await presence
             await _close(consumers)
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._platform.emit("atp_worker_stopped", worker=self.name)
@@ -475,6 +490,7 @@ class Worker:
         steps = []
         released: list[Held] = []
         parked: list[Wait] = []
+        ran: list[tuple[Task, Outcome]] = []
         for (running, outcome), ok in zip(items, applied, strict=True):
             if not ok:
                 log.warning(
@@ -485,10 +501,13 @@ class Worker:
                 released.append(Held(running.task.id, running.slots))
             if running.park is not None:
                 parked.append(self._gate.wait(running.park, running.task))
+            elif running.handler is not None:
+                ran.append((running.task, outcome))
             self._announce(running, outcome)
             if running.task.workflow_run is not None and outcome.state in FINAL_STATES:
                 steps.append(self._steps.finished(running.task))
         await self._gate.settle(released, parked)
+        await self._circuits.record(ran)
         if steps:  # never raise; the workflow sweep backs them up
             await asyncio.gather(*steps)
 

@@ -1,4 +1,5 @@
-"""Built-in plugin: the etcd coordinator for ``etcd://`` URLs (leader leases and locks).
+"""Built-in plugin: the etcd coordinator for ``etcd://`` URLs (leader leases and locks),
+and the API's rate limiter there (ADR 0042).
 
 ``etcd://host:port[,host:port...]?prefix=atp&timeout=3``: the members of one etcd
 cluster (3.4 or later), tried in order and in turn when one fails. Leases live in etcd
@@ -13,14 +14,20 @@ from typing import TYPE_CHECKING
 
 from atp.core.errors import ConfigError
 from atp.core.plugins import hookimpl
-from atp.core.ports import Clock, Coordinator
+from atp.core.ports import Clock, Coordinator, Limiter
 from atp.core.settings import Settings
 from atp.plugins.etcd._url import SCHEME, EtcdTarget, parse_url
 
 if TYPE_CHECKING:
     from atp.plugins.etcd.coordinator import EtcdCoordinator
 
-__all__ = ["EtcdTarget", "atp_make_coordinator", "atp_url_schemes", "make_coordinator"]
+__all__ = [
+    "EtcdTarget",
+    "atp_make_coordinator",
+    "atp_make_limiter",
+    "atp_url_schemes",
+    "make_coordinator",
+]
 
 
 @hookimpl
@@ -29,6 +36,22 @@ def atp_make_coordinator(url: str, settings: Settings, clock: Clock) -> Coordina
     if url.partition(":")[0].lower() != SCHEME:
         return None
     return make_coordinator(parse_url(url), clock)
+
+
+@hookimpl
+def atp_make_limiter(url: str, settings: Settings, clock: Clock) -> Limiter | None:
+    """Build an EtcdLimiter, timed by ``clock``, for an ``etcd://`` URL; None for any other
+    scheme. No I/O."""
+    if url.partition(":")[0].lower() != SCHEME:
+        return None
+    target = parse_url(url)
+    try:
+        from atp.plugins.etcd.limiter import EtcdLimiter
+    except ImportError as exc:
+        raise ConfigError(
+            f"limiter URL {target.url!r} needs the etcd client: pip install 'atp[etcd]' ({exc})"
+        ) from exc
+    return EtcdLimiter(target, clock)
 
 
 @hookimpl

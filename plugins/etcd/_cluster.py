@@ -10,7 +10,7 @@ an aetcd or gRPC type: failures become ``BackendUnavailable``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ import aetcd.exceptions  # type: ignore[import-untyped]
 from atp.core.errors import BackendUnavailable
 from atp.plugins.etcd._url import EtcdTarget
 
-__all__ = ["Cluster", "Entry"]
+__all__ = ["Cluster", "Entry", "Revision", "lease_gone"]
 
 T = TypeVar("T")
 _UNREACHABLE = (aetcd.exceptions.ConnectionFailedError, aetcd.exceptions.ConnectionTimeoutError)
@@ -36,6 +36,14 @@ class Entry:
     create_revision: int
     lease: int
     """The etcd lease the key is attached to (0: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One key's value and the revision of its last change (0: the key does not exist)."""
+
+    value: bytes
+    mod_revision: int
 
 
 class Cluster:
@@ -78,6 +86,50 @@ class Cluster:
             return bool(done)
 
         return await self._call(move)
+
+    async def get_prefix(self, prefix: bytes) -> list[Entry]:
+        """Read every key under ``prefix`` (linearizable), in key order."""
+        found = await self._call(lambda client: client.get_prefix(prefix))
+        return [Entry(kv.value, kv.create_revision, kv.lease) for kv in found.kvs]
+
+    async def put_all(self, items: Sequence[tuple[bytes, bytes]], lease: int) -> None:
+        """Put each (key, value), attached to ``lease``, in one transaction (keep it within
+        etcd's ``--max-txn-ops``, 128 by default)."""
+
+        async def put_all(client: Any) -> None:
+            puts = [client.transactions.put(key, value, lease=lease) for key, value in items]
+            await client.transaction(compare=[], success=puts, failure=[])
+
+        await self._call(put_all)
+
+    async def delete_all(self, keys: Sequence[bytes]) -> None:
+        """Delete each key in one transaction (within ``--max-txn-ops``); absent keys are
+        no error."""
+
+        async def delete_all(client: Any) -> None:
+            deletes = [client.transactions.delete(key) for key in keys]
+            await client.transaction(compare=[], success=deletes, failure=[])
+
+        await self._call(delete_all)
+
+    async def swap(
+        self, key: bytes, value: bytes, mod_revision: int, lease: int
+    ) -> tuple[bool, Revision]:
+        """Put ``key`` on ``lease`` if its last change is still ``mod_revision`` (0: if it
+        does not exist); return whether it was put, and the key as it is now."""
+
+        async def swap(client: Any) -> tuple[bool, Revision]:
+            tx = client.transactions
+            done, responses = await client.transaction(
+                compare=[tx.mod(key) == mod_revision],
+                success=[tx.put(key, value, lease=lease), tx.get(key)],
+                failure=[tx.get(key)],
+            )
+            found = responses[-1]
+            now = Revision(found[0][0], found[0][1].mod_revision) if found else Revision(b"", 0)
+            return bool(done), now
+
+        return await self._call(swap)
 
     async def grant(self, seconds: int) -> int:
         """Create an etcd lease of ``seconds`` (etcd may raise it to its minimum, 2 s)."""
@@ -137,6 +189,11 @@ class Cluster:
     def _address(self, index: int) -> str:
         host, port = self._target.endpoints[index]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def lease_gone(error: BackendUnavailable) -> bool:
+    """Whether etcd refused a request because a lease it names no longer exists."""
+    return _code(error.__cause__) == "NOT_FOUND"
 
 
 def _code(error: BaseException | None) -> str | None:

@@ -17,24 +17,38 @@ When the etcd lease runs out, or is revoked on release, etcd deletes the key.
 
 Time is etcd's: ``expires_at`` is the clock's time before the request plus the ttl asked
 for, never later than etcd's own expiry.
+
+The registry (ADR 0041): member ``N`` is the key ``<prefix>/members/N``, its value the
+member's JSON. Each announce puts its members' keys on one etcd lease (a put moves a key
+off the lease of its previous announce; announcing the same members again keeps that
+lease alive instead of granting another), so etcd deletes a member whose process stops
+announcing; ``members`` reads the prefix. The ``expires_at`` a member carries is the
+announcer's clock before the request plus the ttl: etcd has no clock to read, and its own
+expiry comes no sooner (the TTL is rounded up to whole seconds).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from atp.core.errors import BackendUnavailable, InvalidInput
-from atp.core.ports import Clock, Coordinator, Lease
+from atp.core.ports import Clock, Coordinator, Lease, Member, Registry
+from atp.core.registry import check_announce, check_names, decode_members, encode_member, expiring
 from atp.plugins.etcd._cluster import Cluster, Entry
 from atp.plugins.etcd._url import EtcdTarget
 
 __all__ = ["EtcdCoordinator"]
 
 log = logging.getLogger("atp.plugins.etcd")
+_T = TypeVar("_T")
 _ATTEMPTS = 3
 """Rounds of read-then-transaction before acquire gives up on a name that keeps changing."""
+_TXN_OPS = 128
+"""etcd's default ``--max-txn-ops``: a larger announce or withdraw takes several transactions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ class EtcdCoordinator:
         self._cluster = Cluster(target)
         self._clock = clock
         self._held: dict[str, _Held] = {}
+        self._announced: tuple[frozenset[str], int, int] | None = None
+        """The last announce's member names, TTL in seconds and etcd lease."""
 
     @property
     def target(self) -> EtcdTarget:
@@ -128,6 +144,41 @@ class EtcdCoordinator:
         owner = entry.value.decode(errors="replace")
         return Lease(name, owner, entry.create_revision, self._clock.now() + left)
 
+    async def announce(self, members: Sequence[Member], *, ttl: float) -> None:
+        """Put the members on one etcd lease of ``ttl`` (rounded up to seconds): two
+        requests (a grant or keep-alive, one transaction), plus one per further 128."""
+        check_announce(members, ttl)
+        if not members:
+            return
+        started = self._clock.now()
+        lease_id = await self._lease_for(frozenset(m.name for m in members), _seconds(ttl))
+        items = [(self._member(m.name), encode_member(expiring(m, started + ttl))) for m in members]
+        for chunk in _chunks(items):
+            await self._cluster.put_all(chunk, lease_id)
+
+    async def withdraw(self, names: Sequence[str]) -> None:
+        """Delete the members' keys, one transaction per 128 names; unknown names are ignored."""
+        check_names(names)
+        for chunk in _chunks([self._member(name) for name in names]):
+            await self._cluster.delete_all(chunk)
+
+    async def members(self, role: str | None = None) -> list[Member]:
+        """The members etcd still keeps (of ``role``, if given), sorted by name: one range."""
+        entries = await self._cluster.get_prefix(self._member(""))
+        return decode_members(((entry.value, None) for entry in entries), role)
+
+    async def _lease_for(self, names: frozenset[str], seconds: int) -> int:
+        """The etcd lease for one announce: the previous announce's, kept alive, when it
+        named the same members with the same TTL (a worker's heartbeat); else a new one.
+        Only those members can be on that lease, so keeping it alive extends no one else."""
+        last = self._announced
+        same = last is not None and last[:2] == (names, seconds)
+        if last is not None and same and await self._cluster.keep_alive(last[2]) > 0:
+            return last[2]
+        lease_id = await self._cluster.grant(seconds)
+        self._announced = (names, seconds, lease_id)
+        return lease_id
+
     async def close(self) -> None:
         """Close the connections; leases held run out on etcd's clock."""
         self._held.clear()
@@ -164,6 +215,9 @@ class EtcdCoordinator:
     def _key(self, name: str) -> bytes:
         return f"{self._target.prefix}/leases/{name}".encode()
 
+    def _member(self, name: str) -> bytes:
+        return f"{self._target.prefix}/members/{name}".encode()
+
 
 def _mine(held: _Held, lease: Lease) -> bool:
     return (held.owner, held.token) == (lease.owner, lease.token)
@@ -171,6 +225,10 @@ def _mine(held: _Held, lease: Lease) -> bool:
 
 def _owns(entry: Entry | None, owner: str, token: int) -> bool:
     return entry is not None and (entry.value, entry.create_revision) == (owner.encode(), token)
+
+
+def _chunks(items: list[_T]) -> list[list[_T]]:
+    return [items[i : i + _TXN_OPS] for i in range(0, len(items), _TXN_OPS)]
 
 
 def _seconds(ttl: float) -> int:
@@ -188,3 +246,4 @@ def _check(*, name: str, owner: str, ttl: float) -> None:
 
 
 _: type[Coordinator] = EtcdCoordinator
+_REGISTRY: type[Registry] = EtcdCoordinator

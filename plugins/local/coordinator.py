@@ -1,17 +1,22 @@
-"""The local Coordinator: leases in a SQLite file, shared by every process on this machine.
+"""The local Coordinator: leases and the fleet's registry in a SQLite file, shared by every
+process on this machine.
 
 A lease is a row of the ``leases`` table. A released or expired lease keeps its row, so
-its fencing token keeps growing across holders for the life of the file. Each call is
+its fencing token keeps growing across holders for the life of the file. A member of the
+registry is a row of the ``members`` table, its expiry beside its JSON; announce deletes
+the expired rows, and reading skips them, so reads take no write lock. Each write is
 one ``BEGIN IMMEDIATE`` transaction, atomic against every other process using the file.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from functools import partial
 
 from atp.core.errors import InvalidInput
-from atp.core.ports import Clock, Coordinator, Lease
+from atp.core.ports import Clock, Coordinator, Lease, Member, Registry
+from atp.core.registry import check_announce, check_names, decode_members
 from atp.plugins.sqlite.files import Database, SqliteTarget
 
 __all__ = ["LocalCoordinator"]
@@ -22,6 +27,12 @@ _UPSERT = (
     "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
     "expires_at = excluded.expires_at"
 )
+_ANNOUNCE = (
+    "INSERT INTO members (name, role, expires_at, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
+    "expires_at = excluded.expires_at, body = excluded.body"
+)
+_MEMBERS = "SELECT body, expires_at FROM members WHERE expires_at > ? ORDER BY name"
 
 
 class LocalCoordinator:
@@ -57,6 +68,28 @@ class LocalCoordinator:
     async def holder(self, name: str) -> Lease | None:
         """Return the unexpired lease on ``name``, or None."""
         return await self._db.read(partial(_holder, name, self._clock.now()))
+
+    async def announce(self, members: Sequence[Member], *, ttl: float) -> None:
+        """List each member, replacing its namesake, until ``ttl`` seconds from now, in one
+        transaction that also forgets the members whose TTL has passed."""
+        bodies = check_announce(members, ttl)
+        if not members:
+            return
+        now = self._clock.now()
+        pairs = zip(members, bodies, strict=True)
+        rows = [(m.name, m.role, now + ttl, body.decode()) for m, body in pairs]
+        await self._db.write(partial(_announce, rows, now))
+
+    async def withdraw(self, names: Sequence[str]) -> None:
+        """Remove members by name in one transaction; unknown names are ignored."""
+        check_names(names)
+        if names:
+            await self._db.write(partial(_withdraw, list(names)))
+
+    async def members(self, role: str | None = None) -> list[Member]:
+        """The unexpired members (of ``role``, if given), sorted by name."""
+        rows = await self._db.read(partial(_members, self._clock.now()))
+        return decode_members(rows, role)
 
     async def close(self) -> None:
         """Close the file; leases held run out on their own."""
@@ -101,6 +134,23 @@ def _holder(name: str, now: float, conn: sqlite3.Connection) -> Lease | None:
     return Lease(name, row[0], row[1], row[2])
 
 
+_Row = tuple[str, str, float, str]
+"""A member's row: name, role, expires_at and its JSON."""
+
+
+def _announce(rows: list[_Row], now: float, conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM members WHERE expires_at <= ?", (now,))
+    conn.executemany(_ANNOUNCE, rows)
+
+
+def _withdraw(names: list[str], conn: sqlite3.Connection) -> None:
+    conn.executemany("DELETE FROM members WHERE name = ?", [(name,) for name in names])
+
+
+def _members(now: float, conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    return conn.execute(_MEMBERS, (now,)).fetchall()
+
+
 def _check(*, name: str, owner: str, ttl: float) -> None:
     if not name or not isinstance(name, str):
         raise InvalidInput(f"a lease name must be a non-empty string, got {name!r}")
@@ -111,3 +161,4 @@ def _check(*, name: str, owner: str, ttl: float) -> None:
 
 
 _: type[Coordinator] = LocalCoordinator
+_REGISTRY: type[Registry] = LocalCoordinator

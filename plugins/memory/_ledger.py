@@ -20,12 +20,15 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from atp.core.flow.breaker import BREAKER_PREFIX
 from atp.core.flow.meter import bucket_admit, window_admit
 from atp.core.flow.rules import PAUSE_PREFIX, Gates, Limit, Rules
 from atp.core.ports import Admission, Held, Verdict, Wait
 
 __all__ = ["MemoryLedger"]
 
+_HELD = (PAUSE_PREFIX, BREAKER_PREFIX)
+"""Prefixes of the waiter lists no room opens: a pause's, an open breaker's."""
 _WindowState = tuple[list[float], float, float]
 """A window's admission times (sorted), queue, and period (to tell when it is idle)."""
 
@@ -186,8 +189,9 @@ class MemoryLedger:
         return live
 
     def _room(self, name: str, now: float) -> int:
-        """Limit minus live holders; a limit not known counts as 1, a pause list has none."""
-        if name.startswith(PAUSE_PREFIX):
+        """Limit minus live holders; a limit not known counts as 1, a pause's or a
+        breaker's list has none."""
+        if name.startswith(_HELD):
             return 0
         return self._slot_limits.get(name, 1) - len(self._live_holders(name, now))
 
@@ -257,9 +261,9 @@ class MemoryLedger:
     def _wake_slot(
         self, name: str, now: float, reserve: float, limit: int | None = None
     ) -> list[str]:
-        """Take out as many waiters of list ``name`` as its slot has room for (a pause
-        list has none); each holds the slot until ``now + reserve``, so the room it took
-        is not given again before its admit (or before the reserve runs out)."""
+        """Take out as many waiters of list ``name`` as its slot has room for (a pause's
+        or a breaker's list has none); each holds the slot until ``now + reserve``, so the
+        room it took is not given again before its admit (or before the reserve runs out)."""
         if not self._waiting.get(name):
             return []
         room = self._room(name, now)

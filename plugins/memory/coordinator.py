@@ -1,9 +1,13 @@
-"""The in-process Coordinator: named leases with fencing tokens, timed by the injected clock."""
+"""The in-process Coordinator: named leases with fencing tokens and the fleet's registry,
+timed by the injected clock."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from atp.core.errors import InvalidInput
-from atp.core.ports import Clock, Coordinator, Lease
+from atp.core.ports import Clock, Coordinator, Lease, Member, Registry
+from atp.core.registry import check_announce, check_names, decode_member
 
 __all__ = ["MemoryCoordinator"]
 
@@ -20,6 +24,7 @@ class MemoryCoordinator:
         self._clock = clock
         self._leases: dict[str, Lease] = {}
         self._tokens: dict[str, int] = {}
+        self._members: dict[str, Member] = {}
 
     async def acquire(self, name: str, owner: str, ttl: float) -> Lease | None:
         """Take ``name`` for ``ttl`` seconds if it is free, expired or ours; else None."""
@@ -61,6 +66,28 @@ class MemoryCoordinator:
             return None
         return current
 
+    async def announce(self, members: Sequence[Member], *, ttl: float) -> None:
+        """List each member, replacing its namesake, until ``ttl`` seconds from now."""
+        bodies = check_announce(members, ttl)
+        expires_at = self._clock.now() + ttl
+        for body in bodies:  # decoded, so a member reads back as from any other backend
+            member = decode_member(body, expires_at)
+            self._members[member.name] = member
+
+    async def withdraw(self, names: Sequence[str]) -> None:
+        """Remove members by name; unknown names are ignored."""
+        check_names(names)
+        for name in names:
+            self._members.pop(name, None)
+
+    async def members(self, role: str | None = None) -> list[Member]:
+        """The unexpired members (of ``role``, if given), sorted by name; forgets the rest."""
+        now = self._clock.now()
+        for name in [name for name, m in self._members.items() if m.expires_at <= now]:
+            del self._members[name]
+        found = (m for m in self._members.values() if role is None or m.role == role)
+        return sorted(found, key=lambda member: member.name)
+
     async def close(self) -> None:
         """Nothing to release: the leases stay with this object, which remains usable."""
 
@@ -77,3 +104,4 @@ def _check(name: str, owner: str, ttl: float) -> None:
 
 
 _COORDINATOR: type[Coordinator] = MemoryCoordinator
+_REGISTRY: type[Registry] = MemoryCoordinator

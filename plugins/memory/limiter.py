@@ -9,7 +9,7 @@ from atp.core.plugins import hookimpl
 from atp.core.ports import Clock, Limiter
 from atp.core.settings import Settings
 
-__all__ = ["MemoryLimiter", "atp_make_limiter", "refill"]
+__all__ = ["MemoryLimiter", "atp_make_limiter", "check_limit", "refill"]
 
 
 def refill(
@@ -20,16 +20,25 @@ def refill(
     ``wait`` is 0.0 when the tokens were taken, else the seconds until they will be there
     (and ``tokens left`` is the refilled count, nothing taken). Shared by every Limiter.
     """
-    if rate <= 0 or burst < 1 or cost < 1:
-        raise InvalidInput(
-            f"rate limit needs rate > 0, burst >= 1, cost >= 1; got {rate}, {burst}, {cost}"
-        )
+    check_limit(rate, burst, cost)
     level = min(float(burst), tokens + max(now - updated, 0.0) * rate)
     if level >= cost:
         return level - cost, 0.0
     if cost > burst:
         return level, math.inf
     return level, (cost - level) / rate
+
+
+def check_limit(rate: float, burst: int, cost: int) -> None:
+    """Raise InvalidInput unless ``rate`` is a finite number > 0 and ``burst`` and ``cost``
+    are whole numbers >= 1: what every Limiter refuses before it touches a bucket."""
+    whole = all(isinstance(n, int) and not isinstance(n, bool) for n in (burst, cost))
+    number = isinstance(rate, int | float) and not isinstance(rate, bool)
+    if not (number and whole and math.isfinite(rate) and rate > 0 and burst >= 1 and cost >= 1):
+        raise InvalidInput(
+            "rate limit needs a finite rate > 0 and whole burst >= 1 and cost >= 1; "
+            f"got {rate!r}, {burst!r}, {cost!r}"
+        )
 
 
 class MemoryLimiter:

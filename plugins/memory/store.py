@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from atp.core.codec import dumps, loads
 from atp.core.errors import FencedOut, InvalidInput
 from atp.core.model import JSON, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
+    BreakerLedger,
     Claim,
     Created,
     Fence,
@@ -31,6 +33,7 @@ from atp.core.ports import (
     LeaseStatus,
     Outcome,
     Page,
+    ReadyAges,
     Requeue,
     ScheduleStore,
     TaskQuery,
@@ -40,6 +43,7 @@ from atp.core.ports import (
 from atp.core.records import Decide, Record, RecordStore, Scan, Table
 from atp.core.recovery import recovered
 from atp.core.subjects import compile_pattern, validate_subject
+from atp.plugins.memory._breakers import MemoryBreakers
 from atp.plugins.memory._ledger import MemoryLedger
 
 __all__ = ["MemoryStore"]
@@ -96,6 +100,11 @@ class _Index:
             heapq.heapify(self._heap)
         self._threshold = 2 * live + _SLACK
 
+    def live(self, records: dict[str, TaskRecord]) -> list[TaskRecord]:
+        """The records with a live entry, each once, in no particular order."""
+        found = {e[-1]: records[e[-1]] for e in self._heap if self._live(e, records.get(e[-1]))}
+        return list(found.values())
+
     def _live(self, entry: _Entry, record: TaskRecord | None) -> bool:
         return record is not None and record.state in self.states and self.key(record) == entry[:-1]
 
@@ -140,9 +149,10 @@ def _is_plain(value: JSON) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-class MemoryStore(MemoryLedger, RecordStore):
+class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
     """An in-process TaskStore for ``atp dev`` and tests: fast, exact, and gone on exit.
-    It keeps flow control's ledger too (``MemoryLedger``)."""
+    It keeps flow control's ledger too (``MemoryLedger``), and the circuit breakers'
+    (``MemoryBreakers``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -444,6 +454,17 @@ class MemoryStore(MemoryLedger, RecordStore):
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
         return dict(self._counts)
 
+    async def oldest_ready(self, *, limit: int) -> dict[str, float]:
+        """The earliest run_at per subject among the ``limit`` READY tasks published first."""
+        ready = self._ready.live(self._records)
+        first = heapq.nsmallest(max(limit, 0), ready, key=lambda r: (r.lease_until or 0.0, r.id))
+        oldest: dict[str, float] = {}
+        for record in first:
+            run_at = record.task.run_at
+            if run_at < oldest.get(record.subject, math.inf):
+                oldest[record.subject] = run_at
+        return oldest
+
     # -- records (the ScheduleStore and WorkflowStore methods come from RecordStore) -----
 
     async def read_records(self, table: Table, keys: Sequence[str]) -> dict[str, Record]:
@@ -646,6 +667,8 @@ def _due_order(record: Record) -> tuple[float, str]:
 
 
 _STORE: type[TaskStore] = MemoryStore
+_AGES: type[ReadyAges] = MemoryStore
 _SCHEDULES: type[ScheduleStore] = MemoryStore
 _WORKFLOWS: type[WorkflowStore] = MemoryStore
 _LEDGER: type[FlowLedger] = MemoryStore
+_BREAKERS: type[BreakerLedger] = MemoryStore

@@ -52,3 +52,4 @@ atp_task_recovered = default_plugin.atp_task_recovered
 atp_cron_fired = default_plugin.atp_cron_fired
 atp_workflow_run_started = default_plugin.atp_workflow_run_started
 atp_workflow_run_finished = default_plugin.atp_workflow_run_finished
+atp_breaker_changed = default_plugin.atp_breaker_changed

@@ -13,6 +13,7 @@ from atp.plugins.prometheus._tally import (
 )
 
 __all__ = [
+    "BREAKER_TRANSITIONS",
     "DURATION_BUCKETS",
     "LATENESS_KINDS",
     "WAIT_BUCKETS",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 OTHER = "_other"
+BREAKER_TRANSITIONS = "atp_breaker_transitions_total"
 
 
 class SubjectLabels:
@@ -84,6 +86,13 @@ class Metrics:
             "atp_workflow_runs_total",
             "Workflow runs finished, by outcome.",
             ("workflow", "outcome"),
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            BREAKER_TRANSITIONS,
+            "Circuit breaker changes this process made, by the circuit entered "
+            "(open, half-open, closed).",
+            ("group", "subject", "circuit"),
             registry=registry,
         )
 

@@ -89,13 +89,15 @@ class PrometheusPlugin:
         self.metrics = Metrics(registry)
         self.config = config or PrometheusConfig()
         self.labels = SubjectLabels(self.config.max_subjects)
+        self.groups = SubjectLabels(self.config.max_subjects)
+        """Worker group label values, bounded as subjects are."""
         self._subjects: dict[str, SubjectSeries] = {}
         """The series of each subject seen, through ``labels`` (bounded in ``_series``)."""
         self._running: dict[str, int] = {}
         store_errors = Counter(
             "atp_metrics_store_errors_total", "Depth readings that failed.", registry=registry
         )
-        self.depth = Depth(self.config.depth_interval, self.labels, store_errors)
+        self.depth = Depth(self.config.depth_interval, self.labels, store_errors, self.groups)
         registry.register(self.depth)
         self.server: MetricsServer | None = None
         self._clock: Clock = SystemClock()
@@ -109,10 +111,11 @@ class PrometheusPlugin:
         config = PrometheusConfig.from_settings(settings)
         self.config = config
         self.labels = SubjectLabels(config.max_subjects)
+        self.groups = SubjectLabels(config.max_subjects)
         self._subjects = {}
         old = self.depth
         self.registry.unregister(old)
-        self.depth = Depth(config.depth_interval, self.labels, old.errors)
+        self.depth = Depth(config.depth_interval, self.labels, old.errors, self.groups)
         self.depth.platform = old.platform
         self.registry.register(self.depth)
 
@@ -257,6 +260,13 @@ class PrometheusPlugin:
     @hookimpl
     def atp_workflow_run_finished(self, workflow: str, state: str) -> None:
         self.metrics.workflow_runs.labels(workflow, state).inc()
+
+    @hookimpl
+    def atp_breaker_changed(
+        self, group: str, subject: str, circuit: str, previous: str, at: float
+    ) -> None:
+        labels = (self.groups(group), self.labels(subject), circuit)
+        self.metrics.breaker_transitions.labels(*labels).inc()
 
     def _series(self, subject: str) -> SubjectSeries:
         found = self._subjects.get(subject)

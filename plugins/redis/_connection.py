@@ -101,6 +101,8 @@ _LIBRARIES: dict[str, tuple[str, ...]] = {
         ("_flow",),
     ),
     "flow_wake": _STORE,
+    **dict.fromkeys(("breaker_observe", "breaker_probe", "breaker_reset"), ("_breaker",)),
+    **dict.fromkeys(("registry_announce", "registry_members"), ("_registry",)),
     "stream_terminate": ("_streams",),
     "stream_reclaim": ("_streams",),
 }

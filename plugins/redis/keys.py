@@ -9,7 +9,9 @@ touches lives in one slot:
   read from a stream (see ``_common.lua`` for the schema). This is the step towards a
   sharded store (issue 18): a subject will span shards as one stream per (shard,
   subject), and a consumer will read the streams of every shard;
-- the coordinator: one tag per lease name, for the holder and its token counter.
+- the coordinator: one tag per lease name, for the holder and its token counter, and
+  one tag ``{members}`` for the registry's two keys, which every call reads together;
+- the API's rate limiter: one tag per bucket, so buckets spread over a cluster's slots.
 
 The prefix (``atp`` unless the URL says ``?prefix=``) separates deployments, and tests,
 sharing one server.
@@ -19,7 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FlowKeys", "LeaseKeys", "StoreKeys", "TransportKeys"]
+__all__ = [
+    "FlowKeys",
+    "LeaseKeys",
+    "LimiterKeys",
+    "RegistryKeys",
+    "StoreKeys",
+    "TransportKeys",
+]
 
 STORE_INDEXES = ("due", "ready", "running", "finished", "dead", "order", "counts")
 """The fixed keys every store script receives first, in this order."""
@@ -102,8 +111,13 @@ class FlowKeys:
 
     def key(self, name: str) -> str:
         """One of the fixed keys: rules, pauses, version, slots, waiting, gc (the sweep's
-        place in its walk over slots)."""
+        place in its walk over slots), breakers (the index of the breakers kept)."""
         return f"{self.base}{name}"
+
+    def breaker(self, key: str) -> str:
+        """The hash of circuit breaker ``key`` (``<group>/<subject>``, ADR 0040); the
+        breaker scripts build the same name from ``base`` (``_breaker.lua``)."""
+        return f"{self.base}breaker:{key}"
 
     def slot(self, name: str) -> str:
         return f"{self.base}slot:{name}"
@@ -180,3 +194,35 @@ class LeaseKeys:
     @property
     def token(self) -> str:
         return f"{self.prefix}:{{lease:{self.name}}}:token"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """The registry's keys (ADR 0041), passed to its scripts in this order."""
+
+    prefix: str
+
+    @property
+    def expiry(self) -> str:
+        """ZSET member name -> expires_at in ms of the server's time."""
+        return f"{self.prefix}:{{members}}:expiry"
+
+    @property
+    def data(self) -> str:
+        """HASH member name -> the member's JSON."""
+        return f"{self.prefix}:{{members}}:data"
+
+    @property
+    def both(self) -> list[str]:
+        return [self.expiry, self.data]
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterKeys:
+    """The keys of the API's rate limiter (ADR 0042): one hash per token bucket."""
+
+    prefix: str
+
+    def bucket(self, key: str) -> str:
+        """Bucket ``key``'s hash (fields ``t``, ``s``), in a slot of its own."""
+        return f"{self.prefix}:{{limit:{key}}}"

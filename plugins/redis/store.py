@@ -27,6 +27,7 @@ from atp.core.codec import dumps
 from atp.core.errors import ConfigError, InvalidInput
 from atp.core.model import Dedup, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
+    BreakerLedger,
     Claim,
     Created,
     Fence,
@@ -35,6 +36,7 @@ from atp.core.ports import (
     LeaseStatus,
     Outcome,
     Page,
+    ReadyAges,
     Requeue,
     ScheduleStore,
     ServerTime,
@@ -45,6 +47,7 @@ from atp.core.ports import (
 )
 from atp.core.recovery import LEASE_EXPIRED
 from atp.core.subjects import compile_pattern, validate_subject
+from atp.plugins.redis._breakers import BreakerMethods
 from atp.plugins.redis._connection import Link, RedisUrl, Scripts
 from atp.plugins.redis._ledger import FlowLedgerMethods
 from atp.plugins.redis._quarantine import quarantine, record_of, tasks_of, to_quarantine
@@ -62,9 +65,9 @@ _PAGE = 500
 _SUBJECT_CACHE = 1000
 
 
-class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods):
-    """A TaskStore, ScheduleStore, WorkflowStore and FlowLedger on one Redis server (or one
-    Cluster slot per shard).
+class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods, BreakerMethods):
+    """A TaskStore, ScheduleStore, WorkflowStore, FlowLedger and BreakerLedger on one Redis
+    server (or one Cluster slot per shard).
 
     Durable as far as the server is: run Redis with ``appendonly yes`` (and
     ``appendfsync always`` to lose nothing on a power cut), or a restart loses tasks.
@@ -335,6 +338,15 @@ class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods):
                 found[subject, State(state)] = int(value)
         return found
 
+    async def oldest_ready(self, *, limit: int) -> dict[str, float]:
+        """Read the ready index's first ``limit`` ids, then their subject and run_at in
+        one read-only script (about 3 µs a task inside Redis)."""
+        ids = await self._candidates("ready", "+inf", limit)
+        if not ids:
+            return {}
+        reply = await self._run("oldest_ready", [self._keys.task(i.decode()) for i in ids], [])
+        return {reply[i].decode(): float(reply[i + 1]) for i in range(0, len(reply), 2)}
+
     # -- internals -----------------------------------------------------------------------
 
     async def _decoded(self, reply: list[Any], now: float) -> list[Task]:
@@ -446,8 +458,10 @@ def _records(reply: list[Any]) -> list[TaskRecord | None]:
 
 
 _STORE: type[TaskStore] = RedisStore
+_AGES: type[ReadyAges] = RedisStore
 _FUSING: type[FusingStore] = RedisStore
 _SCHEDULES: type[ScheduleStore] = RedisStore
 _WORKFLOWS: type[WorkflowStore] = RedisStore
 _SERVER_TIME: type[ServerTime] = RedisStore
 _FLOW: type[FlowLedger] = RedisStore
+_BREAKERS: type[BreakerLedger] = RedisStore

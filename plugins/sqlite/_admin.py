@@ -92,6 +92,18 @@ def counts(conn: sqlite3.Connection) -> dict[tuple[str, State], int]:
     return {(subject, State(state)): count for subject, state, count in rows}
 
 
+def oldest_ready(conn: sqlite3.Connection, limit: int) -> dict[str, float]:
+    """The earliest run_at per subject among the ``limit`` READY tasks published first."""
+    rows = conn.execute(
+        "SELECT subject, MIN(run_at) FROM (SELECT subject, run_at FROM tasks "
+        "INDEXED BY tasks_lease WHERE state = 'READY' AND lease_until IS NOT NULL "
+        "ORDER BY lease_until, id LIMIT ?) "
+        "GROUP BY subject",
+        (max(limit, 0),),
+    )
+    return {subject: run_at for subject, run_at in rows}
+
+
 # -- dead letters and housekeeping: requeue, purge, prune ----------------------------------
 
 

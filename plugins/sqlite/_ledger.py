@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from atp.core.codec import loads
+from atp.core.flow.breaker import BREAKER_PREFIX
 from atp.core.flow.meter import bucket_admit, window_admit
 from atp.core.flow.rules import (
     PAUSE_PREFIX,
@@ -41,6 +42,11 @@ from atp.plugins.sqlite._db import Database
 from atp.plugins.sqlite._rows import chunked, encode, marks, unique
 
 __all__ = ["SqliteFlowLedger"]
+
+_HELD = (PAUSE_PREFIX, BREAKER_PREFIX)
+"""Prefixes of the waiter lists no room opens: a pause's, an open breaker's."""
+_NOT_HELD = " AND ".join(f"substr(list, 1, {len(prefix)}) != ?" for prefix in _HELD)
+"""SQL true of a ``flow_waiters.list`` that room may open, given ``_HELD`` as parameters."""
 
 _BUMP = (
     "INSERT INTO flow_meta (id, version) VALUES (0, 1) "
@@ -321,8 +327,7 @@ def wake_ready(conn: sqlite3.Connection, now: float, limit: int, until: float) -
     ``until``; then delete what no longer matters (``_collect``)."""
     ready: list[tuple[_WaitList, str, int]] = []
     for (name,) in conn.execute(
-        "SELECT DISTINCT list FROM flow_waiters WHERE substr(list, 1, ?) != ?",
-        (len(PAUSE_PREFIX), PAUSE_PREFIX),
+        f"SELECT DISTINCT list FROM flow_waiters WHERE {_NOT_HELD}", _HELD
     ).fetchall():
         room = min(_room(conn, name, now), limit)
         if room > 0:
@@ -384,10 +389,10 @@ def _forget_idle(conn: sqlite3.Connection, names: Sequence[str], now: float | No
 
 def _fill(conn: sqlite3.Connection, names: Sequence[str], now: float, until: float) -> list[str]:
     """For each of ``names`` that is a slot with room, take out that many of its waiters,
-    each a holder of the slot until ``until``; a pause's list is skipped."""
+    each a holder of the slot until ``until``; a pause's or a breaker's list is skipped."""
     taken: list[str] = []
     for name in names:
-        if name.startswith(PAUSE_PREFIX):
+        if name.startswith(_HELD):
             continue
         room = _room(conn, name, now)
         if room > 0:

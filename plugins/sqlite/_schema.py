@@ -9,7 +9,9 @@ rows move across with their task's subject. Version 5 added the ``flow_*`` table
 flow ledger (ADR 0038): limits, pauses, slots, buckets, windows and waiter lists. Version
 6 gave waiters a fair group and a rank, and added the lists' times and the groups' passes
 of the wake order (ADR 0039); a version 5 file's waiters get the group "" and rank 0 (so
-they keep their order, lowest id first).
+they keep their order, lowest id first). Version 7 added the local coordinator's
+``members`` table, the fleet's registry (ADR 0041), and ``flow_breakers``, the circuit
+breakers (ADR 0040).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from atp.core.errors import ConfigError
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 6
+VERSION = 7
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -77,6 +79,14 @@ _DDL = (
         token      INTEGER NOT NULL,
         expires_at REAL NOT NULL
     )""",
+    # Version 7: the registry. ``body`` is the member as JSON (``atp.core.registry``).
+    """CREATE TABLE IF NOT EXISTS members (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        body       TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS members_expiry ON members (expires_at)",
     # Version 2: cron schedules. ``body`` is the whole schedule as JSON; the columns beside
     # it are the ones the scheduler searches and compares on.
     """CREATE TABLE IF NOT EXISTS schedules (
@@ -159,6 +169,16 @@ _DDL = (
         weight INTEGER NOT NULL,
         PRIMARY KEY (list, grp)
     ) WITHOUT ROWID""",
+    # Version 7: circuit breakers. ``state`` is the whole BreakerState as JSON; ``rest_at``
+    # is when a closed one comes to rest (NULL while open or half-open): writes delete
+    # the rows whose time has come, found through the partial index.
+    """CREATE TABLE IF NOT EXISTS flow_breakers (
+        key     TEXT PRIMARY KEY,
+        state   TEXT NOT NULL,
+        rest_at REAL
+    )""",
+    """CREATE INDEX IF NOT EXISTS flow_breakers_rest ON flow_breakers (rest_at)
+        WHERE rest_at IS NOT NULL""",
 )
 
 _WAITER_COLUMNS = (

@@ -12,7 +12,7 @@ import sqlite3
 from atp.core.plugins import hookimpl
 from atp.core.ports import Clock, Limiter
 from atp.core.settings import Settings
-from atp.plugins.memory.limiter import refill
+from atp.plugins.memory.limiter import check_limit, refill
 from atp.plugins.sqlite._db import Database
 from atp.plugins.sqlite._url import parse_url
 
@@ -37,12 +37,12 @@ class SqliteLimiter:
         return cls(Database(parse_url(url, SCHEME), thread_name="atp-sqlite-limiter"), clock)
 
     async def acquire(self, key: str, *, rate: float, burst: int, cost: int = 1) -> float:
+        check_limit(rate, burst, cost)  # before the transaction: a refusal writes nothing
         now = self._clock.now()
 
         def take(conn: sqlite3.Connection) -> float:
             if not self._ready:
                 conn.execute(_TABLE)
-                self._ready = True
             row = conn.execute(
                 "SELECT tokens, updated FROM atp_rate_buckets WHERE key = ?", (key,)
             ).fetchone()
@@ -54,6 +54,7 @@ class SqliteLimiter:
                 "updated = excluded.updated",
                 (key, left, max(now, updated)),
             )
+            self._ready = True  # only now: a rolled-back transaction takes its table along
             return wait
 
         return await self._db.write(take)

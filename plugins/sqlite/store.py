@@ -12,6 +12,7 @@ from functools import partial
 
 from atp.core.model import State, Task, TaskRecord
 from atp.core.ports import (
+    BreakerLedger,
     Claim,
     Created,
     Fence,
@@ -19,6 +20,7 @@ from atp.core.ports import (
     LeaseStatus,
     Outcome,
     Page,
+    ReadyAges,
     Requeue,
     ScheduleStore,
     TaskQuery,
@@ -26,6 +28,7 @@ from atp.core.ports import (
     WorkflowStore,
 )
 from atp.plugins.sqlite import _admin, _flow
+from atp.plugins.sqlite._breakers import SqliteBreakers
 from atp.plugins.sqlite._db import Database
 from atp.plugins.sqlite._ledger import SqliteFlowLedger
 from atp.plugins.sqlite._records import SqliteRecords
@@ -34,7 +37,7 @@ from atp.plugins.sqlite._url import SqliteTarget, parse_url
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteFlowLedger, SqliteRecords):
+class SqliteStore(SqliteFlowLedger, SqliteBreakers, SqliteRecords):
     """A TaskStore in one SQLite file (or one private in-memory database).
 
     Opens the file on first use, creating the tables if needed; a missing directory is a
@@ -170,6 +173,10 @@ class SqliteStore(SqliteFlowLedger, SqliteRecords):
         """Count from the subject index in one read."""
         return await self._db.read(_admin.counts)
 
+    async def oldest_ready(self, *, limit: int) -> dict[str, float]:
+        """One read over the lease index's first ``limit`` READY rows."""
+        return await self._db.read(partial(_admin.oldest_ready, limit=limit))
+
     async def requeue(self, requests: Sequence[Requeue], *, now: float) -> list[TaskRecord | None]:
         """Requeue the batch in one transaction; a repeated id is requeued once."""
         if not requests:
@@ -194,6 +201,8 @@ class SqliteStore(SqliteFlowLedger, SqliteRecords):
 
 
 _: type[TaskStore] = SqliteStore
+_AGES: type[ReadyAges] = SqliteStore
 _SCHEDULES: type[ScheduleStore] = SqliteStore
 _WORKFLOWS: type[WorkflowStore] = SqliteStore
 _LEDGER: type[FlowLedger] = SqliteStore
+_BREAKERS: type[BreakerLedger] = SqliteStore

@@ -25,6 +25,7 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 import pytest
 
 _CHECKS = (
+    "_breaker_support",
     "_flow_support",
     "_store_dedup",
     "_store_history",
@@ -33,9 +34,12 @@ _CHECKS = (
     "_store_running",
     "_store_support",
     "_support",
+    "breakers",
     "coordinator",
     "flow",
     "fused",
+    "limiter",
+    "registry",
     "schedules",
     "store",
     "transport",
@@ -44,18 +48,24 @@ _CHECKS = (
 pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402
+from atp.sdk.conformance.breakers import BreakerLedgerConformance  # noqa: E402
 from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402
 from atp.sdk.conformance.flow import FlowLedgerConformance  # noqa: E402
 from atp.sdk.conformance.fused import FusedConformance  # noqa: E402
+from atp.sdk.conformance.limiter import LimiterConformance  # noqa: E402
+from atp.sdk.conformance.registry import RegistryConformance  # noqa: E402
 from atp.sdk.conformance.schedules import ScheduleStoreConformance  # noqa: E402
 from atp.sdk.conformance.store import TaskStoreConformance  # noqa: E402
 from atp.sdk.conformance.transport import TransportConformance  # noqa: E402
 from atp.sdk.conformance.workflows import WorkflowStoreConformance  # noqa: E402
 
 __all__ = [
+    "BreakerLedgerConformance",
     "CoordinatorConformance",
     "FlowLedgerConformance",
     "FusedConformance",
+    "LimiterConformance",
+    "RegistryConformance",
     "ScheduleStoreConformance",
     "TaskStoreConformance",
     "TransportConformance",

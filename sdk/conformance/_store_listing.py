@@ -6,7 +6,7 @@ import pytest
 
 from atp.core.ids import new_id
 from atp.core.model import State
-from atp.core.ports import Clock, Created, Page, Requeue, TaskQuery, TaskStore
+from atp.core.ports import Clock, Created, Page, ReadyAges, Requeue, TaskQuery, TaskStore
 from atp.sdk.conformance._store_support import (
     OWNER,
     WINDOW,
@@ -14,6 +14,8 @@ from atp.sdk.conformance._store_support import (
     create_one_by_one,
     get_one,
     make_in_state,
+    make_ready,
+    make_running,
     own_counts,
 )
 from atp.sdk.conformance._support import make_task, unique
@@ -106,6 +108,38 @@ class ListingChecks:
         }
         await store.purge([dead.id])
         assert (two, State.DEAD) not in await store.counts()
+
+    async def test_oldest_ready_gives_each_subjects_earliest_due_ready_task(
+        self, store: TaskStore, clock: Clock
+    ) -> None:
+        ages = _ready_ages(store)
+        now, prefix = clock.now(), unique("ages")
+        one, two, three = f"{prefix}.one", f"{prefix}.two", f"{prefix}.three"
+        await make_ready(store, one, now, run_at=now - 10)
+        await make_ready(store, one, now, run_at=now - 30)
+        await make_ready(store, two, now, run_at=now - 5)
+        await make_running(store, one, now, run_at=now - 100)
+        await make_in_state(store, three, now + 1, State.SCHEDULED)
+        found = await ages.oldest_ready(limit=100)
+        assert {s: at for s, at in found.items() if s.startswith(prefix + ".")} == {
+            one: now - 30,
+            two: now - 5,
+        }
+
+    async def test_oldest_ready_looks_at_the_limit_first_handed_to_the_transport(
+        self, store: TaskStore, clock: Clock
+    ) -> None:
+        ages = _ready_ages(store)
+        now, prefix = clock.now(), unique("ages")
+        one, two, three = f"{prefix}.one", f"{prefix}.two", f"{prefix}.three"
+        for offset, subject, run_at in ((10, one, now), (20, two, now), (30, three, now)):
+            task = make_task(subject, now, run_at=run_at)
+            await store.create([task], now=now, idempotency_window=WINDOW, ready_until=now + offset)
+        late = make_task(one, now, run_at=now - 50)
+        await store.create([late], now=now, idempotency_window=WINDOW, ready_until=now + 40)
+        assert await ages.oldest_ready(limit=2) == {one: now, two: now}
+        assert await ages.oldest_ready(limit=10) == {one: now - 50, two: now, three: now}
+        assert await ages.oldest_ready(limit=0) == {}
 
     # -- requeue, purge, prune ---------------------------------------------------------------
 
@@ -237,3 +271,9 @@ class ListingChecks:
         assert await store.create([duplicate], now=after + 1, idempotency_window=WINDOW) == [
             Created(fresh.id, False, after)
         ]
+
+
+def _ready_ages(store: TaskStore) -> ReadyAges:
+    if not isinstance(store, ReadyAges):
+        pytest.skip(f"{type(store).__name__} does not declare ReadyAges")
+    return store

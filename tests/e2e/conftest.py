@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from atp.core.platform import Platform
+from atp.core.settings import Settings
 from atp.sdk.conformance import unique
 from tests.e2e._processes import SHORT, Proc
 from tests.integration.nats._support import delete_stream, private_url
@@ -37,6 +39,14 @@ def env(deployment: dict[str, str]) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ATP_")}
     path = os.pathsep.join(filter(None, [str(HERE), clean.get("PYTHONPATH")]))
     return {**clean, **SHORT, **deployment, "PYTHONPATH": path}
+
+
+@pytest.fixture
+async def platform(env: dict[str, str]) -> AsyncIterator[Platform]:
+    """The test's own view of the deployment its ``atp`` processes run on."""
+    settings = Settings.load(env={k: v for k, v in env.items() if k.startswith("ATP_")})
+    async with Platform.build(settings) as built:
+        yield built
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,6 @@ import pytest
 
 from atp.core.model import FINAL_STATES, State
 from atp.core.platform import Platform
-from atp.core.settings import Settings
 from atp.sdk.client import Client
 
 pytestmark = pytest.mark.e2e
@@ -118,14 +117,6 @@ def processes(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[[str], D
     yield make
     for process in started:
         process.kill()
-
-
-@pytest.fixture
-async def platform(env: dict[str, str]) -> AsyncIterator[Platform]:
-    """This test's view of the deployment: the same store and coordinator files."""
-    settings = Settings.load(env={k: v for k, v in env.items() if k.startswith("ATP_")})
-    async with Platform.build(settings) as built:
-        yield built
 
 
 @pytest.fixture

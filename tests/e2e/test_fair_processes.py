@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from atp.core.flow.service import FlowService
 from atp.core.model import State
 from atp.core.platform import Platform
 from atp.core.service import MAX_BATCH, PublishRequest, TaskService
-from atp.core.settings import Settings
 from tests.e2e._processes import Proc, eventually
 from tests.e2e.flow_app import SUBJECT
 
@@ -45,13 +44,6 @@ MEASURED = 600
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     return tmp_path / "ledger.jsonl"
-
-
-@pytest.fixture
-async def platform(env: dict[str, str]) -> AsyncIterator[Platform]:
-    settings = Settings.load(env={k: v for k, v in env.items() if k.startswith("ATP_")})
-    async with Platform.build(settings) as built:
-        yield built
 
 
 def starts(ledger: Path) -> list[tuple[float, float | None, str]]:

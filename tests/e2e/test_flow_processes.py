@@ -16,7 +16,7 @@ import itertools
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from atp.core.flow.service import FlowService
 from atp.core.model import FINAL_STATES, Dedup, DedupMode, State, TaskRecord
 from atp.core.platform import Platform
 from atp.core.service import Published, PublishRequest, TaskService
-from atp.core.settings import Settings
 from tests.e2e._processes import SHORT, Proc, eventually
 from tests.e2e.flow_app import SUBJECT
 
@@ -67,13 +66,6 @@ class Cluster:
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     return tmp_path / "ledger.jsonl"
-
-
-@pytest.fixture
-async def platform(env: dict[str, str]) -> AsyncIterator[Platform]:
-    settings = Settings.load(env={k: v for k, v in env.items() if k.startswith("ATP_")})
-    async with Platform.build(settings) as built:
-        yield built
 
 
 async def started(start: Callable[..., Proc], ledger: Path) -> Cluster:

@@ -18,7 +18,6 @@ from test_dev_process import (  # noqa: F401  (fixtures)
     client,
     env,
     eventually,
-    platform,
     processes,
     wait_leader,
 )

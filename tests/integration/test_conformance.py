@@ -12,9 +12,11 @@ import pytest
 
 from atp.core.plugins import PluginManager
 from atp.core.ports import (
+    BreakerLedger,
     Clock,
     Coordinator,
     FlowLedger,
+    Registry,
     ScheduleStore,
     TaskStore,
     Transport,
@@ -24,8 +26,10 @@ from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
 from atp.plugins.sqlite import SqliteStore
 from atp.sdk.conformance import (
+    BreakerLedgerConformance,
     CoordinatorConformance,
     FlowLedgerConformance,
+    RegistryConformance,
     ScheduleStoreConformance,
     TaskStoreConformance,
     TransportConformance,
@@ -81,6 +85,28 @@ class TestMemoryFlowLedger(FlowLedgerConformance):
 
     async def forget_slot_limit(self, ledger: Any, name: str) -> None:
         del ledger._slot_limits[name]
+
+
+class TestMemoryBreakers(BreakerLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store("memory://", settings, clock)
+        assert isinstance(store, BreakerLedger)
+        yield store
+        await store.close()
+
+
+class TestSqliteBreakers(BreakerLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        assert isinstance(store, BreakerLedger)
+        yield store
+        await store.close()
 
 
 class TestMemorySchedules(ScheduleStoreConformance):
@@ -154,6 +180,29 @@ class TestLocalCoordinator(CoordinatorConformance):
     ) -> AsyncIterator[Coordinator]:
         url = f"local:///{tmp_path}/leases.db"
         coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        yield coordinator
+        await coordinator.close()
+
+
+class TestMemoryRegistry(RegistryConformance):
+    @pytest.fixture
+    async def registry(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[Registry]:
+        coordinator = plugin_manager.make_coordinator("memory://", settings, clock)
+        assert isinstance(coordinator, Registry)
+        yield coordinator
+        await coordinator.close()
+
+
+class TestLocalRegistry(RegistryConformance):
+    @pytest.fixture
+    async def registry(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[Registry]:
+        url = f"local:///{tmp_path}/members.db"
+        coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        assert isinstance(coordinator, Registry)
         yield coordinator
         await coordinator.close()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from click.testing import CliRunner
 
 from atp.adapters._auth import Guard, ServerSettings, TokenBook, covers, new_token, parse_scopes
+from atp.adapters._auth.guard import build_guard
 from atp.adapters._auth.tokens import Token, hash_secret
 from atp.adapters.cli import cli
 from atp.core.clock import ManualClock
@@ -17,8 +20,15 @@ from atp.core.errors import (
     RateLimited,
     Unauthenticated,
 )
+from atp.core.platform import Platform
+from atp.core.plugins import hookimpl, make_plugin_manager
+from atp.core.ports import Clock, Coordinator, TaskStore
 from atp.core.settings import Settings
+from atp.plugins.etcd.limiter import EtcdLimiter
+from atp.plugins.memory import MemoryCoordinator, MemoryStore
 from atp.plugins.memory.limiter import MemoryLimiter, refill
+from atp.plugins.redis.limiter import RedisLimiter
+from atp.plugins.sqlite.limiter import SqliteLimiter
 from atp.sdk.wire.problems import error_from
 
 # -- scopes --------------------------------------------------------------------------------
@@ -248,3 +258,52 @@ def test_the_default_limiter_sits_beside_a_sqlite_store(store, expected):
     from atp.adapters._auth.guard import default_limiter
 
     assert default_limiter(store) == expected
+
+
+class NoLimits:
+    """A store and coordinator for ``frob://`` URLs that serves no rate limiter."""
+
+    @hookimpl
+    def atp_make_store(self, url: str, settings: Settings, clock: Clock) -> TaskStore | None:
+        return MemoryStore() if url.startswith("frob://") else None
+
+    @hookimpl
+    def atp_make_coordinator(
+        self, url: str, settings: Settings, clock: Clock
+    ) -> Coordinator | None:
+        return MemoryCoordinator(clock) if url.startswith("frob://") else None
+
+
+def guard_limiter(store: str, coordinator: str = "", limiter: str = "") -> object:
+    """The limiter build_guard picks for these URLs (no I/O: limiters connect lazily)."""
+    settings = Settings(store=store, coordinator=coordinator)
+    plugins = make_plugin_manager(settings)
+    plugins.register(NoLimits())
+    platform = Platform.build(settings, plugins=plugins, clock=ManualClock())
+    return build_guard(platform, ServerSettings(auth=False, limiter=limiter))._limiter
+
+
+@pytest.mark.parametrize(
+    ("store", "coordinator", "kind"),
+    [
+        ("redis://127.0.0.1:1", "", RedisLimiter),
+        ("redis://127.0.0.1:1", "etcd://127.0.0.1:1", RedisLimiter),  # the store's first
+        ("frob://x", "etcd://127.0.0.1:1", EtcdLimiter),
+        ("frob://x", "redis://127.0.0.1:1", RedisLimiter),
+        ("sqlite:///atp.db", "", SqliteLimiter),
+    ],
+)
+def test_the_limiter_is_the_stores_else_the_coordinators(store, coordinator, kind):
+    assert type(guard_limiter(store, coordinator)) is kind
+
+
+def test_without_a_shared_limiter_the_guard_warns_and_limits_per_process(caplog):
+    with caplog.at_level(logging.WARNING, logger="atp.server"):
+        limiter = guard_limiter("frob://x", "frob://y")
+    assert type(limiter) is MemoryLimiter
+    assert "no shared rate limiter for store 'frob://x' or coordinator 'frob://y'" in caplog.text
+
+
+def test_a_limiter_url_no_plugin_serves_is_refused_not_replaced():
+    with pytest.raises(ConfigError, match="no plugin serves a rate limiter for 'frob://z'"):
+        guard_limiter("frob://x", "etcd://127.0.0.1:1", limiter="frob://z")

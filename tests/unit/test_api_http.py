@@ -227,3 +227,17 @@ async def test_a_batch_is_authenticated_before_its_body_is_read_and_healthz_stil
     assert published.status_code == 200, published.text
     assert sum((await platform.store.counts()).values()) == 1
     await platform.close()
+
+
+@pytest.mark.parametrize("integer", [2**64, -(2**63) - 1])
+async def test_a_payload_integer_beyond_64_bits_is_refused_and_nothing_is_stored(integer):
+    platform, app = build(max_body=10_000)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    body = {"tasks": [{"subject": "ok.one"}, {"subject": "big.int", "payload": {"n": [integer]}}]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://atp") as http:
+        answer = await http.post("/v1/tasks/batch", json=body)
+        listed = (await http.get("/v1/tasks")).json()
+    await platform.close()
+    assert answer.status_code == 400
+    assert "64-bit" in answer.json()["detail"]
+    assert listed["items"] == [], listed

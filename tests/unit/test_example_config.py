@@ -40,6 +40,7 @@ CHANGED: dict[str, Any] = {
     "app": "myapp.tasks:app",
     "subjects": ["orders.*"],
     "group": "billing",
+    "outbox": "outbox.db",
     "plugins": ["atp.plugins.prometheus"],
     "log_level": "DEBUG",
     "log_format": "json",

@@ -9,17 +9,22 @@ SDK = [
     "AtpError",
     "AttemptError",
     "BackendUnavailable",
+    "Breaker",
+    "BreakerState",
+    "Circuit",
     "Client",
     "ConfigError",
     "Dedup",
     "DedupMode",
     "Fail",
     "FencedOut",
+    "Fleet",
     "FlowStatus",
     "IdempotencyConflict",
     "InvalidInput",
     "KeyActive",
     "Limit",
+    "Member",
     "NotFound",
     "Page",
     "PayloadTooLarge",
@@ -63,5 +68,5 @@ def test_every_export_exists_and_is_documented():
 
 def test_nothing_public_is_left_out():
     public = {name for name in vars(atp.sdk) if not name.startswith("_")}
-    modules = {"app", "client", "sync", "testing", "conformance", "workflow", "wire"}
+    modules = {"app", "client", "sync", "testing", "conformance", "workflow", "wire", "outbox"}
     assert public - modules == set(SDK)

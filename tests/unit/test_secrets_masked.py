@@ -18,7 +18,10 @@ from atp.adapters.cli import cli
 from atp.adapters.cli._banner import banner
 from atp.core.errors import AtpError
 from atp.core.platform import Platform
+from atp.core.plugins import hookimpl, make_plugin_manager
+from atp.core.ports import Clock, Coordinator, TaskStore
 from atp.core.settings import Settings
+from atp.plugins.memory import MemoryCoordinator, MemoryStore
 from atp.plugins.nats._config import parse_url as parse_nats
 from atp.plugins.redis._connection import parse_url as parse_redis
 from atp.sdk.app import App
@@ -98,14 +101,40 @@ def test_an_unserved_scheme_shows_no_password() -> None:
     assert "frob://u:***@h" in str(caught.value)
 
 
+class Frob:
+    """A store and coordinator for ``frob://`` URLs that serves no rate limiter."""
+
+    @hookimpl
+    def atp_make_store(self, url: str, settings: Settings, clock: Clock) -> TaskStore | None:
+        return MemoryStore() if url.startswith("frob://") else None
+
+    @hookimpl
+    def atp_make_coordinator(
+        self, url: str, settings: Settings, clock: Clock
+    ) -> Coordinator | None:
+        return MemoryCoordinator(clock) if url.startswith("frob://") else None
+
+
 def test_the_server_limiter_warning_shows_no_password(caplog: pytest.LogCaptureFixture) -> None:
-    platform = Platform.build(Settings(store=REDIS, transport=REDIS))
+    settings = Settings(store=f"frob://u:{SECRET}@h", coordinator=f"frob://v:{SECRET}@h")
+    plugins = make_plugin_manager(settings)
+    plugins.register(Frob())
+    platform = Platform.build(settings, plugins=plugins)
     with caplog.at_level(logging.WARNING):
         guard = build_guard(platform, ServerSettings(auth=False))
     asyncio.run(guard.close())
     asyncio.run(platform.close())
     assert "no shared rate limiter" in caplog.text
+    assert "frob://u:***@h" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_an_unserved_limiter_url_shows_no_password() -> None:
+    platform = Platform.build(Settings(store=REDIS, transport=REDIS))
+    with pytest.raises(AtpError) as caught:
+        build_guard(platform, ServerSettings(auth=False, limiter=f"frob://u:{SECRET}@h"))
+    asyncio.run(platform.close())
+    assert SECRET not in str(caught.value)
 
 
 def test_settings_and_platform_reprs_show_no_password() -> None:

@@ -72,17 +72,19 @@ local function holders(key, now)
   return redis.call('ZCARD', key)
 end
 
--- core.flow.rules.PAUSE_PREFIX: the waiter lists of paused subjects, which no room opens.
-local PAUSE_PREFIX = 'p:'
+-- core.flow.rules.PAUSE_PREFIX and core.flow.breaker.BREAKER_PREFIX: the waiter lists of
+-- paused subjects and of open breakers, which no room opens (only unpark empties them).
+local PAUSE_PREFIX, BREAKER_PREFIX = 'p:', 'b:'
 
-local function is_pause(name)
-  return string.sub(name, 1, #PAUSE_PREFIX) == PAUSE_PREFIX
+local function is_held(name)
+  local head = string.sub(name, 1, 2) -- both prefixes are two bytes
+  return head == PAUSE_PREFIX or head == BREAKER_PREFIX
 end
 
 -- Room in slot name (limit minus live holders); a limit not remembered counts as 1 (every
--- limit is at least 1), and a pause list has none.
+-- limit is at least 1), and a pause or breaker list has none.
 local function room(slots, name, key, now)
-  if is_pause(name) then return 0 end
+  if is_held(name) then return 0 end
   local limit = redis.call('HGET', slots, name) or '1'
   return tonumber(limit) - holders(key, now)
 end
@@ -91,7 +93,7 @@ end
 -- and members HASH are gone by then). Without now (unpark has no time) a holder past its
 -- until still counts.
 local function forget_idle(slots, name, key, members, now)
-  if is_pause(name) then return end
+  if is_held(name) then return end
   local held
   if now then held = holders(key, now) else held = redis.call('EXISTS', key) end
   if held == 0 and redis.call('EXISTS', members) == 0 then redis.call('HDEL', slots, name) end

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import APIOperation
 
-from atp.adapters.http._models import DURATION_FORMAT, MAX_DELAY
+from atp.adapters.http._models import DURATION_FORMAT, INT_RANGE, MAX_DELAY
 from tests.integration.api.conftest import ApiServer
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +85,19 @@ def fuzz(operation: APIOperation, mode: GenerationMode) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def check(case: schemathesis.Case) -> None:
+        if mode.is_positive:  # the payload's integer range is stated in words only
+            assume(_integers_fit(case.body))
         case.call_and_validate(checks=wanted)
 
     check()
+
+
+def _integers_fit(value: object) -> bool:
+    """Whether every integer in ``value`` lies in the range a payload may hold."""
+    if isinstance(value, dict):
+        return all(_integers_fit(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_integers_fit(item) for item in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT_RANGE[0] <= value <= INT_RANGE[1]
+    return True

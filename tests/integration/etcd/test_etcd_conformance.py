@@ -1,4 +1,5 @@
-"""The Coordinator conformance suite on a real etcd, built through the plugin manager."""
+"""The Coordinator and Registry conformance suites on a real etcd, built through the plugin
+manager."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 
 from atp.core.clock import SystemClock
 from atp.core.plugins import PluginManager
-from atp.core.ports import Clock, Coordinator
+from atp.core.ports import Clock, Coordinator, Registry
 from atp.core.settings import Settings
-from atp.sdk.conformance import CoordinatorConformance, unique
+from atp.sdk.conformance import CoordinatorConformance, RegistryConformance, unique
 
 pytestmark = pytest.mark.integration
 
@@ -31,5 +32,26 @@ class TestEtcdCoordinator(CoordinatorConformance):
     ) -> AsyncIterator[Coordinator]:
         url = f"{etcd_url}?prefix={unique('conformance')}"
         coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        yield coordinator
+        await coordinator.close()
+
+
+class TestEtcdRegistry(RegistryConformance):
+    expiry_ttl: ClassVar[float] = 2.0
+    """etcd's smallest lease TTL, as for the leases."""
+    expiry_slack: ClassVar[float] = 1.0
+    """etcd deletes a lease's keys within about 0.5 s of its expiry."""
+
+    @pytest.fixture
+    def clock(self) -> Clock:
+        return SystemClock()
+
+    @pytest.fixture
+    async def registry(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, etcd_url: str
+    ) -> AsyncIterator[Registry]:
+        url = f"{etcd_url}?prefix={unique('registry')}"
+        coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        assert isinstance(coordinator, Registry)
         yield coordinator
         await coordinator.close()

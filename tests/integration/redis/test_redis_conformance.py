@@ -13,11 +13,13 @@ import pytest
 
 from atp.core.clock import SystemClock
 from atp.core.plugins import PluginManager
-from atp.core.ports import Clock, Coordinator, TaskStore, Transport
+from atp.core.ports import Clock, Coordinator, Registry, TaskStore, Transport
 from atp.core.settings import Settings
 from atp.sdk.conformance import (
+    BreakerLedgerConformance,
     CoordinatorConformance,
     FusedConformance,
+    RegistryConformance,
     ScheduleStoreConformance,
     TaskStoreConformance,
     TransportConformance,
@@ -51,6 +53,16 @@ class TestRedisFlowLedger(FlowLedgerConformance):
 
     async def forget_slot_limit(self, ledger: Any, name: str) -> None:
         assert await ledger._link.call("HDEL", ledger._flow.key("slots"), name) == 1
+
+
+class TestRedisBreakers(BreakerLedgerConformance):
+    @pytest.fixture
+    async def ledger(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(url, settings, clock)
+        yield store
+        await store.close()
 
 
 class TestRedisSchedules(ScheduleStoreConformance):
@@ -121,5 +133,22 @@ class TestRedisCoordinator(CoordinatorConformance):
         self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
     ) -> AsyncIterator[Coordinator]:
         coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        yield coordinator
+        await coordinator.close()
+
+
+class TestRedisRegistry(RegistryConformance):
+    """Expiry is the server's TIME: the one expiry test really waits about 1.6 s."""
+
+    @pytest.fixture
+    def clock(self) -> Clock:
+        return SystemClock()
+
+    @pytest.fixture
+    async def registry(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
+    ) -> AsyncIterator[Registry]:
+        coordinator = plugin_manager.make_coordinator(url, settings, clock)
+        assert isinstance(coordinator, Registry)
         yield coordinator
         await coordinator.close()
