@@ -36,13 +36,22 @@ def main() -> None:
         default=100_000,
         help="tasks delayed a week in the Redis memory scenario",
     )
+    parser.add_argument(
+        "--store-size",
+        type=int,
+        default=1_000_000,
+        help="tasks seeded into the store in the console scenarios",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite {', '.join(unknown)}; choose from {', '.join(SUITES)}")
-    options: dict[str, dict[str, Any]] = {"redis": {"scheduled": args.scheduled}}
+    options: dict[str, dict[str, Any]] = {
+        "redis": {"scheduled": args.scheduled},
+        "console": {"tasks": args.store_size},
+    }
     results: dict[str, dict[str, float]] = {}
     for name in args.suites or SUITES:
         suite = SUITES[name]()
@@ -108,6 +117,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "workflows": _lazy("workflows"),
     "peers": _lazy("peers"),
     "flow": _lazy("flow"),
+    "console": _lazy("console"),
 }
 """Each loader returns a suite taking (repeat, count, concurrency), plus the options that
 ``main`` passes to it by name, and returning figures by scenario name."""

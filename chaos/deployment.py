@@ -278,7 +278,8 @@ class Deployment:
         cli = [sys.executable, "-m", "atp.adapters.cli"]
         env = self.env()
         if self.stack.dev:
-            yield self._process("dev-0", "dev", [*cli, "dev", "chaos.app:app"], env)
+            command = [*cli, "dev", "chaos.app:app", "--no-console"]  # no open port left behind
+            yield self._process("dev-0", "dev", command, env)
             return
         for n in range(self.stack.schedulers):
             yield self._process(f"scheduler-{n}", "scheduler", [*cli, "scheduler"], env)

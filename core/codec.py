@@ -295,8 +295,9 @@ def is_quarantined(record: TaskRecord) -> bool:
 
 
 def error_to_dict(error: AttemptError) -> dict[str, Any]:
-    """The JSON object of one attempt's error; ``traceback`` only where there is one, so
-    the common error stays small and a record written before it reads the same."""
+    """The JSON object of one attempt's error; ``traceback``, ``worker`` and
+    ``started_at`` only where there is one, so the common error stays small and a record
+    written before them reads the same."""
     data: dict[str, Any] = {
         "attempt": error.attempt,
         "at": error.at,
@@ -305,17 +306,24 @@ def error_to_dict(error: AttemptError) -> dict[str, Any]:
     }
     if error.traceback is not None:
         data["traceback"] = error.traceback
+    if error.worker is not None:
+        data["worker"] = error.worker
+    if error.started_at is not None:
+        data["started_at"] = error.started_at
     return data
 
 
 def error_from_dict(data: dict[str, Any]) -> AttemptError:
-    """The AttemptError of one stored or wire JSON object (``traceback`` optional)."""
+    """The AttemptError of one stored or wire JSON object (``traceback``, ``worker`` and
+    ``started_at`` optional)."""
     return AttemptError(
         attempt=data["attempt"],
         at=data["at"],
         message=data["message"],
         kind=data.get("kind", "error"),
         traceback=data.get("traceback"),
+        worker=data.get("worker"),
+        started_at=data.get("started_at"),
     )
 
 

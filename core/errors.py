@@ -215,6 +215,14 @@ class BackendUnavailable(AtpError):
 class ConfigError(AtpError):
     """A setting or a combination of plugins atp cannot honour; raised at start-up."""
 
+    @classmethod
+    def not_kept(cls, store: object, what: str) -> ConfigError:
+        """For a store without an optional capability (``what`` it keeps none of)."""
+        return cls(
+            f"the store {type(store).__name__} keeps no {what} "
+            "(the memory, SQLite and Redis stores do)"
+        )
+
 
 @_wire(http=500, grpc="INTERNAL", slug="plugin-error")
 class PluginError(AtpError):

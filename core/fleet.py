@@ -44,10 +44,7 @@ async def fleet(platform: Platform) -> Fleet:
 def breaker_ledger_of(store: TaskStore) -> BreakerLedger:
     """The store as a BreakerLedger; ConfigError naming the store if it keeps none."""
     if not isinstance(store, BreakerLedger):
-        raise ConfigError(
-            f"the store {type(store).__name__} keeps no circuit breakers "
-            "(the memory, SQLite and Redis stores do)"
-        )
+        raise ConfigError.not_kept(store, "circuit breakers")
     return store
 
 

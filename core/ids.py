@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-__all__ = ["id_time", "is_id", "new_id", "process_name"]
+__all__ = ["first_id", "id_time", "is_id", "new_id", "process_name"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {char: value for value, char in enumerate(_ALPHABET)}
@@ -37,6 +37,17 @@ def id_time(task_id: str) -> float:
     for char in task_id[:10]:
         value = value * 32 + _DECODE[char]
     return value / 1000
+
+
+def first_id(at: float) -> str:
+    """The smallest id ``new_id`` can stamp with ``at`` or later: ids at or after ``at``
+    (to the millisecond) sort at or after it, so a time range is an id range."""
+    millis = min(max(int(at * 1000), 0), _MAX_MILLIS)
+    return _encode(millis << 80)[:10] + "0" * 16
+
+
+_MAX_MILLIS = 32**10 - 1
+"""The largest time the first ten characters can hold: later bounds above every id."""
 
 
 def is_id(text: object) -> bool:

@@ -233,6 +233,13 @@ class AttemptError:
     """The formatted traceback of the handler's exception (ADR 0036), cut past
     ``TRACEBACK_LIMIT``; None where nothing was raised: a timeout, a lost lease, a
     shutdown, a ``Retry``, a record written before tracebacks were kept."""
+    worker: str | None = None
+    """The worker that ran the attempt (its lease owner); None where none is known: a
+    record written before workers were kept, a task quarantined by the store."""
+    started_at: float | None = None
+    """When the attempt began (its handler was called), so it took ``at - started_at``;
+    None where it is not known: a lost lease, an attempt that never reached its handler,
+    a record written before start times were kept."""
 
     def __post_init__(self) -> None:
         if len(self.message) > ERROR_TEXT_LIMIT:
@@ -249,6 +256,8 @@ class TaskRecord:
     state: State
     updated_at: float
     lease_owner: str | None = None
+    """RUNNING: the worker holding the lease; SUCCEEDED: the worker that ran it (ADR 0049).
+    Liveness is the ``state``'s to say, never this field's."""
     lease_until: float | None = None
     """RUNNING: when the lease expires. READY: when an undelivered task is dispatched again."""
     result: JSON = None

@@ -22,6 +22,10 @@ from atp.core.workflows.definition import Definition
 from atp.core.workflows.runs import Run, RunPage, RunQuery
 
 __all__ = [
+    "ACTIVITY_BUCKET",
+    "ACTIVITY_KEPT",
+    "Activity",
+    "ActivityCount",
     "Admission",
     "BreakerLedger",
     "Capabilities",
@@ -279,6 +283,15 @@ class TaskQuery:
     cursor: str | None = None
     """The ``next_cursor`` of the previous page."""
     limit: int = 100
+    created_after: float | None = None
+    """Only tasks created at or after this time: the time stamped in the id, to the
+    millisecond (``Task.created_at`` for every id the service makes), so a store walks an
+    id range rather than scanning (ADR 0049)."""
+    created_before: float | None = None
+    """Only tasks created before this time (the id's time stamp, as ``created_after``)."""
+    idempotency_key: str | None = None
+    """Only the task that holds this idempotency key (at most one); needs the exact
+    ``subject``, as keys are scoped by subject: one index lookup."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,6 +577,54 @@ class ReadyAges(Protocol):
         ``limit`` READY tasks; beyond that, a subject whose READY tasks all came later is
         left out. A subject without READY tasks is left out.
         """
+        ...
+
+
+# -- Activity (an optional capability) -----------------------------------------------------
+
+
+ACTIVITY_BUCKET = 60.0
+"""Seconds one activity bucket spans: attempts that ended are counted per minute."""
+ACTIVITY_KEPT = 2 * 3600.0
+"""Seconds of activity a store keeps at least; older buckets may be dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCount:
+    """How many attempts of one subject ended one way within one bucket."""
+
+    at: float
+    """The bucket's start, a multiple of ``ACTIVITY_BUCKET`` seconds since the epoch."""
+    subject: str
+    state: State
+    """What the attempt ended in: SUCCEEDED, SCHEDULED (a retry: the task left RUNNING
+    to run again, after a failure or a lost lease), DEAD or CANCELLED (a cancelled task
+    that was waiting counts too, as its attempt will never run). ``State`` has no
+    RETRYING: a retry is the move from RUNNING back to SCHEDULED."""
+    count: int
+
+
+@runtime_checkable
+class Activity(Protocol):
+    """A store that counts the attempts that ended, per minute, for the console's charts.
+
+    The counters are kept by the writes that end attempts (``finish``, ``recover``,
+    ``cancel``), in the same transaction or script, so reading them is never a scan.
+    An attempt is counted in the bucket of the write's time (``Outcome.at``, or the
+    ``now`` of ``recover`` and ``cancel``), per (subject, state it ended in); deleting the
+    task later (``purge``, ``prune``) leaves its count. ``prune`` drops the buckets that
+    ended more than ``ACTIVITY_KEPT`` before its ``now``.
+    """
+
+    async def activity(self, *, since: float) -> list[ActivityCount]:
+        """The non-zero buckets starting at or after ``since`` (rounded down to a bucket),
+        oldest first; buckets older than ``ACTIVITY_KEPT`` may be gone."""
+        ...
+
+    async def oldest_due(self) -> float | None:
+        """The earliest ``run_at`` among SCHEDULED tasks (new, delayed or retrying), read
+        from an index in one query; None when none waits. ``now - oldest_due()`` is the
+        scheduler's lag once it is positive."""
         ...
 
 

@@ -41,10 +41,12 @@ def recovery(
     cancel_requested: bool,
     now: float,
     default_max_attempts: int | None,
+    worker: str | None = None,
 ) -> Recovery:
     """Decide what recovering a task at ``attempt`` does; pure. ``default_max_attempts``
-    is the limit of a task without its own, None where the caller cannot know it."""
-    error = AttemptError(attempt, now, LEASE_EXPIRED, "lease")
+    is the limit of a task without its own, None where the caller cannot know it;
+    ``worker`` is the lease owner that lost the attempt (when it began is not known)."""
+    error = AttemptError(attempt, now, LEASE_EXPIRED, "lease", worker=worker)
     limit = default_max_attempts if max_attempts is None else max_attempts
     if cancel_requested:
         return Recovery(State.CANCELLED, None, now, error)
@@ -62,6 +64,7 @@ def recovered(record: TaskRecord, now: float, default_max_attempts: int | None) 
         cancel_requested=record.cancel_requested,
         now=now,
         default_max_attempts=default_max_attempts,
+        worker=record.lease_owner,
     )
     if decided.run_at is not None:
         task = task.replace(run_at=decided.run_at)

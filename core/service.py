@@ -31,6 +31,7 @@ from atp.core.errors import (
 from atp.core.flow.admission import Gatekeeper
 from atp.core.flow.rules import validate_key
 from atp.core.ids import is_id, new_id
+from atp.core.listing import check_query
 from atp.core.model import (
     FINAL_STATES,
     JSON,
@@ -246,13 +247,27 @@ class TaskService:
         states: Sequence[State] | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Page:
-        """List tasks, newest first, filtered by subject pattern and states."""
+        """List tasks, newest first, filtered by subject pattern, states, creation time
+        (``created_after`` inclusive, ``created_before`` exclusive, to the millisecond)
+        and the idempotency key a task of the exact ``subject`` holds now."""
         if subject is not None:
             validate_pattern(subject)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-        query = TaskQuery(subject, frozenset(states) if states else None, cursor, limit)
+        query = TaskQuery(
+            subject,
+            frozenset(states) if states else None,
+            cursor,
+            limit,
+            created_after=created_after,
+            created_before=created_before,
+            idempotency_key=_key(idempotency_key),
+        )
+        check_query(query)
         return await self._store.query(query)
 
     async def counts(self) -> dict[tuple[str, State], int]:

@@ -67,6 +67,8 @@ TABLES: Mapping[str, frozenset[str]] = {
             "max_body",
             "max_batch",
             "max_page",
+            "console",
+            "trace_url",
         }
     ),
     "prometheus": frozenset({"port", "host", "depth", "depth_interval", "max_subjects", "token"}),

@@ -7,9 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/_venv.sh
 
 # binary:package. faketime brings libfaketime (the chaos clock suite preloads it); nft and
-# ip make the partition suite's network namespaces; cc builds the slow-fsync shim.
+# ip make the partition suite's network namespaces; cc builds the slow-fsync shim;
+# chromium and its driver run the console's browser tests.
 SERVERS=(redis-server:redis-server nats-server:nats-server etcd:etcd-server faketime:faketime
-    nft:nftables ip:iproute2 cc:gcc)
+    nft:nftables ip:iproute2 cc:gcc chromium:chromium chromedriver:chromium-driver)
 failed=()
 
 # Install from Debian the server binaries that are missing, when we may.

@@ -1,8 +1,8 @@
 """Cron schedule operations both APIs offer, checked against the caller's scopes.
 
-Reading (get, list) needs ``read``; every change (add, pause, resume, trigger, remove)
-needs ``admin``: a schedule publishes on its own for as long as it exists, so creating
-or firing one is an operator's act, not a producer's. Input is validated by the cron
+Reading (get, list) needs ``read``; every change (add, update, pause, resume, trigger,
+remove) needs ``admin``: a schedule publishes on its own for as long as it exists, so
+creating or firing one is an operator's act, not a producer's. Input is validated by the cron
 ``ScheduleService`` before anything is written: a bad expression, an unknown time zone
 or a taken name raises and changes nothing.
 """
@@ -43,6 +43,30 @@ class ScheduleOperations:
         )
         who.scopes.require_admin()
         return await self.service.add(schedule)
+
+    async def update(
+        self,
+        who: Principal,
+        *,
+        name: str,
+        expression: str,
+        subject: str,
+        payload: JSON,
+        tz: str,
+        misfire: str,
+        overlap: str,
+    ) -> Schedule:
+        """Give an existing schedule a new definition (scope ``admin``), as an App's
+        declaration does: it keeps its paused state and history, and its next tick is
+        computed again only when the expression or time zone changed. NotFound for an
+        unknown name: an edit never creates."""
+        schedule = define_schedule(
+            name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
+        )
+        who.scopes.require_admin()
+        await self.service.get(name)
+        (stored,) = await self.service.declare([schedule])
+        return stored
 
     async def get(self, who: Principal, name: str) -> Schedule:
         who.scopes.require_read()

@@ -8,6 +8,8 @@ tokens_file = "tokens.toml"   # [[tokens]] entries, as `atp token create` prints
 rate = 50.0                   # requests per second per token, unless the token says
 burst = 100
 limiter = "sqlite:///limits.db"  # default: beside a SQLite store, atp.db-limits
+console = true                # the web console at /console/
+trace_url = "http://127.0.0.1:16686/trace/{trace_id}"  # linked from a task's page
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class ServerSettings:
     """Most tasks in one batch publish. Default 1000."""
     max_page: int = 1000
     """Largest page of a listing. Default 1000."""
+    console: bool = True
+    """Serve the web console at ``/console/``. Off by ``--no-console``. Default on."""
+    trace_url: str = ""
+    """A trace viewer's URL with ``{trace_id}`` in it, linked from a task's console page,
+    e.g. ``http://127.0.0.1:16686/trace/{trace_id}``. Default none (the id is shown, unlinked)."""
 
     @classmethod
     def load(cls, settings: Settings, **overrides: Any) -> ServerSettings:
@@ -83,6 +90,10 @@ class ServerSettings:
         for name in ("port", "grpc_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"[atp.server] {name} must be a port number")
+        if self.trace_url and "{trace_id}" not in self.trace_url:
+            raise ConfigError(
+                f"[atp.server] trace_url must hold {{trace_id}}, got {self.trace_url!r}"
+            )
 
     def check_page(self, limit: int) -> None:
         """Raise InvalidInput for a page size of a listing outside 1 to ``max_page``."""

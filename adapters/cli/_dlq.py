@@ -7,26 +7,29 @@ everything a filter matches (``--all [--subject P]``), so no pipeline is needed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import click
 
+from atp.adapters._api.dead_letters import (
+    CORRUPT,
+    Requeued,
+    count_dead,
+    dead,
+    purge_ids,
+    requeue_each,
+    requeue_matching,
+)
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import echo_json, iso, progress
-from atp.adapters.cli._pages import Paging, page_options, show_tasks, subject_option, walk
+from atp.adapters.cli._pages import Paging, page_options, show_tasks, subject_option
 from atp.adapters.cli._params import DURATION, read_ids, read_json
 from atp.core import codec
-from atp.core.errors import NotFound, StateConflict
+from atp.core.errors import StateConflict
 from atp.core.model import JSON, State, TaskRecord
 from atp.core.ports import Page
-from atp.core.service import MAX_PAGE, TaskService
+from atp.core.service import TaskService
 
 __all__ = ["dlq"]
-
-PURGE_BATCH = 500
-"""Ids deleted per store call when purging many, so the progress bar moves."""
-
-_CORRUPT = "cannot be decoded: purge it instead"
 
 FILTER_HELP = "With --all: only dead tasks whose subject matches (orders.*, orders.>)."
 
@@ -68,14 +71,6 @@ def _last_error(record: TaskRecord) -> str:
     return f"{error.kind}: {error.message}" if error else "-"
 
 
-@dataclass
-class Requeued:
-    """What ``atp dlq requeue`` did: the records requeued, the ids left and why."""
-
-    records: list[TaskRecord] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
 @dlq.command("requeue")
 @click.argument("ids", metavar="[ID... | -]", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Requeue every dead task (see --subject).")
@@ -111,42 +106,34 @@ def requeue(
     async def run(service: TaskService) -> Requeued:
         if wanted is not None:
             await _check_dead(service, wanted, decodable=True)
-            return await _requeue(service, wanted, delay, new_payload, replace, strict=True)
-        found = await _dead(service, subject)
-        corrupt = [(r.id, _CORRUPT) for r in found if codec.is_quarantined(r)]
-        decodable = [r.id for r in found if not codec.is_quarantined(r)]
-        done = await _requeue(service, decodable, delay, new_payload, replace)
-        return Requeued(done.records, corrupt + done.skipped)
+            return await _requeue(service, wanted, delay, new_payload, replace)
+        with progress(None, "requeueing") as advance:
+            return await requeue_matching(
+                service,
+                subject,
+                delay=delay,
+                payload=new_payload,
+                replace=replace,
+                advance=advance,
+            )
 
     _show_requeued(options.call(run), as_json)
 
 
 async def _requeue(
-    service: TaskService,
-    ids: Sequence[str],
-    delay: float | None,
-    payload: JSON,
-    replace: bool,
-    *,
-    strict: bool = False,
+    service: TaskService, ids: Sequence[str], delay: float | None, payload: JSON, replace: bool
 ) -> Requeued:
-    """Requeue ``ids`` one by one (TaskService has no batch requeue). ``strict`` lets a
-    failure raise; otherwise the id is skipped with the reason."""
-    done = Requeued()
+    """Requeue the given ``ids``, checked first: a failure raises."""
     with progress(len(ids), "requeueing") as advance:
-        for task_id in ids:
-            try:
-                done.records.append(
-                    await service.requeue(
-                        task_id, delay=delay, payload=payload, replace_payload=replace
-                    )
-                )
-            except (NotFound, StateConflict) as exc:
-                if strict:
-                    raise
-                done.skipped.append((task_id, exc.message))
-            advance(1)
-    return done
+        return await requeue_each(
+            service,
+            ids,
+            delay=delay,
+            payload=payload,
+            replace=replace,
+            strict=True,
+            advance=advance,
+        )
 
 
 def _show_requeued(done: Requeued, as_json: bool) -> None:
@@ -202,7 +189,7 @@ def _purge_matching(options: Options, subject: str | None, yes: bool) -> int:
     With a subject, exactly the tasks counted are purged; without, one store call
     purges every dead task, those that died since the count too."""
     if subject is None:
-        count = options.call(_count_dead)
+        count = options.call(lambda service: count_dead(service, None))
     else:
         found = options.call(lambda service: _dead_ids(service, subject))
         count = len(found)
@@ -220,13 +207,8 @@ async def _purge_ids(service: TaskService, ids: list[str], *, check: bool) -> in
     """Purge ``ids`` in batches; ``check`` first makes sure every one is dead."""
     if check:
         await _check_dead(service, ids)
-    purged = 0
     with progress(len(ids), "purging") as advance:
-        for start in range(0, len(ids), PURGE_BATCH):
-            batch = ids[start : start + PURGE_BATCH]
-            purged += await service.purge(batch)
-            advance(len(batch))
-    return purged
+        return await purge_ids(service, ids, advance)
 
 
 def _check_selection(
@@ -240,22 +222,8 @@ def _check_selection(
         raise click.UsageError(f"give task ids, '-' to read them from stdin, or --all{hint}")
 
 
-async def _count_dead(service: TaskService) -> int:
-    counts = await service.counts()
-    return sum(n for (_, state), n in counts.items() if state is State.DEAD)
-
-
-async def _dead(service: TaskService, subject: str | None) -> list[TaskRecord]:
-    """Every dead task ``subject`` matches (all of them for None), walking all pages."""
-
-    async def fetch(service: TaskService, cursor: str | None, limit: int) -> Page:
-        return await service.dead_letters(subject=subject, cursor=cursor, limit=limit)
-
-    return [record async for page in walk(service, fetch, limit=MAX_PAGE) for record in page.items]
-
-
 async def _dead_ids(service: TaskService, subject: str | None) -> list[str]:
-    return [record.id for record in await _dead(service, subject)]
+    return [record.id for record in await dead(service, subject)]
 
 
 async def _check_dead(service: TaskService, ids: list[str], *, decodable: bool = False) -> None:
@@ -270,5 +238,5 @@ async def _check_dead(service: TaskService, ids: list[str], *, decodable: bool =
                     f"task {task_id!r} is {record.state}, not DEAD: nothing was changed"
                 )
             if decodable and codec.is_quarantined(record):
-                raise StateConflict(f"task {task_id!r} {_CORRUPT}: nothing was changed")
+                raise StateConflict(f"task {task_id!r} {CORRUPT}: nothing was changed")
             advance(1)

@@ -213,6 +213,6 @@ def _dedup(task: Task) -> str:
 
 
 def _lease(record: TaskRecord) -> str:
-    if record.lease_owner is None and record.lease_until is None:
+    if record.lease_until is None:  # a SUCCEEDED task keeps the owner that ran it
         return "-"
     return f"{record.lease_owner or '-'} until {iso(record.lease_until)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -14,8 +15,8 @@ from atp.adapters._auth.config import ServerSettings
 from atp.adapters.cli._apps import DEMO_APP, load_app
 from atp.adapters.cli._banner import banner
 from atp.adapters.cli._context import Options, opened, pass_options
-from atp.adapters.cli._serve import exit_past_stuck_threads, serve
-from atp.adapters.cli._server import serve_api
+from atp.adapters.cli._serve import Runnable, exit_past_stuck_threads, serve
+from atp.adapters.cli._server import bind, serve_api
 from atp.adapters.cli._supervisor import (
     PROCESSES,
     Orphaned,
@@ -38,6 +39,9 @@ from atp.sdk.app import App
 __all__ = ["dev", "scheduler", "worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("atp.dev")
+_HUSH = "--no-console hides this"
 
 APP_HELP = "MODULE:APP to run (or $ATP_APP)."
 SUBJECT_HELP = "Subject pattern to consume; repeatable. Default: the app's patterns."
@@ -62,6 +66,11 @@ def _worker_options(fn: F) -> F:
     help="Also serve REST and gRPC: with the [atp.server] tokens if any, else without "
     "authentication and only on a loopback host.",
 )
+@click.option(
+    "--no-console",
+    is_flag=True,
+    help="Do not serve the web console (by default on http://127.0.0.1:8080/console/).",
+)
 @pass_options
 def dev(
     options: Options,
@@ -70,28 +79,35 @@ def dev(
     concurrency: int | None,
     subjects: tuple[str, ...],
     api: bool,
+    no_console: bool,
 ) -> None:
     """Run a worker and the scheduler in one process, no server needed.
 
     The embedded default: a SQLite store ('atp.db'), the in-process transport and a local
     coordinator. Tasks survive a restart. Without MODULE:APP it runs the demo,
     'examples.demo:app', from the repository root. Ctrl-C or SIGTERM drains running
-    tasks and stops; a second one stops at once. --api serves the REST and gRPC APIs
-    too ([atp.server] host and ports): authenticated when tokens are configured, else
-    open, which it refuses on a host other than loopback (exit 5).
+    tasks and stops; a second one stops at once. It serves the web console on
+    [atp.server] host and port (http://127.0.0.1:8080/console/) unless --no-console,
+    with the configured tokens, else open on a loopback host; where it cannot (the port
+    taken, atp[http] missing, another host) it warns and runs on without it. --api serves
+    the REST and gRPC APIs too: authenticated when tokens are configured, else open,
+    which it refuses on a host other than loopback (exit 5).
     """
     settings = options.settings(concurrency=concurrency, subjects=subjects or None)
-    config = _dev_server(settings) if api else None
+    config = _dev_server(settings, console=False if no_console else None) if api else None
+    if config is None and not no_console:
+        config = _dev_console(settings)
     app = load_app(app_ref or app_option or settings.app or DEMO_APP)
 
     async def run() -> None:
         platform = await _declared(await opened(Platform.build(settings, local=True)), app)
         worker = Worker(platform, app.registry)
         banner("dev", app, settings, worker.patterns)
+        runnables: list[Runnable] = [worker, Scheduler(platform)]
         if config is not None:
-            await serve_api(platform, config, [worker, Scheduler(platform)])
+            await serve_api(platform, config, runnables, api=api)
         else:
-            await serve(platform, [worker, Scheduler(platform)])
+            await serve(platform, runnables)
 
     _run(run)
 
@@ -159,15 +175,36 @@ def scheduler(options: Options) -> None:
     _run(run)
 
 
-def _dev_server(settings: Settings) -> ServerSettings:
-    """The API settings of ``atp dev --api``: authenticated with the configured tokens;
-    without tokens, open, on a loopback host only (ConfigError otherwise)."""
-    config = ServerSettings.load(settings)
+def _dev_console(settings: Settings) -> ServerSettings | None:
+    """The settings of ``atp dev``'s console, or None (with a warning) where it cannot be
+    served: not installed (``atp[http]``), its port taken, open on a host that is not
+    loopback. The console is a convenience: ``atp dev`` runs on without it."""
+    try:
+        import fastapi  # noqa: F401
+        import jinja2  # noqa: F401
+        import python_multipart  # noqa: F401
+    except ImportError as exc:
+        log.warning("the console needs atp[http] (%s): pip install 'atp[http]'; %s", exc, _HUSH)
+        return None
+    try:
+        config = _dev_server(settings)
+        if config.console:
+            bind(config.host, config.port).close()
+    except ConfigError as exc:
+        log.warning("running without the console: %s; %s", exc, _HUSH)
+        return None
+    return config if config.console else None
+
+
+def _dev_server(settings: Settings, *, console: bool | None = None) -> ServerSettings:
+    """The API settings of ``atp dev``: authenticated with the configured tokens; without
+    tokens, open, on a loopback host only (ConfigError otherwise)."""
+    config = ServerSettings.load(settings, console=console)
     if config.auth and len(config.token_book()):
         return config
     if not _loopback(config.host):
         raise ConfigError(
-            f"atp dev --api would serve without authentication on {config.host!r}, which "
+            f"atp dev would serve without authentication on {config.host!r}, which "
             'is not a loopback address: set [atp.server] host = "127.0.0.1", or configure '
             "tokens ([atp.server] tokens_file, see `atp token create`)"
         )

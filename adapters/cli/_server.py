@@ -23,7 +23,7 @@ from atp.core.platform import Platform
 from atp.core.scheduler.runtime import Scheduler
 from atp.core.urls import mask
 
-__all__ = ["serve_api", "server", "token"]
+__all__ = ["bind", "serve_api", "server", "token"]
 
 log = logging.getLogger("atp.server")
 
@@ -35,6 +35,7 @@ log = logging.getLogger("atp.server")
 @click.option("--tokens-file", type=click.Path(dir_okay=False), help="TOML file of tokens.")
 @click.option("--limiter", help="Rate limiter URL shared by every server, e.g. sqlite:///atp.db.")
 @click.option("--no-auth", is_flag=True, help="Serve without authentication (development).")
+@click.option("--no-console", is_flag=True, help="Do not serve the web console at /console/.")
 @click.option(
     "--scheduler",
     "with_scheduler",
@@ -50,6 +51,7 @@ def server(
     tokens_file: str | None,
     limiter: str | None,
     no_auth: bool,
+    no_console: bool,
     with_scheduler: bool,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json) and the gRPC API.
@@ -66,6 +68,7 @@ def server(
         tokens_file=tokens_file,
         limiter=limiter,
         auth=False if no_auth else None,
+        console=False if no_console else None,
     )
     platform = Platform.build(settings, local=with_scheduler)
     others: list[Runnable] = [Scheduler(platform)] if with_scheduler else []
@@ -78,33 +81,40 @@ def server(
     asyncio.run(serve_api(platform, config, others))
 
 
-async def serve_api(platform: Platform, config: ServerSettings, others: list[Runnable]) -> None:
+async def serve_api(
+    platform: Platform, config: ServerSettings, others: list[Runnable], *, api: bool = True
+) -> None:
     """Serve REST (and gRPC unless its port is 0) beside ``others`` until SIGINT/SIGTERM,
     then stop them all and close the platform; ConfigError (closing it) if one cannot
-    start."""
+    start. ``api=False`` serves the console (and health) alone, no gRPC."""
     from atp.adapters.http import create_app
 
     await opened(platform)
     try:
         guard = build_guard(platform, config)
-        http = HttpServer(create_app(platform, guard, config), config)
+        http = HttpServer(create_app(platform, guard, config, api=api), config)
         runnables: list[Runnable] = [http, *others]
-        if config.grpc_port:
+        if api and config.grpc_port:
             runnables.insert(1, _grpc(platform, guard, config))
     except BaseException:
         await platform.close()
         raise
-    log.info(
-        "atp API: REST on http://%s:%d%s%s",
-        config.host,
-        http.port,
-        f", gRPC on {config.host}:{config.grpc_port}" if config.grpc_port else "",
-        "" if config.auth else " (authentication OFF)",
-    )
+    _announce(config, http.port, api)
     try:
         await serve(platform, runnables)
     finally:
         await guard.close()
+
+
+def _announce(config: ServerSettings, port: int, api: bool) -> None:
+    root = f"http://{config.host}:{port}"
+    served = [f"REST on {root}"] if api else []
+    if api and config.grpc_port:
+        served.append(f"gRPC on {config.host}:{config.grpc_port}")
+    if config.console:
+        served.append(f"the console on {root}/console/")
+    auth = "" if config.auth else " (authentication OFF)"
+    log.info("atp %s: %s%s", "API" if api else "console", ", ".join(served), auth)
 
 
 def _grpc(platform: Platform, guard: Guard, config: ServerSettings) -> Runnable:
@@ -120,7 +130,7 @@ class HttpServer:
     signal handling: ``serve`` owns the signals and sets ``stop``."""
 
     def __init__(self, app: object, config: ServerSettings) -> None:
-        self._socket = _bind(config.host, config.port)
+        self._socket = bind(config.host, config.port)
         self.port = int(self._socket.getsockname()[1])
         self._server = _uvicorn(app)
 
@@ -145,7 +155,7 @@ def _uvicorn(app: object) -> Any:
     return Server(config)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

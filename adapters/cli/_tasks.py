@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from atp.adapters.cli._bulk import Defaults, publish_file
 from atp.adapters.cli._context import Options, pass_options
 from atp.adapters.cli._output import describe_error, echo_json, iso, record_fields
 from atp.adapters.cli._pages import Paging, page_options, show_tasks, subject_option
-from atp.adapters.cli._params import DURATION, HEADER, STATE, TIMESTAMP, read_json
+from atp.adapters.cli._params import DURATION, HEADER, STATE, TIMESTAMP, Parsed, read_json
 from atp.core import codec
+from atp.core.clock import SystemClock
+from atp.core.durations import parse_duration
+from atp.core.errors import InvalidInput
 from atp.core.model import State, TaskRecord
 from atp.core.ports import Page
 from atp.core.service import Published, TaskService
@@ -222,12 +227,42 @@ def cancel(options: Options, task_id: str, as_json: bool) -> None:
         click.echo(f"cancel requested: {record.id} is {record.state}; its worker stops it soon")
 
 
+class Moment(Parsed[float]):
+    """A duration ago (``90``, ``30m``, ``2d``) or an ISO 8601 time (naive is UTC) -> seconds
+    since the epoch."""
+
+    name = "time"
+    done = float
+
+    def parse(self, value: object) -> float:
+        with contextlib.suppress(InvalidInput):
+            return SystemClock().now() - parse_duration(value)
+        with contextlib.suppress(InvalidInput):
+            return TIMESTAMP.parse(value)
+        example = "e.g. 30m or 2d ago, or 2030-01-02T03:04:05Z"
+        raise InvalidInput(f"{value!r} is neither a duration nor an ISO 8601 time ({example})")
+
+
+MOMENT = Moment()
+
+
 @task.command("ls")
 @subject_option
 @click.option("--state", "states", type=STATE, multiple=True, help="Only this state; repeatable.")
+@click.option("--since", type=MOMENT, help="Created at or after: 30m, 2d (ago) or ISO 8601.")
+@click.option("--until", type=MOMENT, help="Created before: 30m, 2d (ago) or ISO 8601.")
+@click.option("--key", help="Only the task holding this idempotency key (needs --subject).")
 @page_options
 @pass_options
-def ls(options: Options, subject: str | None, states: tuple[str, ...], paging: Paging) -> None:
+def ls(
+    options: Options,
+    subject: str | None,
+    states: tuple[str, ...],
+    since: float | None,
+    until: float | None,
+    key: str | None,
+    paging: Paging,
+) -> None:
     """List tasks, most recently created first.
 
     A table shows one page and the next cursor on stderr. --ids and --json print
@@ -237,7 +272,15 @@ def ls(options: Options, subject: str | None, states: tuple[str, ...], paging: P
     chosen = [State(state.upper()) for state in states] or None
 
     async def fetch(service: TaskService, cursor: str | None, limit: int) -> Page:
-        return await service.query(subject=subject, states=chosen, cursor=cursor, limit=limit)
+        return await service.query(
+            subject=subject,
+            states=chosen,
+            cursor=cursor,
+            limit=limit,
+            created_after=since,
+            created_before=until,
+            idempotency_key=key,
+        )
 
     headers = ("ID", "SUBJECT", "STATE", "ATTEMPT", "RUN_AT", "UPDATED_AT")
     show_tasks(options, fetch, headers, _task_row, paging)

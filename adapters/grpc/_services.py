@@ -140,6 +140,9 @@ class TasksService(_Base, tasks_pb2_grpc.TasksServicer):
             states=convert.states_in(list(request.states)),
             cursor=field_or_none(request, "cursor"),
             limit=request.limit or DEFAULT_PAGE,
+            created_after=field_or_none(request, "created_after"),
+            created_before=field_or_none(request, "created_before"),
+            idempotency_key=field_or_none(request, "idempotency_key"),
         )
         return convert.page_out(page)
 

@@ -32,7 +32,7 @@ __all__ = ["RESERVED", "create_app", "plugin_mounts"]
 
 READY_TIMEOUT = 2.0
 """Seconds each backend has to answer a readiness probe."""
-RESERVED = ("/v1", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc")
+RESERVED = ("/v1", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/console")
 PROBE_ID = "atp-readiness-probe"
 DOCS = "/docs"
 DOCS_ASSETS = "/docs/assets"
@@ -41,8 +41,12 @@ SWAGGER_UI = Path(__file__).with_name("static") / "swagger-ui"
 """swagger-ui-dist, vendored (its README names the version): ``/docs`` works offline."""
 
 
-def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> FastAPI:
-    """Build the app over a platform the caller owns (and closes)."""
+def create_app(
+    platform: Platform, guard: Guard, server: ServerSettings, *, api: bool = True
+) -> FastAPI:
+    """Build the app over a platform the caller owns (and closes): the ``/v1`` API, its
+    documents and the plugins' mounts unless ``api`` is False, the console when
+    ``server.console``, health always."""
 
     app = FastAPI(
         title="atp",
@@ -55,18 +59,24 @@ def create_app(platform: Platform, guard: Guard, server: ServerSettings) -> Fast
     app.state.operations = Operations(platform, server)
     app.state.guard = guard
     install_handlers(app)
-    app.include_router(router)
-    app.include_router(schedule_router)
-    app.include_router(workflow_router)
-    app.include_router(flow_router)
-    app.include_router(fleet_router)
     _health(app, platform)
-    _docs(app)
-    for path, mounted in plugin_mounts(platform):
-        _mount(app, path.rstrip("/") or "/", mounted)
+    if api:
+        _api(app, platform)
+    if server.console:
+        from atp.adapters.console import install_console
+
+        install_console(app)
     app.add_middleware(BodyLimit, limit=server.max_body)
     app.openapi = server_openapi(app, server, platform)  # type: ignore[method-assign]
     return app
+
+
+def _api(app: FastAPI, platform: Platform) -> None:
+    for api_router in (router, schedule_router, workflow_router, flow_router, fleet_router):
+        app.include_router(api_router)
+    _docs(app)
+    for path, mounted in plugin_mounts(platform):
+        _mount(app, path.rstrip("/") or "/", mounted)
 
 
 def _mount(app: FastAPI, path: str, mounted: Any) -> None:

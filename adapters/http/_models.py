@@ -296,6 +296,10 @@ class ErrorOut(BaseModel):
     kind: str
     traceback: str | None = None
     """The handler's traceback, cut past 16384 characters; null where nothing was raised."""
+    worker: str | None = None
+    """The worker that ran the attempt; null where it is not known."""
+    started_at: float | None = None
+    """When the attempt began (it took ``at - started_at``); null where it is not known."""
 
 
 class DedupOut(BaseModel):
@@ -322,6 +326,7 @@ class TaskOut(BaseModel):
     timeout: float | None
     priority: int
     lease_owner: str | None
+    """RUNNING: the worker holding the lease; SUCCEEDED: the worker that ran it."""
     lease_until: float | None
     result: Any = None
     errors: list[ErrorOut]

@@ -28,6 +28,7 @@ from atp.adapters.http._models import (
 )
 from atp.core.durations import parse_duration
 from atp.core.errors import InvalidInput
+from atp.core.listing import parse_instant
 from atp.core.model import State
 from atp.core.subjects import MAX_SUBJECT_LENGTH
 
@@ -79,6 +80,16 @@ SubjectFilter = Annotated[
         max_length=MAX_SUBJECT_LENGTH,
         description="Subject pattern, e.g. orders.*",
         json_schema_extra={"pattern": PATTERN_PATTERN},
+    ),
+]
+
+CreatedTime = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="RFC 3339 (naive is UTC), e.g. 2030-01-02T03:04:05Z, or seconds since "
+        "the epoch",
     ),
 ]
 
@@ -153,10 +164,29 @@ async def list_tasks(
     state: Annotated[list[State] | None, Query(max_length=len(State))] = None,
     cursor: str | None = None,
     limit: Limit = 100,
+    created_after: CreatedTime = None,
+    created_before: CreatedTime = None,
+    idempotency_key: Annotated[
+        str | None, Query(min_length=1, description="The key's task; needs the exact subject")
+    ] = None,
 ) -> PageOut:
-    """List tasks newest first, by subject pattern and states (scope ``read``)."""
-    page = await ops.query(who, subject=subject, states=state, cursor=cursor, limit=limit)
+    """List tasks newest first, by subject pattern, states, creation time (after:
+    inclusive, before: exclusive) and idempotency key (scope ``read``)."""
+    page = await ops.query(
+        who,
+        subject=subject,
+        states=state,
+        cursor=cursor,
+        limit=limit,
+        created_after=_instant(created_after, "created_after"),
+        created_before=_instant(created_before, "created_before"),
+        idempotency_key=idempotency_key,
+    )
     return PageOut.of(page)
+
+
+def _instant(value: str | None, what: str) -> float | None:
+    return None if value is None else parse_instant(value, what)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=_problems(404))

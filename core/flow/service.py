@@ -46,10 +46,7 @@ class FlowStatus:
 def ledger_of(store: TaskStore) -> FlowLedger:
     """The store as a FlowLedger; ConfigError naming the store if it keeps none."""
     if not isinstance(store, FlowLedger):
-        raise ConfigError(
-            f"the store {type(store).__name__} keeps no flow-control ledger "
-            "(the memory, SQLite and Redis stores do)"
-        )
+        raise ConfigError.not_kept(store, "flow-control ledger")
     return store
 
 

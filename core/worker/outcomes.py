@@ -75,19 +75,26 @@ class Policy:
         return Outcome(task.id, self.owner, State.SUCCEEDED, now, result=result)
 
     def failure(
-        self, task: Task, handler: Handler | None, exc: BaseException, kind: str, now: float
+        self,
+        task: Task,
+        handler: Handler | None,
+        exc: BaseException,
+        kind: str,
+        now: float,
+        started: float | None = None,
     ) -> Outcome:
-        """Another attempt after a backoff if any are left, else DEAD."""
+        """Another attempt after a backoff if any are left, else DEAD. ``started``: when
+        the handler was called, None if it never was."""
         trace = format_traceback(exc)
         if isinstance(exc, Fail):
-            return self._dead(task, now, _text(exc.reason), "fail", trace)
+            return self._dead(task, now, _text(exc.reason), "fail", trace, started)
         message = _describe(exc)
         if task.attempt >= self.max_attempts(task, handler):
-            return self._dead(task, now, message, kind, trace)
+            return self._dead(task, now, message, kind, trace, started)
         delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
         if delay is None:
             delay = backoff(self.retry_policy(task, handler), task.attempt, self.rng)
-        error = AttemptError(task.attempt, now, message, kind, trace)
+        error = self._error(task.attempt, now, message, kind, trace, started)
         return Outcome(task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay)
 
     def spent(self, task: Task, handler: Handler | None, now: float) -> Outcome | None:
@@ -98,6 +105,7 @@ class Policy:
         if task.attempt <= limit:
             return None
         message = f"{LEASE_EXPIRED}; no attempts left ({limit} of {limit} ran)"
+        # the lost attempt ran elsewhere (its lease error names that worker): none here
         error = AttemptError(task.attempt - 1, now, message, "lease")
         return Outcome(task.id, self.owner, State.DEAD, now, error=error, refund=True)
 
@@ -105,24 +113,50 @@ class Policy:
         """DEAD at once: the task itself is malformed, no attempt can succeed."""
         return self._dead(task, now, exc.message, "invalid")
 
-    def cancelled(self, task: Task, now: float) -> Outcome:
-        error = AttemptError(task.attempt, now, "cancelled while running", "cancelled")
+    def cancelled(self, task: Task, now: float, started: float | None = None) -> Outcome:
+        error = self._error(
+            task.attempt, now, "cancelled while running", "cancelled", None, started
+        )
         return Outcome(task.id, self.owner, State.CANCELLED, now, error=error)
 
     def interrupted(
-        self, task: Task, now: float, message: str, kind: str, delay: float = 0.0
+        self,
+        task: Task,
+        now: float,
+        message: str,
+        kind: str,
+        delay: float = 0.0,
+        started: float | None = None,
     ) -> Outcome:
         """Back to SCHEDULED without counting the attempt (shutdown, no handler here)."""
-        error = AttemptError(task.attempt, now, message, kind)
+        error = self._error(task.attempt, now, message, kind, None, started)
         return Outcome(
             task.id, self.owner, State.SCHEDULED, now, error=error, run_at=now + delay, refund=True
         )
 
     def _dead(
-        self, task: Task, now: float, message: str, kind: str, trace: str | None = None
+        self,
+        task: Task,
+        now: float,
+        message: str,
+        kind: str,
+        trace: str | None = None,
+        started: float | None = None,
     ) -> Outcome:
-        error = AttemptError(task.attempt, now, message, kind, trace)
+        error = self._error(task.attempt, now, message, kind, trace, started)
         return Outcome(task.id, self.owner, State.DEAD, now, error=error)
+
+    def _error(
+        self,
+        attempt: int,
+        now: float,
+        message: str,
+        kind: str,
+        trace: str | None,
+        started: float | None,
+    ) -> AttemptError:
+        """This worker's error for ``attempt``, for the attempt timeline."""
+        return AttemptError(attempt, now, message, kind, trace, self.owner, started)
 
 
 _WORKER_DIR = str(Path(__file__).parent)

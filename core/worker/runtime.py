@@ -76,7 +76,8 @@ class _Running:
     job: asyncio.Task[None] | None = None
     timeout: float = 0.0
     stop_reason: str | None = None
-    started: float = 0.0
+    started: float | None = None
+    """When the handler was called; None until it is."""
     in_handler: bool = False
     raised: BaseException | None = None
     """The handler's exception, kept only until its failure is logged."""
@@ -407,7 +408,10 @@ class Worker:
     def _failed(self, running: _Running, exc: BaseException) -> Outcome:
         """The outcome of an attempt whose handler raised ``exc``, kept for the log."""
         running.raised = exc
-        return self._policy.failure(running.task, running.handler, exc, "error", self._clock.now())
+        now = self._clock.now()
+        return self._policy.failure(
+            running.task, running.handler, exc, "error", now, running.started
+        )
 
     def _forget(self, running: _Running) -> None:
         del self._running[running.task.id]
@@ -451,14 +455,15 @@ class Worker:
         return self._policy.success(task, result, self._clock.now())
 
     def _stopped(self, running: _Running, timeout: float) -> Outcome | None:
-        task, now = running.task, self._clock.now()
+        task, now, started = running.task, self._clock.now(), running.started
         if running.stop_reason == "timeout":
             error = TimeoutError(f"attempt timed out after {timeout:g}s")
-            return self._policy.failure(task, running.handler, error, "timeout", now)
+            return self._policy.failure(task, running.handler, error, "timeout", now, started)
         if running.stop_reason == "cancel":
-            return self._policy.cancelled(task, now)
+            return self._policy.cancelled(task, now, started)
         if running.stop_reason == "shutdown":
-            return self._policy.interrupted(task, now, "worker shut down", "shutdown")
+            message = "worker shut down"
+            return self._policy.interrupted(task, now, message, "shutdown", started=started)
         log.warning("worker %s: lease of task %s was lost; not recording", self.name, task.id)
         return None
 
@@ -569,7 +574,8 @@ class Worker:
             return
         emit = self._platform.emit
         record = _seen(running.task, outcome)
-        duration = max(outcome.at - running.started, 0.0) if running.started else 0.0
+        started = running.started
+        duration = max(outcome.at - started, 0.0) if started is not None else 0.0
         if outcome.state is State.SUCCEEDED:
             emit("atp_task_succeeded", record=record, duration=duration)
         elif outcome.state is State.CANCELLED:

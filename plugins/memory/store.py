@@ -23,8 +23,13 @@ from typing import Any, TypeVar
 
 from atp.core.codec import dumps, loads
 from atp.core.errors import FencedOut, InvalidInput
+from atp.core.listing import check_query, id_bounds, key_of
 from atp.core.model import JSON, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
+    ACTIVITY_BUCKET,
+    ACTIVITY_KEPT,
+    Activity,
+    ActivityCount,
     BreakerLedger,
     Claim,
     Created,
@@ -56,6 +61,7 @@ _Key = tuple[str, str]
 """An idempotency key with the subject that scopes it: (subject, key)."""
 
 _OUTCOME_STATES = frozenset({State.SUCCEEDED, State.SCHEDULED, State.DEAD, State.CANCELLED})
+_ENDED = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELLED})
 _ACTIVE = frozenset({State.SCHEDULED, State.READY, State.RUNNING})
 _PENDING = frozenset({State.SCHEDULED, State.READY})
 _UNIQUE_HOLD = 7 * 86400.0
@@ -100,6 +106,16 @@ class _Index:
             heapq.heapify(self._heap)
         self._threshold = 2 * live + _SLACK
 
+    def first(self, records: dict[str, TaskRecord]) -> TaskRecord | None:
+        """The first live record, left in place; the dead entries before it are dropped."""
+        heap = self._heap
+        while heap:
+            record = records.get(heap[0][-1])
+            if self._live(heap[0], record):
+                return record
+            heapq.heappop(heap)
+        return None
+
     def live(self, records: dict[str, TaskRecord]) -> list[TaskRecord]:
         """The records with a live entry, each once, in no particular order."""
         found = {e[-1]: records[e[-1]] for e in self._heap if self._live(e, records.get(e[-1]))}
@@ -119,6 +135,19 @@ def _lease_key(record: TaskRecord) -> _Entry:
 
 def _finished_key(record: TaskRecord) -> _Entry:
     return (record.finished_at or 0.0,)
+
+
+def _bucket(at: float) -> float:
+    """The start of the activity bucket ``at`` falls in."""
+    return math.floor(at / ACTIVITY_BUCKET) * ACTIVITY_BUCKET
+
+
+def _ends_attempt(old: State, new: State) -> bool:
+    """Whether a change from ``old`` to ``new`` ends an attempt (``Activity``): into a
+    final state, or from RUNNING back to SCHEDULED (a retry)."""
+    if old is new:
+        return False
+    return new in _ENDED or (new is State.SCHEDULED and old is State.RUNNING)
 
 
 def _detach(value: JSON) -> JSON:
@@ -158,6 +187,7 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
         super().__init__()
         self._records: dict[str, TaskRecord] = {}
         self._counts: Counter[tuple[str, State]] = Counter()
+        self._activity: Counter[tuple[float, str, State]] = Counter()
         self._totals: Counter[State] = Counter()
         self._dead: dict[str, None] = {}
         self._due = _Index(frozenset({State.SCHEDULED}), _due_key)
@@ -423,6 +453,7 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
             self._delete(record.id)
             deleted += 1
         self._forget_keys(now)
+        self._forget_activity(now)
         return deleted
 
     async def close(self) -> None:
@@ -434,11 +465,15 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
         """List records newest first (by id); the cursor is the last id of the page."""
         if query.limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {query.limit!r}")
+        check_query(query)
         wanted = compile_pattern(query.subject) if query.subject is not None else None
-        order = self._sorted_ids()
-        stop = len(order) if query.cursor is None else bisect.bisect_left(order, query.cursor)
+        key = key_of(query)
+        order = self._sorted_ids() if key is None else self._keyed(key)
+        low, high = id_bounds(query)
+        start = 0 if low is None else bisect.bisect_left(order, low)
+        stop = len(order) if high is None else bisect.bisect_left(order, high)
         items: list[TaskRecord] = []
-        for index in range(stop - 1, -1, -1):
+        for index in range(stop - 1, start - 1, -1):
             record = self._records.get(order[index])
             if record is None or (index + 1 < stop and order[index + 1] == order[index]):
                 continue
@@ -453,6 +488,20 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
     async def counts(self) -> dict[tuple[str, State], int]:
         """Return how many tasks each (subject, state) holds; zero counts are left out."""
         return dict(self._counts)
+
+    async def activity(self, *, since: float) -> list[ActivityCount]:
+        """The non-zero buckets from ``since``'s bucket on, oldest first."""
+        start = _bucket(since)
+        found = sorted(key for key in self._activity if key[0] >= start)
+        return [
+            ActivityCount(at, subject, state, self._activity[at, subject, state])
+            for at, subject, state in found
+        ]
+
+    async def oldest_due(self) -> float | None:
+        """The run_at at the top of the due index."""
+        record = self._due.first(self._records)
+        return None if record is None else record.task.run_at
 
     async def oldest_ready(self, *, limit: int) -> dict[str, float]:
         """The earliest run_at per subject among the ``limit`` READY tasks published first."""
@@ -544,6 +593,12 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
             if found is not None and found[2] == expires:
                 del self._keys[key]
 
+    def _forget_activity(self, now: float) -> None:
+        """Drop the buckets that ended more than ``ACTIVITY_KEPT`` before ``now``."""
+        cutoff = now - ACTIVITY_KEPT - ACTIVITY_BUCKET
+        for key in [key for key in self._activity if key[0] <= cutoff]:
+            del self._activity[key]
+
     def _new_record(self, task: Task, now: float, ready_until: float | None) -> TaskRecord:
         if ready_until is not None and task.run_at <= now:
             return TaskRecord(task, State.READY, updated_at=now, lease_until=ready_until)
@@ -561,6 +616,8 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
         old = self._records.get(record.id)
         if old is not None:
             self._uncount(old)
+            if _ends_attempt(old.state, record.state):
+                self._activity[_bucket(record.updated_at), record.subject, record.state] += 1
         self._records[record.id] = record
         self._counts[record.subject, record.state] += 1
         self._totals[record.state] += 1
@@ -586,6 +643,11 @@ class MemoryStore(MemoryLedger, MemoryBreakers, RecordStore):
         self._totals[record.state] -= 1
         if record.state is State.DEAD:
             del self._dead[record.id]
+
+    def _keyed(self, key: _Key) -> list[str]:
+        """The id of the task holding idempotency ``key`` (subject, key), if one does."""
+        found = self._keys.get(key)
+        return [] if found is None else [found[0].id]
 
     def _sorted_ids(self) -> list[str]:
         if not self._order_sorted:
@@ -627,7 +689,7 @@ def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     changes: dict[str, Any] = {
         "state": outcome.state,
         "updated_at": outcome.at,
-        "lease_owner": None,
+        "lease_owner": _last_owner(record, outcome),
         "lease_until": None,
     }
     if outcome.error is not None:
@@ -643,6 +705,12 @@ def _finished(record: TaskRecord, outcome: Outcome, result: JSON) -> TaskRecord:
     if outcome.state is State.SUCCEEDED:
         changes["result"] = result
     return record.replace(**changes)
+
+
+def _last_owner(record: TaskRecord, outcome: Outcome) -> str | None:
+    """A SUCCEEDED task keeps the worker that ran it (its state, not its owner, says it
+    holds no lease); every other outcome clears it."""
+    return record.lease_owner if outcome.state is State.SUCCEEDED else None
 
 
 def _requeued(record: TaskRecord, request: Requeue, payload: JSON, now: float) -> TaskRecord:
@@ -668,6 +736,7 @@ def _due_order(record: Record) -> tuple[float, str]:
 
 _STORE: type[TaskStore] = MemoryStore
 _AGES: type[ReadyAges] = MemoryStore
+_ACTIVITY: type[Activity] = MemoryStore
 _SCHEDULES: type[ScheduleStore] = MemoryStore
 _WORKFLOWS: type[WorkflowStore] = MemoryStore
 _LEDGER: type[FlowLedger] = MemoryStore

@@ -74,6 +74,17 @@ class StoreKeys:
     def fence(self, name: str) -> str:
         return f"{self.base}:fence:{name}"
 
+    @property
+    def activity(self) -> str:
+        """The activity index: the start of each bucket kept, as score and member. The
+        scripts name a bucket's key after the counts key (``_common.lua``), as here."""
+        return f"{self.base}:activity"
+
+    def activity_bucket(self, start: str) -> str:
+        """The hash of one activity bucket: ``"<subject> <state>"`` -> attempts that
+        ended so in the minute from ``start`` (the index's member)."""
+        return f"{self.base}:activity:{start}"
+
     def schedule(self, name: str) -> str:
         """The hash of one cron schedule."""
         return f"{self.base}:schedule:{name}"

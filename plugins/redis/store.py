@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from atp.core.codec import dumps
 from atp.core.errors import ConfigError, InvalidInput
+from atp.core.listing import check_query, id_bounds, key_of
 from atp.core.model import Dedup, DedupMode, State, Task, TaskRecord
 from atp.core.ports import (
+    ACTIVITY_BUCKET,
+    ACTIVITY_KEPT,
+    Activity,
+    ActivityCount,
     BreakerLedger,
     Claim,
     Created,
@@ -62,6 +68,17 @@ __all__ = ["RedisStore"]
 _LEASE_MESSAGE = dumps(LEASE_EXPIRED)
 _STATUS = {1: LeaseStatus.HELD, 2: LeaseStatus.CANCEL_REQUESTED, 0: LeaseStatus.LOST}
 _PAGE = 500
+_FEW = 20_000
+"""Most tasks a listing by state reads from the states' own indexes (``_few``)."""
+_OWN_INDEX = {
+    State.SCHEDULED: "due",
+    State.READY: "ready",
+    State.RUNNING: "running",
+    State.DEAD: "dead",
+}
+"""The states whose index holds them alone (``finished`` holds two)."""
+_SIFT_FIELDS = ("s", "sub")
+"""The state and the subject among ``HASH_FIELDS``: what a filtered walk reads first."""
 _SUBJECT_CACHE = 1000
 
 
@@ -279,7 +296,12 @@ class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods, BreakerMet
 
     async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
         """Delete up to ``limit`` SUCCEEDED or CANCELLED tasks finished before the time,
-        oldest first. Idempotency keys need nothing: they expire with their window."""
+        oldest first, and up to ``limit`` activity buckets that ended more than
+        ``ACTIVITY_KEPT`` before ``now``. Idempotency keys need nothing: they expire with
+        their window."""
+        if limit >= 1:
+            last = num(now - ACTIVITY_KEPT - ACTIVITY_BUCKET)
+            await self._run("activity_trim", [self._keys.activity], [last, limit])
         ids = [
             m.decode()
             for m in await self._candidates("finished", "(" + num(finished_before), limit)
@@ -302,29 +324,81 @@ class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods, BreakerMet
         """List records newest first (by id); the cursor is the last id of the page.
 
         Walks the id index (the dead-letter index when only DEAD is asked for) in pages,
-        filtering by state and subject on the way.
+        between the ids of the time range and the cursor, filtering by state and subject
+        on the way; states with few tasks are read from their own indexes instead
+        (``_few``). A query by idempotency key reads the one task its key names.
         """
         if query.limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {query.limit!r}")
+        check_query(query)
         wanted = compile_pattern(query.subject) if query.subject is not None else None
         states = {s.value.encode() for s in query.states} if query.states is not None else None
+        low, high = id_bounds(query)
+        key = key_of(query)
+        if key is not None:
+            found = [i for i in await self._keyed(*key) if _within(i, low, high)]
+            return Page(_matching(await self._rows(found), states, wanted), None)
         dead_only = query.states == frozenset({State.DEAD})
+        few = None if dead_only else await self._few(query.states)
+        if few is not None:
+            newest = sorted((i for i in few if _within(i, low, high)), reverse=True)
+            return await self._page_of(newest, query.limit, states, wanted)
         index = self._keys.index("dead" if dead_only else "order")
-        upper = "+" if query.cursor is None else "(" + query.cursor
+        upper = "+" if high is None else "(" + high
+        lower = "-" if low is None else "[" + low
         items: list[TaskRecord] = []
+        # Unfiltered (the dead index holds only DEAD), the next limit + 1 ids are the page.
+        unfiltered = wanted is None and (states is None or dead_only)
+        step = query.limit + 1 if unfiltered else max(_PAGE, query.limit + 1)
         while len(items) <= query.limit:
             async with self._link.guard("query"):
-                ids = await self._link.client.zrevrangebylex(index, upper, "-", 0, _PAGE)
+                ids = await self._link.client.zrevrangebylex(index, upper, lower, 0, step)
             if not ids:
                 break
-            for row in await self._rows([i.decode() for i in ids]):
-                if row is None or (states is not None and row[3] not in states):
-                    continue
-                if wanted is None or wanted(row[13].decode()):
-                    items.append(record_of(row))
+            walked = [i.decode() for i in ids]
+            if not unfiltered:
+                walked = await self._sifted(walked, states, wanted)
+            items += _matching(await self._rows(walked), states, wanted)
             upper = "(" + ids[-1].decode()
         if len(items) > query.limit:
             return Page(items[: query.limit], items[query.limit - 1].id)
+        return Page(items, None)
+
+    async def _few(self, states: frozenset[State] | None) -> list[str] | None:
+        """Every id in ``states`` from their own indexes, when each has one and together
+        they hold at most ``_FEW`` tasks (the counts say, in one read): a walk of the id
+        index would read a million ids to find a thousand RUNNING ones. None otherwise."""
+        if states is None or not states <= _OWN_INDEX.keys():
+            return None
+        counts = await self.counts()
+        if sum(n for (_, state), n in counts.items() if state in states) > _FEW:
+            return None
+        chosen = sorted(states)
+        # One MULTI: a task moving between two of these indexes is read in one of them.
+        async with self._link.guard("query"), self._link.client.pipeline(transaction=True) as pipe:
+            for state in chosen:
+                pipe.zrange(self._keys.index(_OWN_INDEX[state]), 0, -1)
+            found = await pipe.execute()
+        # The due index's members are "<rank>:<id>"; the others' are ids.
+        return [m.decode().rsplit(":", 1)[-1] for members in found for m in members]
+
+    async def _page_of(
+        self,
+        ids: list[str],
+        limit: int,
+        states: set[bytes] | None,
+        wanted: Callable[[str], bool] | None,
+    ) -> Page:
+        """The first ``limit`` records of ``ids`` (newest first) still matching: a task may
+        have moved on between the index read and its own."""
+        items: list[TaskRecord] = []
+        size = limit + 1 if wanted is None else max(_PAGE, limit + 1)
+        for first in range(0, len(ids), size):
+            if len(items) > limit:
+                break
+            items += _matching(await self._rows(ids[first : first + size]), states, wanted)
+        if len(items) > limit:
+            return Page(items[:limit], items[limit - 1].id)
         return Page(items, None)
 
     async def counts(self) -> dict[tuple[str, State], int]:
@@ -337,6 +411,30 @@ class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods, BreakerMet
             if int(value) > 0:
                 found[subject, State(state)] = int(value)
         return found
+
+    async def activity(self, *, since: float) -> list[ActivityCount]:
+        """Read the index's buckets from ``since``'s on, then every one of them in one
+        pipeline: two round trips. A bucket whose key expired is left out."""
+        start = math.floor(since / ACTIVITY_BUCKET) * ACTIVITY_BUCKET
+        async with self._link.guard("activity"):
+            starts = await self._link.client.zrangebyscore(self._keys.activity, num(start), "+inf")
+            if not starts:
+                return []
+            async with self._link.client.pipeline(transaction=False) as pipe:
+                for member in starts:
+                    pipe.hgetall(self._keys.activity_bucket(member.decode()))
+                buckets = await pipe.execute()
+        return [
+            count
+            for member, fields in zip(starts, buckets, strict=True)
+            for count in _bucket_counts(float(member), fields)
+        ]
+
+    async def oldest_due(self) -> float | None:
+        """The first score of the due index, in one command."""
+        async with self._link.guard("oldest_due"):
+            first = await self._link.client.zrange(self._keys.index("due"), 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
 
     async def oldest_ready(self, *, limit: int) -> dict[str, float]:
         """Read the ready index's first ``limit`` ids, then their subject and run_at in
@@ -411,6 +509,34 @@ class RedisStore(ScheduleMethods, WorkflowMethods, FlowLedgerMethods, BreakerMet
             )
         return found
 
+    async def _keyed(self, subject: str, key: str) -> list[str]:
+        """The id of the task holding idempotency ``key`` of ``subject``: its scoped key,
+        else the key as named before ADR 0028 (``query`` keeps only the subject's task).
+        Both expire with their window, so a closed one names nothing."""
+        scoped = self._keys.idempotency(subject, key)
+        legacy = self._keys.unscoped_idempotency(key)
+        async with self._link.guard("query"):
+            held = await self._link.client.mget([scoped, legacy])
+        found = next((value for value in held if value is not None), None)
+        return [] if found is None else [found.split(b" ", 1)[0].decode()]
+
+    async def _sifted(
+        self, ids: list[str], states: set[bytes] | None, wanted: Callable[[str], bool] | None
+    ) -> list[str]:
+        """The ids whose state and subject match, read two fields a task: a walk past
+        many tasks that do not match reads only their records' state and subject."""
+        async with self._link.guard("query"), self._link.client.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hmget(self._keys.task(task_id), _SIFT_FIELDS)
+            rows = await pipe.execute()
+        return [
+            task_id
+            for task_id, (state, subject) in zip(ids, rows, strict=True)
+            if state is not None
+            and (states is None or state in states)
+            and (wanted is None or wanted(subject.decode()))
+        ]
+
     async def _rows(self, ids: list[str]) -> list[list[Any] | None]:
         """Each id's record as a script replies it (the id, then ``HASH_FIELDS``); None
         for an unknown id."""
@@ -445,8 +571,35 @@ def _with_dedup(packed: bytes, dedup: Dedup) -> bytes:
     return b"\n".join(fields)
 
 
+def _bucket_counts(at: float, fields: dict[bytes, bytes]) -> list[ActivityCount]:
+    """The non-zero counts of one activity bucket's hash, by subject and state."""
+    counts = []
+    for field, value in sorted(fields.items()):
+        subject, state = field.decode().rsplit(" ", 1)
+        if int(value) > 0:
+            counts.append(ActivityCount(at, subject, State(state), int(value)))
+    return counts
+
+
 def _token(fence: Fence | None) -> str:
     return "" if fence is None else str(fence.token)
+
+
+def _within(task_id: str, low: str | None, high: str | None) -> bool:
+    return (low is None or task_id >= low) and (high is None or task_id < high)
+
+
+def _matching(
+    rows: list[list[Any] | None], states: set[bytes] | None, wanted: Callable[[str], bool] | None
+) -> list[TaskRecord]:
+    """The records of ``rows`` in one of ``states`` whose subject is ``wanted``."""
+    return [
+        record_of(row)
+        for row in rows
+        if row is not None
+        and (states is None or row[3] in states)
+        and (wanted is None or wanted(row[13].decode()))
+    ]
 
 
 def _records(reply: list[Any]) -> list[TaskRecord | None]:
@@ -459,6 +612,7 @@ def _records(reply: list[Any]) -> list[TaskRecord | None]:
 
 _STORE: type[TaskStore] = RedisStore
 _AGES: type[ReadyAges] = RedisStore
+_ACTIVITY: type[Activity] = RedisStore
 _FUSING: type[FusingStore] = RedisStore
 _SCHEDULES: type[ScheduleStore] = RedisStore
 _WORKFLOWS: type[WorkflowStore] = RedisStore

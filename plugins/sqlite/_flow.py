@@ -64,14 +64,17 @@ the newest ``ERROR_HISTORY - 1``; a longer history stored before the bound is cu
 _FINISH = (
     "UPDATE tasks SET state = :state, updated_at = :at, result = :result, "
     "finished_at = :finished_at, run_at = COALESCE(:run_at, run_at), "
-    "attempt = MAX(attempt - :refund, 0), lease_owner = NULL, lease_until = NULL, "
+    "attempt = MAX(attempt - :refund, 0), lease_until = NULL, "
+    "lease_owner = CASE WHEN :state = 'SUCCEEDED' THEN lease_owner END, "
     f"{_APPEND_ERROR} WHERE id = :id"
 )
 _SUCCEED = (
     "UPDATE tasks SET state = 'SUCCEEDED', updated_at = ?, result = ?, finished_at = ?, "
-    "lease_owner = NULL, lease_until = NULL WHERE id = ?"
+    "lease_until = NULL WHERE id = ?"
 )
-"""``_FINISH`` for a success: simpler, positional, so the common outcome binds and runs faster."""
+"""``_FINISH`` for a success: simpler, positional, so the common outcome binds and runs faster.
+A SUCCEEDED task keeps its lease owner, the worker that ran it: its state says it holds no
+lease."""
 _RECOVER = (
     "UPDATE tasks SET state = :state, run_at = COALESCE(:run_at, run_at), "
     "finished_at = :finished_at, updated_at = :now, lease_owner = NULL, lease_until = NULL, "
@@ -410,7 +413,7 @@ def recover(
     CANCELLED when a cancel was requested."""
     check_fence(conn, fence)
     rows = conn.execute(
-        "SELECT id, attempt, max_attempts, cancel_requested "
+        "SELECT id, attempt, max_attempts, cancel_requested, lease_owner "
         "FROM tasks INDEXED BY tasks_lease "
         "WHERE state = 'RUNNING' AND lease_until <= ? ORDER BY lease_until, id LIMIT ?",
         (now, max(limit, 0)),
@@ -422,13 +425,14 @@ def recover(
 
 
 def _recover_params(row: Sequence[Any], now: float, default_max: int | None) -> dict[str, Any]:
-    task_id, attempt, max_attempts, cancel_requested = row
+    task_id, attempt, max_attempts, cancel_requested, owner = row
     decided = recovery(
         attempt=attempt,
         max_attempts=max_attempts,
         cancel_requested=bool(cancel_requested),
         now=now,
         default_max_attempts=default_max,
+        worker=owner,
     )
     return {
         "id": task_id,

@@ -11,7 +11,10 @@ flow ledger (ADR 0038): limits, pauses, slots, buckets, windows and waiter lists
 of the wake order (ADR 0039); a version 5 file's waiters get the group "" and rank 0 (so
 they keep their order, lowest id first). Version 7 added the local coordinator's
 ``members`` table, the fleet's registry (ADR 0041), and ``flow_breakers``, the circuit
-breakers (ADR 0040).
+breakers (ADR 0040). Version 8 added ``task_counts``, the tasks per (subject, state), and
+``task_activity``, the attempts that ended per minute (``atp.core.ports.Activity``), both
+kept by triggers on ``tasks``; a version 7 file's counts are taken from its rows once, in
+the transaction that creates the triggers, so none is missed.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from __future__ import annotations
 import sqlite3
 
 from atp.core.errors import ConfigError
+from atp.core.ports import ACTIVITY_BUCKET
 
 __all__ = ["VERSION", "ensure_schema"]
 
-VERSION = 7
+VERSION = 8
+
+_BUCKET = f"CAST(NEW.updated_at / {ACTIVITY_BUCKET:g} AS INTEGER) * {ACTIVITY_BUCKET:g}"
+"""The start of the activity bucket of a write's time (times are positive: CAST floors)."""
+_COUNT_NEW = """INSERT INTO task_counts (subject, state, n) VALUES (NEW.subject, NEW.state, 1)
+        ON CONFLICT (subject, state) DO UPDATE SET n = n + 1;"""
+_UNCOUNT_OLD = "UPDATE task_counts SET n = n - 1 WHERE subject = OLD.subject AND state = OLD.state;"
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -179,6 +189,45 @@ _DDL = (
     )""",
     """CREATE INDEX IF NOT EXISTS flow_breakers_rest ON flow_breakers (rest_at)
         WHERE rest_at IS NOT NULL""",
+    # Version 8: counters the triggers below keep in the writer's transaction, so counts
+    # and the console's charts are read without a scan. A count row that reached 0
+    # stays until prune deletes it: the next task of the pair needs no insert.
+    """CREATE TABLE IF NOT EXISTS task_counts (
+        subject TEXT NOT NULL,
+        state   TEXT NOT NULL,
+        n       INTEGER NOT NULL,
+        PRIMARY KEY (subject, state)
+    ) WITHOUT ROWID""",
+    # ``at`` first: prune deletes the old buckets by range, activity reads from a time.
+    """CREATE TABLE IF NOT EXISTS task_activity (
+        at      REAL NOT NULL,
+        subject TEXT NOT NULL,
+        state   TEXT NOT NULL,
+        n       INTEGER NOT NULL,
+        PRIMARY KEY (at, subject, state)
+    ) WITHOUT ROWID""",
+    f"""CREATE TRIGGER IF NOT EXISTS tasks_counted_in AFTER INSERT ON tasks BEGIN
+        {_COUNT_NEW}
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS tasks_counted_out AFTER DELETE ON tasks BEGIN
+        {_UNCOUNT_OLD}
+    END""",
+    # UPDATE OF fires whenever the columns are SET, changed or not: WHEN keeps the
+    # heartbeat-like updates (state = state) free.
+    f"""CREATE TRIGGER IF NOT EXISTS tasks_counted_moved AFTER UPDATE OF subject, state ON tasks
+        WHEN OLD.state IS NOT NEW.state OR OLD.subject IS NOT NEW.subject BEGIN
+        {_UNCOUNT_OLD}
+        {_COUNT_NEW}
+    END""",
+    # An attempt ended: into a final state, or from RUNNING back to SCHEDULED (a retry),
+    # counted in the minute of the write's updated_at, which every transition sets.
+    f"""CREATE TRIGGER IF NOT EXISTS tasks_ended AFTER UPDATE OF state ON tasks
+        WHEN OLD.state IS NOT NEW.state AND (NEW.state IN ('SUCCEEDED', 'DEAD', 'CANCELLED')
+            OR (NEW.state = 'SCHEDULED' AND OLD.state = 'RUNNING')) BEGIN
+        INSERT INTO task_activity (at, subject, state, n)
+            VALUES ({_BUCKET}, NEW.subject, NEW.state, 1)
+            ON CONFLICT (at, subject, state) DO UPDATE SET n = n + 1;
+    END""",
 )
 
 _WAITER_COLUMNS = (
@@ -206,6 +255,13 @@ _SCOPE_KEYS = (
 )
 """Version 4's migration of version 1's global keys, run when that table exists."""
 
+_TAKE_COUNTS = (
+    "DELETE FROM task_counts",
+    """INSERT INTO task_counts (subject, state, n)
+        SELECT subject, state, COUNT(*) FROM tasks GROUP BY subject, state""",
+)
+"""Version 8's first counts, from the rows as they stand; the triggers keep them after."""
+
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     """Create the tables if they are missing; refuse a file written by a newer atp."""
@@ -222,6 +278,8 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             if _has_table(conn, "idempotency"):
                 for statement in _SCOPE_KEYS:
                     conn.execute(statement)
+            for statement in _TAKE_COUNTS:
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -12,6 +12,8 @@ from functools import partial
 
 from atp.core.model import State, Task, TaskRecord
 from atp.core.ports import (
+    Activity,
+    ActivityCount,
     BreakerLedger,
     Claim,
     Created,
@@ -170,8 +172,16 @@ class SqliteStore(SqliteFlowLedger, SqliteBreakers, SqliteRecords):
         return await self._db.read(partial(_admin.query, query=query))
 
     async def counts(self) -> dict[tuple[str, State], int]:
-        """Count from the subject index in one read."""
+        """Read the counts the triggers keep, in one read (never a scan of the tasks)."""
         return await self._db.read(_admin.counts)
+
+    async def activity(self, *, since: float) -> list[ActivityCount]:
+        """Read the buckets the triggers keep, in one read; ``prune`` drops the old ones."""
+        return await self._db.read(partial(_admin.activity, since=since))
+
+    async def oldest_due(self) -> float | None:
+        """Read the first entry of the due index."""
+        return await self._db.read(_admin.oldest_due)
 
     async def oldest_ready(self, *, limit: int) -> dict[str, float]:
         """One read over the lease index's first ``limit`` READY rows."""
@@ -190,7 +200,8 @@ class SqliteStore(SqliteFlowLedger, SqliteBreakers, SqliteRecords):
         return await self._db.write(partial(_admin.purge, ids=ids))
 
     async def prune(self, *, finished_before: float, now: float, limit: int) -> int:
-        """Delete in one transaction; ``limit`` bounds the keys deleted too."""
+        """Delete in one transaction; ``limit`` bounds the keys deleted too. The activity
+        buckets past ``ACTIVITY_KEPT`` and the counts that reached zero go as well."""
         work = partial(_admin.prune, finished_before=finished_before, now=now, limit=limit)
         return await self._db.write(work)
 
@@ -202,6 +213,7 @@ class SqliteStore(SqliteFlowLedger, SqliteBreakers, SqliteRecords):
 
 _: type[TaskStore] = SqliteStore
 _AGES: type[ReadyAges] = SqliteStore
+_ACTIVITY: type[Activity] = SqliteStore
 _SCHEDULES: type[ScheduleStore] = SqliteStore
 _WORKFLOWS: type[WorkflowStore] = SqliteStore
 _LEDGER: type[FlowLedger] = SqliteStore

@@ -25,6 +25,7 @@ suite can run against a shared server. Each suite's docstring says how it uses t
 import pytest
 
 _CHECKS = (
+    "activity",
     "_breaker_support",
     "_flow_support",
     "_store_dedup",
@@ -48,6 +49,7 @@ _CHECKS = (
 pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in _CHECKS))
 
 from atp.sdk.conformance._support import unique  # noqa: E402
+from atp.sdk.conformance.activity import ActivityConformance  # noqa: E402
 from atp.sdk.conformance.breakers import BreakerLedgerConformance  # noqa: E402
 from atp.sdk.conformance.coordinator import CoordinatorConformance  # noqa: E402
 from atp.sdk.conformance.flow import FlowLedgerConformance  # noqa: E402
@@ -60,6 +62,7 @@ from atp.sdk.conformance.transport import TransportConformance  # noqa: E402
 from atp.sdk.conformance.workflows import WorkflowStoreConformance  # noqa: E402
 
 __all__ = [
+    "ActivityConformance",
     "BreakerLedgerConformance",
     "CoordinatorConformance",
     "FlowLedgerConformance",

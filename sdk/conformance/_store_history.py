@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from atp.core.model import ERROR_HISTORY, AttemptError, State, TaskRecord
 from atp.core.ports import Clock, Outcome, TaskStore
+from atp.core.recovery import LEASE_EXPIRED
 from atp.sdk.conformance._store_support import LEASE, OWNER, get_one, make_running
 
 __all__ = ["HistoryChecks"]
@@ -40,6 +41,44 @@ class HistoryChecks:
         lease = record.errors[-1]
         assert (lease.kind, lease.attempt, lease.at) == ("lease", failures + 1, at + LEASE)
         assert await get_one(store, running.id) == record
+
+    async def test_errors_keep_their_worker_and_start_and_a_lost_lease_names_its_owner(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        running = await make_running(store, subject, now, owner=ODD_OWNER, max_attempts=5)
+        failed = AttemptError(1, now + 2, "E: x", "error", "Traceback\n", ODD_OWNER, now + 0.5)
+        retry = Outcome(
+            running.id, ODD_OWNER, State.SCHEDULED, now + 2, error=failed, run_at=now + 3
+        )
+        assert await store.finish([retry]) == [True]
+        due = await store.take_due(now=now + 3, limit=10, ready_until=now + 3 + LEASE)
+        assert [task.id for task in due] == [running.id]
+        await store.claim([running.id], owner=ODD_OWNER, now=now + 3, lease_until=now + 4)
+        [record] = await store.recover(now=now + 4, limit=10, default_max_attempts=None)
+        lost = AttemptError(2, now + 4, LEASE_EXPIRED, "lease", worker=ODD_OWNER)
+        assert record.errors == (failed, lost)
+        assert (await get_one(store, running.id)).errors == (failed, lost)
+
+    async def test_a_succeeded_task_keeps_the_worker_that_ran_it(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        done = await make_running(store, subject, now, owner=ODD_OWNER)
+        dead = await make_running(store, subject, now, owner=ODD_OWNER)
+        failed = AttemptError(1, now + 1, "F", "fail", worker=ODD_OWNER, started_at=now)
+        outcomes = [
+            Outcome(done.id, ODD_OWNER, State.SUCCEEDED, now + 1, result=1),
+            Outcome(dead.id, ODD_OWNER, State.DEAD, now + 1, error=failed),
+        ]
+        assert await store.finish(outcomes) == [True, True]
+        succeeded, died = await get_one(store, done.id), await get_one(store, dead.id)
+        assert (succeeded.lease_owner, succeeded.lease_until) == (ODD_OWNER, None)
+        assert (died.lease_owner, died.lease_until, died.errors) == (None, None, (failed,))
+
+
+ODD_OWNER = 'host:1:"a\\b/✓'
+"""A worker name with what JSON escapes: a store that writes it by hand must quote it."""
 
 
 async def fail_attempts(

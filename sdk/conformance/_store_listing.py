@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from atp.core.ids import new_id
-from atp.core.model import State
+from atp.core.errors import InvalidInput
+from atp.core.ids import first_id, new_id
+from atp.core.model import State, Task
 from atp.core.ports import Clock, Created, Page, ReadyAges, Requeue, TaskQuery, TaskStore
 from atp.sdk.conformance._store_support import (
     OWNER,
@@ -91,6 +94,79 @@ class ListingChecks:
         query = TaskQuery(subject=subject, states=frozenset({State.DEAD}), limit=2)
         pages = await all_pages(store, query)
         assert [r.id for page in pages for r in page.items] == [r.id for r in reversed(dead)]
+
+    async def test_query_filters_by_creation_time(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        start = clock.now()
+        tasks = await _create_stamped(store, subject, [start + 10 * i for i in range(4)])
+        expected = {
+            (start + 10, start + 30): [tasks[2], tasks[1]],
+            (start + 10, None): [tasks[3], tasks[2], tasks[1]],
+            (None, start + 10): [tasks[0]],
+            (start + 5, start + 5): [],
+            (start + 31, None): [],
+        }
+        for (after, before), found in expected.items():
+            query = TaskQuery(subject=subject, created_after=after, created_before=before)
+            page = await store.query(query)
+            assert [r.id for r in page.items] == [t.id for t in found], (after, before)
+
+    async def test_query_pages_through_a_time_range_with_subject_and_state(
+        self, store: TaskStore, clock: Clock
+    ) -> None:
+        start, prefix = clock.now(), unique("range")
+        times = [start + i for i in range(8)]
+        subjects = [f"{prefix}.a" if i % 4 else f"{prefix}.b" for i in range(8)]
+        tasks = await _create_stamped(store, subjects, times)
+        await store.cancel([tasks[5].id], now=start + 9)
+        query = TaskQuery(
+            subject=f"{prefix}.a",
+            states=frozenset({State.SCHEDULED}),
+            limit=2,
+            created_after=start + 1,
+            created_before=start + 7,
+        )
+        pages = await all_pages(store, query)
+        assert [r.id for page in pages for r in page.items] == [tasks[i].id for i in (6, 3, 2, 1)]
+        assert [len(page.items) for page in pages] == [2, 2]
+
+    async def test_query_finds_the_task_holding_an_idempotency_key(
+        self, store: TaskStore, clock: Clock
+    ) -> None:
+        now, prefix, key = clock.now(), unique("keyed"), unique("key")
+        one, other = f"{prefix}.one", f"{prefix}.two"
+        keyed = _stamped(make_task(one, now, idempotency_key=key, run_at=now + 60))
+        same_key = make_task(other, now, idempotency_key=key, run_at=now + 60)
+        plain = make_task(one, now, run_at=now + 60)
+        await store.create([keyed, same_key, plain], now=now, idempotency_window=WINDOW)
+        found = await store.query(TaskQuery(subject=one, idempotency_key=key))
+        assert found == Page([await get_one(store, keyed.id)], None)
+        missing = {
+            "another key": TaskQuery(subject=one, idempotency_key=unique("key")),
+            "another state": TaskQuery(one, frozenset({State.DEAD}), idempotency_key=key),
+            "after it": TaskQuery(subject=one, idempotency_key=key, created_after=now + 1),
+            "past the cursor": TaskQuery(subject=one, cursor=keyed.id, idempotency_key=key),
+        }
+        for why, query in missing.items():
+            assert await store.query(query) == Page([], None), why
+
+    async def test_query_refuses_a_bad_range_or_key_and_changes_nothing(
+        self, store: TaskStore, clock: Clock, subject: str
+    ) -> None:
+        now = clock.now()
+        task = await make_in_state(store, subject, now, State.SCHEDULED)
+        bad = [
+            TaskQuery(subject=subject, created_after=now + 2, created_before=now + 1),
+            TaskQuery(subject=subject, created_after=math.nan),
+            TaskQuery(idempotency_key="k"),
+            TaskQuery(subject=f"{subject}.*", idempotency_key="k"),
+            TaskQuery(subject=subject, idempotency_key=""),
+        ]
+        for query in bad:
+            with pytest.raises(InvalidInput):
+                await store.query(query)
+        assert (await store.query(TaskQuery(subject=subject))).items == [task]
 
     async def test_counts_group_by_subject_and_state_and_leave_out_zeros(
         self, store: TaskStore, clock: Clock
@@ -277,3 +353,25 @@ def _ready_ages(store: TaskStore) -> ReadyAges:
     if not isinstance(store, ReadyAges):
         pytest.skip(f"{type(store).__name__} does not declare ReadyAges")
     return store
+
+
+async def _create_stamped(
+    store: TaskStore, subjects: str | list[str], times: list[float]
+) -> list[Task]:
+    """A task created at each of ``times``, its id stamped with that time (``_stamped``)."""
+    names = [subjects] * len(times) if isinstance(subjects, str) else subjects
+    tasks = [
+        _stamped(make_task(name, at, run_at=at + 3600))
+        for name, at in zip(names, times, strict=True)
+    ]
+    for task in tasks:
+        await store.create([task], now=task.created_at, idempotency_window=WINDOW)
+    return tasks
+
+
+def _stamped(task: Task) -> Task:
+    """``task`` with an id stamped with its ``created_at``: ids made in a test process
+    run ahead of a test's clock once an earlier test moved it on (``new_id`` never goes
+    back), and a time range is a range of ids."""
+    at = task.created_at
+    return task.replace(id=first_id(at)[:10] + new_id(at)[10:])

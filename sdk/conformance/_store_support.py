@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from atp.core.model import AttemptError, State, Task, TaskRecord
@@ -102,7 +103,7 @@ async def all_pages(store: TaskStore, query: TaskQuery) -> list[Page]:
     pages = [await store.query(query)]
     while pages[-1].next_cursor is not None:
         assert len(pages) < 100, "query paging does not end"
-        next_query = TaskQuery(query.subject, query.states, pages[-1].next_cursor, query.limit)
+        next_query = dataclasses.replace(query, cursor=pages[-1].next_cursor)
         pages.append(await store.query(next_query))
     return pages
 

@@ -210,16 +210,21 @@ def record_out(record: TaskRecord) -> pb.TaskRecord:
     return message
 
 
+_ERROR_OPTIONAL = ("traceback", "worker", "started_at")
+
+
 def error_in(message: pb.AttemptError) -> AttemptError:
-    traceback = field_or_none(message, "traceback")
-    return AttemptError(message.attempt, message.at, message.message, message.kind, traceback)
+    traceback, worker, started_at = (field_or_none(message, n) for n in _ERROR_OPTIONAL)
+    return AttemptError(
+        message.attempt, message.at, message.message, message.kind, traceback, worker, started_at
+    )
 
 
 def error_out(error: AttemptError) -> pb.AttemptError:
     message = pb.AttemptError(
         attempt=error.attempt, at=error.at, message=error.message, kind=error.kind
     )
-    set_optional(message, error, ("traceback",))
+    set_optional(message, error, _ERROR_OPTIONAL)
     return message
 
 

@@ -28,6 +28,7 @@ SHORT = {
     "ATP_CONCURRENCY": "2",
     "ATP_MAX_ATTEMPTS": "10",
     "ATP_RETRY_BASE": "0.2",
+    "ATP_SERVER__PORT": "0",  # `atp dev` serves its console on a free port
 }
 STARTED = re.compile(r"worker process (\d+) started: pid (\d+), name (\S+)")
 

@@ -41,6 +41,7 @@ SHORT = {
     "ATP_CONCURRENCY": "8",
     "ATP_MAX_ATTEMPTS": "10",
     "ATP_RETRY_BASE": "0.2",
+    "ATP_SERVER__PORT": "0",  # `atp dev` serves its console on a free port
 }
 
 

@@ -26,6 +26,7 @@ from atp.core.settings import Settings
 from atp.core.subjects import validate_subject
 from atp.plugins.sqlite import SqliteStore
 from atp.sdk.conformance import (
+    ActivityConformance,
     BreakerLedgerConformance,
     CoordinatorConformance,
     FlowLedgerConformance,
@@ -49,6 +50,26 @@ class TestMemoryStore(TaskStoreConformance):
 
 
 class TestSqliteStore(TaskStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(f"sqlite:///{tmp_path}/atp.db", settings, clock)
+        yield store
+        await store.close()
+
+
+class TestMemoryActivity(ActivityConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store("memory://", settings, clock)
+        yield store
+        await store.close()
+
+
+class TestSqliteActivity(ActivityConformance):
     @pytest.fixture
     async def store(
         self, plugin_manager: PluginManager, settings: Settings, clock: Clock, tmp_path: Path

@@ -12,12 +12,7 @@ from atp.core.plugins import PluginManager
 from atp.core.ports import Clock, Limiter
 from atp.core.settings import Settings
 from atp.sdk.conformance import LimiterConformance
-
-
-def make_limiter(plugins: PluginManager, url: str, settings: Settings, clock: Clock) -> Limiter:
-    limiter = plugins.hook.atp_make_limiter(url=url, settings=settings, clock=clock)
-    assert isinstance(limiter, Limiter), f"no plugin serves a limiter for {url}"
-    return limiter
+from tests.limiter_support import UrlLimiterConformance, make_limiter
 
 
 class TestMemoryLimiter(LimiterConformance):
@@ -30,23 +25,7 @@ class TestMemoryLimiter(LimiterConformance):
         await limiter.close()
 
 
-class TestSqliteLimiter(LimiterConformance):
+class TestSqliteLimiter(UrlLimiterConformance):
     @pytest.fixture
     def url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/limits.db"
-
-    @pytest.fixture
-    async def limiter(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        limiter = make_limiter(plugin_manager, url, settings, clock)
-        yield limiter
-        await limiter.close()
-
-    @pytest.fixture
-    async def other(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        limiter = make_limiter(plugin_manager, url, settings, clock)
-        yield limiter
-        await limiter.close()

@@ -580,7 +580,7 @@ def test_dev_runs_a_worker_and_the_scheduler_on_a_local_platform(
 
     monkeypatch.setattr(_run, "serve", fake_serve)
     monkeypatch.chdir(Path(__file__).parents[2])
-    result = atp(runner, "dev", "--concurrency", "4")
+    result = atp(runner, "dev", "--concurrency", "4", "--no-console")
     assert result.exit_code == 0, result.output
     ((platform, (worker, scheduler)),) = served
     assert platform.local
@@ -743,9 +743,9 @@ def test_ctrl_c_exits_130_and_a_refused_confirmation_exits_1(monkeypatch, capsys
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("atp.adapters.cli._dlq._count_dead", interrupted)
+    monkeypatch.setattr("atp.adapters.cli._dlq.count_dead", interrupted)
     assert cli.main(["dlq", "purge", "--all"], standalone_mode=False) == 130
     assert "interrupted" in capsys.readouterr().err
     monkeypatch.setattr("click.confirm", lambda *a, **k: (_ for _ in ()).throw(click.Abort()))
-    monkeypatch.setattr("atp.adapters.cli._dlq._count_dead", lambda *a, **k: 1)
+    monkeypatch.setattr("atp.adapters.cli._dlq.count_dead", lambda *a, **k: 1)
     assert cli.main(["dlq", "purge", "--all"], standalone_mode=False) == 1

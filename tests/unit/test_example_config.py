@@ -56,6 +56,8 @@ CHANGED: dict[str, Any] = {
     "server.max_body": 1024,
     "server.max_batch": 10,
     "server.max_page": 10,
+    "server.console": False,
+    "server.trace_url": "http://127.0.0.1:16686/trace/{trace_id}",
     "prometheus.port": 9465,
     "prometheus.host": "127.0.0.1",
     "prometheus.depth": "on",

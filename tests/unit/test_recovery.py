@@ -43,6 +43,7 @@ def test_the_next_state(
 
 
 def test_a_recovered_record_is_scheduled_now_without_a_lease() -> None:
+    """Its lease error names the lease owner; when the lost attempt began is unknown."""
     task = Task("t1", "a.b", run_at=NOW - 60, attempt=1)
     running = TaskRecord(task, State.RUNNING, NOW - 60, lease_owner="w1", lease_until=NOW - 1)
     record = recovered(running, NOW, 3)
@@ -52,5 +53,5 @@ def test_a_recovered_record_is_scheduled_now_without_a_lease() -> None:
         updated_at=NOW,
         lease_owner=None,
         lease_until=None,
-        errors=(AttemptError(1, NOW, LEASE_EXPIRED, "lease"),),
+        errors=(AttemptError(1, NOW, LEASE_EXPIRED, "lease", worker="w1"),),
     )

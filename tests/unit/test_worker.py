@@ -54,7 +54,7 @@ async def test_a_handler_result_is_recorded():
     assert record.task.attempt == 1
     assert record.errors == ()
     assert record.finished_at == record.task.created_at
-    assert record.lease_owner is None
+    assert (record.lease_owner, record.lease_until) == ("test-worker-1", None)  # who ran it
 
 
 async def test_a_handler_sees_its_own_task():

@@ -11,6 +11,10 @@
 --   <p>:{<shard>}:dead      ZSET  DEAD tasks, score 0 (lexical order of ids)
 --   <p>:{<shard>}:order     ZSET  every task, score 0 (lexical order of ids)
 --   <p>:{<shard>}:counts    HASH  "<subject> <state>" -> count
+--   <p>:{<shard>}:activity  ZSET  the start of each activity bucket kept, as score and member
+--   <p>:{<shard>}:activity:<start>  HASH  "<subject> <state>" -> attempts that ended so in
+--                                 the minute from <start> (atp.core.ports.Activity),
+--                                 expiring ACTIVITY_TTL seconds after its first write
 --   <p>:{<shard>}:task:<id> HASH  one task: the FIELDS of _admin.lua, plus 'cn' (the
 --                                 nonce of the create call) and 'm' (max_attempts, if set).
 --                                 't' is the envelope without what has a field of its own
@@ -37,9 +41,20 @@ local DUE, READY, RUNNING, FINISHED, DEAD, ORDER, COUNTS =
 
 -- Counters and index writes are gathered and applied once per call by commit(): one
 -- HINCRBY per (subject, state) and one ZADD or ZREM per index, not one per task.
-local deltas, adds, removes = {}, {}, {}
+-- ended: activity bucket start -> "<subject> <state>" -> attempts that ended so.
+local deltas, adds, removes, ended = {}, {}, {}, {}
 
-local function count(subject, from, to)
+-- The same numbers as atp.core.ports: ACTIVITY_BUCKET, and ACTIVITY_KEPT plus two
+-- buckets (test_redis_activity_lua pins them together).
+local ACTIVITY_BUCKET = 60
+local ACTIVITY_TTL = 7320
+local FINAL = {SUCCEEDED = true, DEAD = true, CANCELLED = true}
+
+-- One task of subject moved from state from to state to (nil: created, or deleted) in
+-- a write at time at (the caller's decimal string). A move that ends an attempt (into
+-- a final state, or RUNNING -> SCHEDULED, a retry) is counted in at's activity bucket:
+-- every caller that can end one passes at, and one that does not fails loudly here.
+local function count(subject, from, to, at)
   if from then
     local field = subject .. ' ' .. from
     deltas[field] = (deltas[field] or 0) - 1
@@ -47,6 +62,12 @@ local function count(subject, from, to)
   if to then
     local field = subject .. ' ' .. to
     deltas[field] = (deltas[field] or 0) + 1
+    if from ~= to and (FINAL[to] or (to == 'SCHEDULED' and from == 'RUNNING')) then
+      local start = math.floor(tonumber(at) / ACTIVITY_BUCKET) * ACTIVITY_BUCKET
+      local bucket = ended[start]
+      if not bucket then bucket = {}; ended[start] = bucket end
+      bucket[field] = (bucket[field] or 0) + 1
+    end
   end
 end
 
@@ -74,6 +95,25 @@ local function call_chunked(command, key, items, extra)
   end
 end
 
+-- Add the attempts gathered in ended to their buckets. A bucket's key is named after
+-- the counts key (same prefix, same hash tag). A field's first write (HINCRBY returns
+-- just its delta) may be the key's: then the index learns of the bucket, and the key
+-- gets its expiry, if ZADD NX finds the bucket new. Later writes are one HINCRBY.
+local function commit_activity()
+  local index = string.sub(COUNTS, 1, -#'counts' - 1) .. 'activity'
+  for start, fields in pairs(ended) do
+    local member = string.format('%d', start)
+    local key = index .. ':' .. member
+    local fresh = false
+    for field, n in pairs(fields) do
+      if redis.call('HINCRBY', key, field, n) == n then fresh = true end
+    end
+    if fresh and redis.call('ZADD', index, 'NX', start, member) == 1 then
+      redis.call('EXPIRE', key, ACTIVITY_TTL)
+    end
+  end
+end
+
 local function commit(out)
   for index, items in pairs(removes) do call_chunked('ZREM', index, items) end
   for index, items in pairs(adds) do call_chunked('ZADD', index, items) end
@@ -82,6 +122,7 @@ local function commit(out)
       redis.call('HDEL', COUNTS, field)
     end
   end
+  if next(ended) then commit_activity() end
   return out
 end
 

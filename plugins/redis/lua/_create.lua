@@ -18,7 +18,7 @@ local function cancel_pending(key, id)
   redis.call('HSET', key, 's', 'CANCELLED', 'f', ARGV[1], 'u', ARGV[1])
   redis.call('HDEL', key, 'lo', 'lu')
   redis.call('ZADD', FINISHED, ARGV[1], id)
-  count(t[3], state, 'CANCELLED')
+  count(t[3], state, 'CANCELLED', ARGV[1])
   return true
 end
 

@@ -8,7 +8,9 @@ local function finish_task(key, o)
   local f = redis.call('HMGET', key, 's', 'lo', 'a', 'sub', 'e', 'rk')
   if f[1] ~= 'RUNNING' or f[2] ~= owner then return false end
   remove_later(RUNNING, id)
-  redis.call('HDEL', key, 'lo', 'lu')
+  -- A SUCCEEDED task keeps its owner, the worker that ran it; its state says no lease.
+  if state == 'SUCCEEDED' then redis.call('HDEL', key, 'lu')
+  else redis.call('HDEL', key, 'lo', 'lu') end
   local set = {'s', state, 'u', at}
   if o[7] ~= '' then set[#set + 1] = 'e'; set[#set + 1] = append(f[5], o[7]) end
   if o[6] == '1' then
@@ -25,6 +27,6 @@ local function finish_task(key, o)
     if state == 'DEAD' then add_later(DEAD, 0, id) else add_later(FINISHED, at, id) end
   end
   redis.call('HSET', key, unpack(set))
-  count(f[4], 'RUNNING', state)
+  count(f[4], 'RUNNING', state, at)
   return true
 end

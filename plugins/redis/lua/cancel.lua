@@ -19,7 +19,7 @@ for i = 2, #ARGV do
       redis.call('HSET', key, 's', 'CANCELLED', 'f', ARGV[1], 'u', ARGV[1])
       redis.call('HDEL', key, 'lo', 'lu')
       redis.call('ZADD', FINISHED, ARGV[1], id)
-      count(f[3], state, 'CANCELLED')
+      count(f[3], state, 'CANCELLED', ARGV[1])
     elseif state == 'RUNNING' and not f[2] then
       redis.call('HSET', key, 'c', '1', 'u', ARGV[1])
     end

@@ -16,7 +16,7 @@ for i = 2, #ARGV do
     redis.call('HSET', key, 's', 'DEAD', 'f', ARGV[1], 'u', ARGV[1])
     redis.call('HDEL', key, 'lo', 'lu')
     redis.call('ZADD', DEAD, 0, id)
-    count(f[2] or '', state, 'DEAD')
+    count(f[2] or '', state, 'DEAD', ARGV[1])
     out[#out + 1] = id
   end
 end

@@ -92,18 +92,22 @@ class PublishBatchResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[PublishResponse, _Mapping]]] = ...) -> None: ...
 
 class AttemptError(_message.Message):
-    __slots__ = ("attempt", "at", "message", "kind", "traceback")
+    __slots__ = ("attempt", "at", "message", "kind", "traceback", "worker", "started_at")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     attempt: int
     at: float
     message: str
     kind: str
     traceback: str
-    def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    worker: str
+    started_at: float
+    def __init__(self, attempt: _Optional[int] = ..., at: _Optional[float] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ..., traceback: _Optional[str] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class TaskRecord(_message.Message):
     __slots__ = ("id", "subject", "state", "payload", "headers", "idempotency_key", "run_at", "created_at", "updated_at", "attempt", "max_attempts", "timeout", "priority", "lease_owner", "lease_until", "result", "errors", "cancel_requested", "finished_at", "schedule", "workflow_run", "step", "concurrency_key", "rate_key", "dedup", "group_key")
@@ -175,16 +179,22 @@ class TaskId(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("subject", "states", "cursor", "limit")
+    __slots__ = ("subject", "states", "cursor", "limit", "created_after", "created_before", "idempotency_key")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     STATES_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     subject: str
     states: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
     limit: int
-    def __init__(self, subject: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    created_after: float
+    created_before: float
+    idempotency_key: str
+    def __init__(self, subject: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., created_after: _Optional[float] = ..., created_before: _Optional[float] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class TaskPage(_message.Message):
     __slots__ = ("items", "next_cursor")

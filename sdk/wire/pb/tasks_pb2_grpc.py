@@ -5,7 +5,7 @@ import warnings
 
 from atp.sdk.wire.pb import tasks_pb2 as atp_dot_v1_dot_tasks__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -48,6 +48,7 @@ BEYOND_JSON_SCHEMA = {
     "POST /v1/workflows": "a definition's graph: known parents, no cycle, fields per kind",
     "POST /v1/schedules": "a cron expression and an IANA time zone",
     "DELETE /v1/limits": "a target's grammar (subject or key pattern) depends on `key`",
+    "GET /v1/tasks": "a time's grammar; a key needs an exact `subject`; a range in order",
 }
 """Operations whose valid input the document cannot fully state: their positive data
 may be refused (400); every other check still holds for them."""

@@ -9,12 +9,13 @@ import pytest
 
 from atp.core.clock import ManualClock
 from atp.core.plugins import PluginManager
-from atp.core.ports import Clock, Limiter
+from atp.core.ports import Limiter
 from atp.core.settings import Settings
 from atp.plugins.etcd._cluster import Cluster
 from atp.plugins.etcd._url import parse_url
 from atp.plugins.etcd.limiter import EtcdLimiter
-from atp.sdk.conformance import LimiterConformance, unique
+from atp.sdk.conformance import unique
+from tests.limiter_support import UrlLimiterConformance, make_limiter
 
 pytestmark = pytest.mark.integration
 
@@ -24,28 +25,9 @@ def url(etcd_url: str) -> str:
     return f"{etcd_url}?prefix={unique('limits')}"
 
 
-def make_limiter(plugins: PluginManager, url: str, settings: Settings, clock: Clock) -> Limiter:
-    limiter = plugins.hook.atp_make_limiter(url=url, settings=settings, clock=clock)
-    assert isinstance(limiter, EtcdLimiter)
-    return limiter
-
-
-class TestEtcdLimiter(LimiterConformance):
-    @pytest.fixture
-    async def limiter(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        limiter = make_limiter(plugin_manager, url, settings, clock)
-        yield limiter
-        await limiter.close()
-
-    @pytest.fixture
-    async def other(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        limiter = make_limiter(plugin_manager, url, settings, clock)
-        yield limiter
-        await limiter.close()
+class TestEtcdLimiter(UrlLimiterConformance):
+    async def test_the_plugin_serves_the_etcd_limiter(self, limiter: Limiter) -> None:
+        assert isinstance(limiter, EtcdLimiter)
 
 
 @pytest.fixture

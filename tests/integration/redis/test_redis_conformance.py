@@ -16,6 +16,7 @@ from atp.core.plugins import PluginManager
 from atp.core.ports import Clock, Coordinator, Registry, TaskStore, Transport
 from atp.core.settings import Settings
 from atp.sdk.conformance import (
+    ActivityConformance,
     BreakerLedgerConformance,
     CoordinatorConformance,
     FusedConformance,
@@ -33,6 +34,16 @@ LEASE = 1.0
 
 
 class TestRedisStore(TaskStoreConformance):
+    @pytest.fixture
+    async def store(
+        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
+    ) -> AsyncIterator[TaskStore]:
+        store = plugin_manager.make_store(url, settings, clock)
+        yield store
+        await store.close()
+
+
+class TestRedisActivity(ActivityConformance):
     @pytest.fixture
     async def store(
         self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str

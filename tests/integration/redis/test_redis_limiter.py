@@ -20,16 +20,11 @@ from atp.core.settings import Settings
 from atp.plugins.redis._connection import parse_url
 from atp.plugins.redis.keys import LimiterKeys
 from atp.plugins.redis.limiter import RedisLimiter
-from atp.sdk.conformance import LimiterConformance, unique
+from atp.sdk.conformance import unique
+from tests.limiter_support import UrlLimiterConformance, make_limiter
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def make_limiter(plugins: PluginManager, url: str, settings: Settings, clock: Clock) -> Limiter:
-    limiter = plugins.hook.atp_make_limiter(url=url, settings=settings, clock=clock)
-    assert isinstance(limiter, Limiter)
-    return limiter
 
 
 @pytest.fixture
@@ -48,26 +43,10 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-class TestRedisLimiter(LimiterConformance):
+class TestRedisLimiter(UrlLimiterConformance):
     @pytest.fixture
     def clock(self) -> Clock:
         return SystemClock()
-
-    @pytest.fixture
-    async def limiter(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        built = make_limiter(plugin_manager, url, settings, clock)
-        yield built
-        await built.close()
-
-    @pytest.fixture
-    async def other(
-        self, plugin_manager: PluginManager, settings: Settings, clock: Clock, url: str
-    ) -> AsyncIterator[Limiter]:
-        built = make_limiter(plugin_manager, url, settings, clock)  # its own connections
-        yield built
-        await built.close()
 
 
 async def server_now(raw: aioredis.Redis) -> float:
