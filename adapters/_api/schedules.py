@@ -9,6 +9,8 @@ or a taken name raises and changes nothing.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from atp.adapters._auth.guard import Principal
 from atp.core.cron.service import ScheduleService, define_schedule
 from atp.core.model import JSON
@@ -16,7 +18,19 @@ from atp.core.platform import Platform
 from atp.core.schedules import Schedule
 from atp.core.service import Published
 
-__all__ = ["ScheduleOperations"]
+__all__ = ["ScheduleFields", "ScheduleOperations"]
+
+
+class ScheduleFields(TypedDict):
+    """A schedule's definition as both APIs take it (``define_schedule`` checks it)."""
+
+    name: str
+    expression: str
+    subject: str
+    payload: JSON
+    tz: str
+    misfire: str
+    overlap: str
 
 
 class ScheduleOperations:
@@ -25,46 +39,20 @@ class ScheduleOperations:
     def __init__(self, platform: Platform) -> None:
         self.service = ScheduleService(platform)
 
-    async def add(
-        self,
-        who: Principal,
-        *,
-        name: str,
-        expression: str,
-        subject: str,
-        payload: JSON,
-        tz: str,
-        misfire: str,
-        overlap: str,
-    ) -> Schedule:
+    async def add(self, who: Principal, **fields: Unpack[ScheduleFields]) -> Schedule:
         """Store a new schedule (scope ``admin``); AlreadyExists for a taken name."""
-        schedule = define_schedule(
-            name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
-        )
+        schedule = define_schedule(**fields)
         who.scopes.require_admin()
         return await self.service.add(schedule)
 
-    async def update(
-        self,
-        who: Principal,
-        *,
-        name: str,
-        expression: str,
-        subject: str,
-        payload: JSON,
-        tz: str,
-        misfire: str,
-        overlap: str,
-    ) -> Schedule:
+    async def update(self, who: Principal, **fields: Unpack[ScheduleFields]) -> Schedule:
         """Give an existing schedule a new definition (scope ``admin``), as an App's
         declaration does: it keeps its paused state and history, and its next tick is
         computed again only when the expression or time zone changed. NotFound for an
         unknown name: an edit never creates."""
-        schedule = define_schedule(
-            name, expression, subject, payload=payload, tz=tz, misfire=misfire, overlap=overlap
-        )
+        schedule = define_schedule(**fields)
         who.scopes.require_admin()
-        await self.service.get(name)
+        await self.service.get(fields["name"])
         (stored,) = await self.service.declare([schedule])
         return stored
 
